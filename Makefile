@@ -1,0 +1,64 @@
+# rlhf — build, test, demo and benchmark targets.
+# `make` builds bin/rlhf; `make test` builds and runs every test and prints
+# "N passed, N failed"; `make test SAN=1` does the same under ASan+UBSan.
+
+PKGS     := openblas hdf5-serial ompi-c jansson libpcre2-8
+CC       ?= gcc
+OPT      ?= -O2 -march=native
+CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -I. $(shell pkg-config --cflags $(PKGS))
+LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+BUILD   := build/san
+else
+BUILD   := build/opt
+endif
+
+LIB_SRC  := $(wildcard common/*.c actor/*.c rewarder/*.c learner/*.c)
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+TEST_SRC := $(wildcard tests/test_*.c) tests/harness.c
+TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC))
+BENCH_SRC:= $(wildcard tests/bench/*.c)
+
+RLHF     := $(BUILD)/rlhf
+UNIT     := $(BUILD)/unit_tests
+
+.PHONY: all test bench demo clean deps
+all: bin/rlhf
+
+bin/rlhf: $(RLHF)
+	@mkdir -p bin
+	cp $< $@
+
+$(RLHF): $(BUILD)/rlhf.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT): $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/bench/%: tests/bench/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+test: $(RLHF) $(UNIT)
+	RLHF_BIN=$(RLHF) UNIT_BIN=$(UNIT) bash tests/run.sh
+
+bench: $(RLHF) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+	BENCH_DIR=$(BUILD)/bench RLHF_BIN=$(RLHF) bash tests/bench/run.sh
+
+demo: bin/rlhf
+	bash launch/demo.sh
+
+deps:
+	bash launch/install-deps.sh
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

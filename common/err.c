@@ -1,0 +1,90 @@
+/* err — one-line error messages, recorded by library code and printed by
+ * front ends; see err.h. */
+#include "common/err.h"
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char err_buf[2048];
+
+int err_set(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int err_prefix(const char *fmt, ...) {
+    char head[512], old[sizeof err_buf - sizeof head];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    snprintf(old, sizeof old, "%s", err_buf);
+    snprintf(err_buf, sizeof err_buf, "%s%s", head, old);
+    return -1;
+}
+
+const char *err_msg(void) { return err_buf; }
+void err_clear(void) { err_buf[0] = 0; }
+
+static void __attribute__((noreturn)) err_exit(void) {
+    int inited = 0, finalized = 0, size = 1;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (inited && !finalized) {
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+        MPI_Finalize();
+    }
+    exit(1);
+}
+
+void err_die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rlhf: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fflush(stderr);
+    err_exit();
+}
+
+void err_die_last(void) { err_die("%s", err_buf[0] ? err_buf : "unknown error"); }
+
+void err_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rlhf: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void *err_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) err_die("out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *err_calloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) err_die("out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *err_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) err_die("out of memory allocating %zu bytes", n);
+    return q;
+}
+
+char *err_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(err_malloc(n), s, n);
+}

@@ -1,0 +1,43 @@
+/* tok — tokenizers: a byte-level one (ids 0..255 are bytes, 256 is
+ * <|endoftext|>) for the small built-in models, and GPT-2's byte-level BPE
+ * loaded from Hugging Face vocab.json + merges.txt. Both encode UTF-8 text to
+ * ids and decode ids back to bytes. */
+#ifndef TOK_H
+#define TOK_H
+
+#include <stddef.h>
+
+typedef enum { TOK_BYTE = 0, TOK_GPT2 = 1 } TokKind;
+
+#define TOK_BYTE_EOT 256
+#define TOK_BYTE_VOCAB 257
+
+typedef struct Tok Tok;
+
+/* The byte tokenizer (never fails). */
+Tok *tok_byte_new(void);
+/* GPT-2 BPE from files; NULL + err_set naming the file/line on bad input. */
+Tok *tok_gpt2_load(const char *vocab_json_path, const char *merges_txt_path);
+/* Same, from in-memory file contents (used for checkpoints that embed them). */
+Tok *tok_gpt2_from_memory(const char *vocab_json, size_t vocab_len,
+                          const char *merges_txt, size_t merges_len);
+void tok_free(Tok *t);
+
+TokKind tok_kind(const Tok *t);
+int tok_vocab_size(const Tok *t);
+int tok_eot(const Tok *t); /* id of <|endoftext|> */
+
+/* Encode text (len bytes; need not be valid UTF-8 for the byte tokenizer).
+ * Returns a malloc'd array and its length in *n, or NULL + err_set.
+ * The literal string "<|endoftext|>" in text is NOT treated as special. */
+int *tok_encode(const Tok *t, const char *text, size_t len, int *n);
+/* Decode ids to a malloc'd NUL-terminated byte string; *len gets its length.
+ * Unknown ids give NULL + err_set. The EOT token decodes to "<|endoftext|>". */
+char *tok_decode(const Tok *t, const int *ids, int n, size_t *len);
+
+/* For checkpoints: the original file contents of a GPT-2 tokenizer (NULL for
+ * the byte tokenizer). */
+const char *tok_vocab_json(const Tok *t, size_t *len);
+const char *tok_merges_txt(const Tok *t, size_t *len);
+
+#endif

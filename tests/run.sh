@@ -1,0 +1,19 @@
+#!/bin/bash
+# Runs the unit-test binary and every tests/cli_*.sh script, then prints the
+# total as "N passed, N failed". Each shell test prints "ok   NAME" or
+# "FAIL NAME" lines; the unit binary prints the same.
+set -u
+cd "$(dirname "$0")/.."
+: "${RLHF_BIN:=bin/rlhf}" "${UNIT_BIN:=build/opt/unit_tests}"
+export RLHF_BIN UNIT_BIN
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+"$UNIT_BIN" 2>&1 | tee -a "$log" | grep -v '^[0-9]* passed, [0-9]* failed$'
+for t in tests/cli_*.sh; do
+    [ -e "$t" ] || continue
+    bash "$t" 2>&1 | tee -a "$log"
+done
+passed=$(grep -c '^ok ' "$log")
+failed=$(grep -c '^FAIL ' "$log")
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
