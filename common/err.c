@@ -24,7 +24,9 @@ int err_prefix(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
-    snprintf(old, sizeof old, "%s", err_buf);
+    size_t k = strnlen(err_buf, sizeof old - 1);
+    memcpy(old, err_buf, k);
+    old[k] = 0;
     snprintf(err_buf, sizeof err_buf, "%s%s", head, old);
     return -1;
 }
