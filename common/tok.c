@@ -12,3 +12,5 @@ int *tok_encode(const Tok *t, const char *s, size_t l, int *n) { (void)t; (void)
 char *tok_decode(const Tok *t, const int *i, int n, size_t *l) { (void)t; (void)i; (void)n; (void)l; return NULL; }
 const char *tok_vocab_json(const Tok *t, size_t *l) { (void)t; (void)l; return NULL; }
 const char *tok_merges_txt(const Tok *t, size_t *l) { (void)t; (void)l; return NULL; }
+char *tok_byte_vocab_json(size_t *l) { (void)l; return NULL; }
+int tok_is_plain_bytes(const Tok *t) { (void)t; return 0; }

@@ -40,4 +40,12 @@ char *tok_decode(const Tok *t, const int *ids, int n, size_t *len);
 const char *tok_vocab_json(const Tok *t, size_t *len);
 const char *tok_merges_txt(const Tok *t, size_t *len);
 
+/* The byte tokenizer written as a GPT-2 vocab.json (GPT-2's bytes_to_unicode
+ * character of byte b -> id b, "<|endoftext|>" -> 256); with an empty
+ * merges.txt it encodes exactly like the byte tokenizer. malloc'd. */
+char *tok_byte_vocab_json(size_t *len);
+/* 1 if a GPT-2 tokenizer has no merges and exactly the vocabulary above, so
+ * it can be replaced by the byte tokenizer; 0 otherwise. */
+int tok_is_plain_bytes(const Tok *t);
+
 #endif
