@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/ops.h"
+#include <cblas.h>
 
 int gpt_config_validate(const GptConfig *c) {
     if (c->vocab_size < 1) return err_set("vocab_size must be >= 1 (got %d)", c->vocab_size);
@@ -158,19 +160,500 @@ void gpt_init_random(Gpt *m, uint64_t seed) {
     }
 }
 
-/* ---- stubs, being written ---- */
-int gpt_forward(Gpt *m, const int *tokens, int B, int T) { (void)m; (void)tokens; (void)B; (void)T; return -1; }
-void gpt_token_logprobs(const Gpt *m, const int *t, float *l, float *e) { (void)m; (void)t; (void)l; (void)e; }
-float gpt_ce_loss(const Gpt *m, const int *t, const float *mask, float *d) { (void)m; (void)t; (void)mask; (void)d; return 0; }
+/* ---- activations ----------------------------------------------------- */
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *attproj, *res2;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *res3;
+    unsigned char *att_mask, *attproj_mask, *fcproj_mask;
+} GptLayerActs;
+
+struct GptActs {
+    float *base;            /* one allocation for every float below */
+    unsigned char *masks;   /* one allocation for every dropout mask */
+    size_t n_floats, n_masks;
+    int *tokens;            /* copy of the forward's tokens (for wte grads) */
+    int dropout_on;
+    float *encoded;
+    unsigned char *enc_mask;
+    GptLayerActs *layer;
+    float *lnf, *lnf_mean, *lnf_rstd, *out; /* out: logits or values */
+    /* backward scratch */
+    float *dres, *dc1, *dc2, *d4c1, *d4c2, *dqkv, *dlnf, *tt1, *tt2;
+};
+
+static float *take(float *base, size_t *off, size_t n) {
+    float *p = base ? base + *off : NULL;
+    *off += n;
+    return p;
+}
+
+static unsigned char *take_mask(unsigned char *base, size_t *off, size_t n, int on) {
+    if (!on) return NULL;
+    unsigned char *p = base ? base + *off : NULL;
+    *off += n;
+    return p;
+}
+
+/* Lays out activations for (B, T) in base/masks (NULL: just count). */
+static void acts_layout(const Gpt *m, GptActs *a, int B, int T) {
+    size_t N = (size_t)B * T, C = m->cfg.n_embd, NH = m->cfg.n_head, f = 0, k = 0;
+    int on = a->dropout_on;
+    size_t out_cols = m->cfg.head == GPT_HEAD_LM ? (size_t)m->cfg.vocab_size : 1;
+    a->encoded = take(a->base, &f, N * C);
+    a->enc_mask = take_mask(a->masks, &k, N * C, on);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        GptLayerActs *y = &a->layer[l];
+        y->ln1 = take(a->base, &f, N * C);
+        y->ln1_mean = take(a->base, &f, N);
+        y->ln1_rstd = take(a->base, &f, N);
+        y->qkv = take(a->base, &f, N * 3 * C);
+        y->att = take(a->base, &f, N * NH * T);
+        y->atty = take(a->base, &f, N * C);
+        y->attproj = take(a->base, &f, N * C);
+        y->res2 = take(a->base, &f, N * C);
+        y->ln2 = take(a->base, &f, N * C);
+        y->ln2_mean = take(a->base, &f, N);
+        y->ln2_rstd = take(a->base, &f, N);
+        y->fch = take(a->base, &f, N * 4 * C);
+        y->fch_gelu = take(a->base, &f, N * 4 * C);
+        y->fcproj = take(a->base, &f, N * C);
+        y->res3 = take(a->base, &f, N * C);
+        y->att_mask = take_mask(a->masks, &k, N * NH * T, on);
+        y->attproj_mask = take_mask(a->masks, &k, N * C, on);
+        y->fcproj_mask = take_mask(a->masks, &k, N * C, on);
+    }
+    a->lnf = take(a->base, &f, N * C);
+    a->lnf_mean = take(a->base, &f, N);
+    a->lnf_rstd = take(a->base, &f, N);
+    a->out = take(a->base, &f, N * out_cols);
+    a->dres = take(a->base, &f, N * C);
+    a->dc1 = take(a->base, &f, N * C);
+    a->dc2 = take(a->base, &f, N * C);
+    a->dlnf = take(a->base, &f, N * C);
+    a->d4c1 = take(a->base, &f, N * 4 * C);
+    a->d4c2 = take(a->base, &f, N * 4 * C);
+    a->dqkv = take(a->base, &f, N * 3 * C);
+    a->tt1 = take(a->base, &f, (size_t)T * T);
+    a->tt2 = take(a->base, &f, (size_t)T * T);
+    a->n_floats = f;
+    a->n_masks = k;
+}
+
+/* Makes m->acts fit (B, T); reallocates only when it must grow. */
+static void acts_prepare(Gpt *m, int B, int T) {
+    if (!m->acts) {
+        m->acts = err_calloc(1, sizeof *m->acts);
+        m->acts->layer = err_calloc(m->cfg.n_layer, sizeof(GptLayerActs));
+    }
+    GptActs *a = m->acts;
+    float *base = a->base;
+    unsigned char *masks = a->masks;
+    size_t have_f = a->base ? a->n_floats : 0, have_k = a->masks ? a->n_masks : 0;
+    a->dropout_on = m->training && m->dropout > 0.0f;
+    a->base = NULL;
+    a->masks = NULL;
+    acts_layout(m, a, B, T);
+    if (a->n_floats > have_f) {
+        free(base);
+        base = err_malloc(a->n_floats * sizeof(float));
+        have_f = a->n_floats;
+    }
+    if (a->n_masks > have_k) {
+        free(masks);
+        masks = err_malloc(a->n_masks);
+        have_k = a->n_masks;
+    }
+    a->base = base;
+    a->masks = masks;
+    acts_layout(m, a, B, T);
+    a->n_floats = have_f;
+    a->n_masks = have_k;
+    if ((size_t)B * T > m->acts_capacity) {
+        free(a->tokens);
+        a->tokens = err_malloc((size_t)B * T * sizeof(int));
+        m->acts_capacity = (size_t)B * T;
+    }
+}
+
+/* ---- whole model ----------------------------------------------------- */
+
+static void encoder_forward(Gpt *m, const int *tokens, int B, int T) {
+    int C = m->cfg.n_embd;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *out = m->acts->encoded + ((size_t)b * T + t) * C;
+            const float *te = m->p.wte + (size_t)tokens[b * T + t] * C;
+            const float *pe = m->p.wpe + (size_t)t * C;
+            for (int i = 0; i < C; i++) out[i] = te[i] + pe[i];
+        }
+}
+
+static void block_forward(Gpt *m, int l, const float *inp, int B, int T) {
+    GptActs *a = m->acts;
+    GptLayerActs *y = &a->layer[l];
+    const GptLayer *w = &m->p.layer[l];
+    int C = m->cfg.n_embd, N = B * T;
+    float p = m->dropout;
+    ops_layernorm_forward(y->ln1, y->ln1_mean, y->ln1_rstd, inp, w->ln1_w, w->ln1_b, N, C);
+    ops_matmul_forward(y->qkv, y->ln1, w->qkv_w, w->qkv_b, N, C, 3 * C);
+    ops_attention_forward(y->atty, y->att, y->att_mask, y->qkv, B, T, C, m->cfg.n_head,
+                          m->dropout, &m->dropout_rng, a->tt1);
+    ops_matmul_forward(y->attproj, y->atty, w->attproj_w, w->attproj_b, N, C, C);
+    if (y->attproj_mask) ops_dropout_forward(y->attproj, y->attproj_mask, (size_t)N * C, p, &m->dropout_rng);
+    ops_residual_forward(y->res2, inp, y->attproj, (size_t)N * C);
+    ops_layernorm_forward(y->ln2, y->ln2_mean, y->ln2_rstd, y->res2, w->ln2_w, w->ln2_b, N, C);
+    ops_matmul_forward(y->fch, y->ln2, w->fc_w, w->fc_b, N, C, 4 * C);
+    ops_gelu_forward(y->fch_gelu, y->fch, (size_t)N * 4 * C);
+    ops_matmul_forward(y->fcproj, y->fch_gelu, w->fcproj_w, w->fcproj_b, N, 4 * C, C);
+    if (y->fcproj_mask) ops_dropout_forward(y->fcproj, y->fcproj_mask, (size_t)N * C, p, &m->dropout_rng);
+    ops_residual_forward(y->res3, y->res2, y->fcproj, (size_t)N * C);
+}
+
+static void head_forward(Gpt *m, int N) {
+    GptActs *a = m->acts;
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    if (m->cfg.head == GPT_HEAD_LM) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f,
+                    a->lnf, C, m->p.wte, C, 0.0f, a->out, V);
+        return;
+    }
+    for (int n = 0; n < N; n++) {
+        const float *x = a->lnf + (size_t)n * C;
+        float s = m->p.score_b[0];
+        for (int i = 0; i < C; i++) s += x[i] * m->p.score_w[i];
+        a->out[n] = s;
+    }
+}
+
+int gpt_forward(Gpt *m, const int *tokens, int B, int T) {
+    if (B < 1 || T < 1 || T > m->cfg.n_ctx)
+        return err_set("forward: sequence length %d outside 1..%d (n_ctx)", T, m->cfg.n_ctx);
+    for (int i = 0; i < B * T; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
+            return err_set("forward: token id %d outside the vocabulary (0..%d)",
+                           tokens[i], m->cfg.vocab_size - 1);
+    acts_prepare(m, B, T);
+    GptActs *a = m->acts;
+    int N = B * T, C = m->cfg.n_embd;
+    memcpy(a->tokens, tokens, (size_t)N * sizeof(int));
+    m->B = B;
+    m->T = T;
+    encoder_forward(m, tokens, B, T);
+    if (a->enc_mask) ops_dropout_forward(a->encoded, a->enc_mask, (size_t)N * C, m->dropout, &m->dropout_rng);
+    const float *x = a->encoded;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        block_forward(m, l, x, B, T);
+        x = a->layer[l].res3;
+    }
+    ops_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->p.lnf_w, m->p.lnf_b, N, C);
+    head_forward(m, N);
+    m->logits = m->cfg.head == GPT_HEAD_LM ? a->out : NULL;
+    m->values = m->cfg.head == GPT_HEAD_SCALAR ? a->out : NULL;
+    return 0;
+}
+
+/* log-sum-exp of a row, and optionally its softmax entropy. */
+static float row_logsumexp(const float *z, int V, float *entropy) {
+    float mx = z[0];
+    for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+    double sum = 0.0, wsum = 0.0;
+    for (int i = 0; i < V; i++) {
+        double e = exp((double)(z[i] - mx));
+        sum += e;
+        wsum += e * (z[i] - mx);
+    }
+    float lse = mx + (float)log(sum);
+    if (entropy) *entropy = (float)(log(sum) - wsum / sum); /* H = lse - E[z] */
+    return lse;
+}
+
+void gpt_token_logprobs(const Gpt *m, const int *targets, float *logp, float *entropy) {
+    int N = m->B * m->T, V = m->cfg.vocab_size;
+    for (int n = 0; n < N; n++) {
+        const float *z = m->logits + (size_t)n * V;
+        float lse = row_logsumexp(z, V, entropy ? &entropy[n] : NULL);
+        logp[n] = targets[n] >= 0 ? z[targets[n]] - lse : 0.0f;
+    }
+}
+
+float gpt_ce_loss(const Gpt *m, const int *targets, const float *mask, float *dlogp) {
+    int N = m->B * m->T, V = m->cfg.vocab_size;
+    double total = 0.0, weight = 0.0;
+    for (int n = 0; n < N; n++) {
+        float w = targets[n] < 0 ? 0.0f : (mask ? mask[n] : 1.0f);
+        if (w <= 0.0f) continue;
+        const float *z = m->logits + (size_t)n * V;
+        total += w * (row_logsumexp(z, V, NULL) - z[targets[n]]);
+        weight += w;
+    }
+    if (dlogp)
+        for (int n = 0; n < N; n++) {
+            float w = targets[n] < 0 ? 0.0f : (mask ? mask[n] : 1.0f);
+            dlogp[n] = (w > 0.0f && weight > 0) ? (float)(-w / weight) : 0.0f;
+        }
+    return weight > 0 ? (float)(total / weight) : 0.0f;
+}
+
 void gpt_zero_grad(Gpt *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
-void gpt_backward_lm(Gpt *m, const int *t, const float *d, const float *e) { (void)m; (void)t; (void)d; (void)e; }
-void gpt_backward_scalar(Gpt *m, const float *d) { (void)m; (void)d; }
-int gpt_kv_init(GptKV *kv, const Gpt *m, int n, int l) { (void)kv; (void)m; (void)n; (void)l; return -1; }
-void gpt_kv_free(GptKV *kv) { (void)kv; }
-void gpt_kv_reset(GptKV *kv) { (void)kv; }
-int gpt_forward_cached(const Gpt *m, GptKV *kv, const int *t, const int *s, int n, const unsigned char *w, float *o, size_t st) {
-    (void)m; (void)kv; (void)t; (void)s; (void)n; (void)w; (void)o; (void)st; return -1; }
+
+/* Turns the logits into dLoss/dlogits in place, row by row. */
+static void lm_head_dlogits(Gpt *m, const int *targets, const float *dlogp,
+                            const float *dentropy) {
+    int N = m->B * m->T, V = m->cfg.vocab_size;
+    for (int n = 0; n < N; n++) {
+        float *z = m->logits + (size_t)n * V;
+        float g = (dlogp && targets[n] >= 0) ? dlogp[n] : 0.0f;
+        float ge = dentropy ? dentropy[n] : 0.0f;
+        if (g == 0.0f && ge == 0.0f) {
+            memset(z, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float H, lse = row_logsumexp(z, V, &H);
+        for (int i = 0; i < V; i++) {
+            float logp = z[i] - lse, p = expf(logp);
+            /* d logp_target/dz_i = 1[i=target] - p_i ; dH/dz_i = -p_i (log p_i + H) */
+            z[i] = -g * p - ge * p * (logp + H);
+        }
+        if (targets[n] >= 0) z[targets[n]] += g;
+    }
+}
+
+static void block_backward(Gpt *m, int l, const float *inp, int B, int T) {
+    GptActs *a = m->acts;
+    GptLayerActs *y = &a->layer[l];
+    const GptLayer *w = &m->p.layer[l];
+    GptLayer *g = &m->g.layer[l];
+    int C = m->cfg.n_embd, N = B * T;
+    size_t NC = (size_t)N * C;
+    float p = m->dropout;
+    /* res3 = res2 + drop(fcproj): dres flows to res2 unchanged */
+    memcpy(a->dc1, a->dres, NC * sizeof(float));
+    if (y->fcproj_mask) ops_dropout_backward(a->dc1, y->fcproj_mask, NC, p);
+    ops_matmul_backward(a->d4c1, g->fcproj_w, g->fcproj_b, a->dc1, y->fch_gelu, w->fcproj_w, N, 4 * C, C);
+    ops_gelu_backward(a->d4c2, y->fch, a->d4c1, NC * 4);
+    ops_matmul_backward(a->dc2, g->fc_w, g->fc_b, a->d4c2, y->ln2, w->fc_w, N, C, 4 * C);
+    ops_layernorm_backward(a->dres, g->ln2_w, g->ln2_b, a->dc2, y->res2, w->ln2_w, y->ln2_mean, y->ln2_rstd, N, C);
+    /* res2 = inp + drop(attproj) */
+    memcpy(a->dc1, a->dres, NC * sizeof(float));
+    if (y->attproj_mask) ops_dropout_backward(a->dc1, y->attproj_mask, NC, p);
+    ops_matmul_backward(a->dc2, g->attproj_w, g->attproj_b, a->dc1, y->atty, w->attproj_w, N, C, C);
+    ops_attention_backward(a->dqkv, a->dc2, y->qkv, y->att, y->att_mask, B, T, C,
+                           m->cfg.n_head, p, a->tt1, a->tt2);
+    ops_matmul_backward(a->dc1, g->qkv_w, g->qkv_b, a->dqkv, y->ln1, w->qkv_w, N, C, 3 * C);
+    ops_layernorm_backward(a->dres, g->ln1_w, g->ln1_b, a->dc1, inp, w->ln1_w, y->ln1_mean, y->ln1_rstd, N, C);
+}
+
+/* From dlnf (gradient at the final LayerNorm output) down to embeddings. */
+static void trunk_backward(Gpt *m) {
+    GptActs *a = m->acts;
+    int B = m->B, T = m->T, N = B * T, C = m->cfg.n_embd, L = m->cfg.n_layer;
+    memset(a->dres, 0, (size_t)N * C * sizeof(float));
+    ops_layernorm_backward(a->dres, m->g.lnf_w, m->g.lnf_b, a->dlnf, a->layer[L - 1].res3,
+                       m->p.lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
+    for (int l = L - 1; l >= 0; l--)
+        block_backward(m, l, l ? a->layer[l - 1].res3 : a->encoded, B, T);
+    if (a->enc_mask) ops_dropout_backward(a->dres, a->enc_mask, (size_t)N * C, m->dropout);
+    for (int n = 0; n < N; n++) {
+        const float *d = a->dres + (size_t)n * C;
+        float *gte = m->g.wte + (size_t)a->tokens[n] * C;
+        float *gpe = m->g.wpe + (size_t)(n % T) * C;
+        for (int i = 0; i < C; i++) gte[i] += d[i], gpe[i] += d[i];
+    }
+}
+
+void gpt_backward_lm(Gpt *m, const int *targets, const float *dlogp, const float *dentropy) {
+    GptActs *a = m->acts;
+    int N = m->B * m->T, C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    lm_head_dlogits(m, targets, dlogp, dentropy);
+    /* logits = lnf @ wte^T: dlnf = dlogits @ wte ; dwte += dlogits^T @ lnf */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f,
+                m->logits, V, m->p.wte, C, 0.0f, a->dlnf, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f,
+                m->logits, V, a->lnf, C, 1.0f, m->g.wte, C);
+    trunk_backward(m);
+}
+
+void gpt_backward_scalar(Gpt *m, const float *dvalues) {
+    GptActs *a = m->acts;
+    int N = m->B * m->T, C = m->cfg.n_embd;
+    for (int n = 0; n < N; n++) {
+        const float *x = a->lnf + (size_t)n * C;
+        float *dx = a->dlnf + (size_t)n * C, d = dvalues[n];
+        for (int i = 0; i < C; i++) {
+            dx[i] = d * m->p.score_w[i];
+            m->g.score_w[i] += d * x[i];
+        }
+        m->g.score_b[0] += d;
+    }
+    trunk_backward(m);
+}
+
 void gpt_free(Gpt *m) {
-    free(m->params); free(m->grads); free(m->tensors); free(m->p.layer); free(m->g.layer);
+    free(m->params);
+    free(m->grads);
+    free(m->tensors);
+    free(m->p.layer);
+    free(m->g.layer);
+    if (m->acts) {
+        free(m->acts->base);
+        free(m->acts->masks);
+        free(m->acts->tokens);
+        free(m->acts->layer);
+        free(m->acts);
+    }
     memset(m, 0, sizeof *m);
+}
+
+/* ---- KV-cache inference ---------------------------------------------- */
+
+int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len) {
+    memset(kv, 0, sizeof *kv);
+    if (n_seq < 1) return err_set("kv cache: need at least one sequence");
+    if (max_len < 1 || max_len > m->cfg.n_ctx)
+        return err_set("kv cache: length %d outside 1..%d (n_ctx)", max_len, m->cfg.n_ctx);
+    size_t n = (size_t)m->cfg.n_layer * n_seq * max_len * m->cfg.n_embd;
+    kv->n_seq = n_seq;
+    kv->max_len = max_len;
+    kv->k = err_malloc(n * sizeof(float));
+    kv->v = err_malloc(n * sizeof(float));
+    kv->len = err_calloc(n_seq, sizeof(int));
+    return 0;
+}
+
+void gpt_kv_free(GptKV *kv) {
+    free(kv->k);
+    free(kv->v);
+    free(kv->len);
+    free(kv->scratch);
+    memset(kv, 0, sizeof *kv);
+}
+
+void gpt_kv_reset(GptKV *kv) { memset(kv->len, 0, kv->n_seq * sizeof(int)); }
+
+typedef struct {
+    float *x, *ln, *qkv, *atty, *tmp, *fch, *fch_gelu, *scores, *logits;
+    int *pos, *rows;
+} KVScratch;
+
+static void kv_scratch(const Gpt *m, GptKV *kv, int R, KVScratch *s) {
+    size_t C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    size_t need = R * (C * 5 + 3 * C + 8 * C) + kv->max_len + (size_t)R * V + 2 * (size_t)R;
+    if (need > kv->scratch_size) {
+        free(kv->scratch);
+        kv->scratch = err_malloc(need * sizeof(float));
+        kv->scratch_size = need;
+    }
+    float *p = kv->scratch;
+    s->x = p, p += R * C;
+    s->ln = p, p += R * C;
+    s->qkv = p, p += R * 3 * C;
+    s->atty = p, p += R * C;
+    s->tmp = p, p += R * C;
+    s->fch = p, p += R * 4 * C;
+    s->fch_gelu = p, p += R * 4 * C;
+    s->scores = p, p += kv->max_len;
+    s->logits = p, p += (size_t)R * V;
+    s->pos = (int *)p, p += R;
+    s->rows = (int *)p;
+}
+
+/* Attention of each row over its sequence's cache at layer l. */
+static void kv_attention(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVScratch *s) {
+    int C = m->cfg.n_embd, NH = m->cfg.n_head, hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int i = 0; i < R; i++) {
+        size_t base = (((size_t)l * kv->n_seq + seq[i]) * kv->max_len) * C;
+        for (int h = 0; h < NH; h++) {
+            const float *q = s->qkv + (size_t)i * 3 * C + h * hs;
+            float *y = s->atty + (size_t)i * C + h * hs, mx = -INFINITY, sum = 0.0f;
+            int n = s->pos[i] + 1;
+            for (int j = 0; j < n; j++) {
+                const float *k = kv->k + base + (size_t)j * C + h * hs;
+                float dot = 0.0f;
+                for (int d = 0; d < hs; d++) dot += q[d] * k[d];
+                s->scores[j] = dot * scale;
+                mx = s->scores[j] > mx ? s->scores[j] : mx;
+            }
+            for (int j = 0; j < n; j++) s->scores[j] = expf(s->scores[j] - mx), sum += s->scores[j];
+            memset(y, 0, hs * sizeof(float));
+            for (int j = 0; j < n; j++) {
+                const float *v = kv->v + base + (size_t)j * C + h * hs;
+                float p = s->scores[j] / sum;
+                for (int d = 0; d < hs; d++) y[d] += p * v[d];
+            }
+        }
+    }
+}
+
+static void kv_block(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVScratch *s) {
+    const GptLayer *w = &m->p.layer[l];
+    int C = m->cfg.n_embd;
+    ops_layernorm_forward(s->ln, NULL, NULL, s->x, w->ln1_w, w->ln1_b, R, C);
+    ops_matmul_forward(s->qkv, s->ln, w->qkv_w, w->qkv_b, R, C, 3 * C);
+    for (int i = 0; i < R; i++) {
+        size_t at = (((size_t)l * kv->n_seq + seq[i]) * kv->max_len + s->pos[i]) * C;
+        memcpy(kv->k + at, s->qkv + (size_t)i * 3 * C + C, C * sizeof(float));
+        memcpy(kv->v + at, s->qkv + (size_t)i * 3 * C + 2 * C, C * sizeof(float));
+    }
+    kv_attention(m, kv, l, seq, R, s);
+    ops_matmul_forward(s->tmp, s->atty, w->attproj_w, w->attproj_b, R, C, C);
+    ops_residual_forward(s->x, s->x, s->tmp, (size_t)R * C);
+    ops_layernorm_forward(s->ln, NULL, NULL, s->x, w->ln2_w, w->ln2_b, R, C);
+    ops_matmul_forward(s->fch, s->ln, w->fc_w, w->fc_b, R, C, 4 * C);
+    ops_gelu_forward(s->fch_gelu, s->fch, (size_t)R * 4 * C);
+    ops_matmul_forward(s->tmp, s->fch_gelu, w->fcproj_w, w->fcproj_b, R, 4 * C, C);
+    ops_residual_forward(s->x, s->x, s->tmp, (size_t)R * C);
+}
+
+/* Final LayerNorm and head for the wanted rows only. */
+static void kv_head(const Gpt *m, int R, const unsigned char *want, float *out,
+                    size_t out_stride, KVScratch *s) {
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, W = 0;
+    for (int i = 0; i < R; i++)
+        if (!want || want[i]) {
+            memcpy(s->tmp + (size_t)W * C, s->x + (size_t)i * C, C * sizeof(float));
+            s->rows[W++] = i;
+        }
+    if (!W) return;
+    ops_layernorm_forward(s->ln, NULL, NULL, s->tmp, m->p.lnf_w, m->p.lnf_b, W, C);
+    if (m->cfg.head == GPT_HEAD_SCALAR) {
+        for (int r = 0; r < W; r++) {
+            float v = m->p.score_b[0];
+            for (int i = 0; i < C; i++) v += s->ln[(size_t)r * C + i] * m->p.score_w[i];
+            out[(size_t)s->rows[r] * out_stride] = v;
+        }
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, W, V, C, 1.0f,
+                s->ln, C, m->p.wte, C, 0.0f, s->logits, V);
+    for (int r = 0; r < W; r++)
+        memcpy(out + (size_t)s->rows[r] * out_stride, s->logits + (size_t)r * V, V * sizeof(float));
+}
+
+int gpt_forward_cached(const Gpt *m, GptKV *kv, const int *tokens, const int *seq,
+                       int n_rows, const unsigned char *want, float *out, size_t out_stride) {
+    int C = m->cfg.n_embd;
+    KVScratch s;
+    if (n_rows < 1) return 0;
+    kv_scratch(m, kv, n_rows, &s);
+    for (int i = 0; i < n_rows; i++) {
+        if (seq[i] < 0 || seq[i] >= kv->n_seq)
+            return err_set("kv cache: sequence %d outside 0..%d", seq[i], kv->n_seq - 1);
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
+            return err_set("token id %d outside the vocabulary (0..%d)", tokens[i], m->cfg.vocab_size - 1);
+        s.pos[i] = kv->len[seq[i]]++;
+    }
+    for (int i = 0; i < n_rows; i++)
+        if (s.pos[i] >= kv->max_len) {
+            for (int j = 0; j < n_rows; j++) kv->len[seq[j]]--; /* undo */
+            return err_set("kv cache: sequence %d is full (%d positions)", seq[i], kv->max_len);
+        }
+    for (int i = 0; i < n_rows; i++) {
+        const float *te = m->p.wte + (size_t)tokens[i] * C, *pe = m->p.wpe + (size_t)s.pos[i] * C;
+        for (int c = 0; c < C; c++) s.x[(size_t)i * C + c] = te[c] + pe[c];
+    }
+    for (int l = 0; l < m->cfg.n_layer; l++) kv_block(m, kv, l, seq, n_rows, &s);
+    kv_head(m, n_rows, want, out, out_stride, &s);
+    return 0;
 }
