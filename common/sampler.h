@@ -20,17 +20,28 @@ SamplerConfig sampler_default(void);
 /* 0 if valid, else -1 with err_set naming the bad field. */
 int sampler_validate(const SamplerConfig *c);
 
+/* A token that survived top-k / top-p filtering, kept with its logit so
+ * candidates sort by (logit descending, id ascending): deterministic ties. */
+typedef struct {
+    float logit;
+    int id;
+} SamplerCand;
+
 typedef struct {
     int vocab;
-    float *probs;  /* scratch, vocab floats */
-    int *index;    /* scratch, vocab ints */
+    float *probs;      /* scratch, vocab floats: unnormalised probabilities */
+    SamplerCand *cand; /* scratch, vocab candidates */
 } Sampler;
 
+/* Allocates the scratch (dies if memory runs out, like err_malloc). */
 void sampler_init(Sampler *s, int vocab);
 void sampler_free(Sampler *s);
 
 /* Sample one token from logits[0..vocab). logp_sample / logp_model may be
- * NULL. Greedy counts as a point mass: logp_sample = 0. */
+ * NULL. Greedy counts as a point mass: logp_sample = 0, and the rng is not
+ * touched; every other mode draws exactly one rng_uniform. Ties go to the
+ * lowest token id. Returns -1 with err_set if the config is invalid or the
+ * largest logit is not finite. */
 int sampler_sample(Sampler *s, const SamplerConfig *c, const float *logits,
                    Rng *rng, float *logp_sample, float *logp_model);
 
