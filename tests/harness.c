@@ -41,6 +41,12 @@ int harness_checkf(int ok, const char *file, int line, const char *fmt, ...) {
     return ok;
 }
 
+int harness_near(double a, double b, double tol, const char *ea, const char *eb,
+                 const char *file, int line) {
+    return harness_checkf(fabs(a - b) <= tol, file, line, "%s = %.9g, %s = %.9g, |diff| > %g",
+                          ea, a, eb, b, tol);
+}
+
 const char *harness_fixtures(void) {
     const char *f = getenv("FIXTURES");
     return f ? f : "tests/fixtures";
