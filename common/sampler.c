@@ -1,8 +1,10 @@
 /* sampler — turns one row of logits into a token: greedy, temperature,
  * top-k, top-p (nucleus); see sampler.h. The actor calls it once per
- * generated token, so it avoids sorting the whole vocabulary: top-k keeps its
- * k best in a small heap, and top-p first drops tokens too unlikely to be in
- * any nucleus (the llama2.c trick) and sorts only the rest.
+ * generated token, so it never sorts the vocabulary: top-k keeps its k best
+ * in a small heap, and top-p first drops tokens too unlikely to be in any
+ * nucleus (the llama2.c trick), then finds the nucleus among the rest by
+ * quickselect, which stays linear even for the nearly flat distributions of
+ * an untrained model.
  *
  * Probabilities are kept unnormalised: w_i = exp((logit_i - max) / T), so the
  * largest is exactly 1 and nothing overflows; each stage just sums the weights
@@ -47,9 +49,10 @@ static int cand_before(const SamplerCand *a, const SamplerCand *b) {
     return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
 }
 
-static int cand_compare(const void *pa, const void *pb) {
-    const SamplerCand *a = pa, *b = pb;
-    return cand_before(a, b) ? -1 : cand_before(b, a) ? 1 : 0;
+static void cand_swap(SamplerCand *a, SamplerCand *b) {
+    SamplerCand t = *a;
+    *a = *b;
+    *b = t;
 }
 
 /* Lowest id among the largest logits. */
@@ -60,11 +63,11 @@ static int argmax(const float *logits, int n) {
     return best;
 }
 
-/* log sum_i exp(logits_i - max): the model's log-normaliser, shifted. */
-static double log_sum_exp_shifted(const float *logits, int n, float max) {
+/* sum_i exp(logits_i - max): the model's normaliser, shifted. */
+static double sum_exp_shifted(const float *logits, int n, float max) {
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max);
-    return log(sum);
+    for (int i = 0; i < n; i++) sum += expf(logits[i] - max);
+    return sum;
 }
 
 /* probs[i] = exp((logits[i] - max) / T); returns their sum. */
@@ -77,6 +80,14 @@ static double fill_weights(Sampler *s, const float *logits, float max, float tem
     return sum;
 }
 
+static double cand_weight(const Sampler *s, int i) { return s->probs[s->cand[i].id]; }
+
+static double sum_cand_weights(const Sampler *s, int lo, int hi) {
+    double sum = 0;
+    for (int i = lo; i < hi; i++) sum += cand_weight(s, i);
+    return sum;
+}
+
 /* Min-heap on the sampling order: the root is the worst of those kept, the
  * one to evict when a better token comes along. */
 static void heap_sift_down(SamplerCand *h, int n, int i) {
@@ -85,14 +96,12 @@ static void heap_sift_down(SamplerCand *h, int n, int i) {
         if (l < n && cand_before(&h[worst], &h[l])) worst = l;
         if (r < n && cand_before(&h[worst], &h[r])) worst = r;
         if (worst == i) return;
-        SamplerCand t = h[i];
-        h[i] = h[worst];
-        h[worst] = t;
+        cand_swap(&h[i], &h[worst]);
         i = worst;
     }
 }
 
-/* Puts the k best tokens into cand[0..k), sorted best first: O(V log k). */
+/* Puts the k best tokens into cand[0..k), in heap order: O(V log k). */
 static void select_top_k(Sampler *s, const float *logits, int k) {
     SamplerCand *h = s->cand;
     for (int i = 0; i < k; i++) h[i] = (SamplerCand){logits[i], i};
@@ -104,10 +113,9 @@ static void select_top_k(Sampler *s, const float *logits, int k) {
             heap_sift_down(h, k, 0);
         }
     }
-    qsort(h, (size_t)k, sizeof *h, cand_compare);
 }
 
-/* Candidates for the nucleus over the whole vocabulary, sorted best first.
+/* Candidates for the nucleus over the whole vocabulary, into cand[0..n).
  * A token with weight below (1 - p) / (V - 1) of the total cannot be in the
  * nucleus: even all V - 1 such tokens together hold less than 1 - p, so the
  * tokens above the cut reach mass p first. The argmax is always kept (for
@@ -118,29 +126,51 @@ static int nucleus_candidates(Sampler *s, const float *logits, int best, double 
     int n = 0;
     for (int i = 0; i < s->vocab; i++)
         if (s->probs[i] >= cutoff || i == best) s->cand[n++] = (SamplerCand){logits[i], i};
-    qsort(s->cand, (size_t)n, sizeof *s->cand, cand_compare);
     return n;
 }
 
-/* Shortest prefix of cand[0..n) whose weight reaches top_p of total; its
- * weight goes to *kept. Rounding can leave the sum a hair short: then all n. */
-static int nucleus_prefix(const Sampler *s, int n, double total, double top_p, double *kept) {
-    double cum = 0;
-    for (int i = 0; i < n; i++) {
-        cum += s->probs[s->cand[i].id];
-        if (cum >= top_p * total) {
-            *kept = cum;
-            return i + 1;
-        }
+/* Rearranges c[lo..hi) as: tokens before the pivot in the sampling order,
+ * the pivot, tokens after it; returns the pivot's position. The pivot is the
+ * median of the first, middle and last, so sorted input stays O(n). The
+ * order is total (ids break ties), so equal logits split evenly too. */
+static int partition(SamplerCand *c, int lo, int hi) {
+    int a = lo, m = lo + (hi - lo) / 2, z = hi - 1;
+    if (cand_before(&c[m], &c[a])) cand_swap(&c[m], &c[a]);
+    if (cand_before(&c[z], &c[m])) {
+        cand_swap(&c[z], &c[m]);
+        if (cand_before(&c[m], &c[a])) cand_swap(&c[m], &c[a]);
     }
-    *kept = cum;
-    return n;
+    cand_swap(&c[m], &c[z]); /* median to the end */
+    int q = lo;
+    for (int i = lo; i < z; i++)
+        if (cand_before(&c[i], &c[z])) cand_swap(&c[i], &c[q++]);
+    cand_swap(&c[q], &c[z]);
+    return q;
 }
 
-static double sum_cand_weights(const Sampler *s, int n) {
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += s->probs[s->cand[i].id];
-    return sum;
+/* Moves the nucleus (the shortest run, in sampling order, whose weight
+ * reaches target) to the front of cand[0..n) and returns its length.
+ * Quickselect instead of a sort: expected O(n) even when the distribution is
+ * nearly flat and the pre-filter keeps most of the vocabulary. The nucleus's
+ * own order is left arbitrary (but deterministic): the draw does not need it.
+ * Invariant: cand[0..lo) is inside the nucleus with weight mass < target,
+ * and the nucleus ends within (lo, hi]. If rounding leaves all n short of
+ * target, the answer is all n. */
+static int nucleus_select(Sampler *s, int n, double target) {
+    int lo = 0, hi = n;
+    double mass = 0;
+    while (hi - lo > 1) {
+        int q = partition(s->cand, lo, hi);
+        double better = sum_cand_weights(s, lo, q);
+        if (mass + better >= target) {
+            hi = q;
+            continue;
+        }
+        mass += better + cand_weight(s, q);
+        lo = q + 1;
+        if (mass >= target) return lo;
+    }
+    return hi;
 }
 
 /* Inverse-CDF draw: the first token whose running weight exceeds target.
@@ -168,28 +198,33 @@ int sampler_sample(Sampler *s, const SamplerConfig *c, const float *logits, Rng 
     if (!isfinite(max)) return err_set("sampler: largest logit is %g, expected finite", max);
 
     int token = best;
-    double logp = 0; /* greedy: a point mass */
+    double logp = 0;         /* greedy: a point mass */
+    double model_norm = 0;   /* sum exp(logit - max), once known */
     if (!c->greedy) {
         double total = fill_weights(s, logits, max, c->temperature);
         if (isnan(total)) return err_set("sampler: logits contain NaN");
-        int n = s->vocab;           /* candidates left */
+        if (c->temperature == 1) model_norm = total;
+        int n = s->vocab;              /* candidates left */
         const SamplerCand *ids = NULL; /* NULL: all tokens, in id order */
         if (c->top_k > 0 && c->top_k < s->vocab) {
             n = c->top_k;
             select_top_k(s, logits, n);
             ids = s->cand;
-            total = sum_cand_weights(s, n);
+            total = sum_cand_weights(s, 0, n);
         }
         if (c->top_p < 1) {
             if (!ids) n = nucleus_candidates(s, logits, best, total, c->top_p);
             ids = s->cand;
-            n = nucleus_prefix(s, n, total, c->top_p, &total);
+            n = nucleus_select(s, n, c->top_p * total);
+            total = sum_cand_weights(s, 0, n);
         }
         token = draw(s, ids, n, rng_uniform(rng) * total);
         logp = ((double)logits[token] - max) / c->temperature - log(total);
     }
     if (logp_sample) *logp_sample = (float)logp;
-    if (logp_model)
-        *logp_model = (float)((double)logits[token] - max - log_sum_exp_shifted(logits, s->vocab, max));
+    if (logp_model) {
+        if (model_norm == 0) model_norm = sum_exp_shifted(logits, s->vocab, max);
+        *logp_model = (float)((double)logits[token] - max - log(model_norm));
+    }
     return token;
 }

@@ -21,7 +21,7 @@ SamplerConfig sampler_default(void);
 int sampler_validate(const SamplerConfig *c);
 
 /* A token that survived top-k / top-p filtering, kept with its logit so
- * candidates sort by (logit descending, id ascending): deterministic ties. */
+ * candidates order by (logit descending, id ascending): deterministic ties. */
 typedef struct {
     float logit;
     int id;

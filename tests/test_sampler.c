@@ -459,6 +459,31 @@ TEST(sampler_top_p_ties_and_tiny_p) {
     sampler_free(&s);
 }
 
+/* A flat distribution defeats the pre-filter (every token passes it), so
+ * this exercises the selection on the whole vocabulary: 1000 equal logits
+ * with top_p 0.25 must keep exactly ids 0..249 (ties: lowest id). */
+TEST(sampler_top_p_flat_distribution) {
+    enum { V = 1000 };
+    float flat[V];
+    for (int i = 0; i < V; i++) flat[i] = 0.5f;
+    Sampler s;
+    sampler_init(&s, V);
+    Rng r;
+    rng_seed(&r, 6);
+    SamplerConfig c = config(1, 0, 0.25f);
+    int ok = 1, below_125 = 0;
+    const int draws = 20000;
+    for (int i = 0; i < draws; i++) {
+        float lps;
+        int t = sampler_sample(&s, &c, flat, &r, &lps, NULL);
+        if (t < 0 || t >= 250 || fabs(lps + log(250.0)) > 1e-5) ok = 0;
+        below_125 += t < 125;
+    }
+    CHECK(ok);
+    CHECK_NEAR(below_125 / (double)draws, 0.5, 0.02);
+    sampler_free(&s);
+}
+
 TEST(sampler_seed_reproducibility) {
     enum { V = 50, N = 200 };
     float logits[V];
@@ -516,13 +541,16 @@ TEST(sampler_gpt2_vocab_matches_reference) {
     double *p = malloc(sizeof *p * V);
     Rng r;
     rng_seed(&r, 50257);
-    for (int i = 0; i < V; i++) logits[i] = 3 * rng_normal(&r);
     Sampler s;
     sampler_init(&s, V);
-    const SamplerConfig cases[4] = {config(1, 0, 0.9f), config(0.7f, 50, 1),
-                                    config(1.3f, 200, 0.5f), config(1, 0, 1)};
-    for (int k = 0; k < 4; k++) {
+    /* Peaked (scale 3) and nearly flat (scale 0.05, like an untrained model). */
+    const float scale[6] = {3, 3, 3, 3, 0.05f, 0.05f};
+    const SamplerConfig cases[6] = {config(1, 0, 0.9f),   config(0.7f, 50, 1),
+                                    config(1.3f, 200, 0.5f), config(1, 0, 1),
+                                    config(1, 0, 0.9f),   config(0.8f, 0, 0.3f)};
+    for (int k = 0; k < 6; k++) {
         const SamplerConfig *c = &cases[k];
+        for (int i = 0; i < V; i++) logits[i] = scale[k] * rng_normal(&r);
         double mass = reference_filter(logits, V, c->temperature, c->top_k, c->top_p, keep);
         softmax_ref(logits, V, c->temperature, p);
         int ok = 1;
