@@ -1,3 +1,430 @@
-/* rlhf — command-line front end (being written). */
+/* rlhf — the command-line front end. Parses the subcommand and hands over
+ * to it; the one file that knows every part of the system. Subcommands that
+ * train (and the PPO roles) will start MPI; the tools below run on one
+ * process. Errors from any module arrive as one line through err.h. */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
-int main(void) { puts("rlhf"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/ckpt.h"
+#include "common/err.h"
+#include "common/generate.h"
+#include "common/gpt.h"
+#include "common/hf.h"
+#include "common/jsonl.h"
+#include "common/opts.h"
+#include "common/tok.h"
+
+#define RLHF_VERSION "0.1.0"
+
+/* Parses options; exits 0 after --help, dies on a bad option. */
+static void parse_or_die(const OptSpec *s, int argc, char **argv, char **pos, int *n_pos) {
+    int rc = opts_parse(s, argc, argv, pos, n_pos);
+    if (rc == 1) exit(0);
+    if (rc) err_die_last();
+}
+
+/* Loads a checkpoint's model and tokenizer or dies naming the file. */
+static Tok *load_model_or_die(const char *path, Gpt *m, char *kind, size_t kind_len) {
+    Tok *tok = NULL;
+    if (!path) err_die("--model is required");
+    if (ckpt_load_model(path, m, &tok, kind, kind_len)) err_die_last();
+    return tok;
+}
+
+/* ---- init ---------------------------------------------------------------- */
+
+static int cmd_init(int argc, char **argv) {
+    const char *out = NULL, *head = "lm", *hf_tok = NULL;
+    int n_layer = 4, n_head = 4, n_embd = 128, n_ctx = 128, seed = 1;
+    Opt o[] = {
+        {"out", OPT_STR, &out, "CKPT", "checkpoint to write (required)"},
+        {"n-layer", OPT_INT, &n_layer, "N", "transformer blocks"},
+        {"n-head", OPT_INT, &n_head, "N", "attention heads"},
+        {"n-embd", OPT_INT, &n_embd, "N", "model width (multiple of n-head)"},
+        {"n-ctx", OPT_INT, &n_ctx, "N", "context length in tokens"},
+        {"head", OPT_STR, &head, "lm|scalar", "language-model head or scalar (reward/value) head"},
+        {"tokenizer", OPT_STR, &hf_tok, "DIR", "take GPT-2 BPE vocab.json + merges.txt from DIR (default: byte tokenizer)"},
+        {"seed", OPT_INT, &seed, "S", "random seed for the weights"},
+        {NULL}};
+    OptSpec s = {"init", "rlhf init --out CKPT [options]",
+                 "Create a GPT-2 model with fresh random weights (GPT-2 initialisation).",
+                 NULL, o, 0, 0};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    if (!out) err_die("init: --out is required");
+    if (strcmp(head, "lm") && strcmp(head, "scalar")) err_die("init: --head must be lm or scalar, got '%s'", head);
+    Tok *tok = hf_tok ? NULL : tok_byte_new();
+    if (hf_tok) {
+        char v[4096], mg[4096];
+        snprintf(v, sizeof v, "%s/vocab.json", hf_tok);
+        snprintf(mg, sizeof mg, "%s/merges.txt", hf_tok);
+        if (!(tok = tok_gpt2_load(v, mg))) err_die_last();
+    }
+    GptConfig c = {tok_vocab_size(tok), n_ctx, n_layer, n_head, n_embd,
+                   strcmp(head, "lm") ? GPT_HEAD_SCALAR : GPT_HEAD_LM};
+    Gpt m;
+    if (gpt_init(&m, &c)) err_die("init: %s", err_msg());
+    gpt_init_random(&m, (uint64_t)seed);
+    if (ckpt_save_model(out, &m, tok, c.head == GPT_HEAD_LM ? "policy" : "reward")) err_die_last();
+    fprintf(stderr, "rlhf init: %s: %zu parameters (%d layers, %d heads, width %d, context %d, vocab %d)\n",
+            out, m.n_params, n_layer, n_head, n_embd, n_ctx, c.vocab_size);
+    gpt_free(&m);
+    tok_free(tok);
+    return 0;
+}
+
+/* ---- generate ------------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static int utf8_seq_len(const unsigned char *s, size_t n) {
+    if (s[0] < 0x80) return 1;
+    int len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+    if (!len || (size_t)len > n) return 0;
+    for (int i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (len == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
+    if (len == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
+    return len;
+}
+
+/* Copy of s with every invalid UTF-8 byte replaced by U+FFFD, so that model
+ * output (a byte model can emit any byte) always makes valid JSON. */
+static char *utf8_sanitize(const char *s, size_t n) {
+    char *out = err_malloc(n * 3 + 1), *o = out;
+    for (size_t i = 0; i < n;) {
+        int len = utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (len) {
+            memcpy(o, s + i, len), o += len, i += len;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3), o += 3, i++;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+typedef struct {
+    char **text;   /* prompt strings */
+    int n, cap;
+} PromptList;
+
+static void prompts_add(PromptList *p, const char *s) {
+    if (p->n == p->cap) p->cap = p->cap ? 2 * p->cap : 16, p->text = err_realloc(p->text, p->cap * sizeof(char *));
+    p->text[p->n++] = err_strdup(s);
+}
+
+static void prompts_read_jsonl(PromptList *p, const char *path) {
+    Jsonl *j = jsonl_open(path);
+    json_t *obj;
+    const char *s;
+    int rc;
+    if (!j) err_die_last();
+    while ((rc = jsonl_next(j, &obj)) == 1) {
+        if (jsonl_get_str(j, obj, "prompt", &s)) err_die_last();
+        prompts_add(p, s);
+    }
+    if (rc < 0) err_die_last();
+    if (!p->n) err_die("%s: no prompts in file", path);
+    jsonl_close(j);
+}
+
+static const char *stop_name(GenStop s) {
+    return s == GEN_STOP_EOT ? "eot" : s == GEN_STOP_LENGTH ? "length" : "context";
+}
+
+/* Decodes the new tokens, leaving out a final end token. */
+static char *decode_completion(const Tok *tok, const GenResult *r, int i, size_t *len) {
+    int n = r->len[i] - (r->stop[i] == GEN_STOP_EOT);
+    char *text = tok_decode(tok, r->tokens[i], n, len);
+    if (!text) err_die_last();
+    return text;
+}
+
+static void print_completion(const Tok *tok, const GenResult *r, int i, const char *prompt,
+                             int as_jsonl, int numbered, int index) {
+    size_t len;
+    char *text = decode_completion(tok, r, i, &len);
+    if (as_jsonl) {
+        char *clean = utf8_sanitize(text, len);
+        double lp = 0;
+        for (int k = 0; k < r->len[i]; k++) lp += r->logp_model[i][k];
+        json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:f}", "prompt", prompt, "completion", clean,
+                              "tokens", r->len[i], "stop", stop_name(r->stop[i]), "logprob", lp);
+        char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII * 0);
+        puts(line);
+        free(line), json_decref(o), free(clean);
+    } else {
+        if (numbered) printf("--- %d ---\n", index);
+        fputs(prompt, stdout);
+        fwrite(text, 1, len, stdout);
+        putchar('\n');
+    }
+    free(text);
+}
+
+static int cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *prompt = NULL, *prompts_file = NULL;
+    int max_new = 64, greedy = 0, top_k = 0, seed = 1, as_jsonl = 0, batch = 8;
+    float temperature = 1.0f, top_p = 1.0f;
+    Opt o[] = {
+        {"model", OPT_STR, &model, "CKPT", "policy checkpoint (required)"},
+        {"prompt", OPT_STR, &prompt, "TEXT", "one prompt"},
+        {"prompts", OPT_STR, &prompts_file, "FILE.jsonl", "prompts, one {\"prompt\": ...} per line"},
+        {"max-new", OPT_INT, &max_new, "N", "new tokens at most per prompt"},
+        {"greedy", OPT_FLAG, &greedy, NULL, "always take the most likely token"},
+        {"temperature", OPT_FLOAT, &temperature, "T", "sampling temperature (> 0)"},
+        {"top-k", OPT_INT, &top_k, "K", "sample among the K most likely tokens (0 = all)"},
+        {"top-p", OPT_FLOAT, &top_p, "P", "nucleus sampling: smallest set with mass >= P (1 = off)"},
+        {"seed", OPT_INT, &seed, "S", "random seed (same seed, same output)"},
+        {"batch", OPT_INT, &batch, "B", "prompts generated together"},
+        {"jsonl", OPT_FLAG, &as_jsonl, NULL, "print one JSON object per prompt"},
+        {NULL}};
+    OptSpec s = {"generate",
+                 "rlhf generate --model CKPT (--prompt TEXT | --prompts FILE.jsonl) [options]",
+                 "Complete prompts with a KV-cache sampler: greedy, temperature, top-k, top-p.",
+                 "Generation stops at the end-of-text token, after --max-new tokens, or when the\n"
+                 "context is full. --jsonl prints {\"prompt\", \"completion\", \"tokens\", \"stop\",\n"
+                 "\"logprob\"} per prompt; invalid UTF-8 in completions becomes U+FFFD there.",
+                 o, 0, 0};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    if (!prompt == !prompts_file) err_die("generate: give exactly one of --prompt or --prompts");
+    if (max_new < 1) err_die("generate: --max-new must be >= 1, got %d", max_new);
+    if (batch < 1) err_die("generate: --batch must be >= 1, got %d", batch);
+    GenConfig gc = {max_new, 0, {greedy, temperature, top_k, top_p}};
+    if (sampler_validate(&gc.sampler)) err_die("generate: %s", err_msg());
+    Gpt m;
+    char kind[32];
+    Tok *tok = load_model_or_die(model, &m, kind, sizeof kind);
+    if (m.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s model (scalar head); generate needs a language model", model, kind);
+    gc.eot = tok_eot(tok);
+    PromptList pl = {0};
+    if (prompt) prompts_add(&pl, prompt);
+    else prompts_read_jsonl(&pl, prompts_file);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)seed);
+    for (int start = 0; start < pl.n; start += batch) {
+        int n = pl.n - start < batch ? pl.n - start : batch;
+        int **ids = err_calloc(n, sizeof(int *)), *lens = err_calloc(n, sizeof(int));
+        for (int i = 0; i < n; i++) {
+            const char *t = pl.text[start + i];
+            if (!(ids[i] = tok_encode(tok, t, strlen(t), &lens[i]))) err_die_last();
+            if (lens[i] == 0) ids[i] = err_realloc(ids[i], sizeof(int)), ids[i][0] = gc.eot, lens[i] = 1;
+            if (lens[i] >= m.cfg.n_ctx)
+                err_die("%s: prompt %d has %d tokens; the model's context is %d", prompts_file ? prompts_file : "--prompt",
+                        start + i + 1, lens[i], m.cfg.n_ctx);
+        }
+        GenResult r;
+        if (gen_run(&m, (const int *const *)ids, lens, n, &gc, &rng, &r)) err_die("generate: %s", err_msg());
+        for (int i = 0; i < n; i++) print_completion(tok, &r, i, pl.text[start + i], as_jsonl, pl.n > 1, start + i + 1);
+        fflush(stdout);
+        gen_result_free(&r);
+        for (int i = 0; i < n; i++) free(ids[i]);
+        free(ids), free(lens);
+    }
+    for (int i = 0; i < pl.n; i++) free(pl.text[i]);
+    free(pl.text);
+    tok_free(tok);
+    gpt_free(&m);
+    return 0;
+}
+
+/* ---- nll ------------------------------------------------------------------ */
+
+static char *read_file_or_die(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) err_die("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = err_malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) buf = err_realloc(buf, cap *= 2);
+    }
+    if (ferror(f)) err_die("%s: read error", path);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* -sum log p of B consecutive windows of T tokens starting at ids[0]. */
+static double nll_block(Gpt *m, const int *ids, int B, int T, int *in, int *tg, float *logp) {
+    double total = 0;
+    for (int b = 0; b < B; b++) {
+        memcpy(in + (size_t)b * T, ids + (size_t)b * T, T * sizeof(int));
+        memcpy(tg + (size_t)b * T, ids + (size_t)b * T + 1, T * sizeof(int));
+    }
+    if (gpt_forward(m, in, B, T)) err_die_last();
+    gpt_token_logprobs(m, tg, logp, NULL);
+    for (int i = 0; i < B * T; i++) total -= logp[i];
+    return total;
+}
+
+/* Non-overlapping windows of n_ctx predictions; the remainder last. */
+static double nll_windows(Gpt *m, const int *ids, int n, int batch, long *count) {
+    int W = m->cfg.n_ctx, full = (n - 1) / W, rest = (n - 1) % W;
+    int *in = err_malloc((size_t)batch * W * sizeof(int)), *tg = err_malloc((size_t)batch * W * sizeof(int));
+    float *logp = err_malloc((size_t)batch * W * sizeof(float));
+    double total = 0;
+    for (int w = 0; w < full; w += batch) {
+        int B = full - w < batch ? full - w : batch;
+        total += nll_block(m, ids + (size_t)w * W, B, W, in, tg, logp);
+    }
+    if (rest) total += nll_block(m, ids + (size_t)full * W, 1, rest, in, tg, logp);
+    *count = n - 1;
+    free(in), free(tg), free(logp);
+    return total;
+}
+
+static int cmd_nll(int argc, char **argv) {
+    const char *model = NULL, *text = NULL;
+    int batch = 4, as_json = 0;
+    Opt o[] = {
+        {"model", OPT_STR, &model, "CKPT", "language-model checkpoint (required)"},
+        {"text", OPT_STR, &text, "FILE", "plain UTF-8 text (required)"},
+        {"batch", OPT_INT, &batch, "B", "context windows evaluated together"},
+        {"json", OPT_FLAG, &as_json, NULL, "print a JSON object instead of text"},
+        {NULL}};
+    OptSpec s = {"nll", "rlhf nll --model CKPT --text FILE [options]",
+                 "Mean negative log-likelihood (nats/token) and perplexity of a text.",
+                 "The text is cut into non-overlapping windows of the model's context length;\n"
+                 "every token after the first is predicted once.", o, 0, 0};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    if (!model || !text) err_die("nll: --model and --text are required");
+    if (batch < 1) err_die("nll: --batch must be >= 1");
+    Gpt m;
+    char kind[32];
+    Tok *tok = load_model_or_die(model, &m, kind, sizeof kind);
+    if (m.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s model (scalar head); nll needs a language model", model, kind);
+    size_t len;
+    char *buf = read_file_or_die(text, &len);
+    int n;
+    int *ids = tok_encode(tok, buf, len, &n);
+    if (!ids) err_die("%s: %s", text, err_msg());
+    if (n < 2) err_die("%s: needs at least 2 tokens, has %d", text, n);
+    long count;
+    double total = nll_windows(&m, ids, n, batch, &count), mean = total / count;
+    if (as_json) printf("{\"tokens\": %ld, \"nll\": %.6f, \"perplexity\": %.6f}\n", count, mean, exp(mean));
+    else printf("tokens %ld  nll %.6f nats/token  perplexity %.4f\n", count, mean, exp(mean));
+    free(ids), free(buf);
+    tok_free(tok);
+    gpt_free(&m);
+    return 0;
+}
+
+/* ---- import-hf / export-hf / inspect ------------------------------------- */
+
+static int cmd_import_hf(int argc, char **argv) {
+    const char *out = NULL;
+    Opt o[] = {{"out", OPT_STR, &out, "CKPT", "checkpoint to write (required)"}, {NULL}};
+    OptSpec s = {"import-hf", "rlhf import-hf DIR --out CKPT",
+                 "Import a Hugging Face GPT-2 directory (config.json, model.safetensors,\n"
+                 "vocab.json, merges.txt) into an rlhf checkpoint.",
+                 "Accepts F32, F16 and BF16 tensors, keys with or without the \"transformer.\"\n"
+                 "prefix; a model with a score.weight tensor becomes a scalar-head model.", o, 1, 1};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    if (!out) err_die("import-hf: --out is required");
+    Gpt m;
+    Tok *tok;
+    if (hf_import(pos[0], &m, &tok)) err_die_last();
+    if (ckpt_save_model(out, &m, tok, m.cfg.head == GPT_HEAD_LM ? "policy" : "reward")) err_die_last();
+    fprintf(stderr, "rlhf import-hf: %s -> %s: %zu parameters, %d layers, width %d, vocab %d (%s tokenizer)\n",
+            pos[0], out, m.n_params, m.cfg.n_layer, m.cfg.n_embd, m.cfg.vocab_size,
+            tok_kind(tok) == TOK_BYTE ? "byte" : "GPT-2 BPE");
+    gpt_free(&m);
+    tok_free(tok);
+    return 0;
+}
+
+static int cmd_export_hf(int argc, char **argv) {
+    const char *out = NULL;
+    Opt o[] = {{"out", OPT_STR, &out, "DIR", "directory to write (created if missing; required)"}, {NULL}};
+    OptSpec s = {"export-hf", "rlhf export-hf CKPT --out DIR",
+                 "Export a checkpoint as a Hugging Face GPT-2 directory (config.json,\n"
+                 "model.safetensors, vocab.json, merges.txt).", NULL, o, 1, 1};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    if (!out) err_die("export-hf: --out is required");
+    Gpt m;
+    char kind[32];
+    Tok *tok = load_model_or_die(pos[0], &m, kind, sizeof kind);
+    if (hf_export(out, &m, tok)) err_die_last();
+    fprintf(stderr, "rlhf export-hf: %s -> %s/\n", pos[0], out);
+    gpt_free(&m);
+    tok_free(tok);
+    return 0;
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    Opt o[] = {{NULL}};
+    OptSpec s = {"inspect", "rlhf inspect CKPT", "Summarise a checkpoint: kind, model, tokenizer, parameters.",
+                 NULL, o, 1, 1};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    Gpt m;
+    char kind[32];
+    Tok *tok = load_model_or_die(pos[0], &m, kind, sizeof kind);
+    printf("file        %s\nkind        %s\nhead        %s\n", pos[0], kind,
+           m.cfg.head == GPT_HEAD_LM ? "language model (tied unembedding)" : "scalar");
+    printf("layers      %d\nheads       %d\nwidth       %d\ncontext     %d\nvocab       %d\n",
+           m.cfg.n_layer, m.cfg.n_head, m.cfg.n_embd, m.cfg.n_ctx, m.cfg.vocab_size);
+    printf("tokenizer   %s\nparameters  %zu\n", tok_kind(tok) == TOK_BYTE ? "byte" : "GPT-2 BPE", m.n_params);
+    double sum = 0;
+    for (size_t i = 0; i < m.n_params; i++) sum += (double)m.params[i] * m.params[i];
+    printf("param rms   %.6g\n", sqrt(sum / m.n_params));
+    gpt_free(&m);
+    tok_free(tok);
+    return 0;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"init", cmd_init, "create a model with random weights"},
+    {"generate", cmd_generate, "complete prompts (greedy, temperature, top-k, top-p)"},
+    {"nll", cmd_nll, "negative log-likelihood and perplexity of a text"},
+    {"import-hf", cmd_import_hf, "import a Hugging Face GPT-2 directory"},
+    {"export-hf", cmd_export_hf, "export a checkpoint as a Hugging Face GPT-2 directory"},
+    {"inspect", cmd_inspect, "summarise a checkpoint"},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: rlhf SUBCOMMAND [options]   (rlhf SUBCOMMAND --help for its options)\n\n"
+               "RLHF for GPT-2 models in C: OpenBLAS, MPI, HDF5.\n\nsubcommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("rlhf %s\n", RLHF_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+    err_die("unknown subcommand '%s' (rlhf --help lists them)", argv[1]);
+}

@@ -1,0 +1,36 @@
+/* opts — command-line options for the subcommands: each subcommand declares
+ * a table of options (name, type, destination, help) and gets parsing,
+ * type-checked values, clear errors for unknown or malformed options and a
+ * generated --help from the same table, so the two never disagree. */
+#ifndef OPTS_H
+#define OPTS_H
+
+#include <stdio.h>
+
+typedef enum { OPT_STR, OPT_INT, OPT_FLOAT, OPT_FLAG } OptType;
+
+typedef struct {
+    const char *name;    /* without the leading "--" */
+    OptType type;
+    void *dest;          /* char**, int*, float*, int* (flag set to 1) */
+    const char *metavar; /* shown in help, e.g. "FILE"; NULL for flags */
+    const char *help;
+} Opt;
+
+typedef struct {
+    const char *command; /* e.g. "generate" */
+    const char *usage;   /* e.g. "rlhf generate --model CKPT ..." */
+    const char *summary; /* one line */
+    const char *details; /* more text after the options, or NULL */
+    const Opt *opts;     /* terminated by {NULL} */
+    int min_pos, max_pos;/* positional arguments accepted */
+} OptSpec;
+
+/* Parses argv[0..argc) (argv[0] is the first argument after the command).
+ * Accepts "--name value" and "--name=value". Positional arguments go to
+ * pos[0..*n_pos). Returns 0, 1 if --help/-h was given (help printed on
+ * stdout), or -1 + err_set naming the option. */
+int opts_parse(const OptSpec *s, int argc, char **argv, char **pos, int *n_pos);
+void opts_help(const OptSpec *s, FILE *f);
+
+#endif

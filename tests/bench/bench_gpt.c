@@ -1,0 +1,138 @@
+/* bench_gpt — speed of the C model: training step (forward + backward +
+ * AdamW) tokens/s, KV-cache generation tokens/s, and the time the same
+ * step's matrix products take in bare cblas_sgemm calls (the OpenBLAS limit
+ * for this model). Prints one JSON line; tests/bench/run.sh compares it with
+ * torch measured in the same run. Not a test: nothing here asserts speed. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/adamw.h"
+#include "common/generate.h"
+#include "common/gpt.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *x, int n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    return x[n / 2];
+}
+
+/* Time of one sgemm (M x K) @ (K x N) with the given transposes. */
+static double time_sgemm(int M, int N, int K, int ta, int tb, int reps) {
+    float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)K * N, 4), *c = calloc((size_t)M * N, 4);
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
+    double t[32];
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                    1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c, N);
+        if (r) t[r - 1] = now() - t0;
+    }
+    free(a), free(b), free(c);
+    return median(t, reps);
+}
+
+/* The training step's products, timed alone: forward, dinp and dW of each
+ * linear layer, attention products, and the unembedding. */
+static double sgemm_step_time(const GptConfig *c, int B, int T, double *flops) {
+    int N = B * T, C = c->n_embd, V = c->vocab_size, hs = C / c->n_head, reps = 5;
+    int shapes[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}};
+    double t = 0;
+    *flops = 0;
+    for (int i = 0; i < 4; i++) {
+        int in = shapes[i][0], out = shapes[i][1];
+        double one = time_sgemm(N, out, in, 0, 0, reps) + time_sgemm(N, in, out, 0, 1, reps) +
+                     time_sgemm(in, out, N, 1, 0, reps);
+        t += c->n_layer * one;
+        *flops += c->n_layer * 6.0 * N * in * out;
+    }
+    /* attention per (b, h): S = QK^T, Y = PV forward; four products backward */
+    double att = 2 * time_sgemm(T, T, hs, 0, 1, reps) + 2 * time_sgemm(T, hs, T, 0, 0, reps) +
+                 2 * time_sgemm(T, hs, T, 1, 0, reps);
+    t += (double)c->n_layer * B * c->n_head * att;
+    *flops += (double)c->n_layer * B * c->n_head * 6 * 2.0 * T * T * hs;
+    t += time_sgemm(N, V, C, 0, 1, reps) + time_sgemm(N, C, V, 0, 0, reps) + time_sgemm(V, C, N, 1, 0, reps);
+    *flops += 6.0 * N * V * C;
+    return t;
+}
+
+static double train_step_time(Gpt *m, int B, int T, int steps) {
+    int N = B * T, *tok = malloc(N * sizeof(int)), *tgt = malloc(N * sizeof(int));
+    float *dlogp = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++) tok[i] = (i * 31 + 7) % m->cfg.vocab_size, tgt[i] = (i * 17 + 3) % m->cfg.vocab_size;
+    AdamWConfig ac = adamw_default();
+    AdamW opt;
+    adamw_init(&opt, m->n_params, &ac);
+    double t[64];
+    for (int s = 0; s < steps + 2; s++) {
+        double t0 = now();
+        gpt_forward(m, tok, B, T);
+        gpt_ce_loss(m, tgt, NULL, dlogp);
+        gpt_zero_grad(m);
+        gpt_backward_lm(m, tgt, dlogp, NULL);
+        adamw_step(&opt, m);
+        if (s >= 2) t[s - 2] = now() - t0;
+    }
+    adamw_free(&opt);
+    free(tok), free(tgt), free(dlogp);
+    return median(t, steps);
+}
+
+/* New tokens per second: B prompts of 16 tokens, 128 greedy new tokens. */
+static double gen_tokens_per_s(const Gpt *m, int B, int new_tokens) {
+    int **p = malloc(B * sizeof(int *)), *len = malloc(B * sizeof(int));
+    for (int b = 0; b < B; b++) {
+        p[b] = malloc(16 * sizeof(int)), len[b] = 16;
+        for (int i = 0; i < 16; i++) p[b][i] = (b * 13 + i * 7) % m->cfg.vocab_size;
+    }
+    GenConfig gc = {new_tokens, -1, {1, 1.0f, 0, 1.0f}};
+    Rng rng;
+    rng_seed(&rng, 1);
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        GenResult res;
+        double t0 = now();
+        gen_run(m, (const int *const *)p, len, B, &gc, &rng, &res);
+        double t = now() - t0;
+        best = t < best ? t : best;
+        gen_result_free(&res);
+    }
+    for (int b = 0; b < B; b++) free(p[b]);
+    free(p), free(len);
+    return (double)B * new_tokens / best;
+}
+
+int main(int argc, char **argv) {
+    int V = argc > 1 ? atoi(argv[1]) : 257, C = argc > 2 ? atoi(argv[2]) : 256;
+    int L = argc > 3 ? atoi(argv[3]) : 4, H = argc > 4 ? atoi(argv[4]) : 4;
+    int T = argc > 5 ? atoi(argv[5]) : 128, B = argc > 6 ? atoi(argv[6]) : 8;
+    int steps = argc > 7 ? atoi(argv[7]) : 10;
+    GptConfig c = {V, T + 16 > 144 ? T + 16 : 144, L, H, C, GPT_HEAD_LM};
+    Gpt m;
+    if (gpt_init(&m, &c)) return 1;
+    gpt_init_random(&m, 1);
+    double flops, t_sgemm = sgemm_step_time(&c, B, T, &flops);
+    double t_step = train_step_time(&m, B, T, steps);
+    double g8 = gen_tokens_per_s(&m, 8, 128), g1 = gen_tokens_per_s(&m, 1, 128);
+    printf("{\"impl\": \"c\", \"vocab\": %d, \"d\": %d, \"layers\": %d, \"heads\": %d, \"T\": %d, \"batch\": %d, "
+           "\"params\": %zu, \"train_step_ms\": %.2f, \"train_tokens_per_s\": %.1f, \"train_gflops\": %.2f, "
+           "\"sgemm_step_ms\": %.2f, \"sgemm_gflops\": %.2f, \"share_of_sgemm\": %.3f, "
+           "\"gen_b8_tokens_per_s\": %.1f, \"gen_b1_tokens_per_s\": %.1f, \"openblas_threads\": %d}\n",
+           V, C, L, H, T, B, m.n_params, 1e3 * t_step, B * T / t_step, flops / t_step * 1e-9, 1e3 * t_sgemm,
+           flops / t_sgemm * 1e-9, t_sgemm / t_step, g8, g1, openblas_get_num_threads());
+    gpt_free(&m);
+    return 0;
+}
