@@ -264,6 +264,48 @@ TEST(hf_round_trip_with_byte_tokenizer) {
     gpt_free(&m);
 }
 
+/* A real BPE tokenizer (the fixture's byte vocabulary plus one merge) is
+ * exported with its original file contents, byte for byte. */
+TEST(hf_round_trip_with_gpt2_tokenizer) {
+    if (!has_fixture() || !tok_available()) return;
+    const char *dir = scratch("rt_bpe");
+    size_t n;
+    char *bytes = read_text(join(tiny_dir(), "vocab.json"), &n);
+    char *close = bytes ? strrchr(bytes, '}') : NULL;
+    if (!CHECK(close)) {
+        free(bytes);
+        return;
+    }
+    *close = 0;
+    char vocab[8192];
+    snprintf(vocab, sizeof vocab, "%s,\"he\":257}\n", bytes);
+    free(bytes);
+    const char *merges = "#version: 0.2\nh e\n";
+    write_bytes(join(dir, "v.json"), vocab, strlen(vocab));
+    write_bytes(join(dir, "m.txt"), merges, strlen(merges));
+    Tok *tok = tok_gpt2_load(join(dir, "v.json"), join(dir, "m.txt"));
+    if (!CHECKF(tok != NULL, "%s", err_msg())) return;
+    CHECK(tok_kind(tok) == TOK_GPT2 && tok_vocab_size(tok) == 258 && !tok_is_plain_bytes(tok));
+
+    Gpt m;
+    GptConfig c = small_config(GPT_HEAD_LM);
+    c.vocab_size = 258;
+    gpt_init(&m, &c);
+    fill_params(&m, 17);
+    const char *out = join(dir, "out");
+    check_round_trip(&m, tok, out);
+    char *v2 = read_text(join(out, "vocab.json"), NULL), *m2 = read_text(join(out, "merges.txt"), NULL);
+    CHECK(v2 && !strcmp(v2, vocab));
+    CHECK(m2 && !strcmp(m2, merges));
+    json_t *j = load_json(join(out, "config.json"));
+    CHECK(json_integer_value(json_object_get(j, "eos_token_id")) == 256); /* <|endoftext|>, not the last id */
+    json_decref(j);
+    free(v2);
+    free(m2);
+    gpt_free(&m);
+    tok_free(tok);
+}
+
 /* ---- key-name variants -------------------------------------------------- */
 
 typedef struct {
