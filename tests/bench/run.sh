@@ -1,0 +1,62 @@
+#!/bin/bash
+# `make bench`: the C model against the same model in PyTorch, measured in
+# this run on this machine. Torch runs at its best: both thread settings
+# (torch 2 threads + OpenBLAS 1, torch 1 + OpenBLAS 2) with glibc's malloc
+# told not to return memory (page faults on big temporaries otherwise
+# dominate), and the faster of the two is quoted. Prints a table of ratios.
+# Speed is never asserted: this is a report, not a test.
+set -u
+cd "$(dirname "$0")/../.."
+: "${BENCH_DIR:=build/opt/bench}"
+CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8"}   # vocab,d,layers,heads,T,batch [;...]
+STEPS=${BENCH_STEPS:-10}
+MALLOC="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    echo "bench: python3-torch is missing (RLHF_BENCH_DEPS=1 launch/install-deps.sh); C numbers only" >&2
+    NOTORCH=1
+fi
+
+for cfg in ${CONFIGS//;/ }; do
+    IFS=, read -r V D L H T B <<<"$cfg"
+    echo "bench: vocab $V d $D layers $L heads $H T $T batch $B" >&2
+    c=$("$BENCH_DIR/bench_gpt" "$V" "$D" "$L" "$H" "$T" "$B" "$STEPS")
+    echo "$c" >>"$out"
+    [ -n "${NOTORCH:-}" ] && continue
+    for setting in "2 1" "1 2"; do
+        read -r tt ob <<<"$setting"
+        env $MALLOC OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 tests/bench/torch_bench.py --vocab "$V" --d "$D" \
+            --layers "$L" --heads "$H" --T "$T" --batch "$B" --steps "$STEPS" --gen-new 128 --gen-batch 8 \
+            --threads "$tt" --json | sed "s/^{/{\"impl\": \"torch\", \"openblas_env\": $ob, /" >>"$out"
+        env $MALLOC OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 tests/bench/torch_bench.py --vocab "$V" --d "$D" \
+            --layers "$L" --heads "$H" --T "$T" --batch "$B" --steps 2 --warmup 1 --gen-new 128 --gen-batch 1 \
+            --threads "$tt" --json | sed "s/^{/{\"impl\": \"torch-b1\", \"openblas_env\": $ob, /" >>"$out"
+    done
+done
+
+/usr/bin/python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+c_rows = [r for r in rows if r["impl"] == "c"]
+print()
+print("%-28s %12s %12s %8s" % ("measure", "C", "torch best", "ratio"))
+for c in c_rows:
+    key = lambda r: (r.get("vocab"), r.get("d"), r.get("layers"), r.get("T"), r.get("batch"))
+    t8 = [r for r in rows if r["impl"] == "torch" and key(r) == key(c)]
+    t1 = [r for r in rows if r["impl"] == "torch-b1" and key(r) == key(c)]
+    print("config: vocab %d, d %d, %d layers, %d heads, T %d, batch %d (%d params)" %
+          (c["vocab"], c["d"], c["layers"], c["heads"], c["T"], c["batch"], c["params"]))
+    def line(name, cv, tv):
+        ratio = "%.2fx" % (cv / tv) if tv else "-"
+        print("  %-26s %12.0f %12s %8s" % (name, cv, "%.0f" % tv if tv else "-", ratio))
+    best = lambda rs, k: max((r[k] for r in rs if k in r), default=0)
+    line("train tokens/s", c["train_tokens_per_s"], best(t8, "train_tokens_per_s"))
+    line("generate b8 new tokens/s", c["gen_b8_tokens_per_s"], best(t8, "gen_tokens_per_s"))
+    line("generate b1 new tokens/s", c["gen_b1_tokens_per_s"], best(t1, "gen_tokens_per_s"))
+    print("  %-26s %12.1f   (sgemm alone at the step's shapes: %.1f GFLOP/s)" %
+          ("train GFLOP/s", c["train_gflops"], c["sgemm_gflops"]))
+    print("  %-26s %11.0f%%   (time of the step's products in bare cblas_sgemm / step time)" %
+          ("share of sgemm limit", 100 * c["share_of_sgemm"]))
+PY
