@@ -16,9 +16,15 @@ typedef struct Tok Tok;
 
 /* The byte tokenizer (never fails). */
 Tok *tok_byte_new(void);
-/* GPT-2 BPE from files; NULL + err_set naming the file/line on bad input. */
+/* GPT-2 BPE from files; NULL + err_set naming the file/line on bad input.
+ * merges.txt: an optional "#version" first line, then "a b" per line in
+ * rank order (blank lines and CRLF tolerated; a repeated pair takes the later
+ * rank, as in GPT-2's encoder.py). Every merge's tokens and their
+ * concatenation must be in vocab.json, whose ids must number its tokens
+ * densely from 0 and which must contain "<|endoftext|>". */
 Tok *tok_gpt2_load(const char *vocab_json_path, const char *merges_txt_path);
-/* Same, from in-memory file contents (used for checkpoints that embed them). */
+/* Same, from in-memory file contents (used for checkpoints that embed them);
+ * error messages call the two files "vocab.json" and "merges.txt". */
 Tok *tok_gpt2_from_memory(const char *vocab_json, size_t vocab_len,
                           const char *merges_txt, size_t merges_len);
 void tok_free(Tok *t);
@@ -27,9 +33,14 @@ TokKind tok_kind(const Tok *t);
 int tok_vocab_size(const Tok *t);
 int tok_eot(const Tok *t); /* id of <|endoftext|> */
 
-/* Encode text (len bytes; need not be valid UTF-8 for the byte tokenizer).
+/* Encode text (len bytes; need not be valid UTF-8 for either tokenizer).
  * Returns a malloc'd array and its length in *n, or NULL + err_set.
- * The literal string "<|endoftext|>" in text is NOT treated as special. */
+ * The literal string "<|endoftext|>" in text is NOT treated as special.
+ * GPT-2: pre-tokenised with GPT-2's regex (PCRE2, Unicode properties); each
+ * maximal run of bytes that are not valid UTF-8 becomes a pre-token of its
+ * own, so decode(encode(x)) == x for any bytes. Fails only if a byte has no
+ * token in the vocabulary (never for GPT-2's own files). t is not modified
+ * (there is no cache). */
 int *tok_encode(const Tok *t, const char *text, size_t len, int *n);
 /* Decode ids to a malloc'd NUL-terminated byte string; *len gets its length.
  * Unknown ids give NULL + err_set. The EOT token decodes to "<|endoftext|>". */
@@ -45,7 +56,8 @@ const char *tok_merges_txt(const Tok *t, size_t *len);
  * merges.txt it encodes exactly like the byte tokenizer. malloc'd. */
 char *tok_byte_vocab_json(size_t *len);
 /* 1 if a GPT-2 tokenizer has no merges and exactly the vocabulary above, so
- * it can be replaced by the byte tokenizer; 0 otherwise. */
+ * it can be replaced by the byte tokenizer; 0 otherwise (and 0 for the byte
+ * tokenizer itself). */
 int tok_is_plain_bytes(const Tok *t);
 
 #endif
