@@ -4,7 +4,7 @@
 
 PKGS     := openblas hdf5-serial ompi-c jansson libpcre2-8
 CC       ?= gcc
-OPT      ?= -O2 -march=native
+OPT      ?= -O2 -march=native -fvect-cost-model=dynamic -fno-math-errno -fno-trapping-math
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -I. $(shell pkg-config --cflags $(PKGS))
 LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 

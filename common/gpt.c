@@ -411,7 +411,7 @@ static void lm_head_dlogits(Gpt *m, const int *targets, const float *dlogp,
         }
         float H, lse = row_logsumexp(z, V, &H);
         for (int i = 0; i < V; i++) {
-            float logp = z[i] - lse, p = expf(logp);
+            float logp = z[i] - lse, p = ops_expf(logp);
             /* d logp_target/dz_i = 1[i=target] - p_i ; dH/dz_i = -p_i (log p_i + H) */
             z[i] = -g * p - ge * p * (logp + H);
         }
@@ -575,7 +575,7 @@ static void kv_attention(const Gpt *m, GptKV *kv, int l, const int *seq, int R, 
                 s->scores[j] = dot * scale;
                 mx = s->scores[j] > mx ? s->scores[j] : mx;
             }
-            for (int j = 0; j < n; j++) s->scores[j] = expf(s->scores[j] - mx), sum += s->scores[j];
+            for (int j = 0; j < n; j++) s->scores[j] = ops_expf(s->scores[j] - mx), sum += s->scores[j];
             memset(y, 0, hs * sizeof(float));
             for (int j = 0; j < n; j++) {
                 const float *v = kv->v + base + (size_t)j * C + h * hs;

@@ -76,7 +76,7 @@ void ops_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 void ops_gelu_forward(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + ops_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
     }
 }
 
@@ -84,7 +84,7 @@ void ops_gelu_forward(float *out, const float *inp, size_t n) {
 void ops_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float t = tanhf(u), sech2 = 1.0f - t * t;
+        float t = ops_tanhf(u), sech2 = 1.0f - t * t;
         float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * x * sech2 * du);
     }
@@ -114,7 +114,7 @@ static void causal_softmax(float *S, int T) {
     for (int t = 0; t < T; t++) {
         float *row = S + (size_t)t * T, mx = row[0], sum = 0.0f;
         for (int j = 1; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j <= t; j++) row[j] = expf(row[j] - mx), sum += row[j];
+        for (int j = 0; j <= t; j++) row[j] = ops_expf(row[j] - mx), sum += row[j];
         float inv = 1.0f / sum;
         for (int j = 0; j <= t; j++) row[j] *= inv;
         for (int j = t + 1; j < T; j++) row[j] = 0.0f;
