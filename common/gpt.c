@@ -564,23 +564,22 @@ static void kv_attention(const Gpt *m, GptKV *kv, int l, const int *seq, int R, 
     float scale = 1.0f / sqrtf((float)hs);
     for (int i = 0; i < R; i++) {
         size_t base = (((size_t)l * kv->n_seq + seq[i]) * kv->max_len) * C;
+        int n = s->pos[i] + 1;
         for (int h = 0; h < NH; h++) {
             const float *q = s->qkv + (size_t)i * 3 * C + h * hs;
+            const float *k = kv->k + base + h * hs, *v = kv->v + base + h * hs;
             float *y = s->atty + (size_t)i * C + h * hs, mx = -INFINITY, sum = 0.0f;
-            int n = s->pos[i] + 1;
             for (int j = 0; j < n; j++) {
-                const float *k = kv->k + base + (size_t)j * C + h * hs;
-                float dot = 0.0f;
-                for (int d = 0; d < hs; d++) dot += q[d] * k[d];
-                s->scores[j] = dot * scale;
+                s->scores[j] = ops_dot(q, k + (size_t)j * C, hs) * scale;
                 mx = s->scores[j] > mx ? s->scores[j] : mx;
             }
             for (int j = 0; j < n; j++) s->scores[j] = ops_expf(s->scores[j] - mx), sum += s->scores[j];
+            float inv = 1.0f / sum;
             memset(y, 0, hs * sizeof(float));
             for (int j = 0; j < n; j++) {
-                const float *v = kv->v + base + (size_t)j * C + h * hs;
-                float p = s->scores[j] / sum;
-                for (int d = 0; d < hs; d++) y[d] += p * v[d];
+                const float *vj = v + (size_t)j * C;
+                float p = s->scores[j] * inv;
+                for (int d = 0; d < hs; d++) y[d] += p * vj[d];
             }
         }
     }
@@ -625,8 +624,7 @@ static void kv_head(const Gpt *m, int R, const unsigned char *want, float *out,
         }
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, W, V, C, 1.0f,
-                s->ln, C, m->p.wte, C, 0.0f, s->logits, V);
+    ops_matmul_nt(s->logits, s->ln, m->p.wte, W, C, V);
     for (int r = 0; r < W; r++)
         memcpy(out + (size_t)s->rows[r] * out_stride, s->logits + (size_t)r * V, V * sizeof(float));
 }

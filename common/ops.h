@@ -38,9 +38,16 @@ static inline float ops_tanhf(float x) {
     return 1.0f - 2.0f / (1.0f + ops_expf(2.0f * x));
 }
 
+/* Up to this many rows, products skip sgemm (see ops.c: matmul_few_rows). */
+#define OPS_FEW_ROWS 16
+
 /* out (N, OC) = inp (N, C) @ w (C, OC) + b (OC) */
 void ops_matmul_forward(float *out, const float *inp, const float *w,
                         const float *b, int N, int C, int OC);
+/* out (N, OC) = inp (N, C) @ w^T, w stored (OC, C) (the tied unembedding). */
+void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, int OC);
+/* Dot product of two float vectors (vectorised, fixed summation order). */
+float ops_dot(const float *a, const float *b, int n);
 /* dinp = dout @ w^T (overwritten); dw += inp^T @ dout; db += column sums. */
 void ops_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
                          const float *inp, const float *w, int N, int C, int OC);
