@@ -173,6 +173,22 @@ static int path_exists(const Ckpt *c, const char *p) {
     }
 }
 
+/* Before creating p: every existing ancestor must be a group (HDF5's own
+ * message for a dataset in the way is "message type not found"). */
+static int check_parents(const Ckpt *c, const char *p) {
+    char buf[CKPT_NAME_MAX];
+    snprintf(buf, sizeof buf, "%s", p);
+    for (char *s = strchr(buf + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = 0;
+        if (H5Lexists(c->file, buf, H5P_DEFAULT) <= 0) return 0; /* rest gets created */
+        hid_t g = H5Gopen2(c->file, buf, H5P_DEFAULT);
+        if (g < 0) return err_set("%s: %s: %s is a dataset, not a group", c->path, p, buf);
+        H5Gclose(g);
+        *s = '/';
+    }
+    return 0;
+}
+
 static int writable(const Ckpt *c) {
     if (!c->tmp) return err_set("%s: opened for reading, cannot write", c->path);
     return 0;
@@ -191,6 +207,7 @@ static int write_dataset(Ckpt *c, const char *path, CkptType t, int ndim,
     hsize_t count = 1;
     for (int i = 0; i < ndim; i++) count *= dims[i];
     if (path_exists(c, path)) return err_set("%s: %s: already written", c->path, path);
+    if (check_parents(c, path)) return -1;
     if (count && !data) return err_set("%s: %s: NULL data", c->path, path);
     hid_t space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR);
     hid_t lcpl = make_lcpl();
@@ -213,6 +230,7 @@ static hid_t open_object(const Ckpt *c, const char *obj, int create) {
             err_set("%s: %s: no such group or dataset", c->path, obj);
             return H5I_INVALID_HID;
         }
+        if (check_parents(c, obj)) return H5I_INVALID_HID;
         hid_t lcpl = make_lcpl();
         hid_t g = H5Gcreate2(c->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT);
         if (g < 0) h5_fail(c, obj, "cannot create group");
@@ -376,9 +394,9 @@ Ckpt *ckpt_create(const char *path) {
     close(fd);
     hid_t fapl = make_fapl();
     c->file = H5Fcreate(c->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (c->file < 0) h5_fail(c, NULL, "cannot create HDF5 file"); /* before H5Pclose clears the stack */
     H5Pclose(fapl);
     if (c->file < 0) {
-        h5_fail(c, NULL, "cannot create HDF5 file");
         unlink(c->tmp);
         ckpt_free(c);
         return NULL;
@@ -879,10 +897,10 @@ Ckpt *ckpt_open(const char *path) {
     c->path = err_strdup(path);
     hid_t fapl = make_fapl();
     c->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    char reason[200];
+    if (c->file < 0) h5_reason(reason); /* before H5Pclose clears the stack */
     H5Pclose(fapl);
     if (c->file < 0) {
-        char reason[200];
-        h5_reason(reason);
         if (!has_hdf5_signature(path)) err_set("%s: not an HDF5 file", path);
         else err_set("%s: damaged or truncated HDF5 file (%s)", path, reason);
         ckpt_free(c);
