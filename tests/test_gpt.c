@@ -80,7 +80,7 @@ static void check_gradients(Gpt *m, const Batch *b, const char *label) {
         const GptTensor *x = &m->tensors[t];
         for (int k = 0; k < 4; k++) {
             size_t i = x->offset + (size_t)(lcg_uniform() * x->size) % x->size;
-            float keep = m->params[i], eps = 2e-3f;
+            float keep = m->params[i], eps = 1e-2f;
             m->params[i] = keep + eps;
             double up = objective(m, b, NULL, NULL);
             m->params[i] = keep - eps;
