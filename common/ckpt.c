@@ -5,7 +5,11 @@
  * err_set() line "PATH: /object: what went wrong (HDF5's innermost reason)".
  * Every HDF5 handle opened by a function is closed by that function on all
  * paths; the file is opened with H5F_CLOSE_SEMI so a leaked handle makes the
- * close fail loudly instead of silently keeping the file open. */
+ * close fail loudly instead of silently keeping the file open.
+ *
+ * A full disk must never reach HDF5 1.10's file close (a failed close leaves
+ * a half-destroyed file that crashes the process at exit): see
+ * reserve_flush_space and close_abandoned. */
 #include "common/ckpt.h"
 
 #include <errno.h>
@@ -37,10 +41,14 @@ struct Ckpt {
  * stderr would only confuse them. */
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+/* Raw HDF5 descriptions can be long (I/O errors list the file name, fd,
+ * errno, buffer and sizes before the part we keep). */
+#define H5_DESC_MAX 2048
+
 static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *data) {
     char *out = data;
     (void)n;
-    if (!out[0] && e->desc && e->desc[0]) snprintf(out, 200, "%s", e->desc);
+    if (!out[0] && e->desc && e->desc[0]) snprintf(out, H5_DESC_MAX, "%s", e->desc);
     return 0;
 }
 
@@ -50,7 +58,7 @@ static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *data) {
  * user needs. Must be called right after the failing call: the next API
  * call clears the stack. */
 static void h5_reason(char out[200]) {
-    char raw[200] = "";
+    char raw[H5_DESC_MAX] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, raw);
     const char *sys = strstr(raw, "error message = '");
     if (sys) {
@@ -476,9 +484,9 @@ static int reserve_flush_space(Ckpt *c) {
     if (H5Fget_filesize(c->file, &size) < 0 ||
         H5Fget_vfd_handle(c->file, H5P_DEFAULT, &handle) < 0 || !handle || !size)
         return 0;
-    /* KEEP_SIZE: the file keeps the length HDF5 gives it, so a later
-     * truncation is still detected (the reserved tail is a few KB of
-     * unused aggregation space that HDF5 frees on close). */
+    /* KEEP_SIZE: the file keeps the length HDF5 gives it, so a truncated
+     * copy is still detected. The price: the few KB of aggregation space
+     * HDF5 gives back on close may stay reserved past the end of file. */
     if (!fallocate(*(int *)handle, FALLOC_FL_KEEP_SIZE, 0, (off_t)size)) return 0;
     if (errno == ENOSPC || errno == EDQUOT || errno == EFBIG)
         return err_set("%s: cannot finish writing (%s)", c->path, strerror(errno));
