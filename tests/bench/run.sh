@@ -29,10 +29,10 @@ for cfg in ${CONFIGS//;/ }; do
         read -r tt ob <<<"$setting"
         env $MALLOC OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 tests/bench/torch_bench.py --vocab "$V" --d "$D" \
             --layers "$L" --heads "$H" --T "$T" --batch "$B" --steps "$STEPS" --gen-new 128 --gen-batch 8 \
-            --threads "$tt" --json | sed "s/^{/{\"impl\": \"torch\", \"openblas_env\": $ob, /" >>"$out"
+            --threads "$tt" --json >>"$out"
         env $MALLOC OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 tests/bench/torch_bench.py --vocab "$V" --d "$D" \
             --layers "$L" --heads "$H" --T "$T" --batch "$B" --steps 2 --warmup 1 --gen-new 128 --gen-batch 1 \
-            --threads "$tt" --json | sed "s/^{/{\"impl\": \"torch-b1\", \"openblas_env\": $ob, /" >>"$out"
+            --threads "$tt" --json | sed 's/"impl": "torch"/"impl": "torch-b1"/' >>"$out"
     done
 done
 
@@ -55,6 +55,9 @@ for c in c_rows:
     line("train tokens/s", c["train_tokens_per_s"], best(t8, "train_tokens_per_s"))
     line("generate b8 new tokens/s", c["gen_b8_tokens_per_s"], best(t8, "gen_tokens_per_s"))
     line("generate b1 new tokens/s", c["gen_b1_tokens_per_s"], best(t1, "gen_tokens_per_s"))
+    for r in t8:
+        print("  torch: torch threads %s, OpenBLAS threads %s: train %.0f tokens/s, generate b8 %.0f tokens/s"
+              % (r.get("torch_threads"), r.get("openblas_threads"), r["train_tokens_per_s"], r["gen_tokens_per_s"]))
     print("  %-26s %12.1f   (sgemm alone at the step's shapes: %.1f GFLOP/s)" %
           ("train GFLOP/s", c["train_gflops"], c["sgemm_gflops"]))
     print("  %-26s %11.0f%%   (time of the step's products in bare cblas_sgemm / step time)" %
