@@ -1,0 +1,145 @@
+/* config — the run configuration of the training and RL subcommands.
+ *
+ * Each stage declares its keys in static tables (name, type, default, help);
+ * a Config is built from one or more tables (keys shared by every trainer +
+ * the stage's own), filled from a `key = value` file (--config F) and then
+ * from key=value command-line arguments, which always win. Every value is
+ * validated when it is set, so errors name the file and line (or "command
+ * line") and the key; an unknown key suggests the nearest known one. The
+ * same tables produce --help and the README's Markdown reference, so they
+ * never disagree. A run prints the resolved configuration (config_print,
+ * whose output is itself a valid config file) and stores it in its
+ * checkpoints as string attributes of /config (config_save); a resumed run
+ * reads it back (config_load_ckpt) and compares (config_diff).
+ *
+ * Declaring keys (tables end with {NULL}; they must outlive the Config):
+ *   static const CfgKey ppo_keys[] = {
+ *       {"lr", CFG_FLOAT, "1e-5", "peak learning rate", NULL},
+ *       {"kl_estimator", CFG_ENUM, "k1", "per-token KL estimator", "k1|k3"},
+ *       {"prompts", CFG_STR, NULL, "JSONL file of RL prompts", NULL},
+ *       {NULL}};
+ *
+ * Key names are [A-Za-z0-9_]+. A NULL default means "required": the key
+ * has no value until set and config_check_required reports it.
+ *
+ * File syntax, one setting per line:
+ *   # a comment line            blank lines are ignored
+ *   batch_size = 8              whitespace around key and value is trimmed
+ *   lr = 3e-4   # trailing      "#" after whitespace starts a comment
+ *   url = http://a/b#frag       "#" inside a word is part of the value
+ *   name = "two words # not a comment"   double quotes keep spaces and "#";
+ *                               escapes \" \\ \n \t inside quotes
+ * Setting a key twice in one file is an error; a later file or the command
+ * line overrides an earlier one.
+ *
+ * Values are stored in canonical form (what config_get_raw, config_print,
+ * config_save and config_diff see): ints in decimal, floats in the shortest
+ * text that reads back to the same double ("3e-4" -> "0.0003"), bools as
+ * true/false, enums as the declared spelling. */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/ckpt.h"
+
+typedef enum {
+    CFG_INT,   /* a C int, decimal: "8", "-1" */
+    CFG_FLOAT, /* a finite double: "3e-4", "0.1" */
+    CFG_STR,   /* any text, may be empty */
+    CFG_BOOL,  /* true/false, yes/no, on/off, 1/0 (any case) */
+    CFG_ENUM   /* one of choices, e.g. "k1|k3" (any case on input) */
+} CfgType;
+
+typedef struct {
+    const char *key;
+    CfgType type;
+    const char *def;     /* default as text; NULL = required, no default */
+    const char *help;    /* one line for --help and the README */
+    const char *choices; /* CFG_ENUM: allowed values separated by '|'; else NULL */
+} CfgKey;
+
+typedef struct Config Config;
+
+/* A configuration holding every key of tables[0..n_tables) at its default.
+ * NULL + err_set for a malformed table (bad key name, a key declared twice
+ * across the tables, a default that does not parse as its type, an enum
+ * without choices). */
+Config *config_new(const CfgKey *const *tables, int n_tables);
+void config_free(Config *c);
+
+/* Reads a config file (syntax above). Errors: "PATH: <reason>" when the
+ * file cannot be read, "PATH:LINE: <reason>" for an unknown key (with a
+ * suggestion), a value that does not parse, a line without '=', an empty
+ * key, a key set twice, a bad quoted string. On error, settings from lines
+ * before the bad one stay applied. */
+int config_load_file(Config *c, const char *path);
+
+/* Sets one key from text after validating it; origin names where the value
+ * came from ("command line", "demo.conf:7") and prefixes error messages:
+ * "command line: 'batch_size' expects an integer, got '8x'". */
+int config_set(Config *c, const char *key, const char *value, const char *origin);
+
+/* Applies the arguments after the subcommand, argv[0..argc):
+ *   --config FILE | --config=FILE   loaded first, in order, whatever their
+ *                                   position, so command-line values win
+ *   key=value                       set with origin "command line"; a later
+ *                                   one for the same key wins
+ *   --key=value | --key value       the same; dashes in key read as
+ *                                   underscores (--batch-size 8); a bool key
+ *                                   alone (--resume) means true, and takes a
+ *                                   value only as --resume=false
+ *   --help | -h                     *help = 1 and nothing else is done
+ * Anything else is an error naming the argument. */
+int config_parse_args(Config *c, int argc, char **argv, int *help);
+
+/* -1 + err_set naming the first key that has no default and was not set. */
+int config_check_required(const Config *c);
+
+/* Typed getters. Asking for a key that is not declared, with the wrong
+ * type, or that has no value yet is a programming error: a message on
+ * stderr and abort(). config_str accepts CFG_STR and CFG_ENUM keys;
+ * config_enum returns the index of the value in the key's choices. */
+int config_int(const Config *c, const char *key);
+double config_float(const Config *c, const char *key);
+const char *config_str(const Config *c, const char *key);
+int config_bool(const Config *c, const char *key);
+int config_enum(const Config *c, const char *key);
+
+/* Generic access. NULL for an undeclared key; config_get_raw is also NULL
+ * for a required key not set yet. Origin is "default", "command line",
+ * "FILE:LINE", or the checkpoint path. */
+const char *config_get_raw(const Config *c, const char *key);
+const char *config_origin(const Config *c, const char *key);
+int config_count(const Config *c);
+const CfgKey *config_key_at(const Config *c, int i);
+
+/* The resolved configuration, one "key = value" line per key in table
+ * order, keys padded to one width; values that differ from the default end
+ * with "  # ORIGIN". Values that need it are quoted, so the output reads
+ * back with config_load_file. Required keys not set print as
+ * "# key = (required, not set)". */
+void config_print(const Config *c, FILE *f);
+
+/* Reference for --help: one line per key with type, default and help. */
+void config_help(const CfgKey *const *tables, int n_tables, FILE *f);
+/* The same as a Markdown table (key | type | default | description). */
+void config_markdown(const CfgKey *const *tables, int n_tables, FILE *f);
+
+/* Every key that has a value, as a string attribute of /config. */
+int config_save(const Config *c, Ckpt *k);
+/* Reads values back from /config with origin = the checkpoint path.
+ * keys == NULL: every declared key the checkpoint has (others keep their
+ * value, attributes of undeclared keys are ignored). Otherwise keys is a
+ * NULL-terminated list and each must be declared and present. A stored
+ * value that does not parse is an error naming the file and key. */
+int config_load_ckpt(Config *c, Ckpt *k, const char *const *keys);
+
+/* Number of keys declared in both a and b whose values differ (an unset
+ * required key counts as a value of its own). buf[0..n) receives them as
+ * "lr (0.001 vs 0.002), batch_size (8 vs 16)" with a's value first,
+ * truncated with "..." if it does not fit; buf may be NULL when n == 0. */
+int config_diff(const Config *a, const Config *b, char *buf, size_t n);
+
+#endif
