@@ -538,7 +538,7 @@ void config_print(const Config *c, FILE *f) {
     for (int i = 0; i < c->n; i++) {
         const CfgEntry *e = &c->e[i];
         if (!e->val.text) {
-            fprintf(f, "# %-*s = (required, not set)\n", width, e->k->key);
+            fprintf(f, "# %-*s = (required, not set)\n", width - 2, e->k->key); /* '=' stays in line */
             continue;
         }
         fprintf(f, "%-*s = ", width, e->k->key);
