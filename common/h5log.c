@@ -11,7 +11,7 @@
  * (disk full) the close's own flush would fail again; so a log whose write
  * failed is closed "abandoned": its descriptor is first pointed at an
  * anonymous in-memory file, leaving on disk exactly what the last
- * successful flush put there (see close_abandoned). */
+ * successful flush put there (see abandon_file). */
 #include "common/h5log.h"
 
 #include <errno.h>
@@ -113,7 +113,7 @@ static int h5_fail(const H5log *l, const char *col, const char *what) {
 static hid_t make_fapl(int clear_flags) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-    H5Pset_fapl_sec2(fapl); /* close_abandoned and fsync use its plain fd */
+    H5Pset_fapl_sec2(fapl); /* abandon_file and fsync use its plain fd */
     H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI);
     H5Pset_file_locking(fapl, 0, 1);
     if (clear_flags) {
@@ -355,9 +355,11 @@ static void scan_free(Scan *s) {
 
 /* ---- closing ------------------------------------------------------------ */
 
-/* Closes a file we must not write to again (see the top of this file):
- * the final flush goes to an anonymous in-memory file instead. */
-static void close_abandoned(hid_t file) {
+/* Points the file's descriptor at an anonymous in-memory file, so that
+ * closing a log we must not write to again (see the top of this file)
+ * cannot touch the disk: closing a dataset flushes its chunk cache and
+ * closing the file flushes metadata, both of which now go to memory. */
+static void abandon_file(hid_t file) {
     void *handle = NULL;
     if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle) {
         int mem = memfd_create("h5log-abandoned", MFD_CLOEXEC);
@@ -366,18 +368,15 @@ static void close_abandoned(hid_t file) {
             close(mem);
         }
     }
-    H5Fclose(file);
 }
 
 /* Closes every handle and frees l. Returns -1 if the final close failed. */
 static int release(H5log *l, int abandon) {
     int rc = 0;
+    if (abandon && l->file >= 0) abandon_file(l->file);
     for (int i = 0; i < l->n_cols; i++)
         if (l->cols[i].dset >= 0) H5Dclose(l->cols[i].dset);
-    if (l->file >= 0) {
-        if (abandon) close_abandoned(l->file);
-        else if (H5Fclose(l->file) < 0) rc = h5_fail(l, NULL, "cannot close");
-    }
+    if (l->file >= 0 && H5Fclose(l->file) < 0 && !abandon) rc = h5_fail(l, NULL, "cannot close");
     log_free(l);
     return rc;
 }
@@ -740,7 +739,13 @@ static int open_rdwr(H5log *l) {
     l->file = H5Fopen(l->path, H5F_ACC_RDWR, fapl);
     if (l->file < 0) h5_fail(l, NULL, "cannot open for appending");
     H5Pclose(fapl);
-    return l->file < 0 ? -1 : 0;
+    if (l->file < 0) return -1;
+    /* A writer that died inside a flush (disk full) may have written
+     * metadata past the end-of-allocation its superblock records; HDF5
+     * would then refuse to touch those objects ("addr overflow"). Cover
+     * the whole file, as `h5clear --increment=0` does. */
+    if (H5Fincrement_filesize(l->file, 0) < 0) return h5_fail(l, NULL, "cannot repair the file size");
+    return 0;
 }
 
 H5log *h5log_open_append(const char *path, const H5logColumn *cols, int n_cols, const char *kind,
