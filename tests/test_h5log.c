@@ -362,6 +362,13 @@ TEST(h5log_resume_truncates_without_duplicates_or_gaps) {
     CHECK_ERR(path, "131 rows", "200");
     CHECK(h5log_open_append(path, COLS, N_COLS, "rollouts", -2) == NULL);
     CHECK_ERR(path, "keep_rows -2");
+    /* A resumed run that stops before logging anything leaves the kept rows. */
+    l = h5log_open_append(path, COLS, N_COLS, "rollouts", 120);
+    CHECKF(l != NULL, "%s", err_msg());
+    CHECK(h5log_close(l) == 0);
+    l = h5log_open_read(path);
+    CHECK(l && mismatches(l, 120, 60) == 0);
+    h5log_close(l);
     /* Back to zero rows, then a fresh start. */
     l = h5log_open_append(path, COLS, N_COLS, "rollouts", 0);
     CHECKF(l && h5log_rows(l) == 0, "%s", err_msg());
@@ -752,11 +759,15 @@ TEST(h5log_disk_full_keeps_flushed_rows) {
         ok = ok && err_has(path, "File too large", (const char *)NULL);
         if (!ok) printf("    child: %s\n", err_msg());
         ok = ok && append_ref(l, good, 1, 0) == -1 && err_has("earlier write failed", (const char *)NULL);
-        /* The disk is full, not memory: lift the limit before the close
-         * (which must not write to the file any more). */
+        /* The disk is full, not memory: lift the limit before the close,
+         * which must not write to the file any more. */
+        size_t n = 0;
+        char *snap = slurp(path, &n);
         lim.rlim_cur = old;
         setrlimit(RLIMIT_FSIZE, &lim);
         h5log_close(l);
+        ok = ok && snap && same_bytes(path, snap, n);
+        free(snap);
         write_int64(res[1], ok ? good : -1);
         _exit(ok && h5_open_ids() == 0 ? 0 : 1);
     }
