@@ -11,14 +11,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/arith.h"
 #include "common/ckpt.h"
 #include "common/err.h"
+#include "common/evaluate.h"
 #include "common/generate.h"
 #include "common/gpt.h"
 #include "common/hf.h"
 #include "common/jsonl.h"
 #include "common/opts.h"
 #include "common/tok.h"
+#include "learner/dpo.h"
+#include "learner/lm.h"
+#include "learner/rm.h"
 
 #define RLHF_VERSION "0.1.0"
 
@@ -391,6 +396,219 @@ static int cmd_inspect(int argc, char **argv) {
     return 0;
 }
 
+/* ---- data ----------------------------------------------------------------- */
+
+static int cmd_data(int argc, char **argv) {
+    const char *out = NULL;
+    int n = 4000, seed = 1, max_operand = 0;
+    Opt o[] = {
+        {"out", OPT_STR, &out, "DIR", "directory to write (created if missing; required)"},
+        {"n", OPT_INT, &n, "N", "dataset scale: SFT demonstrations and preference pairs"},
+        {"seed", OPT_INT, &seed, "S", "random seed (same seed, same files)"},
+        {"max-operand", OPT_INT, &max_operand, "M", "operands 0..M (0: the task's default)"},
+        {NULL}};
+    OptSpec s = {"data", "rlhf data arith --out DIR [--n N] [--seed S]",
+                 "Write the built-in arithmetic task: pretraining text, SFT demonstrations, preference\n"
+                 "pairs, K-wise rankings, RL prompts and held-out evaluation prompts.",
+                 "Files: pretrain.txt, sft.jsonl, sft_valid.jsonl, prefs.jsonl,\n"
+                 "prefs_valid.jsonl, rankings.jsonl, rl_prompts.jsonl, eval_prompts.jsonl, README.txt.\n"
+                 "The gold judge scores correctness first, then manners, then concision.", o, 1, 1};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    if (strcmp(pos[0], "arith")) err_die("data: unknown task '%s' (available: arith)", pos[0]);
+    if (!out) err_die("data: --out is required");
+    ArithSizes sz = {0};
+    sz.max_operand = max_operand;
+    if (arith_write_dataset(out, n, (uint64_t)seed, &sz)) err_die_last();
+    fprintf(stderr, "rlhf data: wrote the arith task (n %d, seed %d) to %s/\n", n, seed, out);
+    return 0;
+}
+
+static int cmd_pretrain(int argc, char **argv) { return trainer_main(&lm_pretrain_stage, argc, argv); }
+static int cmd_sft(int argc, char **argv) { return trainer_main(&lm_sft_stage, argc, argv); }
+static int cmd_rm(int argc, char **argv) { return trainer_main(&rm_stage, argc, argv); }
+static int cmd_dpo(int argc, char **argv) { return trainer_main(&dpo_stage, argc, argv); }
+
+/* ---- eval / score ----------------------------------------------------------- */
+
+static Gpt *load_optional(const char *path, GptHead head, const char *what, int vocab) {
+    if (!path) return NULL;
+    Gpt *m = err_calloc(1, sizeof *m);
+    char kind[32];
+    if (ckpt_load_model(path, m, NULL, kind, sizeof kind)) err_die_last();
+    if (m->cfg.head != head) err_die("%s: is a %s checkpoint; --%s needs a %s", path, kind, what,
+                                     head == GPT_HEAD_LM ? "language model" : "reward model (scalar head)");
+    if (m->cfg.vocab_size != vocab)
+        err_die("%s: vocabulary %d differs from the policy's %d", path, m->cfg.vocab_size, vocab);
+    return m;
+}
+
+static void print_stat(const char *name, const EvalStat *s, const char *unit, int as_json, int *first) {
+    if (!s->n) return;
+    if (as_json) printf("%s\"%s\": {\"mean\": %.6g, \"se\": %.6g, \"n\": %ld}", *first ? "" : ", ", name,
+                        eval_mean(s), s->n > 1 ? eval_se(s) : 0.0, s->n);
+    else printf("  %-12s %9.4f +- %.4f%s\n", name, eval_mean(s), s->n > 1 ? eval_se(s) : 0.0, unit);
+    *first = 0;
+}
+
+static void print_report(const EvalReport *r, int as_json) {
+    int first = 1;
+    if (as_json) printf("{");
+    print_stat("gold", &r->gold, "", as_json, &first);
+    print_stat("correct", &r->correct, "", as_json, &first);
+    print_stat("offensive", &r->offensive, "", as_json, &first);
+    print_stat("rm", &r->rm, "  (normalised)", as_json, &first);
+    print_stat("kl", &r->kl, " nats", as_json, &first);
+    print_stat("length", &r->length, " tokens", as_json, &first);
+    if (as_json) printf("}\n");
+}
+
+static int cmd_eval(int argc, char **argv) {
+    const char *policy = NULL, *prompts = NULL, *ref = NULL, *rm = NULL, *samples = NULL;
+    int n = 0, max_new = 32, greedy = 0, top_k = 0, seed = 1, batch = 16, as_json = 0;
+    float temperature = 1.0f, top_p = 1.0f;
+    Opt o[] = {
+        {"policy", OPT_STR, &policy, "CKPT", "policy checkpoint (required)"},
+        {"prompts", OPT_STR, &prompts, "FILE.jsonl", "prompts, {\"prompt\": ...} per line (required)"},
+        {"ref", OPT_STR, &ref, "CKPT", "reference model: report KL(policy || ref) per response"},
+        {"rm", OPT_STR, &rm, "CKPT", "reward model: report its normalised score"},
+        {"n", OPT_INT, &n, "N", "evaluate the first N prompts (0: all)"},
+        {"max-new", OPT_INT, &max_new, "N", "new tokens at most per response"},
+        {"greedy", OPT_FLAG, &greedy, NULL, "greedy decoding (default: sample at --temperature)"},
+        {"temperature", OPT_FLOAT, &temperature, "T", "sampling temperature"},
+        {"top-k", OPT_INT, &top_k, "K", "top-k sampling (0 = off)"},
+        {"top-p", OPT_FLOAT, &top_p, "P", "nucleus sampling (1 = off)"},
+        {"seed", OPT_INT, &seed, "S", "random seed"},
+        {"batch", OPT_INT, &batch, "B", "prompts generated together"},
+        {"samples", OPT_STR, &samples, "FILE.jsonl", "write every response with its scores"},
+        {"json", OPT_FLAG, &as_json, NULL, "print the report as JSON"},
+        {NULL}};
+    OptSpec s = {"eval", "rlhf eval --policy CKPT --prompts FILE [--ref CKPT] [--rm CKPT] [options]",
+                 "Sample responses and report gold score (built-in task), RM score, KL to a reference\n"
+                 "and length, each as mean +- standard error.",
+                 "KL is the sum over a response's tokens of log pi(y_t) - log ref(y_t) under the unmodified\n"
+                 "policy; it estimates KL(pi || ref) when sampling at temperature 1 without top-k/top-p.\n"
+                 "Gold scores need the built-in task's prompts; other prompts are counted and skipped.",
+                 o, 0, 0};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    if (!policy || !prompts) err_die("eval: --policy and --prompts are required");
+    if (batch < 1 || max_new < 1) err_die("eval: --batch and --max-new must be >= 1");
+    Gpt m;
+    char kind[32];
+    Tok *tok = load_model_or_die(policy, &m, kind, sizeof kind);
+    if (m.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s checkpoint (scalar head); --policy needs a language model", policy, kind);
+    EvalSetup es = {&m, tok, load_optional(ref, GPT_HEAD_LM, "ref", m.cfg.vocab_size),
+                    load_optional(rm, GPT_HEAD_SCALAR, "rm", m.cfg.vocab_size), 0, 1,
+                    {max_new, tok_eot(tok), {greedy, temperature, top_k, top_p}}, (uint64_t)seed, batch, NULL};
+    if (sampler_validate(&es.gen.sampler)) err_die("eval: %s", err_msg());
+    if (rm && eval_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
+    PromptList pl = {0};
+    prompts_read_jsonl(&pl, prompts);
+    int count = n > 0 && n < pl.n ? n : pl.n;
+    if (samples && !(es.samples = fopen(samples, "w"))) err_die("%s: %s", samples, strerror(errno));
+    EvalReport r;
+    if (eval_run(&es, pl.text, count, &r)) err_die("eval: %s", err_msg());
+    if (es.samples && fclose(es.samples)) err_die("%s: write error", samples);
+    if (!as_json) printf("eval: %d responses from %s on %s\n", count, policy, prompts);
+    print_report(&r, as_json);
+    if (r.foreign_prompts) err_warn("%ld prompts are not the built-in task's: no gold score for them", r.foreign_prompts);
+    for (int i = 0; i < pl.n; i++) free(pl.text[i]);
+    free(pl.text);
+    if (es.ref) gpt_free(es.ref), free(es.ref);
+    if (es.rm) gpt_free(es.rm), free(es.rm);
+    gpt_free(&m);
+    tok_free(tok);
+    return 0;
+}
+
+/* Scores prompt + each response (+ end token) with the reward model. */
+static void score_responses(Gpt *rm, const Tok *tok, const char *prompt, const char **resp, int k, float *out,
+                            const char *path, int line) {
+    int *seq[64], len[64], np, n_ctx = rm->cfg.n_ctx;
+    int *pt = tok_encode(tok, prompt, strlen(prompt), &np);
+    if (!pt) err_die("%s:%d: %s", path, line, err_msg());
+    for (int i = 0; i < k; i++) {
+        int nr, *rt = tok_encode(tok, resp[i], strlen(resp[i]), &nr);
+        if (!rt) err_die("%s:%d: %s", path, line, err_msg());
+        seq[i] = err_malloc((size_t)(np + nr + 1) * sizeof(int));
+        memcpy(seq[i], pt, np * sizeof(int));
+        memcpy(seq[i] + np, rt, nr * sizeof(int));
+        seq[i][np + nr] = tok_eot(tok);
+        len[i] = np + nr + 1 < n_ctx ? np + nr + 1 : n_ctx;
+        free(rt);
+    }
+    if (np >= n_ctx) err_die("%s:%d: prompt of %d tokens does not fit the context (%d)", path, line, np, n_ctx);
+    if (gpt_score_last(rm, (const int *const *)seq, len, k, out)) err_die("%s:%d: %s", path, line, err_msg());
+    for (int i = 0; i < k; i++) free(seq[i]);
+    free(pt);
+}
+
+static int cmd_score(int argc, char **argv) {
+    const char *model = NULL, *data = NULL;
+    int raw = 0;
+    Opt o[] = {{"model", OPT_STR, &model, "CKPT", "reward model checkpoint (required)"},
+               {"data", OPT_STR, &data, "FILE.jsonl", "records to score (required)"},
+               {"raw", OPT_FLAG, &raw, NULL, "raw head outputs (default: normalised by the stored offset/scale)"},
+               {NULL}};
+    OptSpec s = {"score", "rlhf score --model RM --data FILE.jsonl [--raw]",
+                 "Score JSONL with a reward model; prints one JSON line per record and a summary.",
+                 "Records: {\"prompt\",\"completion\"} -> score; {\"prompt\",\"chosen\",\"rejected\"} -> both\n"
+                 "scores (summary: pairwise accuracy); {\"prompt\",\"ranking\":[...]} -> scores in order.",
+                 o, 0, 0};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    if (!model || !data) err_die("score: --model and --data are required");
+    Gpt m;
+    char kind[32];
+    double off = 0, scale = 1;
+    Tok *tok = load_model_or_die(model, &m, kind, sizeof kind);
+    if (m.cfg.head != GPT_HEAD_SCALAR) err_die("%s: is a %s checkpoint (language model); score needs a reward model", model, kind);
+    if (!raw && eval_rm_norm(model, &off, &scale)) err_die_last();
+    Jsonl *j = jsonl_open(data);
+    if (!j) err_die_last();
+    json_t *rec;
+    int rc, pairs = 0, right = 0, records = 0;
+    while ((rc = jsonl_next(j, &rec)) == 1) {
+        const char *prompt, *resp[64], **rank = NULL;
+        int k = 0;
+        if (jsonl_get_str(j, rec, "prompt", &prompt)) err_die_last();
+        if (json_object_get(rec, "ranking")) {
+            if (jsonl_get_str_array(j, rec, "ranking", &rank, &k)) err_die_last();
+            if (k > 64) err_die("%s:%d: ranking of %d responses; at most 64", data, jsonl_line(j), k);
+            for (int i = 0; i < k; i++) resp[i] = rank[i];
+        } else if (json_object_get(rec, "chosen")) {
+            if (jsonl_get_str(j, rec, "chosen", &resp[0]) || jsonl_get_str(j, rec, "rejected", &resp[1])) err_die_last();
+            k = 2;
+        } else {
+            if (jsonl_get_str(j, rec, "completion", &resp[0])) err_die_last();
+            k = 1;
+        }
+        float sc[64];
+        score_responses(&m, tok, prompt, resp, k, sc, data, jsonl_line(j));
+        json_t *arr = json_array();
+        for (int i = 0; i < k; i++) json_array_append_new(arr, json_real((sc[i] - off) / scale));
+        char *line = json_dumps(arr, JSON_COMPACT);
+        printf("{\"line\": %d, \"scores\": %s}\n", jsonl_line(j), line);
+        free(line), json_decref(arr), free(rank);
+        for (int a = 0; a < k && k > 1; a++)
+            for (int b = a + 1; b < k; b++) pairs++, right += sc[a] > sc[b];
+        records++;
+    }
+    if (rc < 0) err_die_last();
+    if (!records) err_die("%s: no records", data);
+    jsonl_close(j);
+    if (pairs) fprintf(stderr, "score: %d records, pairwise accuracy %.4f (%d of %d comparisons)\n", records,
+                       (double)right / pairs, right, pairs);
+    else fprintf(stderr, "score: %d records\n", records);
+    gpt_free(&m);
+    tok_free(tok);
+    return 0;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 typedef struct {
@@ -400,9 +618,16 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"data", cmd_data, "write the built-in task's datasets (rlhf data arith)"},
     {"init", cmd_init, "create a model with random weights"},
+    {"pretrain", cmd_pretrain, "next-token pretraining on text (MPI data-parallel)"},
+    {"sft", cmd_sft, "supervised fine-tuning on demonstrations (MPI data-parallel)"},
+    {"rm", cmd_rm, "reward model on preferences and rankings (MPI data-parallel)"},
+    {"dpo", cmd_dpo, "direct preference optimisation: DPO, IPO, cDPO (MPI data-parallel)"},
     {"generate", cmd_generate, "complete prompts (greedy, temperature, top-k, top-p)"},
     {"nll", cmd_nll, "negative log-likelihood and perplexity of a text"},
+    {"eval", cmd_eval, "gold score, RM score, KL to a reference and length of a policy's samples"},
+    {"score", cmd_score, "score JSONL with a reward model"},
     {"import-hf", cmd_import_hf, "import a Hugging Face GPT-2 directory"},
     {"export-hf", cmd_export_hf, "export a checkpoint as a Hugging Face GPT-2 directory"},
     {"inspect", cmd_inspect, "summarise a checkpoint"},

@@ -505,6 +505,22 @@ void gpt_free(Gpt *m) {
     memset(m, 0, sizeof *m);
 }
 
+int gpt_score_last(Gpt *m, const int *const *tokens, const int *len, int n, float *scores) {
+    if (m->cfg.head != GPT_HEAD_SCALAR) return err_set("scoring needs a scalar-head (reward) model");
+    int T = 1;
+    for (int i = 0; i < n; i++) {
+        if (len[i] < 1 || len[i] > m->cfg.n_ctx)
+            return err_set("sequence of %d tokens outside 1..%d (n_ctx)", len[i], m->cfg.n_ctx);
+        T = len[i] > T ? len[i] : T;
+    }
+    int *packed = err_calloc((size_t)n * T, sizeof(int));
+    for (int i = 0; i < n; i++) memcpy(packed + (size_t)i * T, tokens[i], len[i] * sizeof(int));
+    int rc = gpt_forward(m, packed, n, T);
+    for (int i = 0; i < n && !rc; i++) scores[i] = m->values[(size_t)i * T + len[i] - 1];
+    free(packed);
+    return rc;
+}
+
 /* ---- KV-cache inference ---------------------------------------------- */
 
 int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len) {

@@ -125,6 +125,11 @@ void gpt_backward_lm(Gpt *m, const int *targets, const float *dlogp,
 /* Backward for the scalar head: dvalues[b,t] = dLoss/d values[b,t]. */
 void gpt_backward_scalar(Gpt *m, const float *dvalues);
 
+/* Scalar head: the value at the last token of each of n sequences
+ * (tokens[i][0..len[i]), 1 <= len[i] <= n_ctx), run as one right-padded
+ * batch. Reward models score a response this way. -1 + err_set on bad input. */
+int gpt_score_last(Gpt *m, const int *const *tokens, const int *len, int n, float *scores);
+
 /* --- KV-cache inference ------------------------------------------------ */
 
 typedef struct {

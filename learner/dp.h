@@ -1,0 +1,32 @@
+/* dp — data parallelism for the trainers over MPI: rank/world, one OpenBLAS
+ * thread budget per rank so ranks x threads fit the cores, gradient
+ * all-reduce, and waits that sleep instead of spinning (Open MPI's blocking
+ * calls poll a core at 100%, which on a small machine steals it from the
+ * rank doing the work). */
+#ifndef DP_H
+#define DP_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+typedef struct {
+    int rank, world;        /* in MPI_COMM_WORLD */
+    int local_rank, local_world; /* on this node */
+    int blas_threads;
+} Dp;
+
+/* MPI_Init (if not yet), ranks, OpenBLAS threads = max(1, cores / ranks on
+ * this node) unless OPENBLAS_NUM_THREADS is set. */
+void dp_init(Dp *d, int *argc, char ***argv);
+void dp_finalize(Dp *d);
+/* In-place sums over all ranks (sleeping wait). */
+void dp_sum_f32(Dp *d, float *buf, size_t n);
+void dp_sum_f64(Dp *d, double *buf, int n);
+/* 1 if flag is non-zero on any rank. */
+int dp_any(Dp *d, int flag);
+/* Barrier whose wait sleeps ~1 ms between polls. */
+void dp_barrier(Dp *d);
+/* Waits for a request, sleeping ~1 ms between polls. */
+void dp_wait(MPI_Request *r);
+
+#endif

@@ -1,0 +1,160 @@
+/* dpo — DPO/IPO/cDPO on the shared trainer; see dpo.h. A preference example
+ * is two rows, chosen and rejected (a ranking contributes its best and its
+ * worst response); the policy's summed log-prob of each response enters the
+ * loss of learner/losses.c. */
+#include "learner/dpo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ckpt.h"
+#include "common/err.h"
+#include "learner/losses.h"
+
+typedef struct {
+    LossDpoConfig loss;
+    float *ref_train, *ref_valid; /* reference log-prob sum per sequence */
+    int *tokens, *targets;
+    float *logp, *dlogp;
+} DpoState;
+
+static const CfgKey dpo_keys[] = {
+    {"init", CFG_STR, NULL, "SFT checkpoint: the policy to start from", NULL},
+    {"ref", CFG_STR, "", "frozen reference checkpoint (empty: the init checkpoint)", NULL},
+    {"beta", CFG_FLOAT, "0.1", "strength of the tie to the reference", NULL},
+    {"loss_type", CFG_ENUM, "dpo", "dpo, ipo, or cdpo (conservative DPO with label_smoothing)", "dpo|ipo|cdpo"},
+    {"label_smoothing", CFG_FLOAT, "0.0", "cdpo: assumed fraction of flipped labels, in [0, 0.5)", NULL},
+    {NULL}};
+
+/* The two sequences an example contributes: best and worst. */
+static void pair_of(const Dataset *d, int e, const Seq **c, const Seq **r) {
+    const Seq *q;
+    int k = data_example_seqs(d, e, &q);
+    *c = &q[0];
+    *r = &q[k - 1];
+}
+
+/* Summed response log-probs of rows of a packed forward. */
+static void response_logp(Gpt *m, DpoState *s, int rows, int T, double *sums) {
+    gpt_token_logprobs(m, s->targets, s->logp, NULL);
+    for (int i = 0; i < rows; i++) {
+        sums[i] = 0;
+        for (int t = 0; t < T; t++) sums[i] += s->targets[i * T + t] >= 0 ? s->logp[i * T + t] : 0.0;
+    }
+}
+
+/* Packs examples idx[0..n) as 2n rows (chosen, rejected) and runs m. */
+static int forward_pairs(Gpt *m, DpoState *s, const Dataset *d, const int *idx, int n, int eot, double *sums) {
+    const Seq *seqs[2 * n];
+    int from[2 * n];
+    for (int i = 0; i < n; i++) {
+        pair_of(d, idx[i], &seqs[2 * i], &seqs[2 * i + 1]);
+        from[2 * i] = seqs[2 * i]->prompt_len;
+        from[2 * i + 1] = seqs[2 * i + 1]->prompt_len;
+    }
+    int T = trainer_pack(seqs, from, 2 * n, eot, s->tokens, s->targets);
+    if (gpt_forward(m, s->tokens, 2 * n, T)) err_die("dpo: %s", err_msg());
+    response_logp(m, s, 2 * n, T, sums);
+    return T;
+}
+
+/* Reference log-prob sums of every example (ranks share the work). */
+static float *reference_logps(Trainer *t, Gpt *ref, const Dataset *d) {
+    DpoState *s = t->state;
+    int mb = t->micro_batch, idx[mb];
+    double sums[2 * mb];
+    double *all = err_calloc((size_t)2 * d->n, sizeof(double));
+    for (int start = t->dp.rank * mb; start < d->n; start += mb * t->dp.world) {
+        int n = d->n - start < mb ? d->n - start : mb;
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        forward_pairs(ref, s, d, idx, n, tok_eot(t->tok), sums);
+        memcpy(all + 2 * start, sums, (size_t)2 * n * sizeof(double));
+    }
+    dp_sum_f64(&t->dp, all, 2 * d->n);
+    float *out = err_malloc((size_t)2 * d->n * sizeof(float));
+    for (int i = 0; i < 2 * d->n; i++) out[i] = (float)all[i];
+    free(all);
+    return out;
+}
+
+static int dpo_setup(Trainer *t) {
+    LongPolicy p;
+    DpoState *s = err_calloc(1, sizeof *s);
+    t->state = s;
+    if (data_long_policy(config_str(t->cfg, "long_sequences"), &p)) return -1;
+    s->loss.beta = config_float(t->cfg, "beta");
+    s->loss.label_smoothing = config_float(t->cfg, "label_smoothing");
+    if (loss_dpo_type_parse(config_str(t->cfg, "loss_type"), &s->loss.type) || loss_dpo_config_check(&s->loss))
+        return -1;
+    const char *init = config_str(t->cfg, "init"), *ref_path = config_str(t->cfg, "ref");
+    if (trainer_load_init(t, init, GPT_HEAD_LM)) return -1;
+    int n_ctx = t->model.cfg.n_ctx;
+    if (data_load_prefs(&t->train, config_str(t->cfg, "train_data"), t->tok, n_ctx, p)) return -1;
+    const char *valid = config_str(t->cfg, "valid_data");
+    if (*valid && data_load_prefs(&t->valid, valid, t->tok, n_ctx, p)) return -1;
+    t->has_valid = *valid != 0;
+    size_t n = (size_t)2 * t->micro_batch * n_ctx;
+    s->tokens = err_malloc(n * sizeof(int));
+    s->targets = err_malloc(n * sizeof(int));
+    s->logp = err_malloc(n * sizeof(float));
+    s->dlogp = err_malloc(n * sizeof(float));
+    Gpt ref;
+    Tok *ref_tok = NULL;
+    char kind[32];
+    if (ckpt_load_model(*ref_path ? ref_path : init, &ref, &ref_tok, kind, sizeof kind)) return -1;
+    int bad = ref.cfg.head != GPT_HEAD_LM || ref.cfg.vocab_size != t->model.cfg.vocab_size ||
+              ref.cfg.n_ctx < n_ctx;
+    tok_free(ref_tok);
+    if (bad) {
+        gpt_free(&ref);
+        return err_set("%s: the reference must be a language model with the policy's vocabulary (%d) and context",
+                       *ref_path ? ref_path : init, t->model.cfg.vocab_size);
+    }
+    trainer_log(t, "reference log-probs for %d + %d examples", t->train.n, t->has_valid ? t->valid.n : 0);
+    s->ref_train = reference_logps(t, &ref, &t->train);
+    if (t->has_valid) s->ref_valid = reference_logps(t, &ref, &t->valid);
+    gpt_free(&ref);
+    return 0;
+}
+
+static void dpo_run(Trainer *t, const Dataset *d, const float *ref, const int *idx, int n, TrainAcc *acc, int grad) {
+    DpoState *s = t->state;
+    double sums[2 * n];
+    int T = forward_pairs(&t->model, s, d, idx, n, tok_eot(t->tok), sums);
+    for (int i = 0; i < n; i++) {
+        LossDpoPair pr = {sums[2 * i], sums[2 * i + 1], ref[2 * idx[i]], ref[2 * idx[i] + 1]};
+        LossDpoMetrics mt;
+        double dc, dr, loss = loss_dpo(&s->loss, &pr, &dc, &dr, &mt);
+        for (int row = 2 * i; row < 2 * i + 2; row++)
+            for (int x = 0; x < T; x++)
+                s->dlogp[row * T + x] = s->targets[row * T + x] >= 0 ? (float)(row == 2 * i ? dc : dr) : 0.0f;
+        acc->loss += loss;
+        acc->weight += 1;
+        acc->metric[0] += mt.accuracy;
+        acc->metric[1] += mt.margin;
+        acc->metric[2] += mt.chosen_reward;
+        acc->metric[3] += mt.rejected_reward;
+    }
+    acc->tokens += 2.0 * n * T;
+    if (grad) gpt_backward_lm(&t->model, s->targets, s->dlogp, NULL);
+}
+
+static void dpo_micro_batch(Trainer *t, const int *idx, int n, TrainAcc *acc) {
+    dpo_run(t, &t->train, ((DpoState *)t->state)->ref_train, idx, n, acc, 1);
+}
+
+static void dpo_evaluate(Trainer *t, const int *idx, int n, TrainAcc *acc) {
+    dpo_run(t, &t->valid, ((DpoState *)t->state)->ref_valid, idx, n, acc, 0);
+}
+
+static void dpo_teardown(Trainer *t) {
+    DpoState *s = t->state;
+    free(s->ref_train), free(s->ref_valid), free(s->tokens), free(s->targets), free(s->logp), free(s->dlogp);
+    free(s);
+}
+
+const TrainStage dpo_stage = {
+    "dpo",
+    "Direct preference optimisation (DPO, IPO, conservative DPO) from an SFT checkpoint against a frozen reference.",
+    dpo_keys, "policy", {"accuracy", "margin", "chosen_reward", "rejected_reward", NULL},
+    dpo_setup, dpo_micro_batch, dpo_evaluate, NULL, NULL, dpo_teardown};

@@ -1,0 +1,126 @@
+/* lm — pretraining and SFT on the shared trainer; see lm.h. Both minimise
+ * the mean cross-entropy of the predicted tokens (text: all of them; SFT:
+ * the completion and its <|endoftext|>). */
+#include "learner/lm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+typedef struct {
+    int *tokens, *targets;
+    float *logp, *dlogp;
+} LmState;
+
+static const CfgKey pretrain_keys[] = {
+    {"init", CFG_STR, "", "checkpoint to continue from (empty: a fresh model from the keys below)", NULL},
+    {"tokenizer", CFG_STR, "byte", "fresh model's tokenizer: byte, or a directory with GPT-2 vocab.json + merges.txt", NULL},
+    {"n_layer", CFG_INT, "4", "fresh model: transformer blocks", NULL},
+    {"n_head", CFG_INT, "4", "fresh model: attention heads", NULL},
+    {"n_embd", CFG_INT, "128", "fresh model: width", NULL},
+    {"n_ctx", CFG_INT, "64", "fresh model: context length", NULL},
+    {NULL}};
+
+static const CfgKey sft_keys[] = {
+    {"init", CFG_STR, NULL, "checkpoint to fine-tune (a pretrained language model)", NULL},
+    {NULL}};
+
+static void lm_alloc(Trainer *t) {
+    LmState *s = err_calloc(1, sizeof *s);
+    size_t n = (size_t)t->micro_batch * t->model.cfg.n_ctx;
+    s->tokens = err_malloc(n * sizeof(int));
+    s->targets = err_malloc(n * sizeof(int));
+    s->logp = err_malloc(n * sizeof(float));
+    s->dlogp = err_malloc(n * sizeof(float));
+    t->state = s;
+}
+
+static void lm_teardown(Trainer *t) {
+    LmState *s = t->state;
+    free(s->tokens), free(s->targets), free(s->logp), free(s->dlogp), free(s);
+}
+
+/* Forward (and backward if grad) over examples idx of d. */
+static void lm_run(Trainer *t, const Dataset *d, const int *idx, int n, TrainAcc *acc, int grad) {
+    LmState *s = t->state;
+    const Seq *seqs[n];
+    int from[n];
+    for (int i = 0; i < n; i++) {
+        data_example_seqs(d, idx[i], &seqs[i]);
+        from[i] = seqs[i]->prompt_len;
+    }
+    int T = trainer_pack(seqs, from, n, tok_eot(t->tok), s->tokens, s->targets);
+    if (gpt_forward(&t->model, s->tokens, n, T)) err_die("%s: %s", t->stage->name, err_msg());
+    gpt_token_logprobs(&t->model, s->targets, s->logp, NULL);
+    double loss = 0, count = 0;
+    for (int i = 0; i < n * T; i++) {
+        int on = s->targets[i] >= 0;
+        loss -= on ? s->logp[i] : 0.0;
+        count += on;
+        s->dlogp[i] = on ? -1.0f : 0.0f; /* gradient of the summed loss */
+    }
+    acc->loss += loss;
+    acc->weight += count;
+    acc->tokens += (double)n * T;
+    if (grad) gpt_backward_lm(&t->model, s->targets, s->dlogp, NULL);
+}
+
+static void lm_micro_batch(Trainer *t, const int *idx, int n, TrainAcc *acc) { lm_run(t, &t->train, idx, n, acc, 1); }
+static void lm_evaluate(Trainer *t, const int *idx, int n, TrainAcc *acc) { lm_run(t, &t->valid, idx, n, acc, 0); }
+
+static int new_model(Trainer *t) {
+    const char *tk = config_str(t->cfg, "tokenizer");
+    if (!strcmp(tk, "byte")) t->tok = tok_byte_new();
+    else {
+        char v[1100], m[1100];
+        snprintf(v, sizeof v, "%s/vocab.json", tk);
+        snprintf(m, sizeof m, "%s/merges.txt", tk);
+        if (!(t->tok = tok_gpt2_load(v, m))) return -1;
+    }
+    GptConfig c = {tok_vocab_size(t->tok), config_int(t->cfg, "n_ctx"), config_int(t->cfg, "n_layer"),
+                   config_int(t->cfg, "n_head"), config_int(t->cfg, "n_embd"), GPT_HEAD_LM};
+    if (gpt_init(&t->model, &c)) return -1;
+    gpt_init_random(&t->model, t->seed);
+    return 0;
+}
+
+static int pretrain_setup(Trainer *t) {
+    const char *init = config_str(t->cfg, "init");
+    if (*init ? trainer_load_init(t, init, GPT_HEAD_LM) : new_model(t)) return -1;
+    int n_ctx = t->model.cfg.n_ctx;
+    if (data_load_text(&t->train, config_str(t->cfg, "train_data"), t->tok, n_ctx)) return -1;
+    const char *valid = config_str(t->cfg, "valid_data");
+    if (*valid) {
+        if (data_load_text(&t->valid, valid, t->tok, n_ctx)) return -1;
+        t->has_valid = 1;
+    }
+    lm_alloc(t);
+    return 0;
+}
+
+static int sft_setup(Trainer *t) {
+    LongPolicy p;
+    if (data_long_policy(config_str(t->cfg, "long_sequences"), &p)) return -1;
+    if (trainer_load_init(t, config_str(t->cfg, "init"), GPT_HEAD_LM)) return -1;
+    int n_ctx = t->model.cfg.n_ctx;
+    if (data_load_sft(&t->train, config_str(t->cfg, "train_data"), t->tok, n_ctx, p)) return -1;
+    const char *valid = config_str(t->cfg, "valid_data");
+    if (*valid) {
+        if (data_load_sft(&t->valid, valid, t->tok, n_ctx, p)) return -1;
+        t->has_valid = 1;
+    }
+    if (t->train.n_truncated || t->train.n_skipped)
+        trainer_log(t, "%s: %ld sequences truncated, %ld examples skipped (longer than %d tokens)",
+                    t->train.path, t->train.n_truncated, t->train.n_skipped, n_ctx);
+    lm_alloc(t);
+    return 0;
+}
+
+const TrainStage lm_pretrain_stage = {
+    "pretrain", "Next-token pretraining on plain text (a fresh model or a checkpoint).",
+    pretrain_keys, "policy", {NULL}, pretrain_setup, lm_micro_batch, lm_evaluate, NULL, NULL, lm_teardown};
+
+const TrainStage lm_sft_stage = {
+    "sft", "Supervised fine-tuning on {\"prompt\",\"completion\"} JSONL; loss on completion tokens only.",
+    sft_keys, "policy", {NULL}, sft_setup, lm_micro_batch, lm_evaluate, NULL, NULL, lm_teardown};

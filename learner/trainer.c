@@ -1,0 +1,477 @@
+/* trainer — the shared training loop of the supervised stages; see
+ * trainer.h for the schedule, determinism and loss conventions. */
+#include "learner/trainer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/ckpt.h"
+#include "common/err.h"
+#include "common/rng.h"
+#include "learner/metrics.h"
+
+static const CfgKey trainer_keys[] = {
+    {"out_dir", CFG_STR, NULL, "run directory: checkpoints, metrics.h5, final.h5", NULL},
+    {"train_data", CFG_STR, NULL, "training data file", NULL},
+    {"valid_data", CFG_STR, "", "validation data file (empty: none)", NULL},
+    {"epochs", CFG_INT, "1", "passes over the training data", NULL},
+    {"max_steps", CFG_INT, "0", "stop after this many steps (0: epochs decide)", NULL},
+    {"batch_size", CFG_INT, "32", "examples per optimizer step, over all ranks", NULL},
+    {"micro_batch", CFG_INT, "8", "examples per forward pass; batch_size must be a multiple of micro_batch x ranks", NULL},
+    {"lr", CFG_FLOAT, "3e-4", "peak learning rate", NULL},
+    {"lr_min", CFG_FLOAT, "3e-5", "floor of the cosine decay", NULL},
+    {"warmup_steps", CFG_INT, "10", "linear warm-up steps", NULL},
+    {"weight_decay", CFG_FLOAT, "0.1", "AdamW weight decay (matrices only)", NULL},
+    {"beta1", CFG_FLOAT, "0.9", "AdamW beta1", NULL},
+    {"beta2", CFG_FLOAT, "0.95", "AdamW beta2", NULL},
+    {"grad_clip", CFG_FLOAT, "1.0", "global gradient-norm clip (0: off)", NULL},
+    {"dropout", CFG_FLOAT, "0.0", "dropout on embeddings, attention and residual branches", NULL},
+    {"seed", CFG_INT, "1", "seed for data order and dropout", NULL},
+    {"long_sequences", CFG_ENUM, "truncate", "sequences longer than the context", "truncate|skip|error"},
+    {"log_every", CFG_INT, "10", "progress line every N steps", NULL},
+    {"eval_every", CFG_INT, "0", "validation every N steps (0: once per epoch)", NULL},
+    {"ckpt_every", CFG_INT, "100", "checkpoint every N steps", NULL},
+    {"keep_checkpoints", CFG_INT, "2", "step checkpoints kept in out_dir", NULL},
+    {"max_bad_steps", CFG_INT, "5", "stop after this many non-finite losses in a row", NULL},
+    {NULL}};
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { stop_requested = sig; }
+
+void trainer_log(const Trainer *t, const char *fmt, ...) {
+    if (t->dp.rank) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", t->stage->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33, x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33, x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+uint64_t trainer_dropout_seed(const Trainer *t, int j) {
+    return mix64(t->seed ^ mix64((uint64_t)t->step * 1000003u + (uint64_t)j + 0x9e37));
+}
+
+int trainer_load_init(Trainer *t, const char *path, GptHead want_head) {
+    char kind[32];
+    if (ckpt_load_model(path, &t->model, &t->tok, kind, sizeof kind)) return -1;
+    if (t->model.cfg.head != want_head) {
+        gpt_free(&t->model);
+        return err_set("%s: is a %s checkpoint (%s head); %s needs a %s", path, kind,
+                       t->model.cfg.head == GPT_HEAD_LM ? "language-model" : "scalar",
+                       t->stage->name, want_head == GPT_HEAD_LM ? "language model" : "reward model");
+    }
+    return 0;
+}
+
+int trainer_pack(const Seq *const *seqs, const int *from, int n, int pad, int *tokens, int *targets) {
+    int T = 1;
+    for (int i = 0; i < n; i++) T = seqs[i]->len - 1 > T ? seqs[i]->len - 1 : T;
+    for (int i = 0; i < n; i++) {
+        const Seq *s = seqs[i];
+        for (int t = 0; t < T; t++) {
+            int in = t < s->len - 1;
+            tokens[i * T + t] = in ? s->tokens[t] : pad;
+            targets[i * T + t] = in && t + 1 >= from[i] ? s->tokens[t + 1] : -1;
+        }
+    }
+    return T;
+}
+
+/* ---- checkpoints ------------------------------------------------------- */
+
+static void ckpt_name(const Trainer *t, int64_t step, char *buf, size_t n) {
+    snprintf(buf, n, "%s/ckpt-%08lld.h5", t->out_dir, (long long)step);
+}
+
+/* Highest step with a checkpoint in out_dir, or -1. */
+static int64_t latest_step(const Trainer *t) {
+    DIR *d = opendir(t->out_dir);
+    int64_t best = -1;
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d))) {
+        long long s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt-%lld.%7s", &s, tail) == 2 && !strcmp(tail, "h5") && s > best) best = s;
+    }
+    closedir(d);
+    return best;
+}
+
+static int write_ckpt(Trainer *t, const char *path) {
+    Ckpt *k = ckpt_create(path);
+    if (!k) return -1;
+    int rc = ckpt_put_model(k, &t->model, t->tok, t->stage->kind) ||
+             ckpt_put_buffer(k, "optim/m", &t->model, t->opt.m) ||
+             ckpt_put_buffer(k, "optim/v", &t->model, t->opt.v) ||
+             ckpt_put_attr_i64(k, "/state", "step", t->step) ||
+             ckpt_put_attr_i64(k, "/state", "adam_step", t->opt.step) ||
+             ckpt_put_attr_i64(k, "/state", "total_steps", t->total_steps) ||
+             ckpt_put_attr_str(k, "/state", "stage", t->stage->name) ||
+             ckpt_put_attr_i64(k, "/state", "world", t->dp.world) ||
+             config_save(t->cfg, k) || (t->stage->save_extra && t->stage->save_extra(t, k));
+    if (rc) {
+        ckpt_discard(k);
+        return -1;
+    }
+    return ckpt_commit(k);
+}
+
+/* Rank 0 writes; every rank learns whether it worked. */
+static int save_step_ckpt(Trainer *t) {
+    char path[1200];
+    int rc = 0;
+    ckpt_name(t, t->step, path, sizeof path);
+    if (t->dp.rank == 0) {
+        rc = write_ckpt(t, path);
+        if (rc) err_warn("%s", err_msg());
+        int keep = config_int(t->cfg, "keep_checkpoints");
+        for (int64_t s = t->step - 1, kept = 1; s >= 0 && rc == 0; s--) { /* prune old ones */
+            char old[1200];
+            ckpt_name(t, s, old, sizeof old);
+            struct stat st;
+            if (stat(old, &st)) continue;
+            if (++kept > keep) remove(old);
+        }
+    }
+    return dp_any(&t->dp, rc) ? -1 : 0;
+}
+
+/* Loads parameters, moments and step from the latest checkpoint, after
+ * checking that it belongs to this run (same stage and configuration). */
+static int resume(Trainer *t, int64_t step) {
+    char path[1200], diff[512];
+    ckpt_name(t, step, path, sizeof path);
+    Ckpt *k = ckpt_open(path);
+    if (!k) return -1;
+    Config *saved = config_new((const CfgKey *const[]){trainer_keys, t->stage->keys}, 2);
+    int64_t s, a, world;
+    int rc = config_load_ckpt(saved, k, NULL) ||
+             ckpt_get_attr_i64(k, "/state", "step", &s) || ckpt_get_attr_i64(k, "/state", "adam_step", &a) ||
+             ckpt_get_attr_i64(k, "/state", "world", &world);
+    static const char *runtime_keys[] = {"log_every", "eval_every", "ckpt_every", "keep_checkpoints",
+                                         "max_bad_steps", NULL}; /* may change between runs */
+    for (int i = 0; !rc && runtime_keys[i]; i++)
+        config_set(saved, runtime_keys[i], config_get_raw(t->cfg, runtime_keys[i]), "resume");
+    if (!rc && config_diff(t->cfg, saved, diff, sizeof diff))
+        rc = err_set("%s: written with a different configuration: %s; use a new out_dir or the same settings",
+                     path, diff);
+    if (!rc) {
+        Gpt m;
+        rc = ckpt_get_model(k, &m);
+        if (!rc && m.n_params != t->model.n_params) rc = err_set("%s: model shape differs from the run's", path);
+        if (!rc) memcpy(t->model.params, m.params, m.n_params * sizeof(float));
+        if (!rc) gpt_free(&m);
+    }
+    rc = rc || ckpt_get_buffer(k, "optim/m", &t->model, t->opt.m) ||
+         ckpt_get_buffer(k, "optim/v", &t->model, t->opt.v);
+    if (!rc) {
+        t->step = s, t->opt.step = a;
+        if (world != t->dp.world)
+            trainer_log(t, "warning: resuming a %lld-rank run on %d ranks: results will not be bit-identical",
+                        (long long)world, t->dp.world);
+    }
+    config_free(saved);
+    ckpt_close(k);
+    return rc;
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void epoch_perm(const Trainer *t, int64_t epoch, int *perm) {
+    Rng r;
+    rng_seed(&r, mix64(t->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch + 1));
+    for (int i = 0; i < t->train.n; i++) perm[i] = i;
+    for (int i = t->train.n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
+        perm[i] = perm[j], perm[j] = x;
+    }
+}
+
+static void fmt_duration(double s, char *buf, size_t n) {
+    if (s < 0 || !isfinite(s)) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+/* Sums acc over ranks (as a flat array of doubles). */
+static void acc_sum(Trainer *t, TrainAcc *acc) { dp_sum_f64(&t->dp, (double *)acc, sizeof *acc / sizeof(double)); }
+
+static int grads_finite(const Gpt *m) {
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->grads[i])) return 0;
+    return 1;
+}
+
+/* Validation over the whole valid set, split across ranks. */
+static void evaluate(Trainer *t, Metrics *log) {
+    if (!t->has_valid || !t->stage->evaluate) return;
+    TrainAcc acc = {0};
+    int mb = t->micro_batch, *idx = err_malloc((size_t)mb * sizeof(int));
+    t->model.training = 0;
+    for (int start = t->dp.rank * mb; start < t->valid.n; start += mb * t->dp.world) {
+        int n = t->valid.n - start < mb ? t->valid.n - start : mb;
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        t->stage->evaluate(t, idx, n, &acc);
+    }
+    free(idx);
+    acc_sum(t, &acc);
+    double row[2 + TRAIN_MAX_METRICS] = {(double)t->step, acc.loss / acc.weight};
+    char line[512];
+    int k = snprintf(line, sizeof line, "eval step %lld | valid loss %.4f", (long long)t->step, row[1]);
+    for (int i = 0; i < t->n_metrics; i++) {
+        row[2 + i] = acc.metric[i] / acc.weight;
+        k += snprintf(line + k, sizeof line - k, " | %s %.4f", t->stage->metric_names[i], row[2 + i]);
+    }
+    trainer_log(t, "%s", line);
+    if (log) metrics_append(log, row);
+}
+
+typedef struct {
+    Metrics *train_log, *eval_log;
+    double t_start, tokens;
+    int64_t step_start;
+} LoopState;
+
+static void progress(Trainer *t, LoopState *ls, const TrainAcc *acc, float lr, float norm) {
+    double el = now_s() - ls->t_start, per = el / (double)(t->step - ls->step_start);
+    char eta[32];
+    fmt_duration(per * (double)(t->total_steps - t->step), eta, sizeof eta);
+    char line[512];
+    int k = snprintf(line, sizeof line, "step %lld/%lld | loss %.4f | lr %.2e | |g| %.3f | %.0f tok/s",
+                     (long long)t->step, (long long)t->total_steps, acc->loss / acc->weight, lr, norm,
+                     ls->tokens / el);
+    for (int i = 0; i < t->n_metrics; i++)
+        k += snprintf(line + k, sizeof line - k, " | %s %.3f", t->stage->metric_names[i], acc->metric[i] / acc->weight);
+    snprintf(line + k, sizeof line - k, " | ETA %s", eta);
+    trainer_log(t, "%s", line);
+}
+
+/* One optimizer step over the global batch; returns 1 if applied, 0 if
+ * skipped for a non-finite loss or gradient. */
+static int train_step(Trainer *t, const int *batch, TrainAcc *acc, float *lr, float *norm) {
+    int mb = t->micro_batch, n_micro = t->batch_size / mb;
+    memset(acc, 0, sizeof *acc);
+    gpt_zero_grad(&t->model);
+    t->model.training = 1;
+    for (int j = t->dp.rank; j < n_micro; j += t->dp.world) {
+        rng_seed(&t->model.dropout_rng, trainer_dropout_seed(t, j));
+        t->stage->micro_batch(t, batch + j * mb, mb, acc);
+    }
+    dp_sum_f32(&t->dp, t->model.grads, t->model.n_params);
+    acc_sum(t, acc);
+    *lr = adamw_lr_at(&t->opt.cfg, t->opt.step);
+    if (!isfinite(acc->loss) || acc->weight <= 0 || !grads_finite(&t->model)) return 0;
+    float inv = (float)(1.0 / acc->weight);
+    for (size_t i = 0; i < t->model.n_params; i++) t->model.grads[i] *= inv;
+    *norm = adamw_step(&t->opt, &t->model);
+    return 1;
+}
+
+static int run_loop(Trainer *t, LoopState *ls) {
+    int B = t->batch_size, *perm = err_malloc((size_t)t->train.n * sizeof(int)), bad = 0;
+    int64_t perm_epoch = -1, eval_every = config_int(t->cfg, "eval_every");
+    int64_t log_every = config_int(t->cfg, "log_every"), ckpt_every = config_int(t->cfg, "ckpt_every");
+    int rc = 0;
+    while (t->step < t->total_steps && !rc) {
+        int64_t epoch = t->step / t->steps_per_epoch, b = t->step % t->steps_per_epoch;
+        if (epoch != perm_epoch) epoch_perm(t, epoch, perm), perm_epoch = epoch;
+        TrainAcc acc;
+        float lr = 0, norm = NAN;
+        int ok = train_step(t, perm + b * B, &acc, &lr, &norm);
+        bad = ok ? 0 : bad + 1;
+        if (!ok) trainer_log(t, "warning: step %lld: non-finite loss or gradient, step skipped", (long long)t->step);
+        if (bad >= config_int(t->cfg, "max_bad_steps"))
+            err_die("%s: %d non-finite steps in a row at step %lld; lower lr or check the data",
+                    t->stage->name, bad, (long long)t->step);
+        t->step++;
+        ls->tokens += acc.tokens;
+        double row[6 + TRAIN_MAX_METRICS] = {(double)t->step, acc.loss / acc.weight, lr, norm, acc.tokens,
+                                             now_s() - ls->t_start};
+        for (int i = 0; i < t->n_metrics; i++) row[6 + i] = acc.metric[i] / acc.weight;
+        if (ls->train_log) metrics_append(ls->train_log, row);
+        if (t->step % log_every == 0 || t->step == t->total_steps) progress(t, ls, &acc, lr, norm);
+        int epoch_end = t->step % t->steps_per_epoch == 0;
+        if ((eval_every > 0 && t->step % eval_every == 0) || (eval_every <= 0 && epoch_end)) evaluate(t, ls->eval_log);
+        if (dp_any(&t->dp, stop_requested)) {
+            trainer_log(t, "signal received: saving a checkpoint at step %lld", (long long)t->step);
+            if (ls->train_log) metrics_flush(ls->train_log);
+            if (ls->eval_log) metrics_flush(ls->eval_log);
+            rc = save_step_ckpt(t) ? -1 : 1;
+        } else if (t->step % ckpt_every == 0 || t->step == t->total_steps) {
+            if (ls->train_log) metrics_flush(ls->train_log);
+            if (ls->eval_log) metrics_flush(ls->eval_log);
+            if (save_step_ckpt(t)) rc = -1;
+        }
+    }
+    free(perm);
+    return rc;
+}
+
+/* ---- set-up and main ------------------------------------------------------ */
+
+static int check_layout(Trainer *t) {
+    int B = t->batch_size, mb = t->micro_batch, W = t->dp.world;
+    if (B < 1 || mb < 1) return err_set("batch_size and micro_batch must be >= 1");
+    if (B % (mb * W))
+        return err_set("batch_size (%d) must be a multiple of micro_batch (%d) x ranks (%d); "
+                       "change batch_size or micro_batch, or run on a rank count that divides %d",
+                       B, mb, W, B / mb);
+    if (t->train.n < B)
+        return err_set("%s: %d examples, fewer than one batch (batch_size %d)", t->train.path, t->train.n, B);
+    return 0;
+}
+
+static void schedule(Trainer *t) {
+    t->steps_per_epoch = t->train.n / t->batch_size;
+    t->total_steps = t->steps_per_epoch * config_int(t->cfg, "epochs");
+    int max_steps = config_int(t->cfg, "max_steps");
+    if (max_steps > 0 && max_steps < t->total_steps) t->total_steps = max_steps;
+    AdamWConfig a = {(float)config_float(t->cfg, "lr"), (float)config_float(t->cfg, "beta1"),
+                     (float)config_float(t->cfg, "beta2"), 1e-8f, (float)config_float(t->cfg, "weight_decay"),
+                     (float)config_float(t->cfg, "grad_clip"), config_int(t->cfg, "warmup_steps"),
+                     t->total_steps, (float)config_float(t->cfg, "lr_min")};
+    adamw_init(&t->opt, t->model.n_params, &a);
+}
+
+static int make_dir(const char *path) {
+    char tmp[2048];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0777) && errno != EEXIST) return err_set("%s: %s", tmp, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(tmp, 0777) && errno != EEXIST) return err_set("%s: %s", tmp, strerror(errno));
+    return 0;
+}
+
+static void open_logs(Trainer *t, LoopState *ls, int64_t keep_step) {
+    static const char *train_cols[6 + TRAIN_MAX_METRICS] = {"step", "loss", "lr", "grad_norm", "tokens", "elapsed"};
+    static const char *eval_cols[2 + TRAIN_MAX_METRICS] = {"step", "loss"};
+    char path[1200];
+    for (int i = 0; i < t->n_metrics; i++)
+        train_cols[6 + i] = eval_cols[2 + i] = t->stage->metric_names[i];
+    if (t->dp.rank) return;
+    snprintf(path, sizeof path, "%s/metrics.h5", t->out_dir);
+    if (!(ls->train_log = metrics_open(path, "train", train_cols, 6 + t->n_metrics, keep_step))) err_die_last();
+    snprintf(path, sizeof path, "%s/eval.h5", t->out_dir);
+    if (!(ls->eval_log = metrics_open(path, "eval", eval_cols, 2 + t->n_metrics, keep_step))) err_die_last();
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* Parses arguments into t->cfg; returns 1 after --help, dies on errors. */
+static int configure(Trainer *t, int argc, char **argv) {
+    const CfgKey *const tables[] = {trainer_keys, t->stage->keys};
+    int help = 0;
+    if (!(t->cfg = config_new(tables, 2))) err_die_last();
+    if (config_parse_args(t->cfg, argc, argv, &help)) err_die("%s: %s", t->stage->name, err_msg());
+    if (help) {
+        if (t->dp.rank == 0) {
+            printf("usage: rlhf %s [--config FILE] [key=value ...]\n\n%s\n\nconfiguration keys:\n",
+                   t->stage->name, t->stage->summary);
+            config_help(tables, 2, stdout);
+        }
+        return 1;
+    }
+    if (config_check_required(t->cfg)) err_die("%s: %s", t->stage->name, err_msg());
+    t->batch_size = config_int(t->cfg, "batch_size");
+    t->micro_batch = config_int(t->cfg, "micro_batch");
+    t->seed = (uint64_t)config_int(t->cfg, "seed");
+    snprintf(t->out_dir, sizeof t->out_dir, "%s", config_str(t->cfg, "out_dir"));
+    while (t->stage->metric_names[t->n_metrics] && t->n_metrics < TRAIN_MAX_METRICS) t->n_metrics++;
+    return 0;
+}
+
+static void write_final(Trainer *t) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/final.h5", t->out_dir);
+    int rc = 0;
+    if (t->dp.rank == 0) {
+        Ckpt *k = ckpt_create(path);
+        rc = !k || ckpt_put_model(k, &t->model, t->tok, t->stage->kind) || config_save(t->cfg, k) ||
+             ckpt_put_attr_i64(k, "/state", "step", t->step) ||
+             (t->stage->save_extra && t->stage->save_extra(t, k));
+        if (k) rc = rc ? (ckpt_discard(k), 1) : ckpt_commit(k) != 0;
+        if (rc) err_warn("%s", err_msg());
+    }
+    if (dp_any(&t->dp, rc)) err_die("%s: could not write %s", t->stage->name, path);
+    trainer_log(t, "done: %s", path);
+}
+
+int trainer_main(const TrainStage *stage, int argc, char **argv) {
+    static Trainer tr;
+    Trainer *t = &tr;
+    memset(t, 0, sizeof *t);
+    t->stage = stage;
+    dp_init(&t->dp, &argc, &argv);
+    if (configure(t, argc, argv)) return dp_finalize(&t->dp), 0;
+    if (t->dp.rank == 0) {
+        fprintf(stderr, "%s: %d rank%s x %d OpenBLAS thread%s; configuration:\n", stage->name, t->dp.world,
+                t->dp.world > 1 ? "s" : "", t->dp.blas_threads, t->dp.blas_threads > 1 ? "s" : "");
+        config_print(t->cfg, stderr);
+    }
+    if (t->dp.rank == 0 && make_dir(t->out_dir)) err_die("%s: %s", stage->name, err_msg());
+    if (stage->setup(t) || check_layout(t)) err_die("%s: %s", stage->name, err_msg());
+    t->model.dropout = (float)config_float(t->cfg, "dropout");
+    schedule(t);
+    dp_barrier(&t->dp); /* out_dir exists everywhere before anyone looks */
+    int64_t last = latest_step(t);
+    if (last >= 0) {
+        if (resume(t, last)) err_die("%s: cannot resume: %s", stage->name, err_msg());
+        trainer_log(t, "resuming from %s/ckpt-%08lld.h5", t->out_dir, (long long)last);
+    }
+    trainer_log(t, "%d training examples, %lld steps of %d (%lld per epoch), %zu parameters", t->train.n,
+                (long long)t->total_steps, t->batch_size, (long long)t->steps_per_epoch, t->model.n_params);
+    LoopState ls = {0};
+    open_logs(t, &ls, last >= 0 ? t->step : -1);
+    install_signals();
+    ls.t_start = now_s();
+    ls.step_start = t->step;
+    if (t->step == 0) evaluate(t, ls.eval_log);
+    int rc = run_loop(t, &ls);
+    if (rc == 0 && stage->finish && stage->finish(t)) err_die("%s: %s", stage->name, err_msg());
+    if (rc == 0) write_final(t);
+    if (ls.train_log) metrics_close(ls.train_log);
+    if (ls.eval_log) metrics_close(ls.eval_log);
+    if (rc > 0) trainer_log(t, "stopped at step %lld; run the same command again to resume", (long long)t->step);
+    if (rc < 0) err_die("%s: %s", stage->name, err_msg());
+    if (stage->teardown) stage->teardown(t);
+    adamw_free(&t->opt);
+    gpt_free(&t->model);
+    tok_free(t->tok);
+    data_free(&t->train);
+    if (t->has_valid) data_free(&t->valid);
+    config_free(t->cfg);
+    dp_finalize(&t->dp);
+    return rc > 0 ? 128 + (int)stop_requested : 0;
+}
