@@ -6,21 +6,26 @@
  * group: a scalar per row (shape [rows]) or a fixed-width array per row
  * (shape [rows, width], e.g. response tokens padded to the longest response;
  * the caller logs the real length in a column of its own). HDF5 1.10 does
- * not allow variable-length types under SWMR, hence fixed widths; the gzip +
- * shuffle compression makes the padding nearly free.
+ * not allow variable-length types under SWMR, hence fixed widths; wide
+ * rows are compressed, which makes the padding nearly free.
  *
  * File layout (h5py: f = h5py.File(p, "r", libver="latest", swmr=True)):
  *   /            attrs format="rlhf-log", version=1, kind ("metrics",
  *                "rollouts", ...), writer="HOST PID START" (the last
  *                process that opened it for writing)
  *   /<column>    dataset [rows] or [rows, width]: f64, f32, i64 or i32,
- *                little-endian, chunked, gzip 4 + shuffle, unlimited rows;
+ *                little-endian, unlimited rows, chunked: rows of 64 bytes
+ *                or more in gzip 4 + shuffle chunks of 64 rows, smaller
+ *                rows uncompressed in 4 KiB chunks (see h5log.c: SWMR
+ *                cannot reuse the space of rewritten compressed chunks);
  *                attr help = the column's units or meaning
  * Columns are listed in the order they were declared.
  *
  * Writing: rows are buffered in memory and written in blocks; h5log_flush
  * writes what is buffered and makes it visible to SWMR readers and durable
  * (fsync). A crash (kill -9, node failure) loses only rows not yet flushed.
+ * Flush once per iteration (per rollout batch), not per row: each flush
+ * rewrites the last, partly filled chunk of every compressed column.
  * Resuming: h5log_open_append(..., keep_rows) truncates the log to the row
  * count saved with the checkpoint being resumed, so rows logged after that
  * checkpoint are dropped and re-logged by the resumed run: no duplicates,

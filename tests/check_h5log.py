@@ -35,6 +35,16 @@ def describe(d):
     fail("%s: column %s has %d dimensions" % (d.file.filename, d.name, d.ndim))
 
 
+def column_names(f):
+    """Root links in creation order (the order the writer declared them)."""
+    names = []
+    try:
+        f.id.links.iterate(lambda n: names.append(n.decode()), idx_type=h5py.h5.INDEX_CRT_ORDER)
+    except (KeyError, RuntimeError, ValueError):
+        names = list(f)  # the file does not track creation order: by name
+    return names
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path")
@@ -42,13 +52,16 @@ def main():
     ap.add_argument("--sum")
     a = ap.parse_args()
     # swmr=True: the log may be open for writing by a running job.
-    with h5py.File(a.path, "r", libver="latest", swmr=True) as f:
+    try:
+        f = h5py.File(a.path, "r", libver="latest", swmr=True)
+    except OSError as e:
+        fail("%s: cannot open: %s" % (a.path, e))
+    with f:
         if f.attrs.get("format") != "rlhf-log":
             fail("%s: not an rlhf log (format %r)" % (a.path, f.attrs.get("format")))
         print("kind %s version %d" % (f.attrs["kind"], f.attrs["version"]))
         lengths = {}
-        # h5py lists by name; the writer declared them in creation order.
-        for name in f:
+        for name in column_names(f):
             d = f[name]
             if not isinstance(d, h5py.Dataset):
                 fail("%s: /%s is not a dataset" % (a.path, name))

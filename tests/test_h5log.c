@@ -790,3 +790,65 @@ TEST(h5log_disk_full_keeps_flushed_rows) {
     CHECK(h5dump_reads(path) != 0);
     CHECK(h5_open_ids() == 0);
 }
+
+/* ---- file size under frequent flushes ------------------------------------ */
+
+static long file_size(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* rows rows of (step, 128 token ids of which the first r % 97 + 32 are set),
+ * flushed every flush_every rows. */
+static long tokens_log_size(const char *path, int rows, int flush_every) {
+    const H5logColumn cols[2] = {{"step", H5LOG_I64, 0, NULL}, {"tokens", H5LOG_I32, 128, NULL}};
+    H5log *l = h5log_create(path, cols, 2, "rollouts");
+    int ok = l != NULL;
+    for (int r = 0; r < rows && ok; r++) {
+        int32_t tokens[128];
+        int len = r % 97 + 32;
+        for (int j = 0; j < len; j++) tokens[j] = (int32_t)(((uint32_t)r * 2654435761u + j * 40503u) % 50257);
+        ok = !h5log_set_i64(l, "step", r) && !h5log_set_i32s(l, "tokens", tokens, len) &&
+             !h5log_row_done(l) && ((r + 1) % flush_every || !h5log_flush(l));
+    }
+    if (h5log_close(l) || !ok) return -1;
+    return file_size(path);
+}
+
+/* SWMR never reuses file space, so each flush that rewrote a compressed
+ * chunk left the old copy behind: with large compressed chunks a log
+ * flushed every row grew by kilobytes per row. Scalar columns flushed every
+ * row must cost about their raw size; compressed token rows flushed every
+ * 64-row batch about what one flush at the end costs. */
+TEST(h5log_frequent_flushes_do_not_bloat_the_file) {
+    const char *path = tmp_path("metrics.h5");
+    char names[8][8];
+    H5logColumn cols[8];
+    for (int i = 0; i < 8; i++) {
+        snprintf(names[i], sizeof names[i], "m%d", i);
+        cols[i] = (H5logColumn){names[i], i ? H5LOG_F64 : H5LOG_I64, 0, NULL};
+    }
+    H5log *l = h5log_create(path, cols, 8, "metrics");
+    CHECKF(l != NULL, "%s", err_msg());
+    int rows = 400;
+    for (int r = 0; r < rows && l; r++) {
+        int ok = h5log_set_i64(l, "m0", r) == 0;
+        for (int i = 1; i < 8; i++) ok = ok && h5log_set_f64(l, names[i], sin(r * 1.7 + i)) == 0;
+        if (!ok || h5log_row_done(l) || h5log_flush(l)) {
+            CHECKF(0, "row %d: %s", r, err_msg());
+            break;
+        }
+    }
+    CHECK(h5log_close(l) == 0);
+    long size = file_size(path), raw = (long)rows * 8 * 8;
+    CHECKF(size > 0 && size < 2 * raw + 64 * 1024, "%ld bytes for %ld bytes of values", size, raw);
+    long once = tokens_log_size(tmp_path("tokens1.h5"), 2048, 2048);
+    long per_batch = tokens_log_size(tmp_path("tokens64.h5"), 2048, 64);
+    CHECKF(once > 0 && per_batch > 0 && per_batch < once * 5 / 4, "%ld bytes flushed per batch, %ld flushed once",
+           per_batch, once);
+    CHECK(h5_open_ids() == 0);
+}
