@@ -25,11 +25,12 @@
 
 #include "common/err.h"
 
-/* Storage. Under SWMR, HDF5 never reuses file space, and a compressed
- * chunk moves whenever a flush rewrites it bigger: every flush leaves the
- * previous copy of each partly filled compressed chunk behind as dead
- * space (measured: 20 scalar columns in 8192-row gzip chunks, flushed
- * after every row, took 129 KB per row and 11 ms per flush). So:
+/* Storage. Under SWMR, HDF5 1.10 did not reuse freed file space in our
+ * measurements (with or without a free-space manager strategy), and a
+ * compressed chunk moves whenever a flush rewrites it bigger: every flush
+ * leaves the previous copy of each partly filled compressed chunk behind
+ * as dead space (measured: 20 scalar columns in 8192-row gzip chunks,
+ * flushed after every row, took 129 KB per row and 11 ms per flush). So:
  * - rows under GZIP_MIN_ROW_BYTES (scalars, short arrays) are stored
  *   uncompressed in chunks of about 4 KiB, which flushes rewrite in place;
  * - wider rows (token ids, per-token floats: the padding compresses away)
