@@ -103,8 +103,9 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
                                    &out->logp_sample[i][k], &out->logp_model[i][k]);
             out->tokens[i][k] = t;
             out->len[i] = k + 1;
+            /* prompt + response never exceeds the context */
             GenStop why = t == c->eot ? GEN_STOP_EOT : out->len[i] >= c->max_new ? GEN_STOP_LENGTH
-                        : kv.len[i] >= max_len ? GEN_STOP_CONTEXT : (GenStop)-1;
+                        : prompt_len[i] + out->len[i] >= m->cfg.n_ctx ? GEN_STOP_CONTEXT : (GenStop)-1;
             if ((int)why >= 0) {
                 done[i] = 1, out->stop[i] = why, active--;
                 continue;

@@ -1,7 +1,7 @@
 /* generate — batched text generation with the KV cache: all prompts are
  * prefilled together, then every unfinished sequence gets one new token per
  * step from the sampler, stopping on the end token or at max_new (or when
- * the context is full). Records each token's log-prob under the sampling
+ * prompt + response fill the context: their total never exceeds n_ctx). Records each token's log-prob under the sampling
  * distribution and under the unmodified model (the behaviour log-probs PPO
  * needs). Used by `rlhf generate`, evaluation and the actor role. */
 #ifndef GENERATE_H

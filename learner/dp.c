@@ -2,6 +2,9 @@
 #include "learner/dp.h"
 
 #include <cblas.h>
+#include <stdio.h>
+
+#include "common/err.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <time.h>
@@ -66,6 +69,19 @@ int dp_any(Dp *d, int flag) {
     MPI_Iallreduce(&in, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &r);
     dp_wait(&r);
     return out;
+}
+
+void dp_check(Dp *d, int rc, const char *prefix) {
+    int mine = rc ? d->rank : INT_MAX, first = mine;
+    if (d->world > 1) {
+        MPI_Request r;
+        MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &r);
+        dp_wait(&r);
+    }
+    if (first == INT_MAX) return;
+    if (first == d->rank) err_die("%s%s", prefix, err_msg());
+    struct timespec nap = {0, 10000000};
+    for (;;) nanosleep(&nap, NULL); /* the failing rank's MPI_Abort ends us */
 }
 
 void dp_barrier(Dp *d) {

@@ -24,6 +24,11 @@ void dp_sum_f32(Dp *d, float *buf, size_t n);
 void dp_sum_f64(Dp *d, double *buf, int n);
 /* 1 if flag is non-zero on any rank. */
 int dp_any(Dp *d, int flag);
+/* Collective error check after a step every rank performs (set-up, data
+ * loading): if rc != 0 on any rank, the lowest failing rank prints its
+ * err_msg() with prefix and the job ends (MPI_Abort); the others wait for
+ * that without printing, so the user sees one message, not one per rank. */
+void dp_check(Dp *d, int rc, const char *prefix);
 /* Barrier whose wait sleeps ~1 ms between polls. */
 void dp_barrier(Dp *d);
 /* Waits for a request, sleeping ~1 ms between polls. */

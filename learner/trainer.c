@@ -394,7 +394,9 @@ static int configure(Trainer *t, int argc, char **argv) {
     const CfgKey *const tables[] = {trainer_keys, t->stage->keys};
     int help = 0;
     if (!(t->cfg = config_new(tables, 2))) err_die_last();
-    if (config_parse_args(t->cfg, argc, argv, &help)) err_die("%s: %s", t->stage->name, err_msg());
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s: ", t->stage->name);
+    dp_check(&t->dp, config_parse_args(t->cfg, argc, argv, &help), prefix);
     if (help) {
         if (t->dp.rank == 0) {
             printf("usage: rlhf %s [--config FILE] [key=value ...]\n\n%s\n\nconfiguration keys:\n",
@@ -403,7 +405,7 @@ static int configure(Trainer *t, int argc, char **argv) {
         }
         return 1;
     }
-    if (config_check_required(t->cfg)) err_die("%s: %s", t->stage->name, err_msg());
+    dp_check(&t->dp, config_check_required(t->cfg), prefix);
     t->batch_size = config_int(t->cfg, "batch_size");
     t->micro_batch = config_int(t->cfg, "micro_batch");
     t->seed = (uint64_t)config_int(t->cfg, "seed");
@@ -440,14 +442,18 @@ int trainer_main(const TrainStage *stage, int argc, char **argv) {
                 t->dp.world > 1 ? "s" : "", t->dp.blas_threads, t->dp.blas_threads > 1 ? "s" : "");
         config_print(t->cfg, stderr);
     }
-    if (t->dp.rank == 0 && make_dir(t->out_dir)) err_die("%s: %s", stage->name, err_msg());
-    if (stage->setup(t) || check_layout(t)) err_die("%s: %s", stage->name, err_msg());
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s: ", stage->name);
+    dp_check(&t->dp, t->dp.rank == 0 ? make_dir(t->out_dir) : 0, prefix);
+    dp_check(&t->dp, stage->setup(t) || check_layout(t), prefix);
     t->model.dropout = (float)config_float(t->cfg, "dropout");
     schedule(t);
     dp_barrier(&t->dp); /* out_dir exists everywhere before anyone looks */
     int64_t last = latest_step(t);
     if (last >= 0) {
-        if (resume(t, last)) err_die("%s: cannot resume: %s", stage->name, err_msg());
+        char why[80];
+        snprintf(why, sizeof why, "%s: cannot resume: ", stage->name);
+        dp_check(&t->dp, resume(t, last), why);
         trainer_log(t, "resuming from %s/ckpt-%08lld.h5", t->out_dir, (long long)last);
     }
     trainer_log(t, "%d training examples, %lld steps of %d (%lld per epoch), %zu parameters", t->train.n,
