@@ -1,0 +1,21 @@
+/* ppo — the PPO learner role (InstructGPT step 3). It owns the policy, the
+ * value model (initialised from the reward model by default) and their
+ * optimizers, the adaptive KL coefficient and the prompt schedule. Each
+ * iteration it sends the policy snapshot to the actors, hands out work
+ * orders, gathers scored rollouts from the rewarders, computes values, GAE
+ * advantages (whitened) and returns, and runs PPO epochs of minibatch
+ * updates: clipped policy loss with an entropy bonus (plus the pretraining
+ * loss for PPO-ptx) and a clipped value loss. Learner 0 writes the rollout
+ * log, the metrics and the checkpoints; several learners split each
+ * iteration's rollouts and all-reduce gradients. */
+#ifndef PPO_H
+#define PPO_H
+
+#include "common/config.h"
+#include "common/ppo_config.h"
+
+/* Returns the exit status (0, or 128 + signal after a checkpoint on
+ * SIGTERM/SIGINT). stop_flag is set by the caller's signal handler. */
+int ppo_learner_run(const Config *cfg, const PpoLayout *layout, volatile int *stop_flag);
+
+#endif
