@@ -30,7 +30,7 @@ all: bin/rlhf
 
 bin/rlhf: $(RLHF)
 	@mkdir -p bin
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@   # replace, even while an old copy runs
 
 $(RLHF): $(BUILD)/rlhf.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "common/arith.h"
@@ -21,9 +22,14 @@
 #include "common/jsonl.h"
 #include "common/opts.h"
 #include "common/tok.h"
+#include "actor/actor.h"
+#include "common/ppo_config.h"
+#include "learner/dp.h"
 #include "learner/dpo.h"
 #include "learner/lm.h"
+#include "learner/ppo.h"
 #include "learner/rm.h"
+#include "rewarder/rewarder.h"
 
 #define RLHF_VERSION "0.1.0"
 
@@ -430,6 +436,59 @@ static int cmd_sft(int argc, char **argv) { return trainer_main(&lm_sft_stage, a
 static int cmd_rm(int argc, char **argv) { return trainer_main(&rm_stage, argc, argv); }
 static int cmd_dpo(int argc, char **argv) { return trainer_main(&dpo_stage, argc, argv); }
 
+/* ---- ppo -------------------------------------------------------------------- */
+
+static volatile int ppo_stop;
+static void ppo_on_signal(int sig) { ppo_stop = sig; }
+
+/* All ranks: the learner acts on the flag; actors and rewarders keep going
+ * until the learner has checkpointed and tells them to stop. */
+static void ppo_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ppo_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static int cmd_ppo(int argc, char **argv) {
+    Dp dp;
+    dp_init(&dp, &argc, &argv);
+    const CfgKey *const tables[] = {ppo_keys};
+    Config *cfg = config_new(tables, 1);
+    int help = 0;
+    if (!cfg) err_die_last();
+    dp_check(&dp, config_parse_args(cfg, argc, argv, &help), "ppo: ");
+    if (help) {
+        if (dp.rank == 0) {
+            printf("usage: mpirun -n N rlhf ppo [--config FILE] [key=value ...]\n\n"
+                   "Distributed PPO (InstructGPT step 3): learner ranks first (learners), then rewarders\n"
+                   "(rewarders), the rest actors; --role learner|rewarder|actor overrides for MPMD launches.\n\n"
+                   "configuration keys:\n");
+            config_help(tables, 1, stdout);
+        }
+        dp_finalize(&dp);
+        return 0;
+    }
+    dp_check(&dp, config_check_required(cfg), "ppo: ");
+    PpoLayout lay;
+    dp_check(&dp, ppo_layout(&lay, cfg), "ppo: ");
+    if (dp.rank == 0) {
+        fprintf(stderr, "ppo: %d ranks: %d learner(s), %d rewarder(s), %d actor(s); %d OpenBLAS thread(s) per rank; "
+                "configuration:\n", lay.world, lay.n_learners, lay.n_rewarders, lay.n_actors, dp.blas_threads);
+        config_print(cfg, stderr);
+    }
+    ppo_signals();
+    int rc = lay.role == PPO_LEARNER ? ppo_learner_run(cfg, &lay, &ppo_stop)
+             : lay.role == PPO_REWARDER ? rewarder_run(cfg, &lay) : actor_run(cfg, &lay);
+    dp_barrier(&dp);
+    MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    ppo_layout_free(&lay);
+    config_free(cfg);
+    dp_finalize(&dp);
+    return rc;
+}
+
 /* ---- eval / score ----------------------------------------------------------- */
 
 static Gpt *load_optional(const char *path, GptHead head, const char *what, int vocab) {
@@ -626,6 +685,7 @@ static const Command commands[] = {
     {"dpo", cmd_dpo, "direct preference optimisation: DPO, IPO, cDPO (MPI data-parallel)"},
     {"generate", cmd_generate, "complete prompts (greedy, temperature, top-k, top-p)"},
     {"nll", cmd_nll, "negative log-likelihood and perplexity of a text"},
+    {"ppo", cmd_ppo, "distributed PPO: learner, rewarder and actor ranks over MPI"},
     {"eval", cmd_eval, "gold score, RM score, KL to a reference and length of a policy's samples"},
     {"score", cmd_score, "score JSONL with a reward model"},
     {"import-hf", cmd_import_hf, "import a Hugging Face GPT-2 directory"},

@@ -69,23 +69,24 @@ static void serve(Actor *a, const RolloutOrder *o) {
     gen_result_free(&g);
 }
 
-static void actor_setup(Actor *a, const Config *cfg, const PpoLayout *l) {
+static int actor_setup(Actor *a, const Config *cfg, const PpoLayout *l) {
     char kind[32];
     const char *path = config_str(cfg, "policy");
     memset(a, 0, sizeof *a);
     a->layout = l;
-    if (ckpt_load_model(path, &a->policy, &a->tok, kind, sizeof kind)) err_die_last();
-    if (a->policy.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s checkpoint; policy must be a language model", path, kind);
-    if (ppo_prompts_load(&a->prompts, config_str(cfg, "prompts"), a->tok, a->policy.cfg.n_ctx)) err_die_last();
+    if (ckpt_load_model(path, &a->policy, &a->tok, kind, sizeof kind)) return -1;
+    if (a->policy.cfg.head != GPT_HEAD_LM) return err_set("%s: is a %s checkpoint; policy must be a language model", path, kind);
+    if (ppo_prompts_load(&a->prompts, config_str(cfg, "prompts"), a->tok, a->policy.cfg.n_ctx)) return -1;
     a->gen = (GenConfig){config_int(cfg, "max_new"), tok_eot(a->tok),
                          {0, (float)config_float(cfg, "temperature"), config_int(cfg, "top_k"),
                           (float)config_float(cfg, "top_p")}};
-    if (sampler_validate(&a->gen.sampler)) err_die_last();
+    if (config_int(cfg, "max_new") < 1) return err_set("max_new must be >= 1");
+    return sampler_validate(&a->gen.sampler);
 }
 
 int actor_run(const Config *cfg, const PpoLayout *l) {
     Actor a;
-    actor_setup(&a, cfg, l);
+    msg_check_all(actor_setup(&a, cfg, l), "ppo: ");
     MsgBuf b;
     msg_buf_init(&b);
     for (;;) {

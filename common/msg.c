@@ -113,3 +113,19 @@ int msg_recv(MsgBuf *b, int src, int tag, MPI_Comm comm, int *source) {
     if (source) *source = st.MPI_SOURCE;
     return st.MPI_TAG;
 }
+
+void msg_check_all(int rc, const char *prefix) {
+    int world, rank, mine, first;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    mine = first = rc ? rank : INT_MAX;
+    if (world > 1) {
+        MPI_Request r;
+        MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &r);
+        msg_wait(&r);
+    }
+    if (first == INT_MAX) return;
+    if (first == rank) err_die("%s%s", prefix, err_msg());
+    struct timespec nap = {0, 10000000};
+    for (;;) nanosleep(&nap, NULL); /* the failing rank's MPI_Abort ends us */
+}

@@ -49,6 +49,11 @@ void msg_recv_f32(float *v, size_t n, int src, int tag, MPI_Comm comm);
  * MPI_ANY_TAG) and receives it into b (replacing its contents); returns the
  * tag, and the source in *source. */
 int msg_recv(MsgBuf *b, int src, int tag, MPI_Comm comm, int *source);
+/* Collective over MPI_COMM_WORLD after a step every rank performs (set-up):
+ * if rc != 0 on any rank, the lowest failing rank prints prefix + err_msg()
+ * and ends the job (MPI_Abort); the others wait silently for the abort, so
+ * the user sees one message instead of one per rank. */
+void msg_check_all(int rc, const char *prefix);
 /* 1 if a message is waiting (non-blocking). */
 int msg_probe(int src, int tag, MPI_Comm comm, int *source, int *tag_out);
 

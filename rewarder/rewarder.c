@@ -32,37 +32,40 @@ static double now_s(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-static void load(Gpt *m, const char *path, GptHead head, const char *what, int vocab, int n_ctx) {
+static int load(Gpt *m, const char *path, GptHead head, const char *what, int vocab, int n_ctx) {
     char kind[32];
-    if (ckpt_load_model(path, m, NULL, kind, sizeof kind)) err_die_last();
+    if (ckpt_load_model(path, m, NULL, kind, sizeof kind)) return -1;
     if (m->cfg.head != head)
-        err_die("%s: is a %s checkpoint; the %s must be a %s", path, kind, what,
+        return err_set("%s: is a %s checkpoint; the %s must be a %s", path, kind, what,
                 head == GPT_HEAD_LM ? "language model" : "reward model (scalar head)");
     if (m->cfg.vocab_size != vocab)
-        err_die("%s: the %s's vocabulary (%d) differs from the policy's (%d)", path, what, m->cfg.vocab_size, vocab);
+        return err_set("%s: the %s's vocabulary (%d) differs from the policy's (%d)", path, what, m->cfg.vocab_size, vocab);
     if (m->cfg.n_ctx < n_ctx)
-        err_die("%s: the %s's context (%d) is shorter than the policy's (%d)", path, what, m->cfg.n_ctx, n_ctx);
+        return err_set("%s: the %s's context (%d) is shorter than the policy's (%d)", path, what, m->cfg.n_ctx, n_ctx);
+    return 0;
 }
 
-static void rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
+static int rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
     memset(w, 0, sizeof *w);
     w->layout = l;
     const char *policy = config_str(cfg, "policy"), *ref = config_str(cfg, "ref");
     Ckpt *k = ckpt_open(policy);
     GptConfig pc;
-    if (!k || ckpt_get_config(k, &pc)) err_die_last();
-    Tok *tok = ckpt_get_tok(k);
-    if (!tok) err_die_last();
+    if (!k) return -1;
+    Tok *tok = ckpt_get_config(k, &pc) ? NULL : ckpt_get_tok(k);
+    ckpt_close(k);
+    if (!tok) return -1;
     w->eot = tok_eot(tok);
     tok_free(tok);
-    ckpt_close(k);
-    load(&w->rm, config_str(cfg, "reward_model"), GPT_HEAD_SCALAR, "reward model", pc.vocab_size, pc.n_ctx);
-    load(&w->ref, *ref ? ref : policy, GPT_HEAD_LM, "reference", pc.vocab_size, pc.n_ctx);
+    if (load(&w->rm, config_str(cfg, "reward_model"), GPT_HEAD_SCALAR, "reward model", pc.vocab_size, pc.n_ctx) ||
+        load(&w->ref, *ref ? ref : policy, GPT_HEAD_LM, "reference", pc.vocab_size, pc.n_ctx))
+        return -1;
     w->offset = 0, w->scale = 1;
     if (config_bool(cfg, "normalize_reward") && eval_rm_norm(config_str(cfg, "reward_model"), &w->offset, &w->scale))
-        err_die_last();
+        return -1;
     w->clip = config_float(cfg, "reward_clip");
     w->kl = strcmp(config_str(cfg, "kl_estimator"), "k3") ? KL_K1 : KL_K3;
+    return 0;
 }
 
 /* Reference log-prob of every response token, for all samples at once. */
@@ -129,7 +132,7 @@ static void score(Rewarder *w, RolloutBatch *rb) {
 
 int rewarder_run(const Config *cfg, const PpoLayout *l) {
     Rewarder w;
-    rewarder_setup(&w, cfg, l);
+    msg_check_all(rewarder_setup(&w, cfg, l), "ppo: ");
     MsgBuf b;
     msg_buf_init(&b);
     for (;;) {

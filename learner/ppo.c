@@ -1,0 +1,932 @@
+/* ppo — the PPO learner; see ppo.h. Conventions: a rollout of response
+ * length n has actions y_0..y_{n-1}; value v_t is the value model's output
+ * at the position of the last token before y_t (the state s_t = prompt +
+ * y_<t); the trajectory ends after y_{n-1} (bootstrap 0). */
+#include "learner/ppo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/adamw.h"
+#include "common/arith.h"
+#include "common/ckpt.h"
+#include "common/err.h"
+#include "common/h5log.h"
+#include "common/rollout.h"
+#include "learner/dataset.h"
+#include "learner/dp.h"
+#include "learner/ppo_math.h"
+#include "learner/trainer.h"
+
+typedef struct {
+    Rollout r;               /* owned */
+    int version, actor;
+    double lambda, t_generate, t_score, gold;
+    int correct;
+    float *values, *adv, *ret; /* per response token */
+} Sample;
+
+typedef struct {
+    const Config *cfg;
+    const PpoLayout *lay;
+    int leader;
+    Gpt policy, value;
+    Tok *tok;
+    AdamW popt, vopt;
+    PpoPrompts prompts;
+    int64_t iteration;        /* completed iterations = policy version */
+    int64_t iterations;
+    double kl_coef;
+    int B, chunk, n_chunks, lag, max_new, n_ctx;
+    uint64_t seed;
+    Sample *s;                /* this learner's samples of the iteration */
+    int n;
+    RolloutBatch *pending;    /* scored batches of later iterations (lag > 0) */
+    int n_pending;
+    H5log *rollouts, *metrics;
+    Dataset ptx;
+    int has_ptx;
+    char out_dir[1024];
+    double t_start;
+    volatile int *stop;
+    int *perm;                /* prompt permutation of pass perm_epoch */
+    int64_t perm_epoch;
+    /* scratch for packed forward passes */
+    int *tokens, *targets;
+    float *logp, *ent, *dlogp, *dent, *dval;
+} Learner;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static double wall_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33, x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33, x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static void learner_log(const Learner *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void learner_log(const Learner *L, const char *fmt, ...) {
+    if (!L->leader) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ppo: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- prompt schedule, orders, snapshots ---------------------------------- */
+
+/* Prompt of global sample g: epochs over a seeded permutation of prompts. */
+static int prompt_of(Learner *L, int64_t g) {
+    int n = L->prompts.n, *perm = L->perm;
+    int64_t epoch = g / n, pos = g % n;
+    if (epoch != L->perm_epoch) { /* a fresh seeded permutation per pass */
+        for (int i = 0; i < n; i++) perm[i] = i;
+        Rng r;
+        rng_seed(&r, mix64(L->seed ^ (uint64_t)(epoch + 1) * 0x9e3779b97f4a7c15ULL));
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
+            perm[i] = perm[j], perm[j] = x;
+        }
+        L->perm_epoch = epoch;
+    }
+    return perm[pos];
+}
+
+static void send_orders(Learner *L, int64_t it) {
+    const PpoLayout *l = L->lay;
+    MsgBuf b;
+    msg_buf_init(&b);
+    for (int c = 0; c < L->n_chunks; c++) {
+        int32_t idx[L->chunk];
+        for (int i = 0; i < L->chunk; i++) idx[i] = prompt_of(L, it * L->B + (int64_t)c * L->chunk + i);
+        RolloutOrder o = {(int32_t)it, c, L->kl_coef, mix64(L->seed * 1000003u + (uint64_t)it * 7919u + (uint64_t)c),
+                          L->chunk, idx};
+        b.len = 0;
+        rollout_order_pack(&o, &b);
+        msg_send(&b, l->actors[c % l->n_actors], MSG_ORDER, MPI_COMM_WORLD);
+    }
+    msg_buf_free(&b);
+}
+
+static void send_snapshot(Learner *L) {
+    const PpoLayout *l = L->lay;
+    MsgBuf b;
+    msg_buf_init(&b);
+    msg_put_i32(&b, (int32_t)L->iteration);
+    msg_put_i32(&b, (int32_t)L->policy.n_params);
+    for (int a = 0; a < l->n_actors; a++) {
+        msg_send(&b, l->actors[a], MSG_SNAPSHOT, MPI_COMM_WORLD);
+        msg_send_f32(L->policy.params, L->policy.n_params, l->actors[a], MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+    }
+    msg_buf_free(&b);
+}
+
+static void send_stop(Learner *L) {
+    const PpoLayout *l = L->lay;
+    MsgBuf b;
+    msg_buf_init(&b);
+    msg_put_i32(&b, 0);
+    for (int a = 0; a < l->n_actors; a++) msg_send(&b, l->actors[a], MSG_STOP, MPI_COMM_WORLD);
+    for (int r = 0; r < l->n_rewarders; r++) msg_send(&b, l->rewarders[r], MSG_STOP, MPI_COMM_WORLD);
+    msg_buf_free(&b);
+}
+
+/* ---- gathering scored rollouts --------------------------------------------- */
+
+static void sample_from(Learner *L, Sample *s, Rollout *r, const RolloutBatch *rb) {
+    memset(s, 0, sizeof *s);
+    s->r = *r;
+    memset(r, 0, sizeof *r); /* ownership moves to the sample */
+    s->version = rb->version, s->actor = rb->actor, s->lambda = rb->lambda;
+    s->t_generate = rb->t_generate, s->t_score = rb->t_score;
+    int n = s->r.resp_len ? s->r.resp_len : 1;
+    s->values = err_calloc(n, sizeof(float));
+    s->adv = err_calloc(n, sizeof(float));
+    s->ret = err_calloc(n, sizeof(float));
+    /* the gold judge reads the text; the end token is not part of it */
+    int body = s->r.resp_len - (s->r.resp_len && s->r.resp[s->r.resp_len - 1] == tok_eot(L->tok));
+    size_t len;
+    char *text = tok_decode(L->tok, s->r.resp, body, &len);
+    ArithJudgement j;
+    s->gold = text ? arith_gold(L->prompts.text[s->r.prompt_index], text, &j) : NAN;
+    s->correct = text && !isnan(s->gold) ? j.correct : 0;
+    free(text);
+    err_clear();
+}
+
+static void samples_free(Learner *L) {
+    for (int i = 0; i < L->n; i++) {
+        Sample *s = &L->s[i];
+        Rollout *r = &s->r;
+        free(r->prompt), free(r->resp), free(r->logp_behav), free(r->logp_ref), free(r->kl), free(r->reward);
+        free(s->values), free(s->adv), free(s->ret);
+    }
+    L->n = 0;
+}
+
+/* Moves a scored batch's rollouts into the iteration's samples. */
+static void take_batch(Learner *L, RolloutBatch *rb, int *got) {
+    for (int i = 0; i < rb->n; i++) {
+        int slot = (rb->chunk / L->lay->n_learners) * L->chunk + i; /* order by chunk: layout-independent */
+        sample_from(L, &L->s[slot], &rb->r[i], rb);
+    }
+    (*got)++;
+    rollout_batch_free(rb);
+}
+
+/* Waits for this learner's chunks of iteration it; batches of later
+ * iterations are kept for later. Returns the seconds spent waiting. */
+static double gather(Learner *L, int64_t it) {
+    int mine = 0, got = 0;
+    for (int c = 0; c < L->n_chunks; c++) mine += c % L->lay->n_learners == L->lay->index;
+    L->n = mine * L->chunk;
+    for (int i = 0; i < L->n_pending;) {
+        if (L->pending[i].iteration == it) {
+            take_batch(L, &L->pending[i], &got);
+            L->pending[i] = L->pending[--L->n_pending];
+        } else {
+            i++;
+        }
+    }
+    double t0 = now_s();
+    MsgBuf b;
+    msg_buf_init(&b);
+    while (got < mine) {
+        int src;
+        msg_recv(&b, MPI_ANY_SOURCE, MSG_SCORED, MPI_COMM_WORLD, &src);
+        RolloutBatch rb;
+        if (rollout_batch_unpack(&b, &rb)) err_die("learner: from rank %d: %s", src, err_msg());
+        if (rb.iteration == it) {
+            take_batch(L, &rb, &got);
+        } else {
+            L->pending = err_realloc(L->pending, (size_t)(L->n_pending + 1) * sizeof(RolloutBatch));
+            L->pending[L->n_pending++] = rb;
+        }
+    }
+    msg_buf_free(&b);
+    return now_s() - t0;
+}
+
+/* ---- packed forward passes ---------------------------------------------------- */
+
+/* Packs samples idx[0..n) as rows prompt + response; targets are the response
+ * tokens. Returns T. */
+static int pack(Learner *L, const int *idx, int n) {
+    int T = 1;
+    for (int i = 0; i < n; i++) {
+        const Rollout *r = &L->s[idx[i]].r;
+        T = r->prompt_len + r->resp_len - 1 > T ? r->prompt_len + r->resp_len - 1 : T;
+    }
+    for (int i = 0; i < n; i++) {
+        const Rollout *r = &L->s[idx[i]].r;
+        int len = r->prompt_len + r->resp_len;
+        for (int t = 0; t < T; t++) {
+            L->tokens[i * T + t] = t < len - 1 ? (t < r->prompt_len ? r->prompt[t] : r->resp[t - r->prompt_len])
+                                               : tok_eot(L->tok);
+            L->targets[i * T + t] = t + 1 >= r->prompt_len && t + 1 < len ? r->resp[t + 1 - r->prompt_len] : -1;
+        }
+    }
+    return T;
+}
+
+/* Position in the packed row of response token k's prediction. */
+static inline int at(const Rollout *r, int k) { return r->prompt_len - 1 + k; }
+
+/* Values of every response token of samples idx (no gradients). */
+static void compute_values(Learner *L, const int *idx, int n) {
+    int T = pack(L, idx, n);
+    if (gpt_forward(&L->value, L->tokens, n, T)) err_die("learner: %s", err_msg());
+    for (int i = 0; i < n; i++) {
+        Sample *s = &L->s[idx[i]];
+        for (int k = 0; k < s->r.resp_len; k++) s->values[k] = L->value.values[i * T + at(&s->r, k)];
+    }
+}
+
+/* ---- advantages ------------------------------------------------------------------ */
+
+static void advantages(Learner *L) {
+    float gamma = (float)config_float(L->cfg, "gamma"), lam = (float)config_float(L->cfg, "lam");
+    int mb = config_int(L->cfg, "micro_batch"), idx[mb];
+    L->value.training = 0;
+    for (int start = 0; start < L->n; start += mb) {
+        int n = L->n - start < mb ? L->n - start : mb;
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        compute_values(L, idx, n);
+    }
+    PpoMoments mo = {0, 0, 0}; /* over all learners' advantages */
+    for (int i = 0; i < L->n; i++) {
+        Sample *s = &L->s[i];
+        if (s->r.resp_len && ppo_gae(s->r.resp_len, s->r.reward, s->values, 0.0, gamma, lam, s->adv, s->ret))
+            err_die("learner: %s", err_msg());
+        ppo_moments_add(&mo, (size_t)s->r.resp_len, s->adv, NULL);
+    }
+    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &mo, 3, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+    if (!config_bool(L->cfg, "whiten_advantages") || mo.count < 2) return;
+    for (int i = 0; i < L->n; i++) ppo_whiten_with((size_t)L->s[i].r.resp_len, L->s[i].adv, NULL, &mo, 1);
+}
+
+/* ---- PPO updates ------------------------------------------------------------------ */
+
+typedef struct {
+    double policy_loss, value_loss, entropy, clipfrac, approx_kl, vclipfrac, tokens;
+    double ratio_dev_first; /* max |ratio - 1| on the first minibatch, before any update */
+    double ptx_loss;
+} Stats;
+
+static void allreduce_grads(Learner *L, Gpt *m) {
+    if (L->lay->n_learners > 1) {
+        MPI_Request r;
+        MPI_Iallreduce(MPI_IN_PLACE, m->grads, (int)m->n_params, MPI_FLOAT, MPI_SUM, L->lay->role_comm, &r);
+        msg_wait(&r);
+    }
+}
+
+/* Policy micro-batch: clipped surrogate + entropy bonus, gradients of the sum
+ * divided by denom (the minibatch's response tokens over all learners). */
+static void policy_micro(Learner *L, const int *idx, int n, double denom, Stats *st, int first) {
+    float clip = (float)config_float(L->cfg, "clip"), c2 = (float)config_float(L->cfg, "ent_coef");
+    int T = pack(L, idx, n);
+    if (gpt_forward(&L->policy, L->tokens, n, T)) err_die("learner: %s", err_msg());
+    gpt_token_logprobs(&L->policy, L->targets, L->logp, L->ent);
+    memset(L->dlogp, 0, (size_t)n * T * sizeof(float));
+    memset(L->dent, 0, (size_t)n * T * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        const Sample *s = &L->s[idx[i]];
+        for (int k = 0; k < s->r.resp_len; k++) {
+            int p = i * T + at(&s->r, k);
+            PpoPolicyStats ps;
+            double d, loss = ppo_policy_loss(L->logp[p], s->r.logp_behav[k], s->adv[k], clip, &d, &ps);
+            L->dlogp[p] = (float)(d / denom);
+            L->dent[p] = (float)(-c2 / denom);
+            st->policy_loss += loss / denom;
+            st->entropy += L->ent[p] / denom;
+            st->clipfrac += ps.clip_frac / denom;
+            st->approx_kl += ps.approx_kl / denom;
+            if (first) st->ratio_dev_first = fmax(st->ratio_dev_first, ps.ratio_dev_max);
+        }
+    }
+    gpt_backward_lm(&L->policy, L->targets, L->dlogp, c2 != 0.0f ? L->dent : NULL);
+}
+
+static void value_micro(Learner *L, const int *idx, int n, double denom, Stats *st) {
+    float vclip = (float)config_float(L->cfg, "value_clip"), c1 = (float)config_float(L->cfg, "vf_coef");
+    int T = pack(L, idx, n);
+    if (gpt_forward(&L->value, L->tokens, n, T)) err_die("learner: %s", err_msg());
+    memset(L->dval, 0, (size_t)n * T * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        const Sample *s = &L->s[idx[i]];
+        for (int k = 0; k < s->r.resp_len; k++) {
+            int p = i * T + at(&s->r, k), clipped;
+            double d, loss = ppo_value_loss(L->value.values[p], s->values[k], s->ret[k], vclip, &d, &clipped);
+            L->dval[p] = (float)(c1 * d / denom);
+            st->value_loss += loss / denom;
+            st->vclipfrac += clipped / denom;
+        }
+    }
+    gpt_backward_scalar(&L->value, L->dval);
+}
+
+/* PPO-ptx: the pretraining loss on a few text windows, weighted by ptx_coef. */
+static void ptx_micro(Learner *L, int64_t step, Stats *st) {
+    int n = config_int(L->cfg, "ptx_batch"), idx[n];
+    const Seq *seqs[n];
+    int from[n];
+    for (int i = 0; i < n; i++) {
+        idx[i] = (int)((step * n + i) % L->ptx.n);
+        data_example_seqs(&L->ptx, idx[i], &seqs[i]);
+        from[i] = 0;
+    }
+    int T = trainer_pack(seqs, from, n, tok_eot(L->tok), L->tokens, L->targets);
+    if (gpt_forward(&L->policy, L->tokens, n, T)) err_die("learner: %s", err_msg());
+    float loss = gpt_ce_loss(&L->policy, L->targets, NULL, L->dlogp);
+    float coef = (float)config_float(L->cfg, "ptx_coef") / (float)L->lay->n_learners;
+    for (int i = 0; i < n * T; i++) L->dlogp[i] *= coef;
+    gpt_backward_lm(&L->policy, L->targets, L->dlogp, NULL);
+    st->ptx_loss += loss;
+}
+
+/* Response tokens of samples idx over all learners. */
+static double global_tokens(Learner *L, const int *idx, int n) {
+    double t = 0;
+    for (int i = 0; i < n; i++) t += L->s[idx[i]].r.resp_len;
+    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+    return t > 0 ? t : 1;
+}
+
+static void ppo_epochs(Learner *L, Stats *st) {
+    int epochs = config_int(L->cfg, "ppo_epochs"), mb = config_int(L->cfg, "minibatch") / L->lay->n_learners;
+    int micro = config_int(L->cfg, "micro_batch"), *perm = err_malloc((size_t)L->n * sizeof(int)), steps = 0;
+    memset(st, 0, sizeof *st);
+    L->policy.training = L->value.training = 1;
+    for (int e = 0; e < epochs; e++) {
+        Rng r;
+        rng_seed(&r, mix64(L->seed ^ (uint64_t)(L->iteration * 131 + e + 1)));
+        for (int i = 0; i < L->n; i++) perm[i] = i;
+        for (int i = L->n - 1; i > 0; i--) {
+            int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
+            perm[i] = perm[j], perm[j] = x;
+        }
+        for (int start = 0; start + mb <= L->n; start += mb, steps++) {
+            double denom = global_tokens(L, perm + start, mb);
+            gpt_zero_grad(&L->policy);
+            gpt_zero_grad(&L->value);
+            for (int m = start; m < start + mb; m += micro) {
+                int n = start + mb - m < micro ? start + mb - m : micro;
+                policy_micro(L, perm + m, n, denom, st, steps == 0);
+                value_micro(L, perm + m, n, denom, st);
+            }
+            if (L->has_ptx) ptx_micro(L, L->iteration * 1000 + steps, st);
+            allreduce_grads(L, &L->policy);
+            allreduce_grads(L, &L->value);
+            adamw_step(&L->popt, &L->policy);
+            adamw_step(&L->vopt, &L->value);
+        }
+    }
+    free(perm);
+    double k = steps ? 1.0 / steps : 0;
+    st->policy_loss *= k, st->value_loss *= k, st->entropy *= k, st->clipfrac *= k, st->approx_kl *= k;
+    st->vclipfrac *= k, st->ptx_loss *= k;
+}
+
+/* ---- logs ---------------------------------------------------------------------------- */
+
+#define METRIC_COLS 24
+static const char *metric_names[METRIC_COLS] = {
+    "iteration", "version", "reward", "r_theta", "kl", "lambda", "gold", "correct", "length", "entropy",
+    "policy_loss", "value_loss", "clipfrac", "approx_kl", "ratio_dev_first", "lag_mean", "lag_max",
+    "t_generate", "t_score", "t_learn", "t_wait", "rollouts_per_s", "elapsed", "ptx_loss"};
+
+static void rollout_columns(const Learner *L, H5logColumn *c) {
+    int W = L->max_new, P = L->n_ctx;
+    H5logColumn cols[] = {
+        {"iteration", H5LOG_I64, 0, "PPO iteration the sample was used in"},
+        {"version", H5LOG_I32, 0, "policy version the actor sampled with"},
+        {"actor", H5LOG_I32, 0, "MPI rank of the actor"},
+        {"prompt_index", H5LOG_I32, 0, "line of the prompt in the prompts file (0-based)"},
+        {"prompt_len", H5LOG_I32, 0, "prompt tokens"},
+        {"prompt", H5LOG_I32, P, "prompt tokens, zero-padded"},
+        {"response_len", H5LOG_I32, 0, "response tokens (with the end token if sampled)"},
+        {"response", H5LOG_I32, W, "response tokens, zero-padded"},
+        {"logp_behav", H5LOG_F32, W, "behaviour log-prob of each response token (actor)"},
+        {"logp_ref", H5LOG_F32, W, "reference log-prob of each response token (rewarder)"},
+        {"kl", H5LOG_F32, W, "per-token KL estimate"},
+        {"values", H5LOG_F32, W, "value model output per response token"},
+        {"advantages", H5LOG_F32, W, "GAE advantages (whitened if configured)"},
+        {"r_raw", H5LOG_F64, 0, "reward model score, raw"},
+        {"r_theta", H5LOG_F64, 0, "reward model score, normalised and clipped"},
+        {"kl_sum", H5LOG_F64, 0, "sum of per-token KL"},
+        {"reward", H5LOG_F64, 0, "total reward r_theta - lambda * kl_sum"},
+        {"lambda", H5LOG_F64, 0, "KL coefficient"},
+        {"gold", H5LOG_F64, 0, "gold score of the built-in task (NaN for other prompts)"},
+        {"t_generate", H5LOG_F64, 0, "seconds the actor spent on the sample's batch"},
+        {"t_score", H5LOG_F64, 0, "seconds the rewarder spent on the sample's batch"},
+        {"timestamp", H5LOG_F64, 0, "unix time the learner logged the sample"}};
+    memcpy(c, cols, sizeof cols);
+}
+#define ROLLOUT_COLS 22
+
+static void log_samples(Learner *L) {
+    double t = wall_s();
+    for (int i = 0; i < L->n; i++) {
+        const Sample *s = &L->s[i];
+        const Rollout *r = &s->r;
+        double total = 0;
+        for (int k = 0; k < r->resp_len; k++) total += r->reward[k];
+        int n = r->resp_len < L->max_new ? r->resp_len : L->max_new;
+        H5log *g = L->rollouts;
+        h5log_set_i64(g, "iteration", L->iteration);
+        h5log_set_i64(g, "version", s->version);
+        h5log_set_i64(g, "actor", s->actor);
+        h5log_set_i64(g, "prompt_index", r->prompt_index);
+        h5log_set_i64(g, "prompt_len", r->prompt_len);
+        h5log_set_i32s(g, "prompt", r->prompt, r->prompt_len < L->n_ctx ? r->prompt_len : L->n_ctx);
+        h5log_set_i64(g, "response_len", r->resp_len);
+        h5log_set_i32s(g, "response", r->resp, n);
+        h5log_set_f32s(g, "logp_behav", r->logp_behav, n);
+        h5log_set_f32s(g, "logp_ref", r->logp_ref, n);
+        h5log_set_f32s(g, "kl", r->kl, n);
+        h5log_set_f32s(g, "values", s->values, n);
+        h5log_set_f32s(g, "advantages", s->adv, n);
+        h5log_set_f64(g, "r_raw", r->r_raw);
+        h5log_set_f64(g, "r_theta", r->r_theta);
+        h5log_set_f64(g, "kl_sum", r->kl_sum);
+        h5log_set_f64(g, "reward", total);
+        h5log_set_f64(g, "lambda", s->lambda);
+        h5log_set_f64(g, "gold", s->gold);
+        h5log_set_f64(g, "t_generate", s->t_generate);
+        h5log_set_f64(g, "t_score", s->t_score);
+        h5log_set_f64(g, "timestamp", t);
+        if (h5log_row_done(g)) err_die("%s", err_msg());
+    }
+}
+
+/* Rows of an existing log whose iteration column is < keep_iter. */
+static int64_t rows_before(const char *path, const char *col, int64_t keep_iter) {
+    H5log *r = h5log_open_read(path);
+    if (!r) return -1;
+    int64_t n = h5log_rows(r), keep = 0;
+    double *v = err_malloc((size_t)(n ? n : 1) * sizeof(double));
+    if (h5log_read_f64(r, col, 0, n, v)) keep = -1;
+    while (keep >= 0 && keep < n && v[keep] < (double)keep_iter) keep++;
+    free(v);
+    h5log_close(r);
+    return keep;
+}
+
+static H5log *open_log(const char *path, const H5logColumn *cols, int n, const char *kind, const char *col,
+                       int64_t resume_iter) {
+    struct stat st;
+    if (resume_iter < 0 || stat(path, &st)) return h5log_create(path, cols, n, kind);
+    int64_t keep = rows_before(path, col, resume_iter);
+    return keep < 0 ? NULL : h5log_open_append(path, cols, n, kind, keep);
+}
+
+static void open_logs(Learner *L, int64_t resume_iter) {
+    H5logColumn rc[ROLLOUT_COLS], mc[METRIC_COLS];
+    char path[1200];
+    rollout_columns(L, rc);
+    for (int i = 0; i < METRIC_COLS; i++) mc[i] = (H5logColumn){metric_names[i], H5LOG_F64, 0, NULL};
+    snprintf(path, sizeof path, "%s/rollouts.h5", L->out_dir);
+    if (!(L->rollouts = open_log(path, rc, ROLLOUT_COLS, "rollouts", "iteration", resume_iter))) err_die_last();
+    snprintf(path, sizeof path, "%s/metrics.h5", L->out_dir);
+    /* metrics rows carry the iteration number after the update: 1, 2, ... */
+    if (!(L->metrics = open_log(path, mc, METRIC_COLS, "ppo-metrics", "iteration", resume_iter))) err_die_last();
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+static void ckpt_name(const Learner *L, int64_t it, char *buf, size_t n) {
+    snprintf(buf, n, "%s/ckpt-%06lld.h5", L->out_dir, (long long)it);
+}
+
+static int64_t latest_ckpt(const Learner *L) {
+    DIR *d = opendir(L->out_dir);
+    int64_t best = -1;
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d))) {
+        long long s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt-%lld.%7s", &s, tail) == 2 && !strcmp(tail, "h5") && s > best) best = s;
+    }
+    closedir(d);
+    return best;
+}
+
+static int write_ckpt(Learner *L, const char *path, int final) {
+    Ckpt *k = ckpt_create(path);
+    if (!k) return -1;
+    int rc = ckpt_put_model(k, &L->policy, L->tok, "policy") || config_save(L->cfg, k) ||
+             ckpt_put_attr_i64(k, "/state", "iteration", L->iteration) ||
+             ckpt_put_attr_f64(k, "/state", "kl_coef", L->kl_coef) ||
+             ckpt_put_attr_str(k, "/state", "stage", "ppo");
+    if (!rc && !final) {
+        rc = ckpt_put_buffer(k, "optim/policy_m", &L->policy, L->popt.m) ||
+             ckpt_put_buffer(k, "optim/policy_v", &L->policy, L->popt.v) ||
+             ckpt_put_attr_i64(k, "/state", "policy_adam_step", L->popt.step) ||
+             ckpt_put_buffer(k, "value/params", &L->value, L->value.params) ||
+             ckpt_put_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
+             ckpt_put_buffer(k, "optim/value_v", &L->value, L->vopt.v) ||
+             ckpt_put_attr_i64(k, "/state", "value_adam_step", L->vopt.step);
+    }
+    if (rc) {
+        ckpt_discard(k);
+        return -1;
+    }
+    return ckpt_commit(k);
+}
+
+static int save_ckpt(Learner *L) {
+    char path[1200];
+    int rc = 0;
+    ckpt_name(L, L->iteration, path, sizeof path);
+    if (L->leader) {
+        h5log_flush(L->rollouts);
+        h5log_flush(L->metrics);
+        rc = write_ckpt(L, path, 0);
+        if (rc) err_warn("%s", err_msg());
+        int keep = config_int(L->cfg, "keep_checkpoints"), kept = 1;
+        for (int64_t s = L->iteration - 1; s >= 0 && !rc; s--) {
+            char old[1200];
+            struct stat st;
+            ckpt_name(L, s, old, sizeof old);
+            if (!stat(old, &st) && ++kept > keep) remove(old);
+        }
+    }
+    if (L->lay->n_learners > 1) MPI_Bcast(&rc, 1, MPI_INT, 0, L->lay->role_comm);
+    return rc;
+}
+
+static const char *ppo_runtime_keys[] = {"ckpt_every", "keep_checkpoints", "log_samples", "role", "learners",
+                                         "rewarders", NULL};
+
+static int resume(Learner *L, int64_t it) {
+    char path[1200], diff[600];
+    ckpt_name(L, it, path, sizeof path);
+    Ckpt *k = ckpt_open(path);
+    if (!k) return -1;
+    Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
+    int64_t iter, pstep, vstep;
+    int rc = config_load_ckpt(saved, k, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
+             ckpt_get_attr_f64(k, "/state", "kl_coef", &L->kl_coef) ||
+             ckpt_get_attr_i64(k, "/state", "policy_adam_step", &pstep) ||
+             ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep);
+    for (int i = 0; !rc && ppo_runtime_keys[i]; i++)
+        config_set(saved, ppo_runtime_keys[i], config_get_raw(L->cfg, ppo_runtime_keys[i]), "resume");
+    if (!rc && config_diff(L->cfg, saved, diff, sizeof diff))
+        rc = err_set("%s: written with a different configuration: %s; use a new out_dir or the same settings", path, diff);
+    Gpt m;
+    if (!rc && !(rc = ckpt_get_model(k, &m))) {
+        if (m.n_params != L->policy.n_params) rc = err_set("%s: policy shape differs from the run's", path);
+        else memcpy(L->policy.params, m.params, m.n_params * sizeof(float));
+        gpt_free(&m);
+    }
+    rc = rc || ckpt_get_buffer(k, "optim/policy_m", &L->policy, L->popt.m) ||
+         ckpt_get_buffer(k, "optim/policy_v", &L->policy, L->popt.v) ||
+         ckpt_get_buffer(k, "value/params", &L->value, L->value.params) ||
+         ckpt_get_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
+         ckpt_get_buffer(k, "optim/value_v", &L->value, L->vopt.v);
+    if (!rc) L->iteration = iter, L->popt.step = pstep, L->vopt.step = vstep;
+    config_free(saved);
+    ckpt_close(k);
+    return rc;
+}
+
+/* ---- set-up --------------------------------------------------------------------------------- */
+
+static int load_lm(Gpt *m, Tok **tok, const char *path, GptHead head, const char *what) {
+    char kind[32];
+    if (ckpt_load_model(path, m, tok, kind, sizeof kind)) return -1;
+    if (m->cfg.head != head)
+        return err_set("%s: is a %s checkpoint; the %s must be a %s", path, kind, what,
+                head == GPT_HEAD_LM ? "language model" : "scalar-head (reward/value) model");
+    return 0;
+}
+
+static AdamWConfig adam_of(const Config *c, const char *lr_key) {
+    AdamWConfig a = adamw_default();
+    a.lr = (float)config_float(c, lr_key);
+    a.lr_min = a.lr;
+    a.weight_decay = (float)config_float(c, "weight_decay");
+    a.grad_clip = (float)config_float(c, "grad_clip");
+    return a;
+}
+
+static int check_sizes(Learner *L) {
+    int Ln = L->lay->n_learners, mb = config_int(L->cfg, "minibatch");
+    if (L->B < 1 || L->chunk < 1 || L->B % L->chunk)
+        return err_set("batch_size (%d) must be a positive multiple of chunk (%d)", L->B, L->chunk);
+    if (L->n_chunks % Ln) return err_set("batch_size / chunk (%d) must be a multiple of the learner count (%d)", L->n_chunks, Ln);
+    if (mb < Ln || mb % Ln || (L->B / Ln) % (mb / Ln))
+        return err_set("minibatch (%d) must be a multiple of the learner count (%d) and divide batch_size (%d)", mb, Ln, L->B);
+    if (L->has_ptx && config_int(L->cfg, "ptx_batch") < 1) return err_set("ptx_batch must be >= 1");
+    if (config_int(L->cfg, "micro_batch") < 1) return err_set("micro_batch must be >= 1");
+    if (config_int(L->cfg, "ppo_epochs") < 1) return err_set("ppo_epochs must be >= 1");
+    return 0;
+}
+
+static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
+    memset(L, 0, sizeof *L);
+    L->cfg = cfg, L->lay = lay, L->leader = lay->index == 0;
+    L->seed = (uint64_t)config_int(cfg, "seed");
+    L->iterations = config_int(cfg, "iterations");
+    L->B = config_int(cfg, "batch_size"), L->chunk = config_int(cfg, "chunk");
+    L->n_chunks = L->chunk > 0 ? L->B / L->chunk : 0;
+    L->lag = config_int(cfg, "max_policy_lag");
+    L->kl_coef = config_float(cfg, "kl_coef");
+    L->perm_epoch = -1;
+    snprintf(L->out_dir, sizeof L->out_dir, "%s", config_str(cfg, "out_dir"));
+    const char *vinit = config_str(cfg, "value_init");
+    if (load_lm(&L->policy, &L->tok, config_str(cfg, "policy"), GPT_HEAD_LM, "policy") ||
+        load_lm(&L->value, NULL, *vinit ? vinit : config_str(cfg, "reward_model"), GPT_HEAD_SCALAR, "value model"))
+        return -1;
+    if (L->value.cfg.vocab_size != L->policy.cfg.vocab_size || L->value.cfg.n_ctx < L->policy.cfg.n_ctx)
+        return err_set("%s: the value model's vocabulary/context must match the policy's", *vinit ? vinit : config_str(cfg, "reward_model"));
+    L->n_ctx = L->policy.cfg.n_ctx;
+    L->max_new = config_int(cfg, "max_new");
+    if (L->lag < 0) return err_set("max_policy_lag must be >= 0");
+    if (L->max_new < 1 || L->iterations < 1) return err_set("max_new and iterations must be >= 1");
+    if (ppo_prompts_load(&L->prompts, config_str(cfg, "prompts"), L->tok, L->n_ctx)) return -1;
+    L->perm = err_malloc((size_t)L->prompts.n * sizeof(int));
+    const char *ptx = config_str(cfg, "ptx_data");
+    L->has_ptx = config_float(cfg, "ptx_coef") > 0;
+    if (L->has_ptx && !*ptx) return err_set("ptx_coef > 0 needs ptx_data (a plain-text file)");
+    if (L->has_ptx && data_load_text(&L->ptx, ptx, L->tok, L->n_ctx)) return -1;
+    if (check_sizes(L)) return -1;
+    AdamWConfig pa = adam_of(cfg, "lr"), va = adam_of(cfg, "value_lr");
+    adamw_init(&L->popt, L->policy.n_params, &pa);
+    adamw_init(&L->vopt, L->value.n_params, &va);
+    int rows = config_int(cfg, "micro_batch") > config_int(cfg, "ptx_batch") ? config_int(cfg, "micro_batch")
+                                                                              : config_int(cfg, "ptx_batch");
+    size_t n = (size_t)rows * L->n_ctx;
+    L->tokens = err_malloc(n * sizeof(int)), L->targets = err_malloc(n * sizeof(int));
+    L->logp = err_malloc(n * sizeof(float)), L->ent = err_malloc(n * sizeof(float));
+    L->dlogp = err_malloc(n * sizeof(float)), L->dent = err_malloc(n * sizeof(float));
+    L->dval = err_malloc(n * sizeof(float));
+    L->s = err_calloc((size_t)L->B, sizeof(Sample));
+    return 0;
+}
+
+static void learner_free(Learner *L) {
+    samples_free(L);
+    for (int i = 0; i < L->n_pending; i++) rollout_batch_free(&L->pending[i]);
+    free(L->pending), free(L->s), free(L->perm);
+    free(L->tokens), free(L->targets), free(L->logp), free(L->ent), free(L->dlogp), free(L->dent), free(L->dval);
+    adamw_free(&L->popt), adamw_free(&L->vopt);
+    gpt_free(&L->policy), gpt_free(&L->value);
+    if (L->has_ptx) data_free(&L->ptx);
+    ppo_prompts_free(&L->prompts);
+    tok_free(L->tok);
+}
+
+/* ---- one iteration ---------------------------------------------------------------------------- */
+
+/* Other learners send their samples to the leader, which logs them all. */
+static void pack_samples(const Learner *L, MsgBuf *b) {
+    RolloutBatch rb = {0};
+    rb.scored = 1, rb.n = 1;
+    msg_put_i32(b, L->n);
+    for (int i = 0; i < L->n; i++) {
+        const Sample *s = &L->s[i];
+        rb.r = (Rollout *)&s->r;
+        rb.version = s->version, rb.actor = s->actor, rb.lambda = s->lambda;
+        rb.t_generate = s->t_generate, rb.t_score = s->t_score;
+        rollout_batch_pack(&rb, b);
+        msg_put_f64(b, s->gold);
+        msg_put_f32s(b, s->values, s->r.resp_len);
+        msg_put_f32s(b, s->adv, s->r.resp_len);
+    }
+}
+
+static void gather_logs(Learner *L) {
+    MsgBuf b;
+    msg_buf_init(&b);
+    if (!L->leader) {
+        pack_samples(L, &b);
+        msg_send(&b, 0, MSG_LOGROWS, L->lay->role_comm);
+    } else {
+        log_samples(L);
+        for (int k = 1; k < L->lay->n_learners; k++) {
+            msg_recv(&b, k, MSG_LOGROWS, L->lay->role_comm, NULL);
+            Learner other = *L; /* log_samples reads s/n only */
+            int n = msg_get_i32(&b);
+            other.s = err_calloc((size_t)(n > 0 ? n : 1), sizeof(Sample));
+            other.n = 0;
+            for (int i = 0; i < n; i++) {
+                RolloutBatch rb;
+                if (rollout_batch_unpack(&b, &rb)) err_die("learner: log rows: %s", err_msg());
+                Sample *s = &other.s[other.n++];
+                sample_from(L, s, &rb.r[0], &rb);
+                rollout_batch_free(&rb);
+                s->gold = msg_get_f64(&b);
+                msg_get_f32s(&b, s->values, s->r.resp_len);
+                msg_get_f32s(&b, s->adv, s->r.resp_len);
+            }
+            log_samples(&other);
+            samples_free(&other);
+            free(other.s);
+        }
+    }
+    msg_buf_free(&b);
+}
+
+enum { SUM_N, SUM_REWARD, SUM_RTHETA, SUM_KL, SUM_GOLD, SUM_GOLD_N, SUM_CORRECT, SUM_LEN, SUM_LAG, SUM_TGEN,
+       SUM_TSCORE, SUM_LAGMAX, SUM_COUNT };
+
+static void sample_sums(const Learner *L, int64_t it, double *sum) {
+    memset(sum, 0, SUM_COUNT * sizeof(double));
+    for (int i = 0; i < L->n; i++) {
+        const Sample *s = &L->s[i];
+        double total = 0;
+        for (int k = 0; k < s->r.resp_len; k++) total += s->r.reward[k];
+        sum[SUM_N]++, sum[SUM_REWARD] += total, sum[SUM_RTHETA] += s->r.r_theta, sum[SUM_KL] += s->r.kl_sum;
+        if (!isnan(s->gold)) sum[SUM_GOLD] += s->gold, sum[SUM_GOLD_N]++, sum[SUM_CORRECT] += s->correct;
+        sum[SUM_LEN] += s->r.resp_len;
+        sum[SUM_LAG] += (double)(it - s->version);
+        sum[SUM_LAGMAX] = fmax(sum[SUM_LAGMAX], (double)(it - s->version));
+        sum[SUM_TGEN] += s->t_generate / L->chunk; /* per-batch times, counted once per batch */
+        sum[SUM_TSCORE] += s->t_score / L->chunk;
+    }
+}
+
+/* Text with newlines and non-printable bytes escaped, for one-line output. */
+static void put_escaped(FILE *f, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n') fputs("\\n", f);
+        else if (c < 0x20 || c == 0x7f || c >= 0x80) fprintf(f, "\\x%02x", c);
+        else fputc(c, f);
+    }
+}
+
+static void print_samples(const Learner *L) {
+    int n = config_int(L->cfg, "log_samples");
+    for (int i = 0; i < n && i < L->n; i++) {
+        const Sample *s = &L->s[i];
+        size_t len;
+        char *text = tok_decode(L->tok, s->r.resp, s->r.resp_len, &len);
+        const char *p = L->prompts.text[s->r.prompt_index];
+        fputs("     ", stderr);
+        put_escaped(stderr, p, strlen(p));
+        fputs(" -> ", stderr);
+        put_escaped(stderr, text ? text : "?", text ? len : 1);
+        fprintf(stderr, "  [r_theta %.2f, gold %.2f]\n", s->r.r_theta, s->gold);
+        free(text);
+    }
+}
+
+static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, double t_wait, double t_iter) {
+    double sum[SUM_COUNT], st[9] = {st_in->policy_loss, st_in->value_loss, st_in->entropy, st_in->clipfrac,
+                                    st_in->approx_kl, st_in->ratio_dev_first, st_in->ptx_loss, 0, 0};
+    sample_sums(L, it, sum);
+    if (L->lay->n_learners > 1) {
+        double lagmax = sum[SUM_LAGMAX], rd = st[5];
+        MPI_Allreduce(MPI_IN_PLACE, sum, SUM_COUNT, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+        MPI_Allreduce(MPI_IN_PLACE, st, 9, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+        MPI_Allreduce(&lagmax, &sum[SUM_LAGMAX], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
+        MPI_Allreduce(&rd, &st[5], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
+        st[6] /= L->lay->n_learners;
+    }
+    if (!L->leader) return;
+    double n = sum[SUM_N], gold = sum[SUM_GOLD_N] ? sum[SUM_GOLD] / sum[SUM_GOLD_N] : NAN;
+    double row[METRIC_COLS] = {(double)it, (double)(it + 1), sum[SUM_REWARD] / n, sum[SUM_RTHETA] / n,
+                               sum[SUM_KL] / n, L->kl_coef, gold,
+                               sum[SUM_GOLD_N] ? sum[SUM_CORRECT] / sum[SUM_GOLD_N] : NAN, sum[SUM_LEN] / n, st[2],
+                               st[0], st[1], st[3], st[4], st[5], sum[SUM_LAG] / n, sum[SUM_LAGMAX],
+                               sum[SUM_TGEN], sum[SUM_TSCORE], t_learn, t_wait, n / t_iter, now_s() - L->t_start,
+                               st[6]};
+    for (int i = 0; i < METRIC_COLS; i++) h5log_set_f64(L->metrics, metric_names[i], row[i]);
+    if (h5log_row_done(L->metrics)) err_die("%s", err_msg());
+    fprintf(stderr,
+            "ppo: it %lld/%lld v%lld | reward %.3f | r_theta %.3f | kl %.3f | lambda %.4f | gold %.3f | len %.1f | "
+            "ent %.2f | |ratio-1| %.1e | gen %.2fs score %.2fs learn %.2fs wait %.2fs | %.1f rollouts/s\n",
+            (long long)it + 1, (long long)L->iterations, (long long)it + 1, row[2], row[3], row[4], row[5], row[6],
+            row[8], row[9], row[14], row[17], row[18], row[19], row[20], row[21]);
+    print_samples(L);
+}
+
+/* KL controller: proportional update towards kl_target (fixed if target <= 0). */
+static void update_kl(Learner *L) {
+    double target = config_float(L->cfg, "kl_target");
+    if (target <= 0) return;
+    double sum[2] = {0, (double)L->n};
+    for (int i = 0; i < L->n; i++) sum[0] += L->s[i].r.kl_sum;
+    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, sum, 2, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+    PpoKlController c;
+    if (ppo_klctl_init(&c, L->kl_coef, target, config_float(L->cfg, "kl_horizon")) ||
+        ppo_klctl_update(&c, sum[0] / sum[1], sum[1]))
+        err_die("learner: %s", err_msg());
+    L->kl_coef = c.value;
+}
+
+static void iterate(Learner *L, int64_t it) {
+    double t0 = now_s(), t_wait = gather(L, it);
+    double t1 = now_s();
+    advantages(L);
+    Stats st;
+    ppo_epochs(L, &st);
+    double t_learn = now_s() - t1;
+    report(L, it, &st, t_learn, t_wait, now_s() - t0);
+    gather_logs(L);
+    update_kl(L);
+    samples_free(L);
+}
+
+/* ---- the run ------------------------------------------------------------------------------------ */
+
+static int make_dirs(const char *path) {
+    char tmp[2048];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(tmp, 0777) && errno != EEXIST) return err_set("%s: %s", tmp, strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return 0;
+}
+
+static void write_final(Learner *L) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/final.h5", L->out_dir);
+    if (write_ckpt(L, path, 1)) err_die("could not write %s: %s", path, err_msg());
+    snprintf(path, sizeof path, "%s/value.h5", L->out_dir);
+    if (ckpt_save_model(path, &L->value, L->tok, "value")) err_die_last();
+    learner_log(L, "done: %s/final.h5 (policy), %s/value.h5", L->out_dir, L->out_dir);
+}
+
+int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile int *stop_flag) {
+    static Learner learner;
+    Learner *L = &learner;
+    msg_check_all(learner_setup(L, cfg, lay), "ppo: ");
+    L->stop = stop_flag;
+    if (L->leader && make_dirs(L->out_dir)) err_die_last();
+    int64_t last = latest_ckpt(L);
+    if (last >= 0 && resume(L, last)) err_die("cannot resume: %s", err_msg());
+    if (last >= 0) learner_log(L, "resuming from %s/ckpt-%06lld.h5", L->out_dir, (long long)last);
+    if (L->leader) open_logs(L, last >= 0 ? L->iteration : -1);
+    learner_log(L, "%d learner(s), %d rewarder(s), %d actor(s); %lld iterations of %d rollouts; policy %zu "
+                "parameters, value %zu", lay->n_learners, lay->n_rewarders, lay->n_actors, (long long)L->iterations,
+                L->B, L->policy.n_params, L->value.n_params);
+    L->t_start = now_s();
+    if (L->leader && L->iteration < L->iterations) {
+        send_snapshot(L);
+        for (int64_t j = L->iteration; j <= L->iteration + L->lag && j < L->iterations; j++) send_orders(L, j);
+    }
+    int rc = 0;
+    int64_t issued = L->iteration + L->lag < L->iterations ? L->iteration + L->lag : L->iterations - 1;
+    while (L->iteration < L->iterations) {
+        int64_t it = L->iteration;
+        iterate(L, it);
+        L->iteration = it + 1;
+        int more = L->iteration < L->iterations, stop = *L->stop;
+        if (lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, lay->role_comm);
+        if (stop || L->iteration % config_int(cfg, "ckpt_every") == 0 || !more)
+            if (save_ckpt(L)) err_die("checkpoint failed: %s", err_msg());
+        if (stop && more) {
+            learner_log(L, "signal received: checkpoint at iteration %lld; run the same command again to resume",
+                        (long long)L->iteration);
+            rc = 128 + *L->stop;
+            break;
+        }
+        if (L->leader && more) send_snapshot(L);
+        if (more && it + 1 + L->lag < L->iterations) {
+            if (L->leader) send_orders(L, it + 1 + L->lag);
+            issued = it + 1 + L->lag;
+        }
+    }
+    for (int64_t j = L->iteration; j <= issued; j++) { /* rollouts still in flight: receive and drop */
+        gather(L, j);
+        samples_free(L);
+    }
+    if (L->leader) {
+        if (!rc) write_final(L);
+        h5log_close(L->rollouts);
+        h5log_close(L->metrics);
+        send_stop(L);
+    }
+    learner_free(L);
+    return rc;
+}
