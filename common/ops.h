@@ -38,6 +38,18 @@ static inline float ops_tanhf(float x) {
     return 1.0f - 2.0f / (1.0f + ops_expf(2.0f * x));
 }
 
+/* Threads for the loops outside sgemm: OpenBLAS's thread count (the budget
+ * the caller gave OpenBLAS), at least 1. */
+int ops_threads(void);
+/* fn(ctx, begin, end) over [0, n) cut into chunks of grain (the last may be
+ * shorter), claimed by the calling thread and up to ops_threads() - 1
+ * sleeping pool workers; returns when every chunk is done. Chunks depend
+ * only on n and grain, so a loop whose chunks write disjoint outputs (or
+ * per-chunk partial sums combined in order afterwards) gives the same
+ * result whatever the threads and timing. Nested calls run serially. */
+typedef void (*OpsRangeFn)(void *ctx, size_t begin, size_t end);
+void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx);
+
 /* Up to this many rows, products skip sgemm (see ops.c: matmul_few_rows). */
 #define OPS_FEW_ROWS 16
 
