@@ -19,6 +19,7 @@
 #include "common/generate.h"
 #include "common/gpt.h"
 #include "common/hf.h"
+#include "common/inspect.h"
 #include "common/jsonl.h"
 #include "common/opts.h"
 #include "common/tok.h"
@@ -379,17 +380,27 @@ static int cmd_export_hf(int argc, char **argv) {
     return 0;
 }
 
-static int cmd_inspect(int argc, char **argv) {
-    Opt o[] = {{NULL}};
-    OptSpec s = {"inspect", "rlhf inspect CKPT", "Summarise a checkpoint: kind, model, tokenizer, parameters.",
-                 NULL, o, 1, 1};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
+/* The tokenizer of the run that wrote a log: --model, else DIR/final.h5. */
+static Tok *log_tokenizer(const char *log_path, const char *model) {
+    char path[4096];
+    if (model) snprintf(path, sizeof path, "%s", model);
+    else {
+        const char *slash = strrchr(log_path, '/');
+        snprintf(path, sizeof path, "%.*s/final.h5", slash ? (int)(slash - log_path) : 1, slash ? log_path : ".");
+    }
+    Ckpt *k = ckpt_open(path);
+    Tok *tok = k ? ckpt_get_tok(k) : NULL;
+    if (k) ckpt_close(k);
+    if (!tok && model) err_die_last();
+    err_clear();
+    return tok;
+}
+
+static void inspect_checkpoint(const char *path) {
     Gpt m;
     char kind[32];
-    Tok *tok = load_model_or_die(pos[0], &m, kind, sizeof kind);
-    printf("file        %s\nkind        %s\nhead        %s\n", pos[0], kind,
+    Tok *tok = load_model_or_die(path, &m, kind, sizeof kind);
+    printf("file        %s\nkind        %s\nhead        %s\n", path, kind,
            m.cfg.head == GPT_HEAD_LM ? "language model (tied unembedding)" : "scalar");
     printf("layers      %d\nheads       %d\nwidth       %d\ncontext     %d\nvocab       %d\n",
            m.cfg.n_layer, m.cfg.n_head, m.cfg.n_embd, m.cfg.n_ctx, m.cfg.vocab_size);
@@ -398,6 +409,34 @@ static int cmd_inspect(int argc, char **argv) {
     for (size_t i = 0; i < m.n_params; i++) sum += (double)m.params[i] * m.params[i];
     printf("param rms   %.6g\n", sqrt(sum / m.n_params));
     gpt_free(&m);
+    tok_free(tok);
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    const char *model = NULL;
+    int as_json = 0;
+    Opt o[] = {{"model", OPT_STR, &model, "CKPT", "tokenizer for decoding a rollout log (default: final.h5 beside it)"},
+               {"json", OPT_FLAG, &as_json, NULL, "machine-readable output (logs)"},
+               {NULL}};
+    OptSpec s = {"inspect", "rlhf inspect FILE.h5 [--json] [--model CKPT]",
+                 "Summarise a checkpoint (kind, model, tokenizer, parameters) or a log: a rollout log\n"
+                 "(rows, per-iteration reward / r_theta / KL / lambda / gold / length, policy-lag\n"
+                 "histogram, decoded samples) or a metrics table. Logs can be inspected while written.",
+                 NULL, o, 1, 1};
+    char *pos[1];
+    int np;
+    parse_or_die(&s, argc, argv, pos, &np);
+    Ckpt *k = ckpt_open(pos[0]);
+    if (k) {
+        ckpt_close(k);
+        inspect_checkpoint(pos[0]);
+        return 0;
+    }
+    char why[600];
+    snprintf(why, sizeof why, "%s", err_msg());
+    if (!strstr(why, "not an rlhf checkpoint")) err_die("%s", why);
+    Tok *tok = log_tokenizer(pos[0], model);
+    if (inspect_log(pos[0], tok, as_json, stdout)) err_die("%s", err_msg());
     tok_free(tok);
     return 0;
 }
@@ -690,7 +729,7 @@ static const Command commands[] = {
     {"score", cmd_score, "score JSONL with a reward model"},
     {"import-hf", cmd_import_hf, "import a Hugging Face GPT-2 directory"},
     {"export-hf", cmd_export_hf, "export a checkpoint as a Hugging Face GPT-2 directory"},
-    {"inspect", cmd_inspect, "summarise a checkpoint"},
+    {"inspect", cmd_inspect, "summarise a checkpoint, a rollout log or a metrics log"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

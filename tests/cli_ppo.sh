@@ -35,8 +35,8 @@ COMMON="batch_size=16 micro_batch=8 log_every=1000 warmup_steps=2"
 "$RLHF" rm init=sft/final.h5 out_dir=rm train_data=$D/prefs.jsonl $COMMON max_steps=20 norm_samples=16 >/dev/null 2>&1
 [ -e rm/final.h5 ] && pass "tiny SFT and RM for PPO" || fail "tiny SFT and RM for PPO"
 
-PPO="policy=sft/final.h5 reward_model=rm/final.h5 prompts=$D/rl_prompts.jsonl batch_size=16 chunk=4 minibatch=8
-     micro_batch=8 max_new=8 ppo_epochs=2 lr=1e-4 value_lr=1e-4 log_samples=0"
+PPO="policy=sft/final.h5 reward_model=rm/final.h5 prompts=$D/rl_prompts.jsonl batch_size=16 chunk=4 minibatch=8"
+PPO="$PPO micro_batch=8 max_new=8 ppo_epochs=2 lr=1e-4 value_lr=1e-4 log_samples=0"
 check "4 ranks: 1 learner, 1 rewarder, 2 actors" $MPIRUN -n 4 "$RLHF" ppo $PPO out_dir=run iterations=3
 check "rollout log: one row per sample, every field" $PY - <<'PY'
 import h5py, numpy as np
@@ -69,6 +69,7 @@ $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=killed >/dev/null 2>&1 &
 pid=$!
 for i in $(seq 600); do [ -e killed/ckpt-000002.h5 ] && break; sleep 0.05; done
 pkill -9 -f "out_dir=killed" ; wait $pid 2>/dev/null
+for i in $(seq 100); do pgrep -f "out_dir=killed" >/dev/null || break; sleep 0.1; done
 $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=killed >killed.log 2>&1
 grep -q "resuming from" killed.log && pass "kill -9 then rerun resumes" || fail "kill -9 then rerun resumes" "$(tail -3 killed.log)"
 check "resumed PPO bit-identical to uninterrupted" $PY "$ROOT/tests/compare_ckpt.py" full/final.h5 killed/final.h5
@@ -83,6 +84,7 @@ $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=termed >/dev/null 2>&1 &
 pid=$!
 for i in $(seq 600); do [ -e termed/ckpt-000002.h5 ] && break; sleep 0.05; done
 kill -TERM $pid; wait $pid; rc=$?
+for i in $(seq 100); do pgrep -f "out_dir=termed" >/dev/null || break; sleep 0.1; done
 [ $rc != 0 ] && ls termed/ckpt-*.h5 >/dev/null 2>&1 && pass "SIGTERM: checkpoint, non-zero exit" || fail "SIGTERM: checkpoint, non-zero exit" "exit $rc"
 $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=termed >/dev/null 2>&1
 check "SIGTERM resume bit-identical" $PY "$ROOT/tests/compare_ckpt.py" full/final.h5 termed/final.h5
