@@ -1,0 +1,286 @@
+/* ppo_math — GAE, whitening, clipped policy/value losses, entropy bonus, KL
+ * estimators, adaptive KL controller and response rewards for the PPO
+ * learner and the grid world (see ppo_math.h). All arithmetic is in double;
+ * float appears only at the array interfaces the models use. */
+#include "learner/ppo_math.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common/err.h"
+
+static int denom_ok(const char *who, double denom) {
+    if (denom > 0 && isfinite(denom)) return 1;
+    err_set("%s: denom must be positive and finite, got %g", who, denom);
+    return 0;
+}
+
+static int selected(const float *mask, size_t i) {
+    return !mask || mask[i] != 0;
+}
+
+/* ---- GAE ------------------------------------------------------------------ */
+
+static int gae_params_ok(double gamma, double lambda) {
+    if (!(gamma >= 0 && gamma <= 1)) return err_set("GAE: gamma must be in [0, 1], got %g", gamma), 0;
+    if (!(lambda >= 0 && lambda <= 1)) return err_set("GAE: lambda must be in [0, 1], got %g", lambda), 0;
+    return 1;
+}
+
+/* The backward recursion. next_v holds V(s_{t+1}) read before ret[t] is
+ * written, so ret may alias values; adv[t] is written after rewards[t] is
+ * read, so adv may alias rewards. */
+static void gae_run(int T, const float *rewards, const float *values, double bootstrap, double gamma,
+                    double lambda, float *adv, float *ret) {
+    double next_v = bootstrap, next_adv = 0;
+    for (int t = T - 1; t >= 0; t--) {
+        double v = values[t];
+        double delta = rewards[t] + gamma * next_v - v;
+        next_adv = delta + gamma * lambda * next_adv;
+        adv[t] = (float)next_adv;
+        if (ret) ret[t] = (float)(next_adv + v);
+        next_v = v;
+    }
+}
+
+int ppo_gae(int T, const float *rewards, const float *values, double bootstrap, double gamma,
+            double lambda, float *adv, float *ret) {
+    if (T < 0) return err_set("GAE: trajectory length must be >= 0, got %d", T);
+    if (!gae_params_ok(gamma, lambda)) return -1;
+    if (!isfinite(bootstrap)) return err_set("GAE: bootstrap value must be finite, got %g", bootstrap);
+    gae_run(T, rewards, values, bootstrap, gamma, lambda, adv, ret);
+    return 0;
+}
+
+int ppo_gae_rows(int n, int stride, const int *len, const float *rewards, const float *values,
+                 double gamma, double lambda, float *adv, float *ret) {
+    if (n < 0 || stride < 0) return err_set("GAE: bad batch shape %d x %d", n, stride);
+    if (!gae_params_ok(gamma, lambda)) return -1;
+    for (int i = 0; i < n; i++)
+        if (len[i] < 0 || len[i] > stride)
+            return err_set("GAE: row %d has length %d, expected 0..%d", i, len[i], stride);
+    for (int i = 0; i < n; i++) {
+        size_t off = (size_t)i * (size_t)stride;
+        gae_run(len[i], rewards + off, values + off, 0.0, gamma, lambda, adv + off, ret ? ret + off : NULL);
+        for (int t = len[i]; t < stride; t++) {
+            adv[off + t] = 0;
+            if (ret) ret[off + t] = 0;
+        }
+    }
+    return 0;
+}
+
+/* ---- whitening ------------------------------------------------------------ */
+
+void ppo_moments_add(PpoMoments *m, size_t n, const float *x, const float *mask) {
+    for (size_t i = 0; i < n; i++)
+        if (selected(mask, i)) {
+            double v = x[i];
+            m->count += 1, m->sum += v, m->sum_sq += v * v;
+        }
+}
+
+double ppo_moments_mean(const PpoMoments *m) {
+    return m->count > 0 ? m->sum / m->count : 0.0;
+}
+
+/* From the raw sums so that ranks only need to all-reduce three numbers; in
+ * double the cancellation of sum_sq - sum^2/n costs about mean^2/var * 1e-16
+ * relative, negligible for advantages (mean ~ spread). */
+double ppo_moments_var(const PpoMoments *m) {
+    if (m->count < 2) return 0.0;
+    double ss = m->sum_sq - m->sum * m->sum / m->count;
+    return ss > 0 ? ss / (m->count - 1) : 0.0;
+}
+
+int ppo_whiten_with(size_t n, float *x, const float *mask, const PpoMoments *m, int shift_mean) {
+    if (!(m->count >= 0 && isfinite(m->count) && isfinite(m->sum) && m->sum_sq >= 0 && isfinite(m->sum_sq)))
+        return err_set("whitening: bad moments (count %g, sum %g, sum of squares %g)", m->count, m->sum,
+                       m->sum_sq);
+    double mean = ppo_moments_mean(m);
+    double scale = 1.0 / sqrt(ppo_moments_var(m) + PPO_WHITEN_EPS);
+    double add_back = shift_mean ? 0.0 : mean;
+    for (size_t i = 0; i < n; i++)
+        x[i] = selected(mask, i) ? (float)((x[i] - mean) * scale + add_back) : 0.0f;
+    return 0;
+}
+
+int ppo_whiten(size_t n, float *x, const float *mask, int shift_mean) {
+    PpoMoments m = {0};
+    ppo_moments_add(&m, n, x, mask);
+    return ppo_whiten_with(n, x, mask, &m, shift_mean);
+}
+
+/* ---- policy loss ---------------------------------------------------------- */
+
+/* The max of the two terms decided without forming them: for adv >= 0 the
+ * loss is -adv * min(r, clip(r)), whose unclipped branch holds while
+ * r <= 1 + clip; for adv < 0 it is -adv * max(r, clip(r)), unclipped while
+ * r >= 1 - clip. Deciding by r keeps adv = 0, r = inf from giving 0 * inf. */
+double ppo_policy_loss(double logp, double old_logp, double adv, double clip, double *d_logp,
+                       PpoPolicyStats *stats) {
+    double log_ratio = logp - old_logp, ratio = exp(log_ratio);
+    if (isnan(log_ratio) || isnan(adv)) { /* fmin/fmax would quietly drop a NaN */
+        if (d_logp) *d_logp = NAN;
+        if (stats) *stats = (PpoPolicyStats){NAN, NAN, NAN};
+        return NAN;
+    }
+    int unclipped = adv >= 0 ? ratio <= 1 + clip : ratio >= 1 - clip;
+    double kept = unclipped ? ratio : fmin(fmax(ratio, 1 - clip), 1 + clip);
+    double loss = adv == 0 ? 0.0 : -adv * kept;
+    if (d_logp) *d_logp = unclipped && adv != 0 ? -adv * ratio : 0.0;
+    if (stats) {
+        stats->clip_frac = !unclipped && adv != 0;
+        /* expm1 keeps the k3 estimate accurate (and >= 0) for ratios near 1 */
+        stats->approx_kl = fmax(0.0, expm1(log_ratio) - log_ratio);
+        stats->ratio_dev_max = fabs(expm1(log_ratio));
+    }
+    return loss;
+}
+
+double ppo_policy_loss_batch(size_t n, const float *logp, const float *old_logp, const float *adv,
+                             const float *mask, double clip, double denom, float *d_logp,
+                             PpoPolicyStats *stats) {
+    if (stats) *stats = (PpoPolicyStats){NAN, NAN, NAN};
+    if (!denom_ok("policy loss", denom)) return NAN;
+    if (!(clip >= 0 && isfinite(clip))) {
+        err_set("policy loss: clip range must be >= 0 and finite, got %g", clip);
+        return NAN;
+    }
+    double loss = 0, clipped = 0, kl = 0, dev_max = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!selected(mask, i)) {
+            if (d_logp) d_logp[i] = 0;
+            continue;
+        }
+        double d;
+        PpoPolicyStats s;
+        loss += ppo_policy_loss(logp[i], old_logp[i], adv[i], clip, &d, &s);
+        clipped += s.clip_frac, kl += s.approx_kl, dev_max = fmax(dev_max, s.ratio_dev_max);
+        if (d_logp) d_logp[i] = (float)(d / denom);
+    }
+    if (stats) *stats = (PpoPolicyStats){clipped / denom, kl / denom, dev_max};
+    return loss / denom;
+}
+
+/* ---- value loss ----------------------------------------------------------- */
+
+double ppo_value_loss(double v, double v_old, double ret, double clip, double *d_v, int *clipped) {
+    double err = v - ret, loss = 0.5 * err * err, grad = err;
+    int was_clipped = 0;
+    if (clip > 0) {
+        double vc = fmin(fmax(v, v_old - clip), v_old + clip);
+        double clipped_loss = 0.5 * (vc - ret) * (vc - ret);
+        if (clipped_loss > loss) loss = clipped_loss, grad = 0, was_clipped = 1;
+    }
+    if (d_v) *d_v = grad;
+    if (clipped) *clipped = was_clipped;
+    return loss;
+}
+
+double ppo_value_loss_batch(size_t n, const float *v, const float *v_old, const float *ret,
+                            const float *mask, double clip, double denom, float *d_v,
+                            double *clip_frac) {
+    if (clip_frac) *clip_frac = NAN;
+    if (!denom_ok("value loss", denom)) return NAN;
+    if (!(clip >= 0)) {
+        err_set("value loss: clip range must be >= 0 (0 = off), got %g", clip);
+        return NAN;
+    }
+    double loss = 0, n_clipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!selected(mask, i)) {
+            if (d_v) d_v[i] = 0;
+            continue;
+        }
+        double d;
+        int c;
+        loss += ppo_value_loss(v[i], v_old[i], ret[i], clip, &d, &c);
+        n_clipped += c;
+        if (d_v) d_v[i] = (float)(d / denom);
+    }
+    if (clip_frac) *clip_frac = n_clipped / denom;
+    return loss / denom;
+}
+
+/* ---- entropy -------------------------------------------------------------- */
+
+double ppo_entropy_loss_batch(size_t n, const float *entropy, const float *mask, double c2,
+                              double denom, double *d_entropy) {
+    if (d_entropy) *d_entropy = NAN;
+    if (!denom_ok("entropy bonus", denom)) return NAN;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        if (selected(mask, i)) sum += entropy[i];
+    if (d_entropy) *d_entropy = -c2 / denom;
+    return -c2 * sum / denom;
+}
+
+/* ---- KL estimators -------------------------------------------------------- */
+
+static const char *const kl_names[] = {[PPO_KL_K1] = "k1", [PPO_KL_K3] = "k3"};
+enum { KL_ESTIMATORS = sizeof kl_names / sizeof kl_names[0] };
+
+int ppo_kl_parse(const char *name, PpoKlEstimator *est) {
+    for (int e = 0; name && e < KL_ESTIMATORS; e++)
+        if (!strcmp(name, kl_names[e])) return *est = (PpoKlEstimator)e, 0;
+    return err_set("unknown KL estimator '%s' (expected k1 or k3)", name ? name : "(null)");
+}
+
+const char *ppo_kl_name(PpoKlEstimator est) {
+    return (unsigned)est < KL_ESTIMATORS ? kl_names[est] : "?";
+}
+
+double ppo_kl(PpoKlEstimator est, double logp, double logq) {
+    double log_r = logq - logp; /* log(q/p) */
+    switch (est) {
+    case PPO_KL_K1:
+        return -log_r;
+    case PPO_KL_K3:
+        /* expm1(x) >= x for every x; fmax guards the last rounding bit */
+        return fmax(0.0, expm1(log_r) - log_r);
+    }
+    return NAN;
+}
+
+int ppo_kl_tokens(PpoKlEstimator est, size_t n, const float *logp, const float *logq, float *kl) {
+    if ((unsigned)est >= KL_ESTIMATORS) return err_set("KL estimator: invalid value %d", (int)est);
+    for (size_t i = 0; i < n; i++) kl[i] = (float)ppo_kl(est, logp[i], logq[i]);
+    return 0;
+}
+
+/* ---- adaptive KL controller ----------------------------------------------- */
+
+int ppo_klctl_init(PpoKlController *c, double value, double target, double horizon) {
+    if (!(value >= 0 && isfinite(value))) return err_set("kl_coef: expected a finite value >= 0, got %g", value);
+    if (isnan(target)) return err_set("kl_target: expected a number (<= 0 for a fixed coefficient), got nan");
+    if (target > 0 && !(horizon > 0 && isfinite(horizon)))
+        return err_set("kl_horizon: expected a positive number with an adaptive KL target, got %g", horizon);
+    *c = (PpoKlController){value, target, horizon};
+    return 0;
+}
+
+int ppo_klctl_update(PpoKlController *c, double current_kl, double n_steps) {
+    if (!isfinite(current_kl)) return err_set("adaptive KL: measured KL is %g; coefficient left at %g", current_kl, c->value);
+    if (!(n_steps >= 0 && isfinite(n_steps))) return err_set("adaptive KL: n_steps must be >= 0, got %g", n_steps);
+    if (c->target <= 0) return 0;
+    double e = fmin(fmax(current_kl / c->target - 1, -0.2), 0.2);
+    c->value *= 1 + e * n_steps / c->horizon;
+    return 0;
+}
+
+/* ---- response rewards ----------------------------------------------------- */
+
+int ppo_shape_rewards(int T, const float *kl, double kl_coef, double score, double score_clip,
+                      float *rewards) {
+    if (T < 1) return err_set("reward: a response needs at least one token for its score, got %d", T);
+    if (!isfinite(kl_coef)) return err_set("reward: KL coefficient must be finite, got %g", kl_coef);
+    if (!isfinite(score)) return err_set("reward: score must be finite, got %g", score);
+    if (!(score_clip >= 0 && isfinite(score_clip)))
+        return err_set("reward: score clip must be >= 0 (0 = off), got %g", score_clip);
+    if (score_clip > 0) score = fmin(fmax(score, -score_clip), score_clip);
+    for (int t = 0; t < T; t++) rewards[t] = kl ? (float)(-kl_coef * kl[t]) : 0.0f;
+    /* one rounding to float for the last token, not two */
+    rewards[T - 1] = (float)((kl ? -kl_coef * kl[T - 1] : 0.0) + score);
+    return 0;
+}

@@ -1,0 +1,206 @@
+/* ppo_math — the arithmetic of PPO as used by the distributed PPO learner
+ * (language-model responses, one terminal trajectory per response) and by
+ * `rlhf gridworld` (multi-step episodes with gamma < 1): generalised
+ * advantage estimation, advantage whitening, the clipped policy and value
+ * losses with their gradients, the entropy bonus, per-token KL estimators,
+ * the adaptive KL controller and the per-token reward of a response.
+ * Model-free: callers feed log-probs, values and entropies from their model
+ * and push the returned gradients back through it. Everything is computed in
+ * double; checked against a torch autograd fixture
+ * (tests/fixtures/make_ppo_fixture.py).
+ *
+ * Like learner/losses.h, the losses come in two flavours:
+ *   per-element  ppo_policy_loss, ppo_value_loss: one token (or one step),
+ *                unscaled loss and gradient, double in and out.
+ *   batched      ppo_*_batch: n tokens, float arrays in, float gradients out,
+ *                an optional mask (NULL = every token counts; mask[i] == 0
+ *                drops token i: no loss, no statistics, gradient 0). The
+ *                returned loss, the gradients and the averaged statistics are
+ *                per-token sums divided by `denom`. Pass denom = number of
+ *                unmasked tokens for a local mean; under data parallelism pass
+ *                the GLOBAL count on every rank and all-reduce-sum loss,
+ *                gradients and statistics (MAX for the *_max fields) — the
+ *                result is the global mean for any number of ranks. denom
+ *                must be positive and finite, else NAN and an error
+ *                (common/err.h).
+ *
+ * Sign convention: every loss is to be MINIMISED, so the policy loss is the
+ * negated PPO surrogate and the entropy bonus enters as -c2 * H. */
+#ifndef PPO_MATH_H
+#define PPO_MATH_H
+
+#include <stddef.h>
+
+/* ---- generalised advantage estimation ---------------------------------- */
+
+/* GAE (Schulman et al. 2016) over one trajectory of T steps. values[t] is
+ * V(s_t), the value of the state in which action t was taken; bootstrap is
+ * V(s_T), the value after the last step: 0 when the trajectory terminated
+ * (a finished response, the cat on the meat or in the bathtub), the critic's
+ * estimate when it was cut off (step limit).
+ *   delta_t = rewards[t] + gamma * V(s_{t+1}) - values[t]   (V(s_T) = bootstrap)
+ *   adv[t]  = delta_t + gamma * lambda * adv[t+1]            (adv[T] = 0)
+ *   ret[t]  = adv[t] + values[t]                             (value target)
+ * lambda = 1 makes ret the discounted reward-to-go plus gamma^(T-t) *
+ * bootstrap; lambda = 0 makes adv the one-step TD error. Accumulates in
+ * double. adv may be the rewards array and ret the values array (computed in
+ * place); ret may be NULL. T = 0 does nothing. Returns 0, or -1 with an error
+ * when gamma or lambda is outside [0, 1], bootstrap is not finite or T < 0. */
+int ppo_gae(int T, const float *rewards, const float *values, double bootstrap, double gamma,
+            double lambda, float *adv, float *ret);
+
+/* n trajectories stored as rows of a padded [n x stride] matrix, row i of
+ * length len[i] <= stride, each terminal at its end (bootstrap 0): the
+ * language-model case, one response per row. Padding of adv and ret is set
+ * to 0. Returns 0 or -1 with an error (a bad length names its row). */
+int ppo_gae_rows(int n, int stride, const int *len, const float *rewards, const float *values,
+                 double gamma, double lambda, float *adv, float *ret);
+
+/* ---- advantage whitening ----------------------------------------------- */
+
+/* Count, sum and sum of squares of the selected entries: each a plain sum,
+ * so data-parallel ranks all-reduce-sum the three fields and whiten with the
+ * global moments. */
+typedef struct {
+    double count, sum, sum_sq;
+} PpoMoments;
+
+/* Adds the entries with mask[i] != 0 (mask NULL = all n) to *m; start from
+ * (PpoMoments){0}. Several arrays may be added to one PpoMoments. */
+void ppo_moments_add(PpoMoments *m, size_t n, const float *x, const float *mask);
+/* Mean (0 when count is 0). */
+double ppo_moments_mean(const PpoMoments *m);
+/* Unbiased variance sum((x - mean)^2) / (count - 1), as torch.var and TRL's
+ * masked_var; 0 when count < 2 (one value has no spread). Never negative. */
+double ppo_moments_var(const PpoMoments *m);
+
+/* Whitening epsilon: x' = (x - mean) / sqrt(var + PPO_WHITEN_EPS), as TRL's
+ * masked_whiten. It keeps a batch of (nearly) equal advantages from being
+ * blown up to unit variance: zero spread whitens to exactly 0. */
+#define PPO_WHITEN_EPS 1e-8
+
+/* Whitens x[0..n) in place with the given (global) moments. shift_mean = 0
+ * adds the mean back (scale only; TRL's shift_mean=False). Entries with
+ * mask[i] == 0 are set to 0 so padding never leaks into a loss. m->count = 0
+ * (everything masked on every rank) zeroes the selected entries — there are
+ * none — and returns 0. Returns -1 with an error for negative or non-finite
+ * moments. */
+int ppo_whiten_with(size_t n, float *x, const float *mask, const PpoMoments *m, int shift_mean);
+/* The single-process version: moments of x itself, then ppo_whiten_with. */
+int ppo_whiten(size_t n, float *x, const float *mask, int shift_mean);
+
+/* ---- clipped policy loss ----------------------------------------------- */
+
+/* Statistics of the policy loss. Per element: clip_frac is 0 or 1,
+ * approx_kl and ratio_dev_max that token's values. Batched: clip_frac and
+ * approx_kl are sums / denom; ratio_dev_max is the maximum over unmasked
+ * tokens (all-reduce with MAX). */
+typedef struct {
+    double clip_frac;     /* the clipped term was strictly the larger loss, so the
+                             token gives no gradient (TRL's pg_clipfrac) */
+    double approx_kl;     /* k3 estimate of KL(old || new): (ratio - 1) - log ratio, >= 0 */
+    double ratio_dev_max; /* |ratio - 1|: the actor/learner mismatch check at lag 0 */
+} PpoPolicyStats;
+
+/* One token with ratio = exp(logp - old_logp):
+ *   L = max(-adv * ratio, -adv * clip(ratio, 1 - clip, 1 + clip))
+ * (= -min(ratio*A, clip(ratio)*A)). Writes dL/dlogp: -adv * ratio when the
+ * unclipped term is active (ties included), else 0. At ratio = 1 the gradient
+ * is exactly -adv. adv = 0 gives loss 0 and gradient 0 even for an infinite
+ * ratio. d_logp and stats may be NULL. clip >= 0 is trusted (the batched
+ * version checks it). */
+double ppo_policy_loss(double logp, double old_logp, double adv, double clip, double *d_logp,
+                       PpoPolicyStats *stats);
+
+/* n tokens; see the file comment for mask and denom. d_logp and stats may be
+ * NULL. clip must be >= 0 and finite, else NAN and an error. */
+double ppo_policy_loss_batch(size_t n, const float *logp, const float *old_logp, const float *adv,
+                             const float *mask, double clip, double denom, float *d_logp,
+                             PpoPolicyStats *stats);
+
+/* ---- clipped value loss ------------------------------------------------ */
+
+/* One token with value v (current critic), v_old (the critic when the
+ * rollout was scored) and return ret:
+ *   vc = clip(v, v_old - clip, v_old + clip)
+ *   L  = 0.5 * max((v - ret)^2, (vc - ret)^2)
+ * The caller multiplies by c1. Writes dL/dv: (v - ret) when the unclipped
+ * term is active (ties included), else 0 (v is then outside the clip range
+ * and vc does not move with it); *clipped = 1 when the clipped term was
+ * strictly larger. clip = 0 turns clipping off (plain 0.5 * (v - ret)^2).
+ * d_v and clipped may be NULL. */
+double ppo_value_loss(double v, double v_old, double ret, double clip, double *d_v, int *clipped);
+
+/* n tokens; *clip_frac (may be NULL) = clipped count / denom. clip must be
+ * >= 0 (0 = off) and not NaN, else NAN and an error. */
+double ppo_value_loss_batch(size_t n, const float *v, const float *v_old, const float *ret,
+                            const float *mask, double clip, double denom, float *d_v,
+                            double *clip_frac);
+
+/* ---- entropy bonus ----------------------------------------------------- */
+
+/* L_ent = -c2 * sum(mask_i * H_i) / denom, minimised alongside the other
+ * losses (so entropy is rewarded). The model computes each token's entropy H
+ * and its backward takes dL/dH, which is the same for every unmasked token:
+ * *d_entropy = -c2 / denom (masked tokens get 0). Returns L_ent; d_entropy
+ * may be NULL. Bad denom: NAN and an error. */
+double ppo_entropy_loss_batch(size_t n, const float *entropy, const float *mask, double c2,
+                              double denom, double *d_entropy);
+
+/* ---- KL estimators ----------------------------------------------------- */
+
+/* Per-token estimators of KL(p || q) from a token sampled from the policy p,
+ * given log p and log q (q: the frozen reference) of that token
+ * (Schulman, "Approximating KL divergence", 2020):
+ *   k1 = log p - log q                  unbiased, can be negative
+ *   k3 = (q/p - 1) - log(q/p)           unbiased, never negative, lower variance */
+typedef enum {
+    PPO_KL_K1,
+    PPO_KL_K3,
+} PpoKlEstimator;
+
+/* "k1", "k3" -> *est; anything else: -1 and an error naming it. */
+int ppo_kl_parse(const char *name, PpoKlEstimator *est);
+/* The name ppo_kl_parse accepts ("?" for an invalid value). */
+const char *ppo_kl_name(PpoKlEstimator est);
+/* One token's estimate; NAN for an invalid estimator. */
+double ppo_kl(PpoKlEstimator est, double logp, double logq);
+/* kl[i] = ppo_kl(est, logp[i], logq[i]) for n tokens. -1 and an error for an
+ * invalid estimator. */
+int ppo_kl_tokens(PpoKlEstimator est, size_t n, const float *logp, const float *logq, float *kl);
+
+/* ---- adaptive KL controller -------------------------------------------- */
+
+/* Ziegler et al. 2019, as TRL's AdaptiveKLController: the KL coefficient
+ * (lambda of r = r_theta - lambda * KL) moves towards the value that keeps
+ * the measured KL at target:
+ *   e = clip(current_kl / target - 1, -0.2, 0.2)
+ *   value *= 1 + e * n_steps / horizon
+ * n_steps is the number of samples (responses) since the last update, so the
+ * speed of adaptation does not depend on the batch size. target <= 0 makes a
+ * fixed controller (TRL's FixedKLController): value never changes. */
+typedef struct {
+    double value;   /* current coefficient */
+    double target;  /* target KL per response; <= 0: fixed coefficient */
+    double horizon; /* samples over which a 20% error changes value by ~20% */
+} PpoKlController;
+
+/* Checks value >= 0 and finite, and horizon > 0 and finite when target > 0:
+ * 0, or -1 with an error naming the field. */
+int ppo_klctl_init(PpoKlController *c, double value, double target, double horizon);
+/* One update. Returns 0, or -1 with an error (value unchanged) when
+ * current_kl is not finite or n_steps is negative or not finite: a NaN KL
+ * would otherwise poison the coefficient for the rest of the run. */
+int ppo_klctl_update(PpoKlController *c, double current_kl, double n_steps);
+
+/* ---- per-token reward of a response ------------------------------------ */
+
+/* rewards[t] = -kl_coef * kl[t] for the T response tokens, plus the sequence
+ * score on the last token. score_clip > 0 clips the score to [-score_clip,
+ * score_clip] first (0 = off). kl may be NULL (no KL penalty). T >= 1 (the
+ * score needs a token to land on); kl_coef, score and score_clip finite,
+ * score_clip >= 0: else -1 and an error. Returns 0. */
+int ppo_shape_rewards(int T, const float *kl, double kl_coef, double score, double score_clip,
+                      float *rewards);
+
+#endif
