@@ -406,8 +406,9 @@ int h5log_close(H5log *l) {
 /* ---- who is writing ----------------------------------------------------- */
 
 /* Start time of a process in clock ticks since boot (field 22 of
- * /proc/PID/stat), 0 if there is no such process. With the pid it names a
- * process uniquely, even after its pid was reused. */
+ * /proc/PID/stat), 0 if there is no such process or it has exited and only
+ * waits to be reaped (a zombie, state Z or X: it writes nothing any more).
+ * With the pid it names a process uniquely, even after its pid was reused. */
 static unsigned long long process_start(long pid) {
     char p[64], buf[1024], *save = NULL;
     snprintf(p, sizeof p, "/proc/%ld/stat", pid);
@@ -419,8 +420,10 @@ static unsigned long long process_start(long pid) {
     char *s = strrchr(buf, ')'); /* the command name may hold spaces */
     if (!s) return 0;
     int field = 2;
-    for (char *tok = strtok_r(s + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-        if (++field == 22) return strtoull(tok, NULL, 10);
+    for (char *tok = strtok_r(s + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (++field == 3 && (tok[0] == 'Z' || tok[0] == 'X')) return 0;
+        if (field == 22) return strtoull(tok, NULL, 10);
+    }
     return 0;
 }
 
