@@ -220,32 +220,38 @@ TEST(gpt_kv_cache_matches_full_forward) {
 }
 
 /* Decoding paths (few-row products, KV attention) against the full forward
- * at realistic head sizes, one token at a time for 3 sequences at once. */
-TEST(gpt_kv_cache_matches_full_forward_wide_heads) {
+ * at realistic head sizes, one token at a time for several sequences at once
+ * (batch sizes below, at and above the few-row threshold). */
+static void kv_wide_case(int S) {
     GptConfig c = {97, 40, 2, 4, 64, GPT_HEAD_LM}; /* head size 16 */
     Gpt m;
     gpt_init(&m, &c);
     fill_random(&m, 0.2f);
-    enum { S = 3, L = 30 };
-    int toks[S][L];
+    enum { L = 30 };
+    int toks[32][L];
     for (int s = 0; s < S; s++)
         for (int t = 0; t < L; t++) toks[s][t] = (s * 31 + t * 7) % c.vocab_size;
-    float *full = malloc(sizeof(float) * S * L * c.vocab_size), out[S][97];
+    float *full = malloc(sizeof(float) * S * L * c.vocab_size), out[32][97];
     gpt_forward(&m, &toks[0][0], S, L);
     memcpy(full, m.logits, sizeof(float) * S * L * c.vocab_size);
     GptKV kv;
     gpt_kv_init(&kv, &m, S, L);
     double worst = 0;
     for (int t = 0; t < L; t++) {
-        int tk[S], sq[S];
+        int tk[32], sq[32];
         for (int s = 0; s < S; s++) tk[s] = toks[s][t], sq[s] = s;
         gpt_forward_cached(&m, &kv, tk, sq, S, NULL, &out[0][0], c.vocab_size);
         for (int s = 0; s < S; s++)
             for (int v = 0; v < c.vocab_size; v++)
                 worst = fmax(worst, fabs(out[s][v] - full[((size_t)s * L + t) * c.vocab_size + v]));
     }
-    CHECKF(worst < 1e-4, "kv cache vs full forward (head size 16): max |diff| %.3g", worst);
+    CHECKF(worst < 1e-4, "kv cache vs full forward (head size 16, %d sequences): max |diff| %.3g", S, worst);
     gpt_kv_free(&kv);
     free(full);
     gpt_free(&m);
+}
+
+TEST(gpt_kv_cache_matches_full_forward_wide_heads) {
+    int sizes[] = {1, 3, 11, 16, 17, 32};
+    for (int i = 0; i < 6; i++) kv_wide_case(sizes[i]);
 }
