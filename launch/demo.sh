@@ -1,39 +1,103 @@
 #!/bin/bash
-# `make demo`: the end-to-end path that exists today, on a fresh machine in
-# well under a minute: install dependencies, build, import a Hugging Face
-# GPT-2 directory (the tiny one the tests use), inspect it, generate with
-# each decoding strategy, measure perplexity, export it back to Hugging Face
-# format and check the round trip. Later stages (SFT, RM, DPO, PPO) join
-# this script as they land.
+# `make demo`: the whole pipeline on the built-in arithmetic task, on one
+# machine: data -> pretrain -> SFT -> reward model -> DPO -> distributed PPO
+# (1 learner, 1 rewarder, 2 actors under mpirun) -> evaluation -> plots, then
+# a table of SFT vs DPO vs PPO (gold score, RM score, KL to SFT, length; mean
+# +- s.e. over held-out prompts), a few responses side by side, and where
+# every file is. About 10-15 minutes on 2 cores. DEMO_SIZE=small runs a
+# reduced version in about 2 minutes (used by CI). Rerunning resumes: each
+# stage skips itself once its final.h5 exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-out/demo}
+ROOT=$(pwd)
+OUT=${OUT:-$ROOT/out/demo}
+SIZE=${DEMO_SIZE:-full}
+C=$ROOT/launch/configs/demo
+R=$ROOT/bin/rlhf
 step() { printf '\n=== %s\n' "$*"; }
+t0=$(date +%s)
 
 step "dependencies and build"
 bash launch/install-deps.sh
 make -j2 bin/rlhf
 mkdir -p "$OUT"
+cd "$OUT"
 
-step "import a Hugging Face GPT-2 directory (tests/fixtures/tiny-gpt2)"
-bin/rlhf import-hf tests/fixtures/tiny-gpt2 --out "$OUT/tiny.h5"
-bin/rlhf inspect "$OUT/tiny.h5"
+MPIRUN="mpirun"
+[ "$(id -u)" = 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
+[ "$(nproc)" -lt 4 ] && MPIRUN="$MPIRUN --oversubscribe"   # 4 PPO ranks; waiting ranks sleep
 
-step "generate: greedy, then temperature 0.8 with top-k 40, then top-p 0.9"
-bin/rlhf generate --model "$OUT/tiny.h5" --prompt "Hello" --max-new 20 --greedy
-bin/rlhf generate --model "$OUT/tiny.h5" --prompt "Hello" --max-new 20 --temperature 0.8 --top-k 40 --seed 7
-bin/rlhf generate --model "$OUT/tiny.h5" --prompt "Hello" --max-new 20 --top-p 0.9 --seed 7 --jsonl
+if [ "$SIZE" = small ]; then
+    N=800 PRE="epochs=2" SFT="epochs=2" RMX="norm_samples=64" DPOX="" PPO="iterations=12" EVALN=200
+else
+    N=4000 PRE="" SFT="" RMX="" DPOX="" PPO="" EVALN=500
+fi
 
-step "perplexity of README.md under the (random) model: about the vocabulary size, 257"
-bin/rlhf nll --model "$OUT/tiny.h5" --text README.md
+# run STAGE DIR ARGS...: skips a stage that already finished
+run() {
+    local stage=$1 dir=$2; shift 2
+    if [ -e "$dir/final.h5" ]; then echo "$stage: $dir/final.h5 exists, skipping"; return; fi
+    local s=$(date +%s)
+    "$@"
+    echo "$stage: $(( $(date +%s) - s )) s" >> times.txt
+}
 
-step "a fresh random model, saved, exported to Hugging Face format and imported back"
-bin/rlhf init --out "$OUT/fresh.h5" --n-layer 2 --n-head 4 --n-embd 64 --n-ctx 64 --seed 3
-bin/rlhf export-hf "$OUT/fresh.h5" --out "$OUT/fresh-hf"
-bin/rlhf import-hf "$OUT/fresh-hf" --out "$OUT/fresh-again.h5"
-a=$(bin/rlhf generate --model "$OUT/fresh.h5" --prompt "The" --max-new 30 --greedy --jsonl)
-b=$(bin/rlhf generate --model "$OUT/fresh-again.h5" --prompt "The" --max-new 30 --greedy --jsonl)
-[ "$a" = "$b" ] && echo "round trip: identical greedy output" || { echo "round trip: outputs differ"; exit 1; }
+step "data: the built-in arithmetic task (n = $N)"
+[ -e data/README.txt ] || $R data arith --out data --n $N --seed 1
+cat data/prefs.jsonl data/rankings.jsonl > data/rm_train.jsonl
 
-step "done: files in $OUT/"
-ls -l "$OUT"
+step "pretrain: a 4-layer byte-level GPT on arithmetic text"
+run pretrain pretrain $R pretrain --config $C/pretrain.conf out_dir=pretrain $PRE
+step "SFT on the noisy teacher's demonstrations"
+run sft sft $R sft --config $C/sft.conf init=pretrain/final.h5 out_dir=sft $SFT
+step "reward model (pairs + K-wise rankings)"
+run rm rm $R rm --config $C/rm.conf init=sft/final.h5 out_dir=rm train_data=data/rm_train.jsonl $RMX
+step "DPO against the frozen SFT model"
+run dpo dpo $R dpo --config $C/dpo.conf init=sft/final.h5 out_dir=dpo $DPOX
+step "PPO: 1 learner, 1 rewarder, 2 actors ($MPIRUN -n 4)"
+run ppo ppo $MPIRUN -n 4 $R ppo --config $C/ppo.conf policy=sft/final.h5 reward_model=rm/final.h5 \
+    prompts=data/rl_prompts.jsonl out_dir=ppo $PPO
+
+step "evaluation on $EVALN held-out prompts (same prompts and seed for every policy)"
+for p in sft dpo ppo; do
+    $R eval --policy $p/final.h5 --prompts data/eval_prompts.jsonl --n $EVALN --ref sft/final.h5 \
+        --rm rm/final.h5 --seed 11 --json --samples eval_$p.jsonl > eval_$p.json
+done
+
+step "plots"
+if $R plot --help >/dev/null 2>&1; then $R plot . --out plots || echo "(plots failed; see above)"; fi
+
+step "results"
+/usr/bin/python3 - <<'PY'
+import json
+rows = [("SFT", "sft"), ("DPO", "dpo"), ("PPO", "ppo")]
+def cell(d, k, f="%.3f"):
+    return (f + " +- " + f) % (d[k]["mean"], d[k]["se"]) if k in d else "-"
+print("%-5s %-19s %-19s %-19s %-19s" % ("", "gold score", "RM score", "KL to SFT (nats)", "length (tokens)"))
+res = {}
+for name, p in rows:
+    d = json.load(open(f"eval_{p}.json")); res[p] = d
+    print("%-5s %-19s %-19s %-19s %-19s" % (name, cell(d, "gold"), cell(d, "rm"), cell(d, "kl"), cell(d, "length", "%.2f")))
+print("\nfraction correct: " + ", ".join("%s %.3f" % (n, res[p]["correct"]["mean"]) for n, p in rows))
+print("fraction offensive: " + ", ".join("%s %.3f" % (n, res[p]["offensive"]["mean"]) for n, p in rows))
+samples = {p: [json.loads(l) for l in open(f"eval_{p}.jsonl")] for _, p in rows}
+print("\nsamples (same prompts):")
+for i in range(5):
+    print("  " + samples["sft"][i]["prompt"].replace("\n", " "))
+    for n, p in rows:
+        s = samples[p][i]
+        print("      %-4s %-40r gold %5.2f" % (n, s["response"], s.get("gold", float("nan"))))
+PY
+cat <<EOF2
+
+files (in $OUT):
+  data/                 the task: pretrain.txt, sft*.jsonl, prefs*.jsonl, rankings.jsonl, *_prompts.jsonl
+  pretrain/ sft/ rm/ dpo/   final.h5 checkpoints, metrics.h5 and eval.h5 per stage
+  ppo/                  final.h5 (policy), value.h5, rollouts.h5 (one row per sample), metrics.h5
+  eval_*.json[l]        evaluation reports and every sampled response
+  plots/                PNG plots (rlhf plot)
+  times.txt             wall time of each stage
+inspect: bin/rlhf inspect $OUT/ppo/rollouts.h5
+EOF2
+cat times.txt
+echo "demo: $(( $(date +%s) - t0 )) s in all"
