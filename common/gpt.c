@@ -523,16 +523,23 @@ int gpt_score_last(Gpt *m, const int *const *tokens, const int *len, int n, floa
 
 /* ---- KV-cache inference ---------------------------------------------- */
 
+/* Keys are cached transposed, channel by channel, each channel's row padded
+ * to a multiple of 16 positions: a query's scores over the past are then a
+ * vectorised product across positions (ops_matvec_t), and the padding keeps
+ * its whole-vector loads inside the cache. Values stay position-major, so
+ * each position's weighted add reads one contiguous run. */
+static size_t kv_key_stride(int max_len) { return ((size_t)max_len + 15) & ~(size_t)15; }
+
 int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len) {
     memset(kv, 0, sizeof *kv);
     if (n_seq < 1) return err_set("kv cache: need at least one sequence");
     if (max_len < 1 || max_len > m->cfg.n_ctx)
         return err_set("kv cache: length %d outside 1..%d (n_ctx)", max_len, m->cfg.n_ctx);
-    size_t n = (size_t)m->cfg.n_layer * n_seq * max_len * m->cfg.n_embd;
+    size_t per_seq = (size_t)m->cfg.n_layer * n_seq * m->cfg.n_embd;
     kv->n_seq = n_seq;
     kv->max_len = max_len;
-    kv->k = err_malloc(n * sizeof(float));
-    kv->v = err_malloc(n * sizeof(float));
+    kv->k = err_calloc(per_seq * kv_key_stride(max_len), sizeof(float)); /* zeroed padding */
+    kv->v = err_malloc(per_seq * max_len * sizeof(float));
     kv->len = err_calloc(n_seq, sizeof(int));
     return 0;
 }
@@ -553,8 +560,9 @@ typedef struct {
 } KVScratch;
 
 static void kv_scratch(const Gpt *m, GptKV *kv, int R, KVScratch *s) {
-    size_t C = m->cfg.n_embd, V = m->cfg.vocab_size;
-    size_t need = R * (C * 5 + 3 * C + 8 * C) + kv->max_len + (size_t)R * V + 2 * (size_t)R;
+    size_t C = m->cfg.n_embd, V = m->cfg.vocab_size, NH = m->cfg.n_head;
+    size_t ld = kv_key_stride(kv->max_len);
+    size_t need = R * (C * 5 + 3 * C + 8 * C) + R * NH * ld + (size_t)R * V + 2 * (size_t)R;
     if (need > kv->scratch_size) {
         free(kv->scratch);
         kv->scratch = err_malloc(need * sizeof(float));
@@ -568,37 +576,51 @@ static void kv_scratch(const Gpt *m, GptKV *kv, int R, KVScratch *s) {
     s->tmp = p, p += R * C;
     s->fch = p, p += R * 4 * C;
     s->fch_gelu = p, p += R * 4 * C;
-    s->scores = p, p += kv->max_len;
+    s->scores = p, p += R * NH * ld; /* one row per (row, head): tasks run in parallel */
     s->logits = p, p += (size_t)R * V;
     s->pos = (int *)p, p += R;
     s->rows = (int *)p;
 }
 
+typedef struct {
+    const Gpt *m;
+    GptKV *kv;
+    int l;
+    const int *seq;
+    KVScratch *s;
+} KVAttention;
+
+/* Attention of (row, head) pairs [t0, t1) over their sequences' caches. */
+static void kv_attention_range(void *ctx, size_t t0, size_t t1) {
+    const KVAttention *a = ctx;
+    const GptKV *kv = a->kv;
+    const KVScratch *s = a->s;
+    int C = a->m->cfg.n_embd, NH = a->m->cfg.n_head, hs = C / NH;
+    size_t ld = kv_key_stride(kv->max_len);
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t t = t0; t < t1; t++) {
+        int i = (int)(t / NH), h = (int)(t % NH), n = s->pos[i] + 1;
+        size_t cache = (size_t)a->l * kv->n_seq + a->seq[i];
+        const float *q = s->qkv + (size_t)i * 3 * C + h * hs;
+        const float *kt = kv->k + (cache * C + (size_t)h * hs) * ld;
+        const float *v = kv->v + cache * kv->max_len * C + h * hs;
+        float *sc = s->scores + t * ld, *y = s->atty + (size_t)i * C + h * hs, mx = -INFINITY, sum = 0.0f;
+        ops_matvec_t(sc, q, kt, hs, n, ld, scale);
+        for (int j = 0; j < n; j++) mx = sc[j] > mx ? sc[j] : mx;
+        for (int j = 0; j < n; j++) sc[j] = ops_expf(sc[j] - mx), sum += sc[j];
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n; j++) sc[j] *= inv;
+        ops_weighted_rows(y, sc, v, n, hs, C);
+    }
+}
+
 /* Attention of each row over its sequence's cache at layer l. */
 static void kv_attention(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVScratch *s) {
-    int C = m->cfg.n_embd, NH = m->cfg.n_head, hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int i = 0; i < R; i++) {
-        size_t base = (((size_t)l * kv->n_seq + seq[i]) * kv->max_len) * C;
-        int n = s->pos[i] + 1;
-        for (int h = 0; h < NH; h++) {
-            const float *q = s->qkv + (size_t)i * 3 * C + h * hs;
-            const float *k = kv->k + base + h * hs, *v = kv->v + base + h * hs;
-            float *y = s->atty + (size_t)i * C + h * hs, mx = -INFINITY, sum = 0.0f;
-            for (int j = 0; j < n; j++) {
-                s->scores[j] = ops_dot(q, k + (size_t)j * C, hs) * scale;
-                mx = s->scores[j] > mx ? s->scores[j] : mx;
-            }
-            for (int j = 0; j < n; j++) s->scores[j] = ops_expf(s->scores[j] - mx), sum += s->scores[j];
-            float inv = 1.0f / sum;
-            memset(y, 0, hs * sizeof(float));
-            for (int j = 0; j < n; j++) {
-                const float *vj = v + (size_t)j * C;
-                float p = s->scores[j] * inv;
-                for (int d = 0; d < hs; d++) y[d] += p * vj[d];
-            }
-        }
-    }
+    KVAttention a = {m, kv, l, seq, s};
+    size_t work = 0, tasks = (size_t)R * m->cfg.n_head;
+    for (int i = 0; i < R; i++) work += (size_t)(s->pos[i] + 1) * m->cfg.n_embd;
+    /* ~2 multiply-adds per cached float: a few thousand are not worth a hand-off */
+    ops_parallel_for(tasks, work < (1 << 17) ? tasks : 1, kv_attention_range, &a);
 }
 
 static void kv_block(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVScratch *s) {
@@ -606,10 +628,13 @@ static void kv_block(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVSc
     int C = m->cfg.n_embd;
     ops_layernorm_forward(s->ln, NULL, NULL, s->x, w->ln1_w, w->ln1_b, R, C);
     ops_matmul_forward(s->qkv, s->ln, w->qkv_w, w->qkv_b, R, C, 3 * C);
+    size_t ld = kv_key_stride(kv->max_len);
     for (int i = 0; i < R; i++) {
-        size_t at = (((size_t)l * kv->n_seq + seq[i]) * kv->max_len + s->pos[i]) * C;
-        memcpy(kv->k + at, s->qkv + (size_t)i * 3 * C + C, C * sizeof(float));
-        memcpy(kv->v + at, s->qkv + (size_t)i * 3 * C + 2 * C, C * sizeof(float));
+        size_t cache = (size_t)l * kv->n_seq + seq[i];
+        const float *k = s->qkv + (size_t)i * 3 * C + C;
+        float *kt = kv->k + cache * C * ld + s->pos[i];
+        for (int c = 0; c < C; c++) kt[c * ld] = k[c];
+        memcpy(kv->v + (cache * kv->max_len + s->pos[i]) * C, k + C, C * sizeof(float));
     }
     kv_attention(m, kv, l, seq, R, s);
     ops_matmul_forward(s->tmp, s->atty, w->attproj_w, w->attproj_b, R, C, C);
@@ -638,6 +663,10 @@ static void kv_head(const Gpt *m, int R, const unsigned char *want, float *out,
             for (int i = 0; i < C; i++) v += s->ln[(size_t)r * C + i] * m->p.score_w[i];
             out[(size_t)s->rows[r] * out_stride] = v;
         }
+        return;
+    }
+    if (W == R && out_stride == (size_t)V) { /* every row, packed: no copy */
+        ops_matmul_nt(out, s->ln, m->p.wte, W, C, V);
         return;
     }
     ops_matmul_nt(s->logits, s->ln, m->p.wte, W, C, V);

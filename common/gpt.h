@@ -135,7 +135,8 @@ int gpt_score_last(Gpt *m, const int *const *tokens, const int *len, int n, floa
 typedef struct {
     int n_seq;     /* sequences (batch) */
     int max_len;   /* positions per sequence, <= n_ctx */
-    float *k, *v;  /* (L, n_seq, max_len, C) */
+    float *k;      /* keys transposed: (L, n_seq, C, max_len rounded up to 16) */
+    float *v;      /* (L, n_seq, max_len, C) */
     int *len;      /* filled positions per sequence */
     /* scratch for gpt_forward_cached, grown on demand */
     float *scratch;

@@ -82,7 +82,7 @@ static struct {
      * job cannot claim a chunk of the next one */
     _Atomic uint64_t claim;
     atomic_size_t finished;    /* chunks of the current job done */
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
 /* Claims and runs chunks of job j until none is left. */
 static void pool_run_chunks(const PoolJob *j) {
@@ -192,7 +192,7 @@ void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {
 static inline __attribute__((always_inline)) void rows_tile(float *out, size_t ldo, const float *x,
                                                             size_t ldx, const float *w, size_t ldw,
                                                             int K, int nr, int nv) {
-    vfloat acc[8][16], wv[16];
+    vfloat acc[8][16] = {{{0}}}, wv[16]; /* only [nr][nv] used: registers */
 #pragma GCC unroll 8
     for (int r = 0; r < nr; r++)
 #pragma GCC unroll 16
@@ -220,9 +220,15 @@ static inline __attribute__((always_inline)) void rows_tile(float *out, size_t l
  * 190, 4x4 90; one row streams the weights at ~100 GB/s with 1x16. */
 static int tile_vectors(int nr) { return nr == 1 ? 16 : nr == 2 ? 12 : nr == 3 ? 8 : nr == 4 ? 6 : nr <= 6 ? 4 : 3; }
 
-/* All rows (in tiles of 8, then the rest) for columns [0, nv*VL). */
-#define TILE_CASE(NR, NV) \
-    case NR: rows_tile(o, ldo, xr, ldx, w, ldw, K, NR, nv == NV ? NV : 1); break;
+/* All rows (in tiles of 8, then the rest) for columns [0, nv*VL): each
+ * row count takes tiles of its own width, then single vectors. */
+#define TILE_CASE(NR, NV)                                                          \
+    case NR: {                                                                     \
+        int v = 0;                                                                 \
+        for (; v + NV <= nv; v += NV)                                              \
+            rows_tile(o + v * VL, ldo, xr, ldx, w + v * VL, ldw, K, NR, NV);       \
+        for (; v < nv; v++) rows_tile(o + v * VL, ldo, xr, ldx, w + v * VL, ldw, K, NR, 1); \
+    } break;
 static void rows_columns(float *out, size_t ldo, const float *x, size_t ldx, const float *w,
                          size_t ldw, int N, int K, int nv) {
     for (int r = 0; r < N; r += 8) {
@@ -297,18 +303,124 @@ static float dot16(const float *a, const float *b, int n) {
     return s;
 }
 
+/* Sum of a vector's lanes, in a fixed order. */
+static inline float vhsum(vfloat v) {
+#if defined(__AVX512F__)
+    return _mm512_reduce_add_ps((__m512)v);
+#else
+    for (int w = VL / 2; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) v[i] += v[i + w];
+    return v[0];
+#endif
+}
+
+/* out[r][c] = x[r] . w[c] for r < nr, c < nc (nr, nc <= 4), C a multiple
+ * of VL: 16 dot products share each load. */
+static inline __attribute__((always_inline)) void nt_tile(float *out, size_t ldo, const float *x,
+                                                          const float *w, int C, int nr, int nc) {
+    vfloat acc[4][4] = {{{0}}};
+    for (int k = 0; k < C; k += VL) {
+        vfloat wv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < nc; c++) wv[c] = vload(w + (size_t)c * C + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            vfloat xv = vload(x + (size_t)r * C + k);
+#pragma GCC unroll 4
+            for (int c = 0; c < nc; c++) acc[r][c] = vfma(xv, wv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < nc; c++) out[r * ldo + c] = vhsum(acc[r][c]);
+}
+
+typedef struct {
+    float *out;
+    const float *inp, *w;
+    int N, C, OC;
+} FewRowsNT;
+
+/* Columns (rows of w) [j0, j1) of out = inp @ w^T. */
+static void few_rows_nt_range(void *ctx, size_t j0, size_t j1) {
+    const FewRowsNT *f = ctx;
+    size_t C = f->C, OC = f->OC;
+    if (f->C % VL) {
+        for (size_t j = j0; j < j1; j++)
+            for (int n = 0; n < f->N; n++) f->out[n * OC + j] = dot16(f->inp + n * C, f->w + j * C, f->C);
+        return;
+    }
+    size_t j = j0;
+    for (; j + 4 <= j1; j += 4)
+        for (int r = 0; r < f->N; r += 4) {
+            float *o = f->out + r * OC + j;
+            const float *x = f->inp + r * C, *w = f->w + j * C;
+            switch (f->N - r < 4 ? f->N - r : 4) {
+            case 1: nt_tile(o, OC, x, w, f->C, 1, 4); break;
+            case 2: nt_tile(o, OC, x, w, f->C, 2, 4); break;
+            case 3: nt_tile(o, OC, x, w, f->C, 3, 4); break;
+            default: nt_tile(o, OC, x, w, f->C, 4, 4); break;
+            }
+        }
+    for (; j < j1; j++)
+        for (int r = 0; r < f->N; r++) nt_tile(f->out + r * OC + j, OC, f->inp + r * C, f->w + j * C, f->C, 1, 1);
+}
+
 void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, int OC) {
     if (N > OPS_FEW_ROWS) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
         return;
     }
-    for (int j = 0; j < OC; j++) {
-        const float *wj = w + (size_t)j * C;
-        for (int n = 0; n < N; n++) out[(size_t)n * OC + j] = dot16(inp + (size_t)n * C, wj, C);
-    }
+    FewRowsNT f = {out, inp, w, N, C, OC};
+    size_t grain = (size_t)N * C * OC < PARALLEL_MIN_FMA ? (size_t)OC : 64;
+    ops_parallel_for(OC, grain, few_rows_nt_range, &f);
 }
 
 float ops_dot(const float *a, const float *b, int n) { return dot16(a, b, n); }
+
+/* out[j] = scale * sum_d x[d] * a[d*lda + j], in whole vectors: the
+ * caller pads rows and out (see ops.h). Four accumulators hide the FMA
+ * latency over d. */
+void ops_matvec_t(float *out, const float *x, const float *a, int D, int n, size_t lda, float scale) {
+    int nr = (n + VL - 1) / VL * VL, j = 0;
+    vfloat sv = vsplat(scale);
+    for (; j + 4 * VL <= nr; j += 4 * VL) {
+        vfloat acc[4] = {{0}};
+        for (int d = 0; d < D; d++) {
+            vfloat xd = vsplat(x[d]);
+            const float *ad = a + (size_t)d * lda + j;
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) acc[v] = vfma(xd, vload(ad + v * VL), acc[v]);
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) vstore(out + j + v * VL, acc[v] * sv);
+    }
+    for (; j < nr; j += VL) {
+        vfloat acc = {0};
+        for (int d = 0; d < D; d++) acc = vfma(vsplat(x[d]), vload(a + (size_t)d * lda + j), acc);
+        vstore(out + j, acc * sv);
+    }
+}
+
+/* y[0..D) = sum_j p[j] * rows[j*ld + 0..D) */
+void ops_weighted_rows(float *y, const float *p, const float *rows, int n, int D, size_t ld) {
+    if (D % VL == 0 && D <= 8 * VL) {
+        vfloat acc[8];
+        int nv = D / VL;
+        for (int v = 0; v < nv; v++) acc[v] = (vfloat){0};
+        for (int j = 0; j < n; j++) {
+            vfloat pj = vsplat(p[j]);
+            const float *r = rows + (size_t)j * ld;
+            for (int v = 0; v < nv; v++) acc[v] = vfma(pj, vload(r + v * VL), acc[v]);
+        }
+        for (int v = 0; v < nv; v++) vstore(y + v * VL, acc[v]);
+        return;
+    }
+    for (int d = 0; d < D; d++) y[d] = 0.0f;
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < D; d++) y[d] += p[j] * rows[(size_t)j * ld + d];
+}
 
 /* dinp (N, C) = dout @ w^T (overwrites); dw += inp^T @ dout; db += sum dout */
 void ops_matmul_backward(float *dinp, float *dw, float *db, const float *dout,

@@ -60,6 +60,13 @@ void ops_matmul_forward(float *out, const float *inp, const float *w,
 void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, int OC);
 /* Dot product of two float vectors (vectorised, fixed summation order). */
 float ops_dot(const float *a, const float *b, int n);
+/* KV-cache attention pieces. out[j] = scale * sum_{d<D} x[d] * a[d*lda + j]
+ * for j < n: scores of one query against keys stored transposed. Works in
+ * whole vectors: every row of a and out must hold n rounded up to 16 floats
+ * (lda >= that); out past n gets scratch values. */
+void ops_matvec_t(float *out, const float *x, const float *a, int D, int n, size_t lda, float scale);
+/* y[d] = sum_{j<n} p[j] * rows[j*ld + d] for d < D (overwritten). */
+void ops_weighted_rows(float *y, const float *p, const float *rows, int n, int D, size_t ld);
 /* dinp = dout @ w^T (overwritten); dw += inp^T @ dout; db += column sums. */
 void ops_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
                          const float *inp, const float *w, int N, int C, int OC);

@@ -1,0 +1,174 @@
+/* Tests for the fast paths of common/ops.c: the thread pool (every index
+ * once, nested calls, same bits on 1 and 2 threads), the register-tiled
+ * few-row products at every row count and column tail against a
+ * double-precision reference, and the KV-cache attention pieces. */
+#include <cblas.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ops.h"
+#include "tests/harness.h"
+
+static uint64_t st = 4242;
+static float urand(void) {
+    st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((st >> 40) / 16777216.0) * 2.0f - 1.0f;
+}
+static float *rvec(size_t n) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = urand();
+    return x;
+}
+
+typedef struct {
+    atomic_int *hits;
+    size_t grain;
+    int bad_bounds;
+} Count;
+
+static void count_range(void *ctx, size_t b, size_t e) {
+    Count *c = ctx;
+    if (b % c->grain || e <= b || e - b > c->grain) c->bad_bounds = 1;
+    for (size_t i = b; i < e; i++) atomic_fetch_add(&c->hits[i], 1);
+}
+
+static void nested_range(void *ctx, size_t b, size_t e) {
+    Count *c = ctx;
+    for (size_t i = b; i < e; i++) {
+        Count inner = {c->hits + i * 10, 3, 0};
+        ops_parallel_for(10, 3, count_range, &inner); /* runs serially inside */
+    }
+}
+
+TEST(ops_parallel_for_covers_each_index_once) {
+    int saved = openblas_get_num_threads();
+    openblas_set_num_threads(2);
+    size_t sizes[][2] = {{0, 4}, {1, 4}, {7, 1}, {100, 7}, {1000, 64}, {4096, 4096}, {5000, 3}};
+    for (int s = 0; s < 7; s++) {
+        size_t n = sizes[s][0];
+        Count c = {calloc(n + 1, sizeof(atomic_int)), sizes[s][1], 0};
+        for (int rep = 0; rep < 20; rep++) ops_parallel_for(n, c.grain, count_range, &c);
+        int wrong = 0;
+        for (size_t i = 0; i < n; i++) wrong += c.hits[i] != 20;
+        CHECKF(!wrong && !c.bad_bounds && c.hits[n] == 0, "n %zu grain %zu: %d indices not hit 20 times",
+               n, c.grain, wrong);
+        free(c.hits);
+    }
+    Count outer = {calloc(50 * 10, sizeof(atomic_int)), 1, 0};
+    ops_parallel_for(50, 1, nested_range, &outer);
+    int wrong = 0;
+    for (int i = 0; i < 500; i++) wrong += outer.hits[i] != 1;
+    CHECKF(!wrong, "nested: %d indices not hit once", wrong);
+    free(outer.hits);
+    openblas_set_num_threads(saved);
+}
+
+/* max |a - ref| / (1 + |ref|) */
+static double rel_err(const float *a, const double *ref, size_t n) {
+    double e = 0;
+    for (size_t i = 0; i < n; i++) e = fmax(e, fabs(a[i] - ref[i]) / (1 + fabs(ref[i])));
+    return e;
+}
+
+/* Few-row out = inp @ w + b against double sums, for every row count up to
+ * OPS_FEW_ROWS and column counts with and without whole tiles. */
+TEST(ops_few_row_tiles_match_double_reference) {
+    int Cs[] = {5, 64}, OCs[] = {1, 17, 48, 200, 1000};
+    double worst = 0;
+    for (int ci = 0; ci < 2; ci++)
+        for (int oi = 0; oi < 5; oi++)
+            for (int N = 1; N <= OPS_FEW_ROWS; N++) {
+                int C = Cs[ci], OC = OCs[oi];
+                float *x = rvec((size_t)N * C), *w = rvec((size_t)C * OC), *b = rvec(OC);
+                float *out = malloc(sizeof(float) * N * OC);
+                double *ref = malloc(sizeof(double) * N * OC);
+                for (int n = 0; n < N; n++)
+                    for (int j = 0; j < OC; j++) {
+                        double s = b[j];
+                        for (int k = 0; k < C; k++) s += (double)x[n * C + k] * w[(size_t)k * OC + j];
+                        ref[(size_t)n * OC + j] = s;
+                    }
+                ops_matmul_forward(out, x, w, b, N, C, OC);
+                double e = rel_err(out, ref, (size_t)N * OC);
+                if (e > 1e-5) CHECKF(0, "N %d C %d OC %d: relative error %.3g", N, C, OC, e);
+                worst = fmax(worst, e);
+                free(x), free(w), free(b), free(out), free(ref);
+            }
+    CHECKF(worst < 1e-5, "few-row tiles: worst relative error %.3g", worst);
+}
+
+TEST(ops_few_row_nt_matches_double_reference) {
+    int Cs[] = {7, 64}, OCs[] = {1, 3, 7, 1000};
+    double worst = 0;
+    for (int ci = 0; ci < 2; ci++)
+        for (int oi = 0; oi < 4; oi++)
+            for (int N = 1; N <= OPS_FEW_ROWS; N++) {
+                int C = Cs[ci], OC = OCs[oi];
+                float *x = rvec((size_t)N * C), *w = rvec((size_t)OC * C), *out = malloc(sizeof(float) * N * OC);
+                double *ref = malloc(sizeof(double) * N * OC);
+                for (int n = 0; n < N; n++)
+                    for (int j = 0; j < OC; j++) {
+                        double s = 0;
+                        for (int k = 0; k < C; k++) s += (double)x[n * C + k] * w[(size_t)j * C + k];
+                        ref[(size_t)n * OC + j] = s;
+                    }
+                ops_matmul_nt(out, x, w, N, C, OC);
+                double e = rel_err(out, ref, (size_t)N * OC);
+                if (e > 1e-5) CHECKF(0, "nt N %d C %d OC %d: relative error %.3g", N, C, OC, e);
+                worst = fmax(worst, e);
+                free(x), free(w), free(out), free(ref);
+            }
+    CHECKF(worst < 1e-5, "few-row nt: worst relative error %.3g", worst);
+}
+
+/* The pool splits work, never the sums: 1 and 2 threads give the same bits. */
+TEST(ops_few_row_products_same_bits_on_one_and_two_threads) {
+    int saved = openblas_get_num_threads(), N = 8, C = 256, OC = 1024;
+    float *x = rvec((size_t)N * C), *w = rvec((size_t)C * OC), *b = rvec(OC);
+    float *o1 = malloc(sizeof(float) * N * OC), *o2 = malloc(sizeof(float) * N * OC);
+    float *n1 = malloc(sizeof(float) * N * OC), *n2 = malloc(sizeof(float) * N * OC);
+    openblas_set_num_threads(1);
+    ops_matmul_forward(o1, x, w, b, N, C, OC);
+    ops_matmul_nt(n1, x, w, N, C, OC);
+    openblas_set_num_threads(2);
+    ops_matmul_forward(o2, x, w, b, N, C, OC);
+    ops_matmul_nt(n2, x, w, N, C, OC);
+    CHECK(memcmp(o1, o2, sizeof(float) * N * OC) == 0);
+    CHECK(memcmp(n1, n2, sizeof(float) * N * OC) == 0);
+    openblas_set_num_threads(saved);
+    free(x), free(w), free(b), free(o1), free(o2), free(n1), free(n2);
+}
+
+TEST(ops_kv_attention_pieces_match_reference) {
+    double worst = 0;
+    for (int n = 1; n <= 40; n++)
+        for (int D = 1; D <= 64; D += 21) {
+            size_t lda = (n + 15) / 16 * 16 + 16 * (n % 2); /* padded, sometimes more */
+            float *a = rvec((size_t)D * lda), *x = rvec(D), *out = malloc(sizeof(float) * lda);
+            ops_matvec_t(out, x, a, D, n, lda, 0.5f);
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int d = 0; d < D; d++) s += (double)x[d] * a[(size_t)d * lda + j];
+                worst = fmax(worst, fabs(out[j] - 0.5 * s));
+            }
+            free(a), free(x), free(out);
+        }
+    CHECKF(worst < 1e-5, "matvec_t: max error %.3g", worst);
+    worst = 0;
+    int Ds[] = {7, 16, 64, 130};
+    for (int di = 0; di < 4; di++)
+        for (int n = 1; n <= 33; n += 8) {
+            int D = Ds[di];
+            size_t ld = D + 3;
+            float *rows = rvec(n * ld), *p = rvec(n), *y = malloc(sizeof(float) * D);
+            ops_weighted_rows(y, p, rows, n, D, ld);
+            for (int d = 0; d < D; d++) {
+                double s = 0;
+                for (int j = 0; j < n; j++) s += (double)p[j] * rows[j * ld + d];
+                worst = fmax(worst, fabs(y[d] - s));
+            }
+            free(rows), free(p), free(y);
+        }
+    CHECKF(worst < 1e-5, "weighted_rows: max error %.3g", worst);
+}
