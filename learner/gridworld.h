@@ -21,11 +21,15 @@
  * slip ends the episode. The shortest safe path (no broom, no bathtub) drops
  * to row 2 and takes 8 steps. The cat is drunk: with probability `slip` it
  * moves in one of the other three directions, chosen uniformly. With
- * gamma = 0.99 two extra steps cost about 2% of the meat (~1.9), less than
- * two brooms plus the risk of the bathtub, so the best policy (value
- * iteration agrees) takes the 8-step safe path and reaches the meat in
- * ~99.7% of episodes. (With gamma = 0.95 two steps cost ~7 and the best
- * policy takes the brooms: the discount decides what "safe" is worth.)
+ * gamma = 0.99 the two extra steps of the safe path cost 100 g^5 (1 - g^2)
+ * = 1.89 in value, the two brooms of the shortcut 0.99 + 0.97 = 1.96: a
+ * near tie without slips, which the shortcut's risk of slipping into the
+ * bathtub breaks, so with slips the best policy (value iteration, about 1
+ * ahead where the routes part) takes the 8-step safe path and reaches the
+ * meat in ~99.7% of episodes. With gamma = 0.95 two steps cost ~7 and the
+ * best policy takes the brooms: the discount decides what "safe" is worth.
+ * (Where every short path runs beside a bathtub, a slip of 0.1 caps success
+ * near 1 - 0.1/3 per such step; this map keeps the safe path clear of it.)
  *
  * Policy: softmax over a table of logits[state][4]; value: a table V[state];
  * both trained by Adam from the PPO gradients, chained by hand through the
