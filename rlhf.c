@@ -515,6 +515,14 @@ static int cmd_ppo(int argc, char **argv) {
     if (dp.rank == 0) {
         fprintf(stderr, "ppo: %d ranks: %d learner(s), %d rewarder(s), %d actor(s); %d OpenBLAS thread(s) per rank; "
                 "configuration:\n", lay.world, lay.n_learners, lay.n_rewarders, lay.n_actors, dp.blas_threads);
+        fprintf(stderr, "ppo: roles by rank:");
+        for (int r = 0; r < lay.world; r++) {
+            int role = -1;
+            for (int i = 0; i < lay.n_learners; i++) role = lay.learners[i] == r ? PPO_LEARNER : role;
+            for (int i = 0; i < lay.n_rewarders; i++) role = lay.rewarders[i] == r ? PPO_REWARDER : role;
+            fprintf(stderr, " %d=%s", r, role < 0 ? "actor" : ppo_role_name((PpoRole)role));
+        }
+        fputc('\n', stderr);
         config_print(cfg, stderr);
     }
     ppo_signals();
