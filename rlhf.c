@@ -27,6 +27,7 @@
 #include "common/ppo_config.h"
 #include "learner/dp.h"
 #include "learner/dpo.h"
+#include "learner/gridworld.h"
 #include "learner/lm.h"
 #include "learner/ppo.h"
 #include "learner/rm.h"
@@ -715,6 +716,25 @@ static int cmd_score(int argc, char **argv) {
     return 0;
 }
 
+/* ---- configuration reference ------------------------------------------------- */
+
+/* Markdown tables of every stage's keys, from the tables --help prints; the
+ * README's reference is this output (tests/cli_docs.sh checks they agree). */
+static int cmd_config_reference(int argc, char **argv) {
+    (void)argv;
+    if (argc) err_die("config-reference takes no arguments");
+    const TrainStage *stages[] = {&lm_pretrain_stage, &lm_sft_stage, &rm_stage, &dpo_stage};
+    printf("#### Keys of every trainer (pretrain, sft, rm, dpo)\n\n");
+    config_markdown((const CfgKey *const[]){trainer_keys}, 1, stdout);
+    for (int i = 0; i < 4; i++) {
+        printf("\n#### %s\n\n", stages[i]->name);
+        config_markdown((const CfgKey *const[]){stages[i]->keys}, 1, stdout);
+    }
+    printf("\n#### ppo\n\n");
+    config_markdown((const CfgKey *const[]){ppo_keys}, 1, stdout);
+    return 0;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 typedef struct {
@@ -733,8 +753,10 @@ static const Command commands[] = {
     {"generate", cmd_generate, "complete prompts (greedy, temperature, top-k, top-p)"},
     {"nll", cmd_nll, "negative log-likelihood and perplexity of a text"},
     {"ppo", cmd_ppo, "distributed PPO: learner, rewarder and actor ranks over MPI"},
+    {"gridworld", gridworld_main, "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)"},
     {"eval", cmd_eval, "gold score, RM score, KL to a reference and length of a policy's samples"},
     {"score", cmd_score, "score JSONL with a reward model"},
+    {"config-reference", cmd_config_reference, "print the configuration reference (Markdown) of every stage"},
     {"import-hf", cmd_import_hf, "import a Hugging Face GPT-2 directory"},
     {"export-hf", cmd_export_hf, "export a checkpoint as a Hugging Face GPT-2 directory"},
     {"inspect", cmd_inspect, "summarise a checkpoint, a rollout log or a metrics log"},

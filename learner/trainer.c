@@ -17,7 +17,7 @@
 #include "common/rng.h"
 #include "learner/metrics.h"
 
-static const CfgKey trainer_keys[] = {
+const CfgKey trainer_keys[] = {
     {"out_dir", CFG_STR, NULL, "run directory: checkpoints, metrics.h5, final.h5", NULL},
     {"train_data", CFG_STR, NULL, "training data file", NULL},
     {"valid_data", CFG_STR, "", "validation data file (empty: none)", NULL},

@@ -78,6 +78,9 @@ struct Trainer {
     int n_metrics;
 };
 
+/* Keys shared by every trainer (out_dir, data, schedule, optimizer, ...). */
+extern const CfgKey trainer_keys[];
+
 /* Runs a stage as a subcommand: argv[0..argc) are the arguments after it.
  * Returns the process exit status. */
 int trainer_main(const TrainStage *stage, int argc, char **argv);
