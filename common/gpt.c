@@ -314,8 +314,7 @@ static void head_forward(Gpt *m, int N) {
     GptActs *a = m->acts;
     int C = m->cfg.n_embd, V = m->cfg.vocab_size;
     if (m->cfg.head == GPT_HEAD_LM) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f,
-                    a->lnf, C, m->p.wte, C, 0.0f, a->out, V);
+        ops_sgemm(0, 1, N, V, C, 1.0f, a->lnf, C, m->p.wte, C, 0.0f, a->out, V);
         return;
     }
     for (int n = 0; n < N; n++) {
@@ -467,10 +466,8 @@ void gpt_backward_lm(Gpt *m, const int *targets, const float *dlogp, const float
     int N = m->B * m->T, C = m->cfg.n_embd, V = m->cfg.vocab_size;
     lm_head_dlogits(m, targets, dlogp, dentropy);
     /* logits = lnf @ wte^T: dlnf = dlogits @ wte ; dwte += dlogits^T @ lnf */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f,
-                m->logits, V, m->p.wte, C, 0.0f, a->dlnf, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f,
-                m->logits, V, a->lnf, C, 1.0f, m->g.wte, C);
+    ops_sgemm(0, 0, N, C, V, 1.0f, m->logits, V, m->p.wte, C, 0.0f, a->dlnf, C);
+    ops_sgemm(1, 0, V, C, N, 1.0f, m->logits, V, a->lnf, C, 1.0f, m->g.wte, C);
     trunk_backward(m);
 }
 

@@ -6,11 +6,14 @@
  * accumulated over micro-batches; see each function for its input gradient. */
 #include "common/ops.h"
 
+#include "common/err.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
@@ -181,6 +184,154 @@ void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {
     pthread_mutex_unlock(&pool.mu);
 }
 
+/* Multiply-adds below which a product runs on one thread: waking a worker
+ * costs ~5-10 us, the time of ~0.5M multiply-adds here. */
+#define PARALLEL_MIN_FMA (1 << 20)
+
+/* ---- matrix products -----------------------------------------------------
+ * With AVX-512, products run on this file's own register tiles instead of
+ * cblas_sgemm: OpenBLAS here is held to its Haswell (AVX2) kernels, which
+ * reach ~120 GFLOP/s per core at the model's shapes, while 8x3 tiles of
+ * 16-float vectors reach ~230 without any packing. C is cut into blocks of
+ * GEMM_MB rows by GEMM_NB columns that the pool's threads claim; each
+ * element is summed by one thread in a fixed order (k blocks of GEMM_KB),
+ * so results do not depend on the thread count. Without AVX-512 the same
+ * calls go to cblas_sgemm. */
+#define GEMM_MB 64
+#define GEMM_NB 192
+#define GEMM_KB 256
+
+#if VL == 16
+typedef struct {
+    float *c;
+    size_t ldc;
+    const float *a;
+    size_t a_rs, a_ks; /* A(i, k) = a[i*a_rs + k*a_ks] */
+    const float *b;
+    size_t ldb;        /* B(k, j) = b[k*ldb + j] */
+    int M, N, K, add;
+    float alpha;
+    size_t col_blocks;
+} Gemm;
+
+/* C[r][v*VL + l] (+)= alpha * sum_k A(r, k) B(k, v*VL + l) for r < nr,
+ * v < nv, lanes l in mask. */
+static inline __attribute__((always_inline)) void gemm_tile(float *c, size_t ldc, const float *a,
+                                                            size_t a_rs, size_t a_ks, const float *b,
+                                                            size_t ldb, int K, int nr, int nv,
+                                                            __mmask16 mask, float alpha, int add) {
+    vfloat acc[8][3] = {{{0}}}, bv[3];
+    for (int k = 0; k < K; k++) {
+        const float *bk = b + (size_t)k * ldb;
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++)
+            bv[v] = nv == 1 ? (vfloat)_mm512_maskz_loadu_ps(mask, bk) : vload(bk + v * VL);
+        const float *ak = a + (size_t)k * a_ks;
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            vfloat as = vsplat(ak[r * a_rs]);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) acc[r][v] = vfma(as, bv[v], acc[r][v]);
+        }
+    }
+    vfloat al = vsplat(alpha);
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) {
+            float *cp = c + r * ldc + v * VL;
+            if (nv == 1) {
+                __m512 old = add ? _mm512_maskz_loadu_ps(mask, cp) : _mm512_setzero_ps();
+                _mm512_mask_storeu_ps(cp, mask, _mm512_fmadd_ps((__m512)acc[r][v], (__m512)al, old));
+            } else {
+                vstore(cp, add ? vfma(acc[r][v], al, vload(cp)) : acc[r][v] * al);
+            }
+        }
+}
+
+#define GEMM_ROWS(NV, MASK)                                                                  \
+    for (int i = i0; i < i1; i += 8) {                                                       \
+        const float *ai = g->a + (size_t)i * g->a_rs + (size_t)k0 * g->a_ks;                 \
+        const float *bj = g->b + (size_t)k0 * g->ldb + j;                                    \
+        float *ci = g->c + (size_t)i * g->ldc + j;                                           \
+        switch (i1 - i < 8 ? i1 - i : 8) {                                                   \
+        case 1: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 1, NV, MASK, g->alpha, add); break; \
+        case 2: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 2, NV, MASK, g->alpha, add); break; \
+        case 3: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 3, NV, MASK, g->alpha, add); break; \
+        case 4: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 4, NV, MASK, g->alpha, add); break; \
+        case 5: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 5, NV, MASK, g->alpha, add); break; \
+        case 6: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 6, NV, MASK, g->alpha, add); break; \
+        case 7: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 7, NV, MASK, g->alpha, add); break; \
+        default: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 8, NV, MASK, g->alpha, add); break; \
+        }                                                                                    \
+    }
+
+/* Rows [i0, i1) x columns [j0, j1) of C over k in [k0, k0 + kb). */
+static void gemm_block(const Gemm *g, int i0, int i1, int j0, int j1, int k0, int kb, int add) {
+    int j = j0;
+    for (; j + 3 * VL <= j1; j += 3 * VL) GEMM_ROWS(3, 0xffff)
+    for (; j + VL <= j1; j += VL) GEMM_ROWS(1, 0xffff)
+    if (j < j1) {
+        __mmask16 tail = (__mmask16)((1u << (j1 - j)) - 1);
+        GEMM_ROWS(1, tail)
+    }
+}
+#undef GEMM_ROWS
+
+static void gemm_range(void *ctx, size_t b0, size_t b1) {
+    const Gemm *g = ctx;
+    for (size_t blk = b0; blk < b1; blk++) {
+        int i0 = (int)(blk / g->col_blocks) * GEMM_MB, j0 = (int)(blk % g->col_blocks) * GEMM_NB;
+        int i1 = i0 + GEMM_MB < g->M ? i0 + GEMM_MB : g->M, j1 = j0 + GEMM_NB < g->N ? j0 + GEMM_NB : g->N;
+        for (int k0 = 0; k0 < g->K; k0 += GEMM_KB)
+            gemm_block(g, i0, i1, j0, j1, k0, g->K - k0 < GEMM_KB ? g->K - k0 : GEMM_KB, g->add || k0 > 0);
+    }
+}
+
+/* dst (cols x rows) = src^T, src (rows x cols) with leading dimension lds. */
+static void transpose(float *dst, const float *src, int rows, int cols, size_t lds) {
+    for (int i0 = 0; i0 < rows; i0 += 16)
+        for (int j0 = 0; j0 < cols; j0 += 16)
+            for (int i = i0; i < i0 + 16 && i < rows; i++)
+                for (int j = j0; j < j0 + 16 && j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * lds + j];
+}
+
+/* Scratch for a transposed B, one per application thread, kept between
+ * calls (products of the same shapes repeat every step). */
+static _Thread_local float *bt_buf;
+static _Thread_local size_t bt_size;
+#endif
+
+void ops_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#if VL == 16
+    Gemm g = {C, (size_t)ldc, A, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, B, (size_t)ldb,
+              M, N, K, beta != 0.0f, alpha, ((size_t)N + GEMM_NB - 1) / GEMM_NB};
+    if (K <= 0) {
+        if (!g.add)
+            for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    if (trans_b) { /* B is N x K: tiles want it K x N */
+        size_t need = (size_t)K * N;
+        if (need > bt_size) {
+            free(bt_buf);
+            bt_buf = err_malloc(need * sizeof(float));
+            bt_size = need;
+        }
+        transpose(bt_buf, B, N, K, (size_t)ldb);
+        g.b = bt_buf;
+        g.ldb = (size_t)N;
+    }
+    size_t blocks = ((size_t)M + GEMM_MB - 1) / GEMM_MB * g.col_blocks;
+    ops_parallel_for(blocks, (double)M * N * K < PARALLEL_MIN_FMA ? blocks : 1, gemm_range, &g);
+#else
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
 /* ---- few-row products ----------------------------------------------------
  * Token-by-token decoding multiplies a handful of rows by each weight
  * matrix. sgemm would first pack the whole matrix, which costs more than
@@ -268,10 +419,6 @@ static void few_rows_range(void *ctx, size_t j0, size_t j1) {
         }
 }
 
-/* Multiply-adds below which a product runs on one thread: waking a worker
- * costs ~5-10 us, the time of ~0.5M multiply-adds here. */
-#define PARALLEL_MIN_FMA (1 << 20)
-
 /* out (N, OC) += inp (N, C) @ w (C, OC), N <= OPS_FEW_ROWS. */
 static void matmul_few_rows(float *out, const float *inp, const float *w, int N, int C, int OC) {
     FewRows f = {out, inp, w, N, C, OC};
@@ -287,8 +434,7 @@ void ops_matmul_forward(float *out, const float *inp, const float *w,
         matmul_few_rows(out, inp, w, N, C, OC);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, C, 1.0f,
-                inp, C, w, OC, 1.0f, out, OC);
+    ops_sgemm(0, 0, N, OC, C, 1.0f, inp, C, w, OC, 1.0f, out, OC);
 }
 
 /* dot product with 16 independent partial sums, so it vectorises */
@@ -369,7 +515,7 @@ static void few_rows_nt_range(void *ctx, size_t j0, size_t j1) {
 
 void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, int OC) {
     if (N > OPS_FEW_ROWS) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+        ops_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
         return;
     }
     FewRowsNT f = {out, inp, w, N, C, OC};
@@ -425,10 +571,8 @@ void ops_weighted_rows(float *y, const float *p, const float *rows, int n, int D
 /* dinp (N, C) = dout @ w^T (overwrites); dw += inp^T @ dout; db += sum dout */
 void ops_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, int N, int C, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, OC, 1.0f,
-                dout, OC, w, OC, 0.0f, dinp, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, N, 1.0f,
-                inp, C, dout, OC, 1.0f, dw, OC);
+    ops_sgemm(0, 1, N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
+    ops_sgemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
     for (int n = 0; n < N; n++) {
         const float *d = dout + (size_t)n * OC;
         for (int o = 0; o < OC; o++) db[o] += d[o];

@@ -50,6 +50,13 @@ int ops_threads(void);
 typedef void (*OpsRangeFn)(void *ctx, size_t begin, size_t end);
 void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx);
 
+/* C (M x N) = alpha * op(A) @ op(B) + beta * C, row-major, with op(X) = X
+ * or X^T as cblas_sgemm (CblasRowMajor); beta must be 0 or 1. Runs on the
+ * pool with this file's AVX-512 tiles where available (same results on any
+ * thread count), else on cblas_sgemm. */
+void ops_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+
 /* Up to this many rows, products skip sgemm (see ops.c: matmul_few_rows). */
 #define OPS_FEW_ROWS 16
 

@@ -172,3 +172,45 @@ TEST(ops_kv_attention_pieces_match_reference) {
         }
     CHECKF(worst < 1e-5, "weighted_rows: max error %.3g", worst);
 }
+
+/* ops_sgemm against cblas_sgemm for every transpose pair, alpha, beta 0/1,
+ * shapes with column tails, partial row tiles and several k blocks. */
+TEST(ops_sgemm_matches_cblas) {
+    int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {9, 17, 33}, {64, 48, 256}, {70, 200, 300}, {130, 257, 513}};
+    double worst = 0;
+    for (int s = 0; s < 6; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+                    float *A = rvec((size_t)(ta ? K : M) * lda), *B = rvec((size_t)(tb ? N : K) * ldb);
+                    float *C1 = rvec((size_t)M * ldc), *C2 = malloc(sizeof(float) * M * ldc);
+                    memcpy(C2, C1, sizeof(float) * M * ldc);
+                    ops_sgemm(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, (float)beta, C1, ldc);
+                    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+                                N, K, 0.7f, A, lda, B, ldb, (float)beta, C2, ldc);
+                    double e = 0;
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            double d = fabs(C1[(size_t)i * ldc + j] - C2[(size_t)i * ldc + j]);
+                            e = fmax(e, j < N ? d / (1 + sqrt((double)K)) : d); /* padding untouched */
+                        }
+                    if (e > 1e-5) CHECKF(0, "sgemm %dx%dx%d ta %d tb %d beta %d: error %.3g", M, N, K, ta, tb, beta, e);
+                    worst = fmax(worst, e);
+                    free(A), free(B), free(C1), free(C2);
+                }
+    CHECKF(worst < 1e-5, "ops_sgemm vs cblas: worst scaled error %.3g", worst);
+}
+
+TEST(ops_sgemm_same_bits_on_one_and_two_threads) {
+    int saved = openblas_get_num_threads(), M = 300, N = 200, K = 600;
+    float *A = rvec((size_t)M * K), *B = rvec((size_t)N * K), *C1 = calloc((size_t)M * N, 4), *C2 = calloc((size_t)M * N, 4);
+    openblas_set_num_threads(1);
+    ops_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C1, N);
+    openblas_set_num_threads(2);
+    ops_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C2, N);
+    CHECK(memcmp(C1, C2, sizeof(float) * M * N) == 0);
+    openblas_set_num_threads(saved);
+    free(A), free(B), free(C1), free(C2);
+}
