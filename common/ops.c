@@ -668,6 +668,154 @@ static void causal_softmax(float *S, int T) {
     }
 }
 
+#if VL == 16
+/* Attention on the register tiles, one (batch, head) pair per pool chunk.
+ * The causal mask is used to skip work: a tile of 8 query rows computes
+ * scores only up to its last row, and the products over positions stop (or
+ * start) where the probabilities are zero. Scratch lives per thread. */
+static _Thread_local float *att_buf;
+static _Thread_local size_t att_size;
+
+static float *att_scratch(size_t n) {
+    if (n > att_size) {
+        free(att_buf);
+        att_buf = err_malloc(n * sizeof(float));
+        att_size = n;
+    }
+    return att_buf;
+}
+
+typedef struct {
+    float *atty, *att, *dqkv;
+    const float *qkv, *datty, *att_in;
+    unsigned char *mask_out;
+    const unsigned char *mask_in;
+    int B, T, C, NH;
+    float p;
+    Rng *rng;
+} Att;
+
+/* One product as a Gemm over a row range: C = alpha * A @ B (+ C). */
+static Gemm att_gemm(float *c, size_t ldc, const float *a, size_t a_rs, size_t a_ks, const float *b,
+                     size_t ldb, float alpha) {
+    Gemm g = {c, ldc, a, a_rs, a_ks, b, ldb, 0, 0, 0, 0, alpha, 1};
+    return g;
+}
+
+static void att_forward_range(void *ctx, size_t t0, size_t t1) {
+    const Att *s = ctx;
+    int T = s->T, C = s->C, C3 = 3 * C, hs = C / s->NH;
+    float scale = 1.0f / sqrtf((float)hs), *kt = att_scratch((size_t)hs * T);
+    for (size_t task = t0; task < t1; task++) {
+        int b = (int)(task / s->NH), h = (int)(task % s->NH);
+        const float *q = s->qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *P = s->att + task * T * T, *out = s->atty + (size_t)b * T * C + h * hs;
+        transpose(kt, k, T, hs, C3);
+        Gemm qk = att_gemm(P, T, q, C3, 1, kt, T, scale);
+        for (int i0 = 0; i0 < T; i0 += 8) {
+            int i1 = i0 + 8 < T ? i0 + 8 : T;
+            gemm_block(&qk, i0, i1, 0, i1, 0, hs, 0);
+        }
+        causal_softmax(P, T);
+        Gemm pv = att_gemm(out, C, P, T, 1, v, C3, 1.0f);
+        for (int i0 = 0; i0 < T; i0 += 8) {
+            int i1 = i0 + 8 < T ? i0 + 8 : T;
+            gemm_block(&pv, i0, i1, 0, hs, 0, i1, 0);
+        }
+    }
+}
+
+/* With dropout the probabilities are dropped in order of (b, h) with one
+ * random stream, as before: serial. */
+static void att_forward_dropout(const Att *s) {
+    int T = s->T, C = s->C, C3 = 3 * C, hs = C / s->NH;
+    float scale = 1.0f / sqrtf((float)hs), *kt = att_scratch((size_t)hs * T + (size_t)T * T), *pd = kt + (size_t)hs * T;
+    for (size_t task = 0; task < (size_t)s->B * s->NH; task++) {
+        int b = (int)(task / s->NH), h = (int)(task % s->NH);
+        const float *q = s->qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *P = s->att + task * T * T, *out = s->atty + (size_t)b * T * C + h * hs;
+        transpose(kt, k, T, hs, C3);
+        Gemm qk = att_gemm(P, T, q, C3, 1, kt, T, scale);
+        for (int i0 = 0; i0 < T; i0 += 8) gemm_block(&qk, i0, i0 + 8 < T ? i0 + 8 : T, 0, i0 + 8 < T ? i0 + 8 : T, 0, hs, 0);
+        causal_softmax(P, T);
+        memcpy(pd, P, (size_t)T * T * sizeof(float));
+        ops_dropout_forward(pd, s->mask_out + task * T * T, (size_t)T * T, s->p, s->rng);
+        Gemm pv = att_gemm(out, C, pd, T, 1, v, C3, 1.0f);
+        for (int i0 = 0; i0 < T; i0 += 8) gemm_block(&pv, i0, i0 + 8 < T ? i0 + 8 : T, 0, hs, 0, i0 + 8 < T ? i0 + 8 : T, 0);
+    }
+}
+
+void ops_attention_forward(float *atty, float *att, unsigned char *att_mask,
+                           const float *qkv, int B, int T, int C, int NH, float p,
+                           Rng *rng, float *pd) {
+    (void)pd; /* scratch is per thread now */
+    Att s = {atty, att, NULL, qkv, NULL, NULL, att_mask, NULL, B, T, C, NH, p, rng};
+    if (att_mask) {
+        att_forward_dropout(&s);
+        return;
+    }
+    size_t tasks = (size_t)B * NH;
+    ops_parallel_for(tasks, (double)tasks * T * T * C / NH < PARALLEL_MIN_FMA ? tasks : 1, att_forward_range, &s);
+}
+
+static void att_backward_range(void *ctx, size_t t0, size_t t1) {
+    const Att *s = ctx;
+    int T = s->T, C = s->C, C3 = 3 * C, hs = C / s->NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    float *vt = att_scratch((size_t)hs * T + 2 * (size_t)T * T), *dP = vt + (size_t)hs * T, *pd = dP + (size_t)T * T;
+    for (size_t task = t0; task < t1; task++) {
+        int b = (int)(task / s->NH), h = (int)(task % s->NH);
+        size_t row0 = (size_t)b * T;
+        const float *q = s->qkv + row0 * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *dq = s->dqkv + row0 * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+        const float *P = s->att_in + task * T * T, *dout = s->datty + row0 * C + h * hs;
+        const unsigned char *mask = s->mask_in ? s->mask_in + task * T * T : NULL;
+        const float *Puse = P;
+        if (mask) {
+            float sc = 1.0f / (1.0f - s->p);
+            for (size_t i = 0; i < (size_t)T * T; i++) pd[i] = mask[i] ? P[i] * sc : 0.0f;
+            Puse = pd;
+        }
+        /* dP = dout @ v^T (causal part); dv = Puse^T @ dout (rows j: i >= j) */
+        transpose(vt, v, T, hs, C3);
+        Gemm g1 = att_gemm(dP, T, dout, C, 1, vt, T, 1.0f);
+        Gemm g2 = att_gemm(dv, C3, Puse, 1, T, dout, C, 1.0f);
+        for (int i0 = 0; i0 < T; i0 += 8) {
+            int i1 = i0 + 8 < T ? i0 + 8 : T;
+            gemm_block(&g1, i0, i1, 0, i1, 0, hs, 0);
+            gemm_block(&g2, i0, i1, 0, hs, i0, T - i0, 0);
+        }
+        if (mask) ops_dropout_backward(dP, mask, (size_t)T * T, s->p);
+        /* softmax backward: dS = P * (dP - sum_j P dP), causal part only */
+        for (int t = 0; t < T; t++) {
+            const float *pr = P + (size_t)t * T;
+            float *dr = dP + (size_t)t * T, dot = 0.0f;
+            for (int j = 0; j <= t; j++) dot += pr[j] * dr[j];
+            for (int j = 0; j <= t; j++) dr[j] = pr[j] * (dr[j] - dot);
+            for (int j = t + 1; j < T; j++) dr[j] = 0.0f;
+        }
+        /* dq = scale dS @ k (j <= i) ; dk = scale dS^T @ q (i >= j) */
+        Gemm g3 = att_gemm(dq, C3, dP, T, 1, k, C3, scale);
+        Gemm g4 = att_gemm(dk, C3, dP, 1, T, q, C3, scale);
+        for (int i0 = 0; i0 < T; i0 += 8) {
+            int i1 = i0 + 8 < T ? i0 + 8 : T;
+            gemm_block(&g3, i0, i1, 0, hs, 0, i1, 0);
+            gemm_block(&g4, i0, i1, 0, hs, i0, T - i0, 0);
+        }
+    }
+}
+
+void ops_attention_backward(float *dqkv, const float *datty, const float *qkv,
+                            const float *att, const unsigned char *att_mask, int B,
+                            int T, int C, int NH, float p, float *dP, float *pd) {
+    (void)dP, (void)pd; /* scratch is per thread now */
+    Att s = {NULL, NULL, dqkv, qkv, datty, att, NULL, att_mask, B, T, C, NH, p, NULL};
+    size_t tasks = (size_t)B * NH;
+    ops_parallel_for(tasks, (double)tasks * T * T * C / NH < PARALLEL_MIN_FMA ? tasks : 1, att_backward_range, &s);
+}
+
+#else /* without AVX-512: per-(b, h) cblas_sgemm */
+
 /* atty (B*T, C) from qkv (B*T, 3C); att keeps the softmax probabilities
  * (B, NH, T, T). With dropout, the dropped probabilities go through pd. */
 void ops_attention_forward(float *atty, float *att, unsigned char *att_mask,
@@ -740,3 +888,5 @@ void ops_attention_backward(float *dqkv, const float *datty, const float *qkv,
     }
 }
 
+
+#endif
