@@ -55,6 +55,22 @@ PY
 check "final policy and value model written" test -s run/final.h5 -a -s run/value.h5
 check "inspect the rollout log" "$RLHF" inspect run/rollouts.h5
 
+# the rollout log is readable by h5py while the job is still writing it
+$MPIRUN -n 4 "$RLHF" ppo $PPO out_dir=live iterations=400 >/dev/null 2>&1 &
+pid=$!
+live=FAIL
+for i in $(seq 300); do
+    if [ -e live/rollouts.h5 ] && $PY -c "
+import h5py, sys
+f = h5py.File('live/rollouts.h5', 'r', libver='latest', swmr=True)
+n = f['iteration'].shape[0]; assert n >= 32, n; assert f['reward'].shape[0] >= 32
+" 2>/dev/null; then live=ok; break; fi
+    sleep 0.1
+done
+kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
+for i in $(seq 100); do pgrep -f "out_dir=live" >/dev/null || break; sleep 0.1; done
+[ $live = ok ] && pass "h5py reads the rollout log while PPO writes it" || fail "h5py reads the rollout log while PPO writes it"
+
 # MPMD: one program per role, as with srun --multi-prog
 check "MPMD launch with --role" $MPIRUN -n 1 "$RLHF" ppo --role learner $PPO out_dir=mpmd iterations=2 : \
     -n 1 "$RLHF" ppo --role rewarder $PPO out_dir=mpmd iterations=2 : \
