@@ -59,8 +59,12 @@ int eval_logprob_sums(Gpt *lm, const int *const *tokens, const int *len, const i
 }
 
 /* One sample's line in the samples file. */
-static void write_sample(FILE *f, const char *prompt, const char *resp, double gold, double rm, double kl, int len) {
-    json_t *o = json_pack("{s:s, s:s, s:i}", "prompt", prompt, "response", resp, "length", len);
+static void write_sample(FILE *f, const char *prompt, const char *resp, size_t resp_len, double gold, double rm,
+                         double kl, int len) {
+    char *clean = tok_utf8_clean(resp, resp_len);
+    json_t *o = json_pack("{s:s, s:s, s:i}", "prompt", prompt, "response", clean, "length", len);
+    free(clean);
+    if (!o) return; /* the prompt came from valid JSON and the response is clean: cannot happen */
     if (isfinite(gold)) json_object_set_new(o, "gold", json_real(gold));
     if (isfinite(rm)) json_object_set_new(o, "rm", json_real(rm));
     if (isfinite(kl)) json_object_set_new(o, "kl", json_real(kl));
@@ -108,7 +112,7 @@ static int score_batch(const EvalSetup *s, char *const *prompts, int **ids, cons
         }
         if (s->rm) eval_add(&out->rm, rm = (score[i] - s->rm_offset) / s->rm_scale);
         eval_add(&out->length, body);
-        if (s->samples) write_sample(s->samples, prompts[i], text, gold, rm, kl, body);
+        if (s->samples) write_sample(s->samples, prompts[i], text, tl, gold, rm, kl, body);
         free(text);
     }
     for (int i = 0; i < n; i++) free(seq[i]);

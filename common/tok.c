@@ -769,3 +769,34 @@ int tok_is_plain_bytes(const Tok *t) {
         if (t->byte_id[b] != b) return 0;
     return 1;
 }
+
+/* ---- UTF-8 clean-up for JSON output ------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static int utf8_seq_len(const unsigned char *s, size_t n) {
+    if (s[0] < 0x80) return 1;
+    int len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+    if (!len || (size_t)len > n) return 0;
+    for (int i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (len == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
+    if (len == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
+    return len;
+}
+
+/* Copy of s with every invalid UTF-8 byte replaced by U+FFFD, so that model
+ * output (a byte model can emit any byte) always makes valid JSON. */
+char *tok_utf8_clean(const char *s, size_t n) {
+    char *out = err_malloc(n * 3 + 1), *o = out;
+    for (size_t i = 0; i < n;) {
+        int len = utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (len) {
+            memcpy(o, s + i, len), o += len, i += len;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3), o += 3, i++;
+        }
+    }
+    *o = 0;
+    return out;
+}
+

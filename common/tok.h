@@ -60,4 +60,9 @@ char *tok_byte_vocab_json(size_t *len);
  * tokenizer itself). */
 int tok_is_plain_bytes(const Tok *t);
 
+/* Copy of s[0..n) with every byte that is not part of valid UTF-8 replaced
+ * by U+FFFD, so model output (a byte model can emit any byte) always makes
+ * valid JSON. malloc'd, NUL-terminated. */
+char *tok_utf8_clean(const char *s, size_t n);
+
 #endif
