@@ -352,40 +352,83 @@ int gpt_forward(Gpt *m, const int *tokens, int B, int T) {
     return 0;
 }
 
-/* log-sum-exp of a row, and optionally its softmax entropy. */
+/* log-sum-exp of a row, and optionally its softmax entropy. Float
+ * exponentials in vectorised blocks of 256, each block's sums added into
+ * doubles (the GPT-2 vocabulary has 50,257 terms per row). */
+#define LSE_LANES 16
+#define LSE_BLOCK 256
 static float row_logsumexp(const float *z, int V, float *entropy) {
-    float mx = z[0];
-    for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+    float mxl[LSE_LANES];
+    for (int l = 0; l < LSE_LANES; l++) mxl[l] = z[0];
+    int i = 0;
+    for (; i + LSE_LANES <= V; i += LSE_LANES)
+        for (int l = 0; l < LSE_LANES; l++) mxl[l] = z[i + l] > mxl[l] ? z[i + l] : mxl[l];
+    float mx = mxl[0];
+    for (int l = 1; l < LSE_LANES; l++) mx = mxl[l] > mx ? mxl[l] : mx;
+    for (; i < V; i++) mx = z[i] > mx ? z[i] : mx;
     double sum = 0.0, wsum = 0.0;
-    for (int i = 0; i < V; i++) {
-        double e = exp((double)(z[i] - mx));
-        sum += e;
-        wsum += e * (z[i] - mx);
+    for (int b = 0; b < V; b += LSE_BLOCK) {
+        int e = b + LSE_BLOCK < V ? b + LSE_BLOCK : V, j = b;
+        float s[LSE_LANES] = {0}, w[LSE_LANES] = {0};
+        for (; j + LSE_LANES <= e; j += LSE_LANES)
+            for (int l = 0; l < LSE_LANES; l++) {
+                float d = z[j + l] - mx, x = ops_expf(d);
+                s[l] += x;
+                w[l] += x * d;
+            }
+        for (; j < e; j++) {
+            float d = z[j] - mx, x = ops_expf(d);
+            s[0] += x;
+            w[0] += x * d;
+        }
+        for (int l = 0; l < LSE_LANES; l++) sum += s[l], wsum += w[l];
     }
     float lse = mx + (float)log(sum);
     if (entropy) *entropy = (float)(log(sum) - wsum / sum); /* H = lse - E[z] */
     return lse;
 }
 
-void gpt_token_logprobs(const Gpt *m, const int *targets, float *logp, float *entropy) {
-    int N = m->B * m->T, V = m->cfg.vocab_size;
-    for (int n = 0; n < N; n++) {
-        const float *z = m->logits + (size_t)n * V;
-        float lse = row_logsumexp(z, V, entropy ? &entropy[n] : NULL);
-        logp[n] = targets[n] >= 0 ? z[targets[n]] - lse : 0.0f;
+/* Rows of logits per pool chunk: a row of the GPT-2 vocabulary is ~50K
+ * exponentials, a byte-vocabulary row ~260. */
+static size_t logit_rows_grain(int V) { return V >= 4096 ? 1 : 4096 / V + 1; }
+
+typedef struct {
+    const Gpt *m;
+    const int *targets;
+    const float *dlogp, *dentropy;
+    float *lse, *entropy, *logp;
+} LogitRows;
+
+static void lse_rows(void *ctx, size_t n0, size_t n1) {
+    const LogitRows *r = ctx;
+    int V = r->m->cfg.vocab_size;
+    for (size_t n = n0; n < n1; n++) {
+        const float *z = r->m->logits + n * V;
+        float lse = row_logsumexp(z, V, r->entropy ? &r->entropy[n] : NULL);
+        if (r->lse) r->lse[n] = lse;
+        if (r->logp) r->logp[n] = r->targets[n] >= 0 ? z[r->targets[n]] - lse : 0.0f;
     }
+}
+
+void gpt_token_logprobs(const Gpt *m, const int *targets, float *logp, float *entropy) {
+    int N = m->B * m->T;
+    LogitRows r = {m, targets, NULL, NULL, NULL, entropy, logp};
+    ops_parallel_for(N, logit_rows_grain(m->cfg.vocab_size), lse_rows, &r);
 }
 
 float gpt_ce_loss(const Gpt *m, const int *targets, const float *mask, float *dlogp) {
     int N = m->B * m->T, V = m->cfg.vocab_size;
+    float *logp = err_malloc((size_t)N * sizeof(float));
+    LogitRows r = {m, targets, NULL, NULL, NULL, NULL, logp};
+    ops_parallel_for(N, logit_rows_grain(V), lse_rows, &r);
     double total = 0.0, weight = 0.0;
     for (int n = 0; n < N; n++) {
         float w = targets[n] < 0 ? 0.0f : (mask ? mask[n] : 1.0f);
         if (w <= 0.0f) continue;
-        const float *z = m->logits + (size_t)n * V;
-        total += w * (row_logsumexp(z, V, NULL) - z[targets[n]]);
+        total += w * -(double)logp[n];
         weight += w;
     }
+    free(logp);
     if (dlogp)
         for (int n = 0; n < N; n++) {
             float w = targets[n] < 0 ? 0.0f : (mask ? mask[n] : 1.0f);
@@ -396,14 +439,13 @@ float gpt_ce_loss(const Gpt *m, const int *targets, const float *mask, float *dl
 
 void gpt_zero_grad(Gpt *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
 
-/* Turns the logits into dLoss/dlogits in place, row by row. */
-static void lm_head_dlogits(Gpt *m, const int *targets, const float *dlogp,
-                            const float *dentropy) {
-    int N = m->B * m->T, V = m->cfg.vocab_size;
-    for (int n = 0; n < N; n++) {
-        float *z = m->logits + (size_t)n * V;
-        float g = (dlogp && targets[n] >= 0) ? dlogp[n] : 0.0f;
-        float ge = dentropy ? dentropy[n] : 0.0f;
+static void dlogits_rows(void *ctx, size_t n0, size_t n1) {
+    const LogitRows *r = ctx;
+    int V = r->m->cfg.vocab_size;
+    for (size_t n = n0; n < n1; n++) {
+        float *z = r->m->logits + n * V;
+        float g = (r->dlogp && r->targets[n] >= 0) ? r->dlogp[n] : 0.0f;
+        float ge = r->dentropy ? r->dentropy[n] : 0.0f;
         if (g == 0.0f && ge == 0.0f) {
             memset(z, 0, (size_t)V * sizeof(float));
             continue;
@@ -414,8 +456,15 @@ static void lm_head_dlogits(Gpt *m, const int *targets, const float *dlogp,
             /* d logp_target/dz_i = 1[i=target] - p_i ; dH/dz_i = -p_i (log p_i + H) */
             z[i] = -g * p - ge * p * (logp + H);
         }
-        if (targets[n] >= 0) z[targets[n]] += g;
+        if (r->targets[n] >= 0) z[r->targets[n]] += g;
     }
+}
+
+/* Turns the logits into dLoss/dlogits in place, row by row. */
+static void lm_head_dlogits(Gpt *m, const int *targets, const float *dlogp,
+                            const float *dentropy) {
+    LogitRows r = {m, targets, dlogp, dentropy, NULL, NULL, NULL};
+    ops_parallel_for((size_t)m->B * m->T, logit_rows_grain(m->cfg.vocab_size), dlogits_rows, &r);
 }
 
 static void block_backward(Gpt *m, int l, const float *inp, int B, int T) {

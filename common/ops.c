@@ -153,19 +153,24 @@ int ops_threads(void) {
     return n < 1 ? 1 : n > POOL_MAX ? POOL_MAX : n;
 }
 
+/* The same chunks, in order, on the calling thread. */
+static void run_serial(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {
+    for (size_t b = 0; b < n; b += grain) fn(ctx, b, b + grain < n ? b + grain : n);
+}
+
 void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {
     if (grain < 1) grain = 1;
     size_t chunks = (n + grain - 1) / grain;
     int threads = ops_threads();
     if (chunks <= 1 || threads <= 1 || chunks > 0xffffffffu) {
-        if (n) fn(ctx, 0, n);
+        run_serial(n, grain, fn, ctx);
         return;
     }
     pthread_once(&pool_once, pool_register_fork);
     pthread_mutex_lock(&pool.mu);
     if (pool.busy || pool_grow(threads) <= 1) {
         pthread_mutex_unlock(&pool.mu);
-        fn(ctx, 0, n);
+        run_serial(n, grain, fn, ctx);
         return;
     }
     pool.busy = 1;
@@ -288,12 +293,44 @@ static void gemm_range(void *ctx, size_t b0, size_t b1) {
     }
 }
 
+/* 16x16 block: dst[j*ldd + i] = src[i*lds + j], in registers. */
+static inline void transpose16(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 16; i += 2) { /* 2x2 blocks of singles */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) /* 2x2 blocks of pairs */
+        for (int k = 0; k < 2; k++) {
+            r[i + k] = (__m512)_mm512_unpacklo_pd((__m512d)t[i + k], (__m512d)t[i + k + 2]);
+            r[i + k + 2] = (__m512)_mm512_unpackhi_pd((__m512d)t[i + k], (__m512d)t[i + k + 2]);
+        }
+    for (int i = 0; i < 16; i += 8) /* 128-bit lanes */
+        for (int k = 0; k < 4; k++) {
+            t[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
+            t[i + k + 4] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+    }
+    /* r[k] now holds column c(k) of the block: undo the lane interleaving */
+    static const int col[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+    for (int k = 0; k < 16; k++) _mm512_storeu_ps(dst + col[k] * ldd, r[k]);
+}
+
 /* dst (cols x rows) = src^T, src (rows x cols) with leading dimension lds. */
 static void transpose(float *dst, const float *src, int rows, int cols, size_t lds) {
-    for (int i0 = 0; i0 < rows; i0 += 16)
-        for (int j0 = 0; j0 < cols; j0 += 16)
-            for (int i = i0; i < i0 + 16 && i < rows; i++)
-                for (int j = j0; j < j0 + 16 && j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * lds + j];
+    int i0 = 0;
+    for (; i0 + 16 <= rows; i0 += 16) {
+        int j0 = 0;
+        for (; j0 + 16 <= cols; j0 += 16) transpose16(dst + (size_t)j0 * rows + i0, rows, src + (size_t)i0 * lds + j0, lds);
+        for (int i = i0; i < i0 + 16; i++)
+            for (int j = j0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * lds + j];
+    }
+    for (int i = i0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * lds + j];
 }
 
 /* Scratch for a transposed B, one per application thread, kept between
@@ -579,18 +616,64 @@ void ops_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
     }
 }
 
-void ops_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                              const float *w, const float *b, int N, int C) {
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
+/* ---- elementwise kernels ------------------------------------------------
+ * Rows or runs of elements go to the pool in fixed chunks; reductions over
+ * rows (LayerNorm's dw, db) sum per chunk, then chunks in order. */
+#define ROWS_PER_CHUNK 32
+#define ELEMS_PER_CHUNK 32768
+
+typedef struct {
+    float *out, *mean, *rstd, *dinp, *dw, *db;
+    const float *inp, *w, *b, *dout, *cmean, *crstd;
+    int C;
+} LayerNorm;
+
+static void layernorm_forward_rows(void *ctx, size_t n0, size_t n1) {
+    const LayerNorm *a = ctx;
+    int C = a->C;
+    for (size_t n = n0; n < n1; n++) {
+        const float *x = a->inp + n * C;
         float m = 0.0f, v = 0.0f;
         for (int i = 0; i < C; i++) m += x[i];
         m /= C;
         for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
         float s = 1.0f / sqrtf(v / C + 1e-5f);
-        float *o = out + (size_t)n * C;
-        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
-        if (mean) mean[n] = m, rstd[n] = s;
+        float *o = a->out + n * C;
+        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * a->w[i] + a->b[i];
+        if (a->mean) a->mean[n] = m, a->rstd[n] = s;
+    }
+}
+
+void ops_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                              const float *w, const float *b, int N, int C) {
+    LayerNorm a = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w, .b = b, .C = C};
+    ops_parallel_for(N, (size_t)N * C < ELEMS_PER_CHUNK ? (size_t)N : ROWS_PER_CHUNK, layernorm_forward_rows, &a);
+}
+
+/* dinp += for rows [n0, n1); this chunk's dw, db partials into a->dw, a->db
+ * at row n0 / ROWS_PER_CHUNK. */
+static void layernorm_backward_rows(void *ctx, size_t n0, size_t n1) {
+    const LayerNorm *a = ctx;
+    int C = a->C;
+    float *pdw = a->dw + n0 / ROWS_PER_CHUNK * 2 * C, *pdb = pdw + C;
+    memset(pdw, 0, 2 * C * sizeof(float));
+    for (size_t n = n0; n < n1; n++) {
+        const float *d = a->dout + n * C, *x = a->inp + n * C;
+        float m = a->cmean[n], s = a->crstd[n], dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float norm = (x[i] - m) * s, dnorm = a->w[i] * d[i];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * norm;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        float *dx = a->dinp + n * C;
+        for (int i = 0; i < C; i++) {
+            float norm = (x[i] - m) * s, dnorm = a->w[i] * d[i];
+            pdb[i] += d[i];
+            pdw[i] += norm * d[i];
+            dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+        }
     }
 }
 
@@ -598,47 +681,62 @@ void ops_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void ops_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                                const float *inp, const float *w, const float *mean,
                                const float *rstd, int N, int C) {
-    for (int n = 0; n < N; n++) {
-        const float *d = dout + (size_t)n * C, *x = inp + (size_t)n * C;
-        float m = mean[n], s = rstd[n], dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+    size_t chunks = ((size_t)N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
+    float *part = err_malloc(chunks * 2 * C * sizeof(float));
+    LayerNorm a = {.dinp = dinp, .dw = part, .inp = inp, .w = w, .dout = dout, .cmean = mean, .crstd = rstd, .C = C};
+    ops_parallel_for(N, ROWS_PER_CHUNK, layernorm_backward_rows, &a);
+    for (size_t c = 0; c < chunks; c++)
         for (int i = 0; i < C; i++) {
-            float norm = (x[i] - m) * s, dnorm = w[i] * d[i];
-            dnorm_mean += dnorm;
-            dnorm_norm_mean += dnorm * norm;
+            dw[i] += part[c * 2 * C + i];
+            db[i] += part[c * 2 * C + C + i];
         }
-        dnorm_mean /= C;
-        dnorm_norm_mean /= C;
-        float *dx = dinp + (size_t)n * C;
-        for (int i = 0; i < C; i++) {
-            float norm = (x[i] - m) * s, dnorm = w[i] * d[i];
-            db[i] += d[i];
-            dw[i] += norm * d[i];
-            dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
-        }
-    }
+    free(part);
 }
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
+typedef struct {
+    float *out;
+    const float *a, *b;
+} Elementwise;
+
+static void gelu_forward_range(void *ctx, size_t i0, size_t i1) {
+    const Elementwise *e = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        float x = e->a[i];
+        e->out[i] = 0.5f * x * (1.0f + ops_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+    }
+}
+
 void ops_gelu_forward(float *out, const float *inp, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + ops_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+    Elementwise e = {out, inp, NULL};
+    ops_parallel_for(n, ELEMS_PER_CHUNK, gelu_forward_range, &e);
+}
+
+static void gelu_backward_range(void *ctx, size_t i0, size_t i1) {
+    const Elementwise *e = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        float x = e->a[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        float t = ops_tanhf(u), sech2 = 1.0f - t * t;
+        float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        e->out[i] = e->b[i] * (0.5f * (1.0f + t) + 0.5f * x * sech2 * du);
     }
 }
 
 /* dinp = dout * gelu'(inp) (overwrites) */
 void ops_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float t = ops_tanhf(u), sech2 = 1.0f - t * t;
-        float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * x * sech2 * du);
-    }
+    Elementwise e = {dinp, inp, dout};
+    ops_parallel_for(n, ELEMS_PER_CHUNK, gelu_backward_range, &e);
+}
+
+static void residual_range(void *ctx, size_t i0, size_t i1) {
+    const Elementwise *e = ctx;
+    for (size_t i = i0; i < i1; i++) e->out[i] = e->a[i] + e->b[i];
 }
 
 void ops_residual_forward(float *out, const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    Elementwise e = {out, a, b};
+    ops_parallel_for(n, 4 * ELEMS_PER_CHUNK, residual_range, &e);
 }
 
 /* Dropout with inverted scaling; mask records kept elements (1) for backward. */

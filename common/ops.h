@@ -46,7 +46,8 @@ int ops_threads(void);
  * sleeping pool workers; returns when every chunk is done. Chunks depend
  * only on n and grain, so a loop whose chunks write disjoint outputs (or
  * per-chunk partial sums combined in order afterwards) gives the same
- * result whatever the threads and timing. Nested calls run serially. */
+ * result whatever the threads and timing. Nested calls, and calls while
+ * another thread's job runs, go through the same chunks serially. */
 typedef void (*OpsRangeFn)(void *ctx, size_t begin, size_t end);
 void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx);
 

@@ -1,12 +1,14 @@
 /* Tests for the fast paths of common/ops.c: the thread pool (every index
  * once, nested calls, same bits on 1 and 2 threads), the register-tiled
  * few-row products at every row count and column tail against a
- * double-precision reference, and the KV-cache attention pieces. */
+ * double-precision reference, ops_sgemm against cblas_sgemm, the KV-cache
+ * attention pieces, and a whole training step on 1 and 2 threads. */
 #include <cblas.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/gpt.h"
 #include "common/ops.h"
 #include "tests/harness.h"
 
@@ -213,4 +215,46 @@ TEST(ops_sgemm_same_bits_on_one_and_two_threads) {
     CHECK(memcmp(C1, C2, sizeof(float) * M * N) == 0);
     openblas_set_num_threads(saved);
     free(A), free(B), free(C1), free(C2);
+}
+
+/* The transposes inside ops_sgemm (B^T) and attention: odd shapes, exact. */
+TEST(ops_sgemm_transposed_b_exact_on_unit_vectors) {
+    int M = 3, N = 37, K = 35; /* A = first rows of the identity: C = B^T rows */
+    float *A = calloc((size_t)M * K, 4), *B = rvec((size_t)N * K), *Cm = malloc(sizeof(float) * M * N);
+    for (int i = 0; i < M; i++) A[i * K + i * 16] = 1.0f; /* rows 0, 16, 32 of B^T */
+    ops_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, Cm, N);
+    int wrong = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) wrong += Cm[i * N + j] != B[(size_t)j * K + i * 16];
+    CHECKF(!wrong, "%d entries of B^T wrong", wrong);
+    free(A), free(B), free(Cm);
+}
+
+/* A whole training step's outputs and gradients do not depend on the
+ * thread count (the pool splits work, never a sum). */
+TEST(gpt_step_same_bits_on_one_and_two_threads) {
+    GptConfig c = {300, 64, 2, 4, 64, GPT_HEAD_LM};
+    int saved = openblas_get_num_threads(), B = 4, T = 64, N = B * T;
+    int *tok = malloc(sizeof(int) * N), *tgt = malloc(sizeof(int) * N);
+    for (int i = 0; i < N; i++) tok[i] = (i * 37 + 5) % c.vocab_size, tgt[i] = (i * 11 + 2) % c.vocab_size;
+    float *dlogp = malloc(sizeof(float) * N), *g1 = NULL, loss[2];
+    Gpt m;
+    gpt_init(&m, &c);
+    gpt_init_random(&m, 7);
+    for (int run = 0; run < 2; run++) {
+        openblas_set_num_threads(run ? 2 : 1);
+        gpt_forward(&m, tok, B, T);
+        loss[run] = gpt_ce_loss(&m, tgt, NULL, dlogp);
+        gpt_zero_grad(&m);
+        gpt_backward_lm(&m, tgt, dlogp, NULL);
+        if (!run) {
+            g1 = malloc(sizeof(float) * m.n_params);
+            memcpy(g1, m.grads, sizeof(float) * m.n_params);
+        }
+    }
+    CHECKF(loss[0] == loss[1], "loss %.9g vs %.9g", loss[0], loss[1]);
+    CHECK(memcmp(g1, m.grads, sizeof(float) * m.n_params) == 0);
+    openblas_set_num_threads(saved);
+    gpt_free(&m);
+    free(tok), free(tgt), free(dlogp), free(g1);
 }
