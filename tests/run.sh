@@ -6,6 +6,10 @@ set -u
 cd "$(dirname "$0")/.."
 : "${RLHF_BIN:=bin/rlhf}" "${UNIT_BIN:=build/opt/unit_tests}"
 export RLHF_BIN UNIT_BIN
+# Under `make test SAN=1`: full malloc stacks so Open MPI's own never-freed
+# allocations at MPI_Init can be recognised and suppressed (tests/lsan.supp).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=0}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 "$UNIT_BIN" 2>&1 | tee -a "$log" | grep -v '^[0-9]* passed, [0-9]* failed$'
