@@ -11,15 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-void dp_wait(MPI_Request *r) {
-    int done = 0;
-    struct timespec nap = {0, 1000000}; /* 1 ms: ~1% CPU while waiting */
-    MPI_Test(r, &done, MPI_STATUS_IGNORE);
-    while (!done) {
-        nanosleep(&nap, NULL);
-        MPI_Test(r, &done, MPI_STATUS_IGNORE);
-    }
-}
+void dp_wait(MPI_Request *r) { msg_wait(r); }
 
 void dp_init(Dp *d, int *argc, char ***argv) {
     int inited;

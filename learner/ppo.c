@@ -4,7 +4,6 @@
  * y_<t); the trajectory ends after y_{n-1} (bootstrap 0). */
 #include "learner/ppo.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "common/arith.h"
 #include "common/ckpt.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/h5log.h"
 #include "common/rollout.h"
 #include "learner/dataset.h"
@@ -515,21 +515,7 @@ static void open_logs(Learner *L, int64_t resume_iter) {
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
 static void ckpt_name(const Learner *L, int64_t it, char *buf, size_t n) {
-    snprintf(buf, n, "%s/ckpt-%06lld.h5", L->out_dir, (long long)it);
-}
-
-static int64_t latest_ckpt(const Learner *L) {
-    DIR *d = opendir(L->out_dir);
-    int64_t best = -1;
-    struct dirent *e;
-    if (!d) return -1;
-    while ((e = readdir(d))) {
-        long long s;
-        char tail[8];
-        if (sscanf(e->d_name, "ckpt-%lld.%7s", &s, tail) == 2 && !strcmp(tail, "h5") && s > best) best = s;
-    }
-    closedir(d);
-    return best;
+    fs_numbered(buf, n, L->out_dir, "ckpt-", 6, it);
 }
 
 static int write_ckpt(Learner *L, const char *path, int final) {
@@ -564,13 +550,7 @@ static int save_ckpt(Learner *L) {
         h5log_flush(L->metrics);
         rc = write_ckpt(L, path, 0);
         if (rc) err_warn("%s", err_msg());
-        int keep = config_int(L->cfg, "keep_checkpoints"), kept = 1;
-        for (int64_t s = L->iteration - 1; s >= 0 && !rc; s--) {
-            char old[1200];
-            struct stat st;
-            ckpt_name(L, s, old, sizeof old);
-            if (!stat(old, &st) && ++kept > keep) remove(old);
-        }
+        if (!rc) fs_prune_numbered(L->out_dir, "ckpt-", 6, L->iteration, config_int(L->cfg, "keep_checkpoints"));
     }
     if (L->lay->n_learners > 1) MPI_Bcast(&rc, 1, MPI_INT, 0, L->lay->role_comm);
     return rc;
@@ -853,21 +833,6 @@ static void iterate(Learner *L, int64_t it) {
 
 /* ---- the run ------------------------------------------------------------------------------------ */
 
-static int make_dirs(const char *path) {
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(tmp, 0777) && errno != EEXIST) return err_set("%s: %s", tmp, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return 0;
-}
-
 static void write_final(Learner *L) {
     char path[1200];
     snprintf(path, sizeof path, "%s/final.h5", L->out_dir);
@@ -882,8 +847,8 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile int *stop_
     Learner *L = &learner;
     msg_check_all(learner_setup(L, cfg, lay), "ppo: ");
     L->stop = stop_flag;
-    if (L->leader && make_dirs(L->out_dir)) err_die_last();
-    int64_t last = latest_ckpt(L);
+    if (L->leader && fs_mkdirs(L->out_dir)) err_die_last();
+    int64_t last = fs_latest_numbered(L->out_dir, "ckpt-");
     if (last >= 0 && resume(L, last)) err_die("cannot resume: %s", err_msg());
     if (last >= 0) learner_log(L, "resuming from %s/ckpt-%06lld.h5", L->out_dir, (long long)last);
     if (L->leader) open_logs(L, last >= 0 ? L->iteration : -1);

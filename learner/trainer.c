@@ -2,7 +2,6 @@
  * trainer.h for the schedule, determinism and loss conventions. */
 #include "learner/trainer.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -14,6 +13,7 @@
 
 #include "common/ckpt.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/rng.h"
 #include "learner/metrics.h"
 
@@ -94,22 +94,7 @@ int trainer_pack(const Seq *const *seqs, const int *from, int n, int pad, int *t
 /* ---- checkpoints ------------------------------------------------------- */
 
 static void ckpt_name(const Trainer *t, int64_t step, char *buf, size_t n) {
-    snprintf(buf, n, "%s/ckpt-%08lld.h5", t->out_dir, (long long)step);
-}
-
-/* Highest step with a checkpoint in out_dir, or -1. */
-static int64_t latest_step(const Trainer *t) {
-    DIR *d = opendir(t->out_dir);
-    int64_t best = -1;
-    struct dirent *e;
-    if (!d) return -1;
-    while ((e = readdir(d))) {
-        long long s;
-        char tail[8];
-        if (sscanf(e->d_name, "ckpt-%lld.%7s", &s, tail) == 2 && !strcmp(tail, "h5") && s > best) best = s;
-    }
-    closedir(d);
-    return best;
+    fs_numbered(buf, n, t->out_dir, "ckpt-", 8, step);
 }
 
 static int write_ckpt(Trainer *t, const char *path) {
@@ -139,14 +124,7 @@ static int save_step_ckpt(Trainer *t) {
     if (t->dp.rank == 0) {
         rc = write_ckpt(t, path);
         if (rc) err_warn("%s", err_msg());
-        int keep = config_int(t->cfg, "keep_checkpoints");
-        for (int64_t s = t->step - 1, kept = 1; s >= 0 && rc == 0; s--) { /* prune old ones */
-            char old[1200];
-            ckpt_name(t, s, old, sizeof old);
-            struct stat st;
-            if (stat(old, &st)) continue;
-            if (++kept > keep) remove(old);
-        }
+        if (!rc) fs_prune_numbered(t->out_dir, "ckpt-", 8, t->step, config_int(t->cfg, "keep_checkpoints"));
     }
     return dp_any(&t->dp, rc) ? -1 : 0;
 }
@@ -355,19 +333,6 @@ static void schedule(Trainer *t) {
     adamw_init(&t->opt, t->model.n_params, &a);
 }
 
-static int make_dir(const char *path) {
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0777) && errno != EEXIST) return err_set("%s: %s", tmp, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(tmp, 0777) && errno != EEXIST) return err_set("%s: %s", tmp, strerror(errno));
-    return 0;
-}
-
 static void open_logs(Trainer *t, LoopState *ls, int64_t keep_step) {
     static const char *train_cols[6 + TRAIN_MAX_METRICS] = {"step", "loss", "lr", "grad_norm", "tokens", "elapsed"};
     static const char *eval_cols[2 + TRAIN_MAX_METRICS] = {"step", "loss"};
@@ -444,12 +409,12 @@ int trainer_main(const TrainStage *stage, int argc, char **argv) {
     }
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s: ", stage->name);
-    dp_check(&t->dp, t->dp.rank == 0 ? make_dir(t->out_dir) : 0, prefix);
+    dp_check(&t->dp, t->dp.rank == 0 ? fs_mkdirs(t->out_dir) : 0, prefix);
     dp_check(&t->dp, stage->setup(t) || check_layout(t), prefix);
     t->model.dropout = (float)config_float(t->cfg, "dropout");
     schedule(t);
     dp_barrier(&t->dp); /* out_dir exists everywhere before anyone looks */
-    int64_t last = latest_step(t);
+    int64_t last = fs_latest_numbered(t->out_dir, "ckpt-");
     if (last >= 0) {
         char why[80];
         snprintf(why, sizeof why, "%s: cannot resume: ", stage->name);
