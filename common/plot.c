@@ -397,20 +397,8 @@ static void put_style(FILE *f, const Series *s, const Table *t) {
     else fprintf(f, " title \"%s\"", s->title);
 }
 
-/* Writes NAME.gp drawing the curves marked in draw[]. */
-static int write_script(const PlotSpec *p, const Table *tables, const int *draw, const Render *r,
-                        const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return err_set("%s: cannot write: %s", path, strerror(errno));
-    int right = 0, left = 0;
-    long max_rows = 0;
-    for (int i = 0; i < MAX_SERIES && p->s[i].source; i++)
-        if (draw[i]) {
-            const Table *t = find_table(tables, p->s[i].source);
-            right |= p->s[i].right, left |= !p->s[i].right;
-            if (t->rows > max_rows) max_rows = t->rows;
-        }
-    int promote = right && !left; /* only right-axis curves left: draw them on the left */
+/* Settings before the plot command: terminal, output, labels, axes. */
+static void put_header(FILE *f, const PlotSpec *p, const Render *r, int right, int promote, long max_rows) {
     fprintf(f, "# %s: written by `rlhf plot`; redraw with: gnuplot %s.gp (in this directory)\n", p->name, p->name);
     fputs("set encoding utf8\n", f);
     fprintf(f, "if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) { set terminal pngcairo size %d,%d noenhanced "
@@ -432,15 +420,31 @@ static int write_script(const PlotSpec *p, const Table *tables, const int *draw,
             }
     }
     if (p->settings) fputs(p->settings, f);
+}
+
+/* Writes NAME.gp drawing the curves marked in draw[]. */
+static int write_script(const PlotSpec *p, const Table *tables, const int *draw, const Render *r,
+                        const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return err_set("%s: cannot write: %s", path, strerror(errno));
+    int right = 0, left = 0;
+    long max_rows = 0;
+    for (int i = 0; i < MAX_SERIES && p->s[i].source; i++)
+        if (draw[i]) {
+            const Table *t = find_table(tables, p->s[i].source);
+            right |= p->s[i].right, left |= !p->s[i].right;
+            if (t->rows > max_rows) max_rows = t->rows;
+        }
+    int promote = right && !left; /* only right-axis curves left: draw them on the left */
+    put_header(f, p, r, right, promote, max_rows);
     const char *sep = "plot ";
     for (int i = 0; i < MAX_SERIES && p->s[i].source; i++) {
         if (!draw[i]) continue;
         const Series *s = &p->s[i];
-        const Table *t = find_table(tables, s->source);
         fprintf(f, "%s\"%s.dat\" using \"%s\":\"%s\"", sep, s->source, s->x, s->y);
         if (s->color_by) fprintf(f, ":\"%s\"", s->color_by);
         fprintf(f, " axes x1y%d ", s->right && !promote ? 2 : 1);
-        put_style(f, s, t);
+        put_style(f, s, find_table(tables, s->source));
         sep = ", \\\n     ";
     }
     fputs("\n", f);
@@ -462,7 +466,9 @@ static void child_run(const char *dir, const char *prog, const char *script, int
     ChildFail cf = {1, 0};
     int null = open("/dev/null", O_RDWR);
     if (null >= 0) dup2(null, 0), dup2(null, 1);
+    if (null > 2) close(null);
     dup2(err_fd, 2);
+    if (err_fd > 2) close(err_fd);
     if (chdir(dir)) cf.err = errno;
     else {
         char *argv[] = {(char *)prog, (char *)script, NULL};
