@@ -22,6 +22,7 @@
 #include "common/inspect.h"
 #include "common/jsonl.h"
 #include "common/opts.h"
+#include "common/plot.h"
 #include "common/tok.h"
 #include "actor/actor.h"
 #include "common/ppo_config.h"
@@ -725,6 +726,7 @@ static const Command commands[] = {
     {"generate", cmd_generate, "complete prompts (greedy, temperature, top-k, top-p)"},
     {"nll", cmd_nll, "negative log-likelihood and perplexity of a text"},
     {"ppo", cmd_ppo, "distributed PPO: learner, rewarder and actor ranks over MPI"},
+    {"plot", plot_main, "PNG plots of a pipeline run (gnuplot)"},
     {"gridworld", gridworld_main, "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)"},
     {"eval", cmd_eval, "gold score, RM score, KL to a reference and length of a policy's samples"},
     {"score", cmd_score, "score JSONL with a reward model"},
