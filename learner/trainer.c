@@ -122,8 +122,7 @@ static int save_step_ckpt(Trainer *t) {
     int rc = 0;
     ckpt_name(t, t->step, path, sizeof path);
     if (t->dp.rank == 0) {
-        rc = write_ckpt(t, path);
-        if (rc) err_warn("%s", err_msg());
+        rc = write_ckpt(t, path); /* its message is printed once, by trainer_main */
         if (!rc) fs_prune_numbered(t->out_dir, "ckpt-", 8, t->step, config_int(t->cfg, "keep_checkpoints"));
     }
     return dp_any(&t->dp, rc) ? -1 : 0;
@@ -196,6 +195,18 @@ static void fmt_duration(double s, char *buf, size_t n) {
 /* Sums acc over ranks (as a flat array of doubles). */
 static void acc_sum(Trainer *t, TrainAcc *acc) { dp_sum_f64(&t->dp, (double *)acc, sizeof *acc / sizeof(double)); }
 
+/* TEST-ONLY fault injection, used by tests/cli_faults.sh: with the
+ * environment variable RLHF_TEST_NAN_STEP=K or K:N, the summed loss of steps
+ * K..K+N-1 (1-based, as in metrics.h5 and the progress lines) is replaced by
+ * NaN after the all-reduce, so the skip / max_bad_steps path runs at a known
+ * step on every rank alike. Never set it outside tests. */
+static int test_poisoned_step(int64_t step) {
+    const char *v = getenv("RLHF_TEST_NAN_STEP");
+    long long k, n = 1;
+    if (!v || sscanf(v, "%lld:%lld", &k, &n) < 1) return 0;
+    return step >= k && step < k + n;
+}
+
 static int grads_finite(const Gpt *m) {
     for (size_t i = 0; i < m->n_params; i++)
         if (!isfinite(m->grads[i])) return 0;
@@ -259,6 +270,7 @@ static int train_step(Trainer *t, const int *batch, TrainAcc *acc, float *lr, fl
     }
     dp_sum_f32(&t->dp, t->model.grads, t->model.n_params);
     acc_sum(t, acc);
+    if (test_poisoned_step(t->step + 1)) acc->loss = NAN;
     *lr = adamw_lr_at(&t->opt.cfg, t->opt.step);
     if (!isfinite(acc->loss) || acc->weight <= 0 || !grads_finite(&t->model)) return 0;
     float inv = (float)(1.0 / acc->weight);
@@ -279,16 +291,26 @@ static int run_loop(Trainer *t, LoopState *ls) {
         float lr = 0, norm = NAN;
         int ok = train_step(t, perm + b * B, &acc, &lr, &norm);
         bad = ok ? 0 : bad + 1;
+        t->step++; /* steps are numbered from 1 in messages, as in metrics.h5 */
         if (!ok) trainer_log(t, "warning: step %lld: non-finite loss or gradient, step skipped", (long long)t->step);
-        if (bad >= config_int(t->cfg, "max_bad_steps"))
-            err_die("%s: %d non-finite steps in a row at step %lld; lower lr or check the data",
-                    t->stage->name, bad, (long long)t->step);
-        t->step++;
         ls->tokens += acc.tokens;
         double row[6 + TRAIN_MAX_METRICS] = {(double)t->step, acc.loss / acc.weight, lr, norm, acc.tokens,
                                              now_s() - ls->t_start};
         for (int i = 0; i < t->n_metrics; i++) row[6 + i] = acc.metric[i] / acc.weight;
         if (ls->train_log) metrics_append(ls->train_log, row);
+        if (!ok && bad >= config_int(t->cfg, "max_bad_steps")) {
+            if (ls->train_log) metrics_close(ls->train_log); /* closed cleanly: the bad rows stay readable */
+            if (ls->eval_log) metrics_close(ls->eval_log);
+            ls->train_log = ls->eval_log = NULL;
+            /* every rank gets here together (the loss is all-reduced): one message, not one per rank */
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "%s: ", t->stage->name);
+            dp_check(&t->dp, err_set("%d non-finite steps in a row (steps %lld-%lld, max_bad_steps = %d); "
+                                     "lower lr or check the data",
+                                     bad, (long long)t->step - bad + 1, (long long)t->step,
+                                     config_int(t->cfg, "max_bad_steps")),
+                     prefix);
+        }
         if (t->step % log_every == 0 || t->step == t->total_steps) progress(t, ls, &acc, lr, norm);
         int epoch_end = t->step % t->steps_per_epoch == 0;
         if ((eval_every > 0 && t->step % eval_every == 0) || (eval_every <= 0 && epoch_end)) evaluate(t, ls->eval_log);
@@ -432,10 +454,13 @@ int trainer_main(const TrainStage *stage, int argc, char **argv) {
     int rc = run_loop(t, &ls);
     if (rc == 0 && stage->finish && stage->finish(t)) err_die("%s: %s", stage->name, err_msg());
     if (rc == 0) write_final(t);
+    char why[1024]; /* a failed checkpoint's message, before closing the logs can replace it */
+    snprintf(why, sizeof why, "%s", err_msg());
     if (ls.train_log) metrics_close(ls.train_log);
     if (ls.eval_log) metrics_close(ls.eval_log);
     if (rc > 0) trainer_log(t, "stopped at step %lld; run the same command again to resume", (long long)t->step);
-    if (rc < 0) err_die("%s: %s", stage->name, err_msg());
+    /* only rank 0 wrote, so only it has the message: print it once */
+    if (rc < 0) dp_check(&t->dp, err_set("%s", why), prefix);
     if (stage->teardown) stage->teardown(t);
     adamw_free(&t->opt);
     gpt_free(&t->model);
