@@ -55,6 +55,10 @@ PY
 check "final policy and value model written" test -s run/final.h5 -a -s run/value.h5
 check "inspect the rollout log" "$RLHF" inspect run/rollouts.h5
 
+check "PPO-ptx: pretraining loss mixed in" sh -c "$MPIRUN -n 3 '$RLHF' ppo $PPO out_dir=ptx iterations=2 ptx_coef=0.5 ptx_data=$D/pretrain.txt ptx_batch=4 &&
+    $PY -c \"import h5py; m=h5py.File('ptx/metrics.h5','r'); p=m['ptx_loss'][()]; assert (p > 0.5).all() and (p < 10).all(), p\""
+expect_err "PPO-ptx without data" "ptx_coef > 0 needs ptx_data" $MPIRUN -n 3 "$RLHF" ppo $PPO out_dir=x iterations=1 ptx_coef=0.5
+
 # the rollout log is readable by h5py while the job is still writing it
 $MPIRUN -n 4 "$RLHF" ppo $PPO out_dir=live iterations=400 >/dev/null 2>&1 &
 pid=$!
