@@ -202,7 +202,7 @@ void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {
  * element is summed by one thread in a fixed order (k blocks of GEMM_KB),
  * so results do not depend on the thread count. Without AVX-512 the same
  * calls go to cblas_sgemm. */
-#define GEMM_MB 64
+#define GEMM_MB 128
 #define GEMM_NB 192
 #define GEMM_KB 256
 
