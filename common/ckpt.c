@@ -12,10 +12,12 @@
  * reserve_flush_space and close_abandoned. */
 #include "common/ckpt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,6 +382,32 @@ static void ckpt_free(Ckpt *c) {
     free(c);
 }
 
+/* Removes the temporaries PATH.tmp.<pid> of earlier writers of the same
+ * checkpoint that died before committing (kill -9, power loss): a resumed run
+ * writes the same names again, and without this every crash during a save
+ * would leave a checkpoint-sized file behind for good. Only a pid that no
+ * process on this host has is taken as dead; anything else is left alone. */
+static void remove_dead_temps(const char *path) {
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    int dir_len = slash ? (int)(slash - path) + (slash == path) : 1; /* "/x.h5" -> "/" */
+    char dir[PATH_MAX], stale[2 * PATH_MAX];
+    if (dir_len >= (int)sizeof dir) return;
+    snprintf(dir, sizeof dir, "%.*s", dir_len, slash ? path : ".");
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t n = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, ".tmp.", 5)) continue;
+        char *end;
+        long pid = strtol(e->d_name + n + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name);
+        unlink(stale);
+    }
+    closedir(d);
+}
+
 Ckpt *ckpt_create(const char *path) {
     quiet_hdf5();
     if (!path || !path[0]) {
@@ -390,6 +418,7 @@ Ckpt *ckpt_create(const char *path) {
     c->path = err_strdup(path);
     c->tmp = err_malloc(strlen(path) + 32);
     sprintf(c->tmp, "%s.tmp.%ld", path, (long)getpid());
+    remove_dead_temps(path);
     /* Create it ourselves first for a plain errno message ("No such file or
      * directory"). A stale temporary with our pid can only be left over from
      * a dead process, so truncating it is safe. */
