@@ -595,6 +595,7 @@ void gpt_kv_free(GptKV *kv) {
     free(kv->v);
     free(kv->len);
     free(kv->scratch);
+    free(kv->head_panels);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -692,8 +693,20 @@ static void kv_block(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVSc
     ops_residual_forward(s->x, s->x, s->tmp, (size_t)R * C);
 }
 
+/* The packed unembedding for W rows at a time, made after 64 decoded rows
+ * (packing costs about as much as streaming the matrix ~10 times), or NULL
+ * while it does not pay yet. */
+static const float *head_panels(const Gpt *m, GptKV *kv, int W) {
+    kv->head_rows += W;
+    if (!kv->head_panels && kv->head_rows >= 64) {
+        kv->head_panels = err_malloc(ops_panels_size(m->cfg.vocab_size, m->cfg.n_embd) * sizeof(float));
+        ops_pack_panels(kv->head_panels, m->p.wte, m->cfg.vocab_size, m->cfg.n_embd);
+    }
+    return kv->head_panels;
+}
+
 /* Final LayerNorm and head for the wanted rows only. */
-static void kv_head(const Gpt *m, int R, const unsigned char *want, float *out,
+static void kv_head(const Gpt *m, GptKV *kv, int R, const unsigned char *want, float *out,
                     size_t out_stride, KVScratch *s) {
     int C = m->cfg.n_embd, V = m->cfg.vocab_size, W = 0;
     for (int i = 0; i < R; i++)
@@ -711,11 +724,18 @@ static void kv_head(const Gpt *m, int R, const unsigned char *want, float *out,
         }
         return;
     }
-    if (W == R && out_stride == (size_t)V) { /* every row, packed: no copy */
+    if (W >= 4 && W <= OPS_FEW_ROWS && head_panels(m, kv, W)) {
+        if (W == R) {
+            ops_matmul_panels(out, out_stride, s->ln, kv->head_panels, W, C, V);
+            return;
+        }
+        ops_matmul_panels(s->logits, V, s->ln, kv->head_panels, W, C, V);
+    } else if (W == R && out_stride == (size_t)V) { /* every row, packed: no copy */
         ops_matmul_nt(out, s->ln, m->p.wte, W, C, V);
         return;
+    } else {
+        ops_matmul_nt(s->logits, s->ln, m->p.wte, W, C, V);
     }
-    ops_matmul_nt(s->logits, s->ln, m->p.wte, W, C, V);
     for (int r = 0; r < W; r++)
         memcpy(out + (size_t)s->rows[r] * out_stride, s->logits + (size_t)r * V, V * sizeof(float));
 }
@@ -743,6 +763,6 @@ int gpt_forward_cached(const Gpt *m, GptKV *kv, const int *tokens, const int *se
         for (int c = 0; c < C; c++) s.x[(size_t)i * C + c] = te[c] + pe[c];
     }
     for (int l = 0; l < m->cfg.n_layer; l++) kv_block(m, kv, l, seq, n_rows, &s);
-    kv_head(m, n_rows, want, out, out_stride, &s);
+    kv_head(m, kv, n_rows, want, out, out_stride, &s);
     return 0;
 }

@@ -142,13 +142,20 @@ typedef struct {
     float *scratch;
     size_t scratch_size;
     int rows_capacity;
+    /* private: the unembedding packed for batched decoding (ops_pack_panels),
+     * made once enough rows have been decoded for it to pay */
+    float *head_panels;
+    long head_rows;
 } GptKV;
 
 int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len);
 void gpt_kv_free(GptKV *kv);
 void gpt_kv_reset(GptKV *kv);
 
-/* Appends tokens to several sequences at once: for i in 0..n_rows-1, row i
+/* The cache belongs to the weights it was filled with: the model must not
+ * change between gpt_kv_init and gpt_kv_free (batched decoding also keeps a
+ * packed copy of the unembedding in it).
+ * Appends tokens to several sequences at once: for i in 0..n_rows-1, row i
  * is token tokens[i] of sequence seq[i]; rows of the same sequence must be
  * in order. Each row sees its own sequence's cached past. Writes the output
  * (V logits, or 1 value for the scalar head) of row i to out + i*out_stride,

@@ -486,6 +486,67 @@ static float dot16(const float *a, const float *b, int n) {
     return s;
 }
 
+/* ---- packed unembedding for batched decoding ----------------------------
+ * out = inp @ w^T with w (OC, C) row-major needs a dot product (and a sum
+ * across lanes) per output; with w^T packed in panels of OPS_PANEL columns
+ * (C x OPS_PANEL each, contiguous) it becomes the broadcast tiles above,
+ * streaming the matrix once: ~3.5x faster at 8 rows and the GPT-2
+ * vocabulary (1.8 vs 6.5 ms per step here). */
+size_t ops_panels_size(int OC, int C) { return (size_t)(OC + OPS_PANEL - 1) / OPS_PANEL * OPS_PANEL * C; }
+
+typedef struct {
+    float *dst;
+    const float *w;
+    int OC, C;
+} Pack;
+
+static void pack_range(void *ctx, size_t p0, size_t p1) {
+    const Pack *pk = ctx;
+    for (size_t p = p0; p < p1; p++) {
+        float *d = pk->dst + p * OPS_PANEL * pk->C;
+        for (int j = 0; j < OPS_PANEL; j++) {
+            size_t row = p * OPS_PANEL + j;
+            for (int k = 0; k < pk->C; k++)
+                d[(size_t)k * OPS_PANEL + j] = row < (size_t)pk->OC ? pk->w[row * pk->C + k] : 0.0f;
+        }
+    }
+}
+
+void ops_pack_panels(float *dst, const float *w, int OC, int C) {
+    Pack pk = {dst, w, OC, C};
+    size_t panels = ops_panels_size(OC, C) / ((size_t)OPS_PANEL * C);
+    ops_parallel_for(panels, 16, pack_range, &pk);
+}
+
+typedef struct {
+    float *out;
+    size_t ldo;
+    const float *inp, *panels;
+    int N, C, OC;
+} PanelProduct;
+
+static void panels_range(void *ctx, size_t p0, size_t p1) {
+    const PanelProduct *f = ctx;
+    float tmp[OPS_FEW_ROWS * OPS_PANEL];
+    for (size_t p = p0; p < p1; p++) {
+        const float *w = f->panels + p * OPS_PANEL * f->C;
+        size_t j = p * OPS_PANEL;
+        int full = j + OPS_PANEL <= (size_t)f->OC;
+        float *o = full ? f->out + j : tmp;
+        size_t ldo = full ? f->ldo : OPS_PANEL;
+        for (int n = 0; n < f->N; n++) memset(o + n * ldo, 0, OPS_PANEL * sizeof(float));
+        rows_columns(o, ldo, f->inp, f->C, w, OPS_PANEL, f->N, f->C, OPS_PANEL / VL);
+        if (!full)
+            for (int n = 0; n < f->N; n++) memcpy(f->out + n * f->ldo + j, tmp + n * OPS_PANEL, (f->OC - j) * sizeof(float));
+    }
+}
+
+void ops_matmul_panels(float *out, size_t ldo, const float *inp, const float *panels, int N, int C, int OC) {
+    PanelProduct f = {out, ldo, inp, panels, N, C, OC};
+    size_t n_panels = ops_panels_size(OC, C) / ((size_t)OPS_PANEL * C);
+    ops_parallel_for(n_panels, (size_t)N * C * OC < PARALLEL_MIN_FMA ? n_panels : 8, panels_range, &f);
+}
+
 /* Sum of a vector's lanes, in a fixed order. */
 static inline float vhsum(vfloat v) {
 #if defined(__AVX512F__)

@@ -66,6 +66,17 @@ void ops_matmul_forward(float *out, const float *inp, const float *w,
                         const float *b, int N, int C, int OC);
 /* out (N, OC) = inp (N, C) @ w^T, w stored (OC, C) (the tied unembedding). */
 void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, int OC);
+/* Batched decoding's unembedding: w (OC, C) packed once as w^T in panels
+ * of OPS_PANEL columns (ops_panels_size floats), then
+ * out (N, OC; row stride ldo) = inp (N, C) @ w^T for N <= OPS_FEW_ROWS. */
+#if defined(__AVX512F__)
+#define OPS_PANEL 48
+#else
+#define OPS_PANEL 24
+#endif
+size_t ops_panels_size(int OC, int C);
+void ops_pack_panels(float *dst, const float *w, int OC, int C);
+void ops_matmul_panels(float *out, size_t ldo, const float *inp, const float *panels, int N, int C, int OC);
 /* Dot product of two float vectors (vectorised, fixed summation order). */
 float ops_dot(const float *a, const float *b, int n);
 /* KV-cache attention pieces. out[j] = scale * sum_{d<D} x[d] * a[d*lda + j]

@@ -258,3 +258,30 @@ TEST(gpt_step_same_bits_on_one_and_two_threads) {
     gpt_free(&m);
     free(tok), free(tgt), free(dlogp), free(g1);
 }
+
+/* Packed-panel unembedding against ops_matmul_nt's reference sums, with a
+ * partial last panel and an output row stride wider than the columns. */
+TEST(ops_panel_product_matches_reference) {
+    int Ns[] = {4, 8, 11, 16}, OCs[] = {5, 48, 97, 1000}, C = 64;
+    double worst = 0;
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            int N = Ns[a], OC = OCs[b];
+            size_t ldo = OC + 7;
+            float *x = rvec((size_t)N * C), *w = rvec((size_t)OC * C), *out = rvec(N * ldo);
+            float *panels = malloc(ops_panels_size(OC, C) * sizeof(float)), *keep = malloc(sizeof(float) * N * ldo);
+            memcpy(keep, out, sizeof(float) * N * ldo);
+            ops_pack_panels(panels, w, OC, C);
+            ops_matmul_panels(out, ldo, x, panels, N, C, OC);
+            for (int n = 0; n < N; n++) {
+                for (int j = 0; j < OC; j++) {
+                    double s = 0;
+                    for (int k = 0; k < C; k++) s += (double)x[n * C + k] * w[(size_t)j * C + k];
+                    worst = fmax(worst, fabs(out[n * ldo + j] - s));
+                }
+                for (size_t j = OC; j < ldo; j++) CHECK(out[n * ldo + j] == keep[n * ldo + j]);
+            }
+            free(x), free(w), free(out), free(panels), free(keep);
+        }
+    CHECKF(worst < 1e-4, "panel product: max error %.3g", worst);
+}
