@@ -41,7 +41,8 @@ typedef enum { CKPT_F32, CKPT_F64, CKPT_I32, CKPT_I64, CKPT_U8, CKPT_U64 } CkptT
 
 /* ---- Writing ------------------------------------------------------------ */
 
-/* Starts a checkpoint that will appear at path on ckpt_commit. */
+/* Starts a checkpoint that will appear at path on ckpt_commit. Temporaries
+ * of path left by writers that died (no such pid on this host) are removed. */
 Ckpt *ckpt_create(const char *path);
 /* Model config as root attributes, /params/<name> datasets and the tokenizer
  * (tok may be NULL: no tokenizer stored). kind: "policy", "reward",
