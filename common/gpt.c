@@ -476,16 +476,24 @@ static void block_backward(Gpt *m, int l, const float *inp, int B, int T) {
     size_t NC = (size_t)N * C;
     float p = m->dropout;
     /* res3 = res2 + drop(fcproj): dres flows to res2 unchanged */
-    memcpy(a->dc1, a->dres, NC * sizeof(float));
-    if (y->fcproj_mask) ops_dropout_backward(a->dc1, y->fcproj_mask, NC, p);
-    ops_matmul_backward(a->d4c1, g->fcproj_w, g->fcproj_b, a->dc1, y->fch_gelu, w->fcproj_w, N, 4 * C, C);
+    const float *dbranch = a->dres;
+    if (y->fcproj_mask) {
+        memcpy(a->dc1, a->dres, NC * sizeof(float));
+        ops_dropout_backward(a->dc1, y->fcproj_mask, NC, p);
+        dbranch = a->dc1;
+    }
+    ops_matmul_backward(a->d4c1, g->fcproj_w, g->fcproj_b, dbranch, y->fch_gelu, w->fcproj_w, N, 4 * C, C);
     ops_gelu_backward(a->d4c2, y->fch, a->d4c1, NC * 4);
     ops_matmul_backward(a->dc2, g->fc_w, g->fc_b, a->d4c2, y->ln2, w->fc_w, N, C, 4 * C);
     ops_layernorm_backward(a->dres, g->ln2_w, g->ln2_b, a->dc2, y->res2, w->ln2_w, y->ln2_mean, y->ln2_rstd, N, C);
     /* res2 = inp + drop(attproj) */
-    memcpy(a->dc1, a->dres, NC * sizeof(float));
-    if (y->attproj_mask) ops_dropout_backward(a->dc1, y->attproj_mask, NC, p);
-    ops_matmul_backward(a->dc2, g->attproj_w, g->attproj_b, a->dc1, y->atty, w->attproj_w, N, C, C);
+    dbranch = a->dres;
+    if (y->attproj_mask) {
+        memcpy(a->dc1, a->dres, NC * sizeof(float));
+        ops_dropout_backward(a->dc1, y->attproj_mask, NC, p);
+        dbranch = a->dc1;
+    }
+    ops_matmul_backward(a->dc2, g->attproj_w, g->attproj_b, dbranch, y->atty, w->attproj_w, N, C, C);
     ops_attention_backward(a->dqkv, a->dc2, y->qkv, y->att, y->att_mask, B, T, C,
                            m->cfg.n_head, p, a->tt1, a->tt2);
     ops_matmul_backward(a->dc1, g->qkv_w, g->qkv_b, a->dqkv, y->ln1, w->qkv_w, N, C, 3 * C);

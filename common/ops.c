@@ -320,17 +320,34 @@ static inline void transpose16(float *dst, size_t ldd, const float *src, size_t 
     for (int k = 0; k < 16; k++) _mm512_storeu_ps(dst + col[k] * ldd, r[k]);
 }
 
-/* dst (cols x rows) = src^T, src (rows x cols) with leading dimension lds. */
-static void transpose(float *dst, const float *src, int rows, int cols, size_t lds) {
-    int i0 = 0;
-    for (; i0 + 16 <= rows; i0 += 16) {
+/* dst (cols x rows) = src^T for source rows [r0, r1) (r0 a multiple of 16). */
+static void transpose_rows(float *dst, const float *src, int rows, int cols, size_t lds, int r0, int r1) {
+    int i0 = r0;
+    for (; i0 + 16 <= r1; i0 += 16) {
         int j0 = 0;
         for (; j0 + 16 <= cols; j0 += 16) transpose16(dst + (size_t)j0 * rows + i0, rows, src + (size_t)i0 * lds + j0, lds);
         for (int i = i0; i < i0 + 16; i++)
             for (int j = j0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * lds + j];
     }
-    for (int i = i0; i < rows; i++)
+    for (int i = i0; i < r1; i++)
         for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * lds + j];
+}
+
+/* dst (cols x rows) = src^T, src (rows x cols) with leading dimension lds. */
+static void transpose(float *dst, const float *src, int rows, int cols, size_t lds) {
+    transpose_rows(dst, src, rows, cols, lds, 0, rows);
+}
+
+typedef struct {
+    float *dst;
+    const float *src;
+    int rows, cols;
+    size_t lds;
+} Transpose;
+
+static void transpose_range(void *ctx, size_t r0, size_t r1) {
+    const Transpose *t = ctx;
+    transpose_rows(t->dst, t->src, t->rows, t->cols, t->lds, (int)r0, (int)r1);
 }
 
 /* Scratch for a transposed B, one per application thread, kept between
@@ -357,7 +374,8 @@ void ops_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
             bt_buf = err_malloc(need * sizeof(float));
             bt_size = need;
         }
-        transpose(bt_buf, B, N, K, (size_t)ldb);
+        Transpose t = {bt_buf, B, N, K, (size_t)ldb};
+        ops_parallel_for(N, (size_t)N * K < 65536 ? (size_t)N : 64, transpose_range, &t);
         g.b = bt_buf;
         g.ldb = (size_t)N;
     }
@@ -666,15 +684,28 @@ void ops_weighted_rows(float *y, const float *p, const float *rows, int n, int D
         for (int d = 0; d < D; d++) y[d] += p[j] * rows[(size_t)j * ld + d];
 }
 
+typedef struct {
+    float *db;
+    const float *dout;
+    int N, OC;
+} ColumnSums;
+
+/* db[o] += sum over rows of dout[n][o], for columns [o0, o1) */
+static void column_sums_range(void *ctx, size_t o0, size_t o1) {
+    const ColumnSums *c = ctx;
+    for (int n = 0; n < c->N; n++) {
+        const float *d = c->dout + (size_t)n * c->OC;
+        for (size_t o = o0; o < o1; o++) c->db[o] += d[o];
+    }
+}
+
 /* dinp (N, C) = dout @ w^T (overwrites); dw += inp^T @ dout; db += sum dout */
 void ops_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, int N, int C, int OC) {
     ops_sgemm(0, 1, N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
     ops_sgemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
-    for (int n = 0; n < N; n++) {
-        const float *d = dout + (size_t)n * OC;
-        for (int o = 0; o < OC; o++) db[o] += d[o];
-    }
+    ColumnSums cs = {db, dout, N, OC};
+    ops_parallel_for(OC, (size_t)N * OC < 65536 ? (size_t)OC : 64, column_sums_range, &cs);
 }
 
 /* ---- elementwise kernels ------------------------------------------------
