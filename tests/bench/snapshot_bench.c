@@ -1,0 +1,147 @@
+/* snapshot_bench — how long a policy snapshot takes to reach an actor, against
+ * the bare transport. Times, for a few weight counts up to GPT-2 small:
+ *   raw       MPI_Send / MPI_Recv of the floats (Open MPI's busy-polling path)
+ *   msg       msg_send_f32 / msg_recv_f32 (common/msg.h: non-blocking calls
+ *             polled with ~1 ms sleeps so waiting ranks do not spin a core)
+ *   snapshot  what learner/ppo.c sends: a MSG_SNAPSHOT header (version,
+ *             count) through msg_send/msg_recv, then the weights through
+ *             msg_send_f32/msg_recv_f32
+ * Each repetition starts at a barrier and is timed on the receiving rank
+ * (the moment the actor holds the weights); the three methods run back to
+ * back in rotating order and the median is reported. Run with
+ * `mpirun -n 2 build/opt/bench/snapshot_bench [floats ...]`; rank 0 prints one
+ * JSON line per size. A report for tests/bench/run.sh, never a test. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/gpt.h"
+#include "common/msg.h"
+
+enum { METHOD_RAW, METHOD_MSG, METHOD_SNAPSHOT, METHOD_COUNT };
+static const char *method_names[METHOD_COUNT] = {"raw", "msg", "snapshot"};
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *x, int n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* One transfer of n floats from rank 0 to rank 1; returns the receiver's
+ * elapsed time from the barrier (0 on the sender). */
+static double transfer(int method, float *buf, size_t n, int rank) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = now();
+    if (method == METHOD_RAW) {
+        if (rank == 0) MPI_Send(buf, (int)n, MPI_FLOAT, 1, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+        else MPI_Recv(buf, (int)n, MPI_FLOAT, 0, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    } else if (method == METHOD_MSG) {
+        if (rank == 0) msg_send_f32(buf, n, 1, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+        else msg_recv_f32(buf, n, 0, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+    } else {
+        MsgBuf b;
+        msg_buf_init(&b);
+        if (rank == 0) {
+            msg_put_i32(&b, 7);          /* version */
+            msg_put_i32(&b, (int32_t)n); /* parameter count */
+            msg_send(&b, 1, MSG_SNAPSHOT, MPI_COMM_WORLD);
+            msg_send_f32(buf, n, 1, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+        } else {
+            msg_recv(&b, 0, MSG_SNAPSHOT, MPI_COMM_WORLD, NULL);
+            int32_t version = msg_get_i32(&b), count = msg_get_i32(&b);
+            if (b.bad || version != 7 || (size_t)count != n) {
+                fprintf(stderr, "snapshot_bench: bad snapshot header\n");
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+            msg_recv_f32(buf, n, 0, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+        }
+        msg_buf_free(&b);
+    }
+    return rank == 1 ? now() - t0 : 0;
+}
+
+/* Repetitions: enough for a stable median at small sizes, few at 0.5 GB. */
+static int reps_for(size_t n) {
+    size_t r = (size_t)2e9 / (n * sizeof(float) + 1);
+    return r < 5 ? 5 : r > 21 ? 21 : (int)r;
+}
+
+/* Times every method at n floats; rank 0 prints the JSON line. Returns -1 if
+ * the receiver's data did not arrive intact (the timing would be of nothing). */
+static int bench_size(size_t n, int rank) {
+    float *buf = malloc(n * sizeof(float));
+    if (!buf) {
+        fprintf(stderr, "snapshot_bench: cannot allocate %zu floats\n", n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) buf[i] = rank == 0 ? (float)(i % 1021) : -1.0f; /* pages touched */
+    int reps = reps_for(n), bad = 0;
+    double *t[METHOD_COUNT];
+    for (int m = 0; m < METHOD_COUNT; m++) t[m] = calloc(reps, sizeof(double));
+    for (int m = 0; m < METHOD_COUNT; m++) transfer(m, buf, n, rank); /* warm-up: registration, first touch */
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < METHOD_COUNT; k++) {
+            int m = (r + k) % METHOD_COUNT; /* rotate so no method always runs first */
+            t[m][r] = transfer(m, buf, n, rank);
+        }
+    if (rank == 1)
+        for (size_t i = 0; i < n; i += 4099) bad |= buf[i] != (float)(i % 1021);
+    double med[METHOD_COUNT];
+    for (int m = 0; m < METHOD_COUNT; m++) med[m] = median(t[m], reps);
+    /* the receiver measured; the sender prints */
+    MPI_Allreduce(MPI_IN_PLACE, med, METHOD_COUNT, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (rank == 0 && !bad) {
+        double bytes = (double)n * sizeof(float);
+        printf("{\"impl\": \"snapshot\", \"floats\": %zu, \"mbytes\": %.1f, \"reps\": %d", n, bytes / 1e6, reps);
+        for (int m = 0; m < METHOD_COUNT; m++) printf(", \"%s_ms\": %.3f", method_names[m], 1e3 * med[m]);
+        printf(", \"raw_gbps\": %.2f, \"msg_over_raw\": %.2f, \"snapshot_over_raw\": %.2f}\n", bytes / med[METHOD_RAW] / 1e9,
+               med[METHOD_MSG] / med[METHOD_RAW], med[METHOD_SNAPSHOT] / med[METHOD_RAW]);
+        fflush(stdout);
+    }
+    if (rank == 0 && bad) fprintf(stderr, "snapshot_bench: %zu floats arrived corrupted\n", n);
+    for (int m = 0; m < METHOD_COUNT; m++) free(t[m]);
+    free(buf);
+    return bad ? -1 : 0;
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size != 2) {
+        if (rank == 0) fprintf(stderr, "snapshot_bench: run with mpirun -n 2 (got %d ranks)\n", size);
+        MPI_Finalize();
+        return 1;
+    }
+    /* default sizes: 1 MB; the d=256 4-layer model of the training
+     * benchmarks with the byte and GPT-2 vocabularies; GPT-2 small */
+    GptConfig byte = {257, 144, 4, 4, 256, GPT_HEAD_LM}, bpe = {50257, 144, 4, 4, 256, GPT_HEAD_LM};
+    GptConfig small = {50257, 1024, 12, 12, 768, GPT_HEAD_LM};
+    size_t defaults[] = {262144, gpt_count_params(&byte), gpt_count_params(&bpe), gpt_count_params(&small)};
+    int n_sizes = argc > 1 ? argc - 1 : 4, rc = 0;
+    for (int i = 0; i < n_sizes && !rc; i++) {
+        size_t n = argc > 1 ? strtoull(argv[i + 1], NULL, 10) : defaults[i];
+        if (n < 1 || n > 500000000) {
+            if (rank == 0) fprintf(stderr, "snapshot_bench: size %s: expected 1..500000000 floats\n", argv[i + 1]);
+            rc = 1;
+            break;
+        }
+        rc = bench_size(n, rank) ? 1 : 0;
+    }
+    MPI_Finalize();
+    return rc;
+}
