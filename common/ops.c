@@ -658,25 +658,33 @@ void ops_matvec_t(float *out, const float *x, const float *a, int D, int n, size
 #pragma GCC unroll 4
         for (int v = 0; v < 4; v++) vstore(out + j + v * VL, acc[v] * sv);
     }
-    for (; j < nr; j += VL) {
-        vfloat acc = {0};
-        for (int d = 0; d < D; d++) acc = vfma(vsplat(x[d]), vload(a + (size_t)d * lda + j), acc);
-        vstore(out + j, acc * sv);
+    for (; j < nr; j += VL) { /* four chains over d, not one: FMA latency */
+        vfloat acc[4] = {{0}};
+        int d = 0;
+        for (; d + 4 <= D; d += 4)
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) acc[u] = vfma(vsplat(x[d + u]), vload(a + (size_t)(d + u) * lda + j), acc[u]);
+        for (; d < D; d++) acc[0] = vfma(vsplat(x[d]), vload(a + (size_t)d * lda + j), acc[0]);
+        vstore(out + j, ((acc[0] + acc[1]) + (acc[2] + acc[3])) * sv);
     }
 }
 
 /* y[0..D) = sum_j p[j] * rows[j*ld + 0..D) */
 void ops_weighted_rows(float *y, const float *p, const float *rows, int n, int D, size_t ld) {
-    if (D % VL == 0 && D <= 8 * VL) {
-        vfloat acc[8];
-        int nv = D / VL;
-        for (int v = 0; v < nv; v++) acc[v] = (vfloat){0};
-        for (int j = 0; j < n; j++) {
-            vfloat pj = vsplat(p[j]);
-            const float *r = rows + (size_t)j * ld;
-            for (int v = 0; v < nv; v++) acc[v] = vfma(pj, vload(r + v * VL), acc[v]);
-        }
-        for (int v = 0; v < nv; v++) vstore(y + v * VL, acc[v]);
+    if (D % VL == 0 && D <= 4 * VL) { /* even and odd positions in separate chains */
+        vfloat acc[2][4] = {{{0}}};
+        int nv = D / VL, j = 0;
+        for (; j + 2 <= n; j += 2)
+#pragma GCC unroll 2
+            for (int u = 0; u < 2; u++) {
+                vfloat pj = vsplat(p[j + u]);
+                const float *r = rows + (size_t)(j + u) * ld;
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++) acc[u][v] = vfma(pj, vload(r + v * VL), acc[u][v]);
+            }
+        for (; j < n; j++)
+            for (int v = 0; v < nv; v++) acc[0][v] = vfma(vsplat(p[j]), vload(rows + (size_t)j * ld + v * VL), acc[0][v]);
+        for (int v = 0; v < nv; v++) vstore(y + v * VL, acc[0][v] + acc[1][v]);
         return;
     }
     for (int d = 0; d < D; d++) y[d] = 0.0f;
