@@ -5,6 +5,9 @@
 PKGS     := openblas hdf5-serial ompi-c jansson libpcre2-8
 CC       ?= gcc
 OPT      ?= -O2 -march=native -fvect-cost-model=dynamic -fno-math-errno -fno-trapping-math
+ifeq ($(VG),1)      # for valgrind, which does not decode AVX-512: AVX2 only
+OPT      := -O1 -march=x86-64-v3 -fno-math-errno -fno-trapping-math
+endif
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -I. $(shell pkg-config --cflags $(PKGS))
 LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
@@ -12,6 +15,8 @@ ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 BUILD   := build/san
+else ifeq ($(VG),1)
+BUILD   := build/vg
 else
 BUILD   := build/opt
 endif
