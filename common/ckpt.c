@@ -386,7 +386,24 @@ static void ckpt_free(Ckpt *c) {
  * checkpoint that died before committing (kill -9, power loss): a resumed run
  * writes the same names again, and without this every crash during a save
  * would leave a checkpoint-sized file behind for good. Only a pid that no
- * process on this host has is taken as dead; anything else is left alone. */
+ * live process on this host has is taken as dead; anything else is left
+ * alone. */
+/* 1 if no live process on this host has pid: none at all, or only a zombie
+ * not yet reaped (the killed ranks of an mpirun job linger as zombies for a
+ * moment after a rerun has started). */
+static int pid_dead(long pid) {
+    if (kill((pid_t)pid, 0) && errno == ESRCH) return 1;
+    char stat_path[64], buf[512];
+    snprintf(stat_path, sizeof stat_path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(stat_path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')'); /* "pid (comm) S ...": comm may hold spaces */
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
 static void remove_dead_temps(const char *path) {
     const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
     int dir_len = slash ? (int)(slash - path) + (slash == path) : 1; /* "/x.h5" -> "/" */
@@ -401,7 +418,7 @@ static void remove_dead_temps(const char *path) {
         if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, ".tmp.", 5)) continue;
         char *end;
         long pid = strtol(e->d_name + n + 5, &end, 10);
-        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        if (*end || pid <= 0 || pid == (long)getpid() || !pid_dead(pid)) continue;
         snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name);
         unlink(stale);
     }
