@@ -469,5 +469,6 @@ int trainer_main(const TrainStage *stage, int argc, char **argv) {
     if (t->has_valid) data_free(&t->valid);
     config_free(t->cfg);
     dp_finalize(&t->dp);
-    return rc > 0 ? 128 + (int)stop_requested : 0;
+    /* a rank that did not get the signal itself stops because another did */
+    return rc > 0 ? 128 + (stop_requested ? (int)stop_requested : SIGTERM) : 0;
 }
