@@ -437,7 +437,9 @@ float gpt_ce_loss(const Gpt *m, const int *targets, const float *mask, float *dl
     return weight > 0 ? (float)(total / weight) : 0.0f;
 }
 
-void gpt_zero_grad(Gpt *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+static void zero_range(void *ctx, size_t i0, size_t i1) { memset((float *)ctx + i0, 0, (i1 - i0) * sizeof(float)); }
+
+void gpt_zero_grad(Gpt *m) { ops_parallel_for(m->n_params, 1 << 18, zero_range, m->grads); }
 
 static void dlogits_rows(void *ctx, size_t n0, size_t n1) {
     const LogitRows *r = ctx;

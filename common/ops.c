@@ -903,7 +903,8 @@ static Gemm att_gemm(float *c, size_t ldc, const float *a, size_t a_rs, size_t a
 static void att_forward_range(void *ctx, size_t t0, size_t t1) {
     const Att *s = ctx;
     int T = s->T, C = s->C, C3 = 3 * C, hs = C / s->NH;
-    float scale = 1.0f / sqrtf((float)hs), *kt = att_scratch((size_t)hs * T);
+    float scale = 1.0f / sqrtf((float)hs), *kt = att_scratch((size_t)hs * T + (size_t)T * T);
+    float *pd = kt + (size_t)hs * T;
     for (size_t task = t0; task < t1; task++) {
         int b = (int)(task / s->NH), h = (int)(task % s->NH);
         const float *q = s->qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
@@ -915,31 +916,18 @@ static void att_forward_range(void *ctx, size_t t0, size_t t1) {
             gemm_block(&qk, i0, i1, 0, i1, 0, hs, 0);
         }
         causal_softmax(P, T);
-        Gemm pv = att_gemm(out, C, P, T, 1, v, C3, 1.0f);
+        const float *Puse = P;
+        if (s->mask_out) { /* the kept probabilities, scaled; masks drawn already */
+            const unsigned char *mask = s->mask_out + task * T * T;
+            float sc = 1.0f / (1.0f - s->p);
+            for (size_t i = 0; i < (size_t)T * T; i++) pd[i] = mask[i] ? P[i] * sc : 0.0f;
+            Puse = pd;
+        }
+        Gemm pv = att_gemm(out, C, Puse, T, 1, v, C3, 1.0f);
         for (int i0 = 0; i0 < T; i0 += 8) {
             int i1 = i0 + 8 < T ? i0 + 8 : T;
             gemm_block(&pv, i0, i1, 0, hs, 0, i1, 0);
         }
-    }
-}
-
-/* With dropout the probabilities are dropped in order of (b, h) with one
- * random stream, as before: serial. */
-static void att_forward_dropout(const Att *s) {
-    int T = s->T, C = s->C, C3 = 3 * C, hs = C / s->NH;
-    float scale = 1.0f / sqrtf((float)hs), *kt = att_scratch((size_t)hs * T + (size_t)T * T), *pd = kt + (size_t)hs * T;
-    for (size_t task = 0; task < (size_t)s->B * s->NH; task++) {
-        int b = (int)(task / s->NH), h = (int)(task % s->NH);
-        const float *q = s->qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *P = s->att + task * T * T, *out = s->atty + (size_t)b * T * C + h * hs;
-        transpose(kt, k, T, hs, C3);
-        Gemm qk = att_gemm(P, T, q, C3, 1, kt, T, scale);
-        for (int i0 = 0; i0 < T; i0 += 8) gemm_block(&qk, i0, i0 + 8 < T ? i0 + 8 : T, 0, i0 + 8 < T ? i0 + 8 : T, 0, hs, 0);
-        causal_softmax(P, T);
-        memcpy(pd, P, (size_t)T * T * sizeof(float));
-        ops_dropout_forward(pd, s->mask_out + task * T * T, (size_t)T * T, s->p, s->rng);
-        Gemm pv = att_gemm(out, C, pd, T, 1, v, C3, 1.0f);
-        for (int i0 = 0; i0 < T; i0 += 8) gemm_block(&pv, i0, i0 + 8 < T ? i0 + 8 : T, 0, hs, 0, i0 + 8 < T ? i0 + 8 : T, 0);
     }
 }
 
@@ -948,11 +936,9 @@ void ops_attention_forward(float *atty, float *att, unsigned char *att_mask,
                            Rng *rng, float *pd) {
     (void)pd; /* scratch is per thread now */
     Att s = {atty, att, NULL, qkv, NULL, NULL, att_mask, NULL, B, T, C, NH, p, rng};
-    if (att_mask) {
-        att_forward_dropout(&s);
-        return;
-    }
     size_t tasks = (size_t)B * NH;
+    if (att_mask) /* one random stream in (b, h, i, j) order, as ops_dropout_forward draws it */
+        for (size_t i = 0; i < tasks * T * T; i++) att_mask[i] = rng_uniform(rng) >= p;
     ops_parallel_for(tasks, (double)tasks * T * T * C / NH < PARALLEL_MIN_FMA ? tasks : 1, att_forward_range, &s);
 }
 
