@@ -1,9 +1,17 @@
 /* ops — the tensor kernels of the transformer, forward and backward:
- * linear layers on cblas_sgemm, LayerNorm, GELU (tanh), residual add,
- * dropout, and causal multi-head attention. Row-major float32; weights use
- * the (in, out) layout of Hugging Face's Conv1D. Backward functions that
- * take parameter gradients accumulate into them (+=), so gradients can be
- * accumulated over micro-batches; see each function for its input gradient. */
+ * linear layers, LayerNorm, GELU (tanh), residual add, dropout, causal
+ * multi-head attention, and the pieces of KV-cache decoding. Row-major
+ * float32; weights use the (in, out) layout of Hugging Face's Conv1D.
+ * Backward functions that take parameter gradients accumulate into them
+ * (+=), so gradients can be accumulated over micro-batches; see each
+ * function for its input gradient.
+ *
+ * Layout of this file: small-vector helpers; a thread pool that gives every
+ * loop the caller's OpenBLAS thread budget; matrix products (ops_sgemm:
+ * AVX-512 register tiles, cblas_sgemm without AVX-512); few-row products
+ * for decoding (weights streamed once); the elementwise kernels; attention.
+ * Work is split so that no sum depends on the thread count: same inputs,
+ * same bits, on 1 or 2 threads. */
 #include "common/ops.h"
 
 #include "common/err.h"

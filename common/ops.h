@@ -1,6 +1,9 @@
 /* ops — transformer kernels (forward and backward) used by gpt.c; exposed
  * so tests can check each against finite differences. Shapes: N rows
- * (batch x time), C channels; weights (in, out) as Hugging Face's Conv1D. */
+ * (batch x time), C channels; weights (in, out) as Hugging Face's Conv1D.
+ * Every kernel runs on the calling thread plus a pool sized by OpenBLAS's
+ * thread count (openblas_set_num_threads / OPENBLAS_NUM_THREADS set the
+ * budget), with results independent of that count. */
 #ifndef OPS_H
 #define OPS_H
 
@@ -108,11 +111,13 @@ void ops_dropout_backward(float *dx, const unsigned char *mask, size_t n, float 
 /* Causal multi-head attention. qkv (B*T, 3C) holds q | k | v; atty (B*T, C)
  * gets the heads' outputs side by side; att (B, NH, T, T) keeps the softmax
  * probabilities for backward. att_mask (same shape) non-NULL turns on
- * dropout p on the probabilities. pd: (T, T) scratch. */
+ * dropout p on the probabilities. pd: (T, T) scratch, used only where
+ * AVX-512 is missing (the tiled version keeps scratch per thread). */
 void ops_attention_forward(float *atty, float *att, unsigned char *att_mask,
                            const float *qkv, int B, int T, int C, int NH, float p,
                            Rng *rng, float *pd);
-/* dqkv (B*T, 3C) overwritten from datty. dP, pd: (T, T) scratch. */
+/* dqkv (B*T, 3C) overwritten from datty. dP, pd: (T, T) scratch, used only
+ * where AVX-512 is missing. */
 void ops_attention_backward(float *dqkv, const float *datty, const float *qkv,
                             const float *att, const unsigned char *att_mask, int B,
                             int T, int C, int NH, float p, float *dP, float *pd);
