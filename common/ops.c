@@ -221,10 +221,14 @@ typedef struct {
     const float *a;
     size_t a_rs, a_ks; /* A(i, k) = a[i*a_rs + k*a_ks] */
     const float *b;
-    size_t ldb;        /* B(k, j) = b[k*ldb + j] */
+    size_t ldb;        /* B(k, j) = b[k*ldb + j - b_col0] */
     int M, N, K, add;
     float alpha;
     size_t col_blocks;
+    int b_col0;        /* column of C that b's first column feeds */
+    const float *bt;   /* transposed B (N x K, leading dimension ldbt), or NULL */
+    size_t ldbt;
+    int panel;         /* columns per chunk when B is transposed */
 } Gemm;
 
 /* C[r][v*VL + l] (+)= alpha * sum_k A(r, k) B(k, v*VL + l) for r < nr,
@@ -265,7 +269,7 @@ static inline __attribute__((always_inline)) void gemm_tile(float *c, size_t ldc
 #define GEMM_ROWS(NV, MASK)                                                                  \
     for (int i = i0; i < i1; i += 8) {                                                       \
         const float *ai = g->a + (size_t)i * g->a_rs + (size_t)k0 * g->a_ks;                 \
-        const float *bj = g->b + (size_t)k0 * g->ldb + j;                                    \
+        const float *bj = g->b + (size_t)k0 * g->ldb + (j - g->b_col0);                      \
         float *ci = g->c + (size_t)i * g->ldc + j;                                           \
         switch (i1 - i < 8 ? i1 - i : 8) {                                                   \
         case 1: gemm_tile(ci, g->ldc, ai, g->a_rs, g->a_ks, bj, g->ldb, kb, 1, NV, MASK, g->alpha, add); break; \
@@ -346,22 +350,32 @@ static void transpose(float *dst, const float *src, int rows, int cols, size_t l
     transpose_rows(dst, src, rows, cols, lds, 0, rows);
 }
 
-typedef struct {
-    float *dst;
-    const float *src;
-    int rows, cols;
-    size_t lds;
-} Transpose;
+/* With B transposed (N x K), a chunk is a panel of columns over all rows:
+ * the thread transposes its panel of B into scratch it keeps (K x panel
+ * floats, in L2), then runs every row block against it. */
+static _Thread_local float *panel_buf;
+static _Thread_local size_t panel_size;
 
-static void transpose_range(void *ctx, size_t r0, size_t r1) {
-    const Transpose *t = ctx;
-    transpose_rows(t->dst, t->src, t->rows, t->cols, t->lds, (int)r0, (int)r1);
+static void gemm_panels_range(void *ctx, size_t p0, size_t p1) {
+    const Gemm *g0 = ctx;
+    size_t need = (size_t)g0->K * g0->panel;
+    if (need > panel_size) {
+        free(panel_buf);
+        panel_buf = err_malloc(need * sizeof(float));
+        panel_size = need;
+    }
+    for (size_t p = p0; p < p1; p++) {
+        int j0 = (int)p * g0->panel, j1 = j0 + g0->panel < g0->N ? j0 + g0->panel : g0->N;
+        Gemm g = *g0;
+        transpose(panel_buf, g0->bt + (size_t)j0 * g0->ldbt, j1 - j0, g0->K, g0->ldbt);
+        g.b = panel_buf, g.ldb = (size_t)(j1 - j0), g.b_col0 = j0;
+        for (int i0 = 0; i0 < g.M; i0 += GEMM_MB) {
+            int i1 = i0 + GEMM_MB < g.M ? i0 + GEMM_MB : g.M;
+            for (int k0 = 0; k0 < g.K; k0 += GEMM_KB)
+                gemm_block(&g, i0, i1, j0, j1, k0, g.K - k0 < GEMM_KB ? g.K - k0 : GEMM_KB, g.add || k0 > 0);
+        }
+    }
 }
-
-/* Scratch for a transposed B, one per application thread, kept between
- * calls (products of the same shapes repeat every step). */
-static _Thread_local float *bt_buf;
-static _Thread_local size_t bt_size;
 #endif
 
 void ops_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
@@ -369,26 +383,23 @@ void ops_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
     if (M <= 0 || N <= 0) return;
 #if VL == 16
     Gemm g = {C, (size_t)ldc, A, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, B, (size_t)ldb,
-              M, N, K, beta != 0.0f, alpha, ((size_t)N + GEMM_NB - 1) / GEMM_NB};
+              M, N, K, beta != 0.0f, alpha, ((size_t)N + GEMM_NB - 1) / GEMM_NB, 0, NULL, 0, 0};
     if (K <= 0) {
         if (!g.add)
             for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
         return;
     }
-    if (trans_b) { /* B is N x K: tiles want it K x N */
-        size_t need = (size_t)K * N;
-        if (need > bt_size) {
-            free(bt_buf);
-            bt_buf = err_malloc(need * sizeof(float));
-            bt_size = need;
-        }
-        Transpose t = {bt_buf, B, N, K, (size_t)ldb};
-        ops_parallel_for(N, (size_t)N * K < 65536 ? (size_t)N : 64, transpose_range, &t);
-        g.b = bt_buf;
-        g.ldb = (size_t)N;
+    int small = (double)M * N * K < PARALLEL_MIN_FMA;
+    if (trans_b) { /* B is N x K: tiles want K x N, made panel by panel */
+        int per = N / (3 * VL * 8); /* panels of 48..192 columns, >= ~8 of them */
+        g.panel = 3 * VL * (per < 1 ? 1 : per > 4 ? 4 : per);
+        g.bt = B, g.ldbt = (size_t)ldb;
+        size_t panels = ((size_t)N + g.panel - 1) / g.panel;
+        ops_parallel_for(panels, small ? panels : 1, gemm_panels_range, &g);
+        return;
     }
     size_t blocks = ((size_t)M + GEMM_MB - 1) / GEMM_MB * g.col_blocks;
-    ops_parallel_for(blocks, (double)M * N * K < PARALLEL_MIN_FMA ? blocks : 1, gemm_range, &g);
+    ops_parallel_for(blocks, small ? blocks : 1, gemm_range, &g);
 #else
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -904,7 +915,7 @@ typedef struct {
 /* One product as a Gemm over a row range: C = alpha * A @ B (+ C). */
 static Gemm att_gemm(float *c, size_t ldc, const float *a, size_t a_rs, size_t a_ks, const float *b,
                      size_t ldb, float alpha) {
-    Gemm g = {c, ldc, a, a_rs, a_ks, b, ldb, 0, 0, 0, 0, alpha, 1};
+    Gemm g = {.c = c, .ldc = ldc, .a = a, .a_rs = a_rs, .a_ks = a_ks, .b = b, .ldb = ldb, .alpha = alpha};
     return g;
 }
 
