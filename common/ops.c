@@ -65,7 +65,7 @@ static inline float vsum(vfloat v) {
 }
 
 /* ---- thread pool --------------------------------------------------------
- * The loops outside sgemm run on as many threads as OpenBLAS uses (the
+ * Every kernel here runs on as many threads as OpenBLAS would use (the
  * caller's thread budget): the calling thread plus persistent workers that
  * sleep on a condition variable between jobs. A job is a range cut into
  * fixed chunks that the threads claim one at a time, so a worker that the
