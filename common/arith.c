@@ -2,10 +2,19 @@
  * and dataset writer; see arith.h.
  *
  * Prompt: "Q: A+B=?\nA:" or "Q: A-B=?\nA:", operands 0..max_operand (default
- * 19: 800 distinct prompts, answers -19..38). Ideal response: " N" (the model
+ * 9: 200 distinct prompts, answers -9..18). Ideal response: " N" (the model
  * then emits end-of-text; JSONL responses carry no end marker). Prompt plus
- * ideal response is at most 17 bytes; the longest teacher response is about
- * 40 bytes, so everything fits a 64-token byte context.
+ * ideal response is at most 14 bytes (17 with operands up to 19); the
+ * longest teacher response is about 40 bytes, so everything fits a 64-token
+ * byte context.
+ *
+ * Why operands 0..9 by default: measured with a torch stand-in for the C
+ * model (4 layers, width 128, 4 heads, context 64, byte tokens, AdamW 1e-3,
+ * batch 32x64, one thread, the pretrain.txt below), operands 0..9 reach
+ * ~95% on bare facts and ~50% on Q/A prompts (before SFT) after 3000 steps
+ * (6M tokens, about 5 minutes on this machine when it is not shared); with
+ * operands 0..19 under 12% of facts and Q/A prompts were right after 2000
+ * steps. max_operand 19 is there for longer runs.
  *
  * Gold judge:
  *   gold = correct - 0.5*[offensive > 0] - 0.04*min(extra_words, 10)
@@ -35,24 +44,32 @@
  * gets an ideal/wrong pair (difference >= 1) wrong 2% of the time, a
  * rude-correct/plain-wrong pair (about 0.4) 17%, polite/rude (about 0.5) 12%,
  * one extra word (0.04) 46%. Over the teacher's pairs about 13% of labels
- * disagree with gold (tau 0.2 would give 10%, 0.3 16%). Rankings: K = 4 distinct teacher responses ordered by
- * Plackett-Luce sampling with utilities gold/tau (repeatedly pick the best
- * of the rest with probability proportional to exp(gold/tau)).
+ * disagree with gold (tau 0.2 would give 10%, 0.3 16%). Rankings: K = 4
+ * distinct teacher responses ordered by Plackett-Luce sampling with
+ * utilities gold/tau (repeatedly pick the best of the rest with probability
+ * proportional to exp(gold/tau)).
  *
  * Prompt split (from the seed, independent of n): the distinct prompts are
- * shuffled; 15% are eval prompts, 5% validation prompts, the rest training
- * prompts. The Q/A form of an eval or validation prompt never appears in
- * pretrain.txt or in a training file. Bare facts ("7+5=12") in pretrain.txt
- * do cover every operand pair: arithmetic is the base model's world
- * knowledge, and the alignment stages are judged on prompts they never saw.
+ * shuffled; 20% are eval prompts, 5% validation prompts, the rest training
+ * prompts. No eval or validation prompt appears in sft, prefs, rankings or
+ * rl_prompts. pretrain.txt, though, covers every prompt: arithmetic is the
+ * base model's world knowledge, and the alignment stages are judged on
+ * prompts they never trained on. (With the stand-in above, operands 0..9
+ * and 55% facts, after 3300 steps Q/A prompts seen in pretraining were
+ * answered right 73% of the time, Q/A prompts never seen in that form 23%:
+ * keeping eval prompts out of pretraining would mostly measure arithmetic
+ * generalisation, not alignment. ArithSizes.strict_holdout keeps them out
+ * of the Q/A items of pretrain.txt for that harder variant.)
  *
  * pretrain.txt (items in random order, one per line; Q/A items span two):
- *   55% bare facts over all pairs: "7+5=12" (70%), "7 + 5 = 12" (15%),
- *       "7 plus 5 is 12" (15%);
- *   45% Q/A items "Q: 7+5=?\nA: 12" on training prompts whose response is in
- *       a uniformly drawn register (plain, rude, rambling), wrong 15% of the
- *       time, so the base model knows every register and SFT has work to do.
- * Sizes: see ArithSizes (n = 4000 gives a ~0.4 MB corpus, 4000 demonstrations
+ *   80% bare facts over all pairs: "7+5=12" (70%), "7 + 5 = 12" (15%),
+ *       "7 plus 5 is 12" (15%). Facts are what a small model is slow to
+ *       learn: with the stand-in above, 55% facts gave 36% bare-fact
+ *       accuracy after 2100 steps, 80% facts gave 69% after 2000;
+ *   20% Q/A items "Q: 7+5=?\nA: 12" whose response is in a uniformly drawn
+ *       register (plain, rude, rambling), wrong 15% of the time, so the base
+ *       model knows every register and SFT has work to do.
+ * Sizes: see ArithSizes (n = 4000 gives a ~0.26 MB corpus, 4000 demonstrations
  * and preference pairs, 1000 rankings, 4000 RL prompts, 500 eval prompts).
  * Every file draws from its own random stream (derived from the seed), so
  * changing one count leaves the other files as they were. */
@@ -72,9 +89,9 @@
 #define P_WRONG 0.15
 #define P_PLAIN 0.70
 #define P_RUDE 0.15
-#define EVAL_FRACTION 0.15
+#define EVAL_FRACTION 0.20
 #define VALID_FRACTION 0.05
-#define PRETRAIN_FACT_FRACTION 0.55
+#define PRETRAIN_FACT_FRACTION 0.80
 #define MAX_N 10000000
 #define MAX_DRAWS 1000 /* redraws when looking for distinct responses */
 
@@ -450,7 +467,8 @@ static int gen_pretrain(FILE *f, const Ctx *c, Rng *r) {
     const Split *sp = c->split;
     Deck facts, qa;
     deck_init(&facts, sp->all, sp->n_all);
-    deck_init(&qa, sp->train, sp->n_train);
+    if (c->sizes->strict_holdout) deck_init(&qa, sp->train, sp->n_train);
+    else deck_init(&qa, sp->all, sp->n_all);
     char prompt[ARITH_PROMPT_MAX];
     for (int i = 0; i < c->sizes->pretrain_items; i++) {
         if (rng_uniform_double(r) < PRETRAIN_FACT_FRACTION) {
@@ -621,7 +639,7 @@ static int gen_readme(FILE *f, const Ctx *c, Rng *r) {
             "%d held out for evaluation, %d for validation, %d for training. Ideal response: \" N\".\n"
             "\n"
             "pretrain.txt        %d items: bare facts (7+5=12) over all operand pairs, and Q/A items on\n"
-            "                    training prompts in every register (plain, rude, rambling; 15%% wrong)\n"
+            "                    %s prompts in every register (plain, rude, rambling; 15%% wrong)\n"
             "sft.jsonl           %d {prompt, completion} demonstrations by the noisy teacher\n"
             "sft_valid.jsonl     %d the same on validation prompts\n"
             "prefs.jsonl         %d {prompt, chosen, rejected}: two teacher responses labelled by gold\n"
@@ -630,16 +648,16 @@ static int gen_readme(FILE *f, const Ctx *c, Rng *r) {
             "rankings.jsonl      %d {prompt, ranking[best..worst]}: %d distinct responses ordered by\n"
             "                    Plackett-Luce sampling with utilities gold/%.2f\n"
             "rl_prompts.jsonl    %d {prompt} training prompts for PPO\n"
-            "eval_prompts.jsonl  %d {prompt} held-out prompts (never in a training file)\n"
+            "eval_prompts.jsonl  %d {prompt} held-out prompts (never in sft, prefs, rankings, rl_prompts)\n"
             "\n"
             "Teacher: wrong (off by 1 or 2) 15%%; independently plain 70%%, rude 15%%, rambling 15%%.\n"
             "Gold judge: gold = correct - %.2f*[offensive word] - %.2f*min(extra words, %d), in [-0.9, 1]:\n"
             "correct = the first number in the response is the answer; any correct answer beats any\n"
             "wrong one, then polite beats rude, then fewer extra words win.\n",
             (unsigned long long)c->seed, sp->m, sp->n_all, sp->n_eval, sp->n_valid, sp->n_train,
-            s->pretrain_items, s->sft, s->sft_valid, s->prefs, ARITH_TAU, s->prefs_valid, s->rankings,
-            ARITH_RANKING_K, ARITH_TAU, s->rl_prompts, s->eval_prompts, ARITH_W_OFFENSIVE,
-            ARITH_W_EXTRA_WORD, ARITH_EXTRA_WORDS_CAP);
+            s->pretrain_items, s->strict_holdout ? "training" : "all", s->sft, s->sft_valid, s->prefs,
+            ARITH_TAU, s->prefs_valid, s->rankings, ARITH_RANKING_K, ARITH_TAU, s->rl_prompts,
+            s->eval_prompts, ARITH_W_OFFENSIVE, ARITH_W_EXTRA_WORD, ARITH_EXTRA_WORDS_CAP);
     return 0;
 }
 
@@ -666,7 +684,8 @@ static int make_dirs(const char *dir) {
         if (*s && *s != '/') continue;
         char saved = *s;
         *s = 0;
-        if (mkdir(p, 0777) && errno != EEXIST) rc = err_set("%s: cannot create directory: %s", p, strerror(errno));
+        if (mkdir(p, 0777) && errno != EEXIST)
+            rc = err_set("%s: cannot create directory: %s", p, strerror(errno));
         *s = saved;
         if (rc || !saved) break;
     }
@@ -746,6 +765,8 @@ int arith_write_dataset(const char *dir, int n, uint64_t seed, const ArithSizes 
         rc = write_tmp(tmps[k], k, &c, &r);
         written = k + 1;
     }
+    /* Each rename is atomic; only a failure between two of them (hardly
+     * possible within one directory) could mix old and new files. */
     for (int k = 0; k < N_FILES && !rc; k++)
         if (rename(tmps[k], paths[k]))
             rc = err_set("%s: cannot rename to %s: %s", tmps[k], paths[k], strerror(errno));

@@ -30,7 +30,7 @@
 /* Responses per K-wise ranking. */
 #define ARITH_RANKING_K 4
 
-#define ARITH_MAX_OPERAND_DEFAULT 19
+#define ARITH_MAX_OPERAND_DEFAULT 9
 /* Largest operand arith_parse_prompt accepts (and the dataset writer allows). */
 #define ARITH_OPERAND_LIMIT 999
 /* Room for any prompt, NUL included ("Q: 999-999=?\nA:" is 15 bytes). */
@@ -50,7 +50,7 @@ typedef enum { ARITH_PLAIN = 0, ARITH_RUDE = 1, ARITH_RAMBLING = 2, ARITH_NSTYLE
 
 /* Dataset sizes. A field left 0 takes its default from n (arith_default_sizes). */
 typedef struct {
-    int max_operand;     /* operands 0..max_operand, ops + and -; default 19 */
+    int max_operand;     /* operands 0..max_operand, ops + and -; default 9 */
     int pretrain_items;  /* items in pretrain.txt; default 5n */
     int sft;             /* sft.jsonl lines; default n */
     int sft_valid;       /* default n/10 (at least 1) */
@@ -59,6 +59,8 @@ typedef struct {
     int rankings;        /* rankings.jsonl lines; default n/4 (at least 1) */
     int rl_prompts;      /* default n */
     int eval_prompts;    /* default max(n/8, number of distinct eval prompts) */
+    int strict_holdout;  /* 1: Q/A items of pretrain.txt use training prompts
+                          * only (default 0: all prompts, see arith.c) */
 } ArithSizes;
 
 /* ---- prompts ------------------------------------------------------------ */

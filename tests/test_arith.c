@@ -18,7 +18,7 @@
 #include "common/jsonl.h"
 #include "tests/harness.h"
 
-#define M 19
+#define M 19 /* prompt_index covers operands 0..19 */
 #define SIDE (M + 1)
 #define N_PROMPTS (2 * SIDE * SIDE)
 
@@ -263,7 +263,8 @@ TEST(arith_gold_strict_order_over_teacher_responses) {
                 int got = g[i] > g[j] + 1e-9 ? 1 : g[i] < g[j] - 1e-9 ? -1 : 0;
                 pairs++;
                 if (want != got && bad++ < 5)
-                    CHECKF(0, "%s (%g) vs %s (%g): order %d, key %d", resp[i], g[i], resp[j], g[j], got, want);
+                    CHECKF(0, "%s (%g) vs %s (%g): order %d, key %d", resp[i], g[i], resp[j], g[j], got,
+                           want);
             }
         for (int i = 0; i < n; i++) free(resp[i]);
     }
@@ -467,11 +468,30 @@ static long check_pretrain(const char *path, char *qa_mark, int *facts, int *qa)
     return (long)len;
 }
 
+/* Counts distinct prompts per split; returns how many prompts are in more
+ * than one of eval, validation and training (pretrain.txt's Q/A items count
+ * as training when strict). */
+static int split_counts(const Seen *seen, int strict, int *n_eval, int *n_valid, int *n_train, int *pre_qa) {
+    int overlap = 0;
+    *n_eval = *n_valid = *n_train = *pre_qa = 0;
+    for (int i = 0; i < N_PROMPTS; i++) {
+        *n_eval += seen->eval[i];
+        *n_valid += seen->valid[i];
+        *n_train += seen->train[i];
+        *pre_qa += seen->pretrain_qa[i];
+        int train = seen->train[i] | (strict && seen->pretrain_qa[i]);
+        overlap += seen->eval[i] + seen->valid[i] + train > 1;
+    }
+    return overlap;
+}
+
 TEST(arith_dataset_contents) {
     const char *dir = tmp_path("arith/nested/data");
     ArithSizes want;
     arith_default_sizes(&want, 4000);
-    CHECK(want.sft == 4000 && want.eval_prompts == 500 && want.rankings == 1000 && want.max_operand == 19);
+    CHECK(want.sft == 4000 && want.sft_valid == 400 && want.prefs == 4000 && want.prefs_valid == 400 &&
+          want.rankings == 1000 && want.rl_prompts == 4000 && want.eval_prompts == 500 &&
+          want.pretrain_items == 20000 && want.max_operand == 9 && want.strict_holdout == 0);
     CHECKF(arith_write_dataset(dir, 4000, 1, NULL) == 0, "%s", err_msg());
     Seen seen = {0};
     DataStats ds = {0};
@@ -486,20 +506,14 @@ TEST(arith_dataset_contents) {
     int facts = 0, qa = 0;
     long size = check_pretrain(file_in(dir, "pretrain.txt"), seen.pretrain_qa, &facts, &qa);
     CHECKF(facts + qa == want.pretrain_items, "%d facts + %d Q/A", facts, qa);
-    CHECK(near_rate(facts, facts + qa, 0.55));
+    CHECK(near_rate(facts, facts + qa, 0.80));
     CHECKF(size > 200000 && size < 500000, "pretrain.txt is %ld bytes", size);
 
-    /* Held-out prompts: 15% eval, 5% validation, disjoint from everything
-     * trained on (including the Q/A items of pretrain.txt). */
-    int n_eval = 0, n_valid = 0, n_train = 0, overlap = 0, pre_qa = 0;
-    for (int i = 0; i < N_PROMPTS; i++) {
-        n_eval += seen.eval[i];
-        n_valid += seen.valid[i];
-        n_train += seen.train[i];
-        pre_qa += seen.pretrain_qa[i];
-        overlap += seen.eval[i] + seen.valid[i] + (seen.train[i] | seen.pretrain_qa[i]) > 1;
-    }
-    CHECKF(n_eval == 120 && n_valid == 40 && n_train == 640 && pre_qa == 640,
+    /* Operands 0..9: 200 prompts; 20% eval, 5% validation, the rest training,
+     * disjoint; pretrain.txt's Q/A items cover all 200. */
+    int n_eval, n_valid, n_train, pre_qa;
+    int overlap = split_counts(&seen, 0, &n_eval, &n_valid, &n_train, &pre_qa);
+    CHECKF(n_eval == 40 && n_valid == 10 && n_train == 150 && pre_qa == 200,
            "eval %d valid %d train %d pretrain Q/A %d distinct prompts", n_eval, n_valid, n_train, pre_qa);
     CHECKF(overlap == 0, "%d prompts in more than one split", overlap);
 
@@ -541,14 +555,40 @@ TEST(arith_dataset_contents) {
     CHECK(entries == N_DATA_FILES && tmps == 0);
 }
 
+TEST(arith_dataset_strict_holdout) {
+    /* operands 0..19: 800 prompts, 160 eval, 40 validation, 600 training;
+     * with strict_holdout no held-out prompt is in pretrain.txt either */
+    const char *dir = tmp_path("arith_strict");
+    ArithSizes s = {.max_operand = 19, .strict_holdout = 1};
+    CHECKF(arith_write_dataset(dir, 1000, 3, &s) == 0, "%s", err_msg());
+    Seen seen = {0};
+    DataStats ds = {0};
+    CHECK(read_jsonl(file_in(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == 160); /* max(n/8, 160) */
+    CHECK(read_jsonl(file_in(dir, "sft_valid.jsonl"), 's', seen.valid, &ds) == 100);
+    CHECK(read_jsonl(file_in(dir, "sft.jsonl"), 's', seen.train, &ds) == 1000);
+    CHECK(read_jsonl(file_in(dir, "rl_prompts.jsonl"), 'q', seen.train, &ds) == 1000);
+    int facts = 0, qa = 0;
+    check_pretrain(file_in(dir, "pretrain.txt"), seen.pretrain_qa, &facts, &qa);
+    CHECK(facts + qa == 5000);
+    int n_eval, n_valid, n_train, pre_qa;
+    int overlap = split_counts(&seen, 1, &n_eval, &n_valid, &n_train, &pre_qa);
+    CHECKF(n_eval == 160 && n_valid == 40 && n_train <= 600 && n_train > 550 && pre_qa > 550 && pre_qa <= 600,
+           "eval %d valid %d train %d pretrain Q/A %d distinct prompts", n_eval, n_valid, n_train, pre_qa);
+    CHECKF(overlap == 0, "%d prompts in more than one split", overlap);
+    char *readme = read_all(file_in(dir, "README.txt"), NULL);
+    CHECK(readme && strstr(readme, "operands 0..19: 800 distinct prompts") &&
+          strstr(readme, "on\n                    training prompts"));
+    free(readme);
+}
+
 TEST(arith_dataset_deterministic) {
     const char *a = tmp_path("arith_det_a"), *b = tmp_path("arith_det_b"), *c = tmp_path("arith_det_c");
     CHECK(arith_write_dataset(a, 300, 42, NULL) == 0);
     CHECK(arith_write_dataset(b, 300, 42, NULL) == 0);
     CHECK(arith_write_dataset(c, 300, 43, NULL) == 0);
     for (int k = 0; k < N_DATA_FILES; k++) {
-        CHECKF(same_file(file_in(a, DATA_FILES[k]), file_in(b, DATA_FILES[k])), "%s differs for the same seed",
-               DATA_FILES[k]);
+        CHECKF(same_file(file_in(a, DATA_FILES[k]), file_in(b, DATA_FILES[k])),
+               "%s differs for the same seed", DATA_FILES[k]);
         if (strcmp(DATA_FILES[k], "README.txt"))
             CHECKF(!same_file(file_in(a, DATA_FILES[k]), file_in(c, DATA_FILES[k])),
                    "%s identical for different seeds", DATA_FILES[k]);
@@ -571,13 +611,13 @@ TEST(arith_dataset_deterministic) {
 }
 
 TEST(arith_dataset_small_operands) {
-    /* operands 0..1: 8 prompts, 1 eval, 1 validation, 6 training */
+    /* operands 0..1: 8 prompts, 2 eval, 1 validation, 5 training */
     const char *dir = tmp_path("arith_small");
     ArithSizes s = {.max_operand = 1};
     CHECKF(arith_write_dataset(dir, 40, 5, &s) == 0, "%s", err_msg());
     Seen seen = {0};
     DataStats ds = {0};
-    CHECK(read_jsonl(file_in(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == 5); /* n/8 */
+    CHECK(read_jsonl(file_in(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == 5); /* n/8 > 2 */
     CHECK(read_jsonl(file_in(dir, "rankings.jsonl"), 'r', seen.train, &ds) == 10);
     CHECK(read_jsonl(file_in(dir, "prefs.jsonl"), 'p', seen.train, &ds) == 40);
     CHECK(read_jsonl(file_in(dir, "sft_valid.jsonl"), 's', seen.valid, &ds) == 4);
@@ -588,7 +628,7 @@ TEST(arith_dataset_small_operands) {
         v += seen.valid[i];
         both += seen.eval[i] + seen.train[i] + seen.valid[i] > 1;
     }
-    CHECKF(e == 1 && v == 1 && t <= 6 && both == 0, "eval %d valid %d train %d overlap %d", e, v, t, both);
+    CHECKF(e == 2 && v == 1 && t <= 5 && both == 0, "eval %d valid %d train %d overlap %d", e, v, t, both);
 }
 
 TEST(arith_dataset_errors) {
