@@ -752,16 +752,36 @@ typedef struct {
     int C;
 } LayerNorm;
 
+/* Sums over a row in vector lanes (a float sum in one chain would be latency
+ * bound and the compiler may not reorder it): sum x, and sum (x - m)^2. */
+static float row_sum(const float *x, int C) {
+    vfloat acc = {0};
+    int i = 0;
+    for (; i + VL <= C; i += VL) acc += vload(x + i);
+    float s = vhsum(acc);
+    for (; i < C; i++) s += x[i];
+    return s;
+}
+
+static float row_sq_dev(const float *x, float m, int C) {
+    vfloat acc = {0}, mv = vsplat(m);
+    int i = 0;
+    for (; i + VL <= C; i += VL) {
+        vfloat d = vload(x + i) - mv;
+        acc = vfma(d, d, acc);
+    }
+    float s = vhsum(acc);
+    for (; i < C; i++) s += (x[i] - m) * (x[i] - m);
+    return s;
+}
+
 static void layernorm_forward_rows(void *ctx, size_t n0, size_t n1) {
     const LayerNorm *a = ctx;
     int C = a->C;
     for (size_t n = n0; n < n1; n++) {
         const float *x = a->inp + n * C;
-        float m = 0.0f, v = 0.0f;
-        for (int i = 0; i < C; i++) m += x[i];
-        m /= C;
-        for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
-        float s = 1.0f / sqrtf(v / C + 1e-5f);
+        float m = row_sum(x, C) / C;
+        float s = 1.0f / sqrtf(row_sq_dev(x, m, C) / C + 1e-5f);
         float *o = a->out + n * C;
         for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * a->w[i] + a->b[i];
         if (a->mean) a->mean[n] = m, a->rstd[n] = s;
@@ -783,8 +803,16 @@ static void layernorm_backward_rows(void *ctx, size_t n0, size_t n1) {
     memset(pdw, 0, 2 * C * sizeof(float));
     for (size_t n = n0; n < n1; n++) {
         const float *d = a->dout + n * C, *x = a->inp + n * C;
-        float m = a->cmean[n], s = a->crstd[n], dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-        for (int i = 0; i < C; i++) {
+        float m = a->cmean[n], s = a->crstd[n], dnorm_mean, dnorm_norm_mean;
+        vfloat acc = {0}, accn = {0}, mv = vsplat(m), sv = vsplat(s);
+        int i = 0;
+        for (; i + VL <= C; i += VL) { /* sums in vector lanes, as row_sum */
+            vfloat norm = (vload(x + i) - mv) * sv, dnorm = vload(a->w + i) * vload(d + i);
+            acc += dnorm;
+            accn = vfma(dnorm, norm, accn);
+        }
+        dnorm_mean = vhsum(acc), dnorm_norm_mean = vhsum(accn);
+        for (; i < C; i++) {
             float norm = (x[i] - m) * s, dnorm = a->w[i] * d[i];
             dnorm_mean += dnorm;
             dnorm_norm_mean += dnorm * norm;
