@@ -278,15 +278,20 @@ static void acts_prepare(Gpt *m, int B, int T) {
 
 /* ---- whole model ----------------------------------------------------- */
 
-static void encoder_forward(Gpt *m, const int *tokens, int B, int T) {
+/* encoded rows [n0, n1) = wte[token] + wpe[position] */
+static void encoder_rows(void *ctx, size_t n0, size_t n1) {
+    Gpt *m = ctx;
     int C = m->cfg.n_embd;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            float *out = m->acts->encoded + ((size_t)b * T + t) * C;
-            const float *te = m->p.wte + (size_t)tokens[b * T + t] * C;
-            const float *pe = m->p.wpe + (size_t)t * C;
-            for (int i = 0; i < C; i++) out[i] = te[i] + pe[i];
-        }
+    for (size_t n = n0; n < n1; n++) {
+        float *out = m->acts->encoded + n * C;
+        const float *te = m->p.wte + (size_t)m->acts->tokens[n] * C;
+        const float *pe = m->p.wpe + (size_t)(n % m->T) * C;
+        for (int i = 0; i < C; i++) out[i] = te[i] + pe[i];
+    }
+}
+
+static void encoder_forward(Gpt *m, int N) {
+    ops_parallel_for(N, (size_t)N * m->cfg.n_embd < 65536 ? (size_t)N : 64, encoder_rows, m);
 }
 
 static void block_forward(Gpt *m, int l, const float *inp, int B, int T) {
@@ -338,7 +343,7 @@ int gpt_forward(Gpt *m, const int *tokens, int B, int T) {
     memcpy(a->tokens, tokens, (size_t)N * sizeof(int));
     m->B = B;
     m->T = T;
-    encoder_forward(m, tokens, B, T);
+    encoder_forward(m, N);
     if (a->enc_mask) ops_dropout_forward(a->encoded, a->enc_mask, (size_t)N * C, m->dropout, &m->dropout_rng);
     const float *x = a->encoded;
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -502,6 +507,18 @@ static void block_backward(Gpt *m, int l, const float *inp, int B, int T) {
     ops_layernorm_backward(a->dres, g->ln1_w, g->ln1_b, a->dc1, inp, w->ln1_w, y->ln1_mean, y->ln1_rstd, N, C);
 }
 
+/* wte and wpe gradients for channels [c0, c1). */
+static void embedding_grads(void *ctx, size_t c0, size_t c1) {
+    Gpt *m = ctx;
+    const GptActs *a = m->acts;
+    int N = m->B * m->T, T = m->T, C = m->cfg.n_embd;
+    for (int n = 0; n < N; n++) {
+        const float *d = a->dres + (size_t)n * C;
+        float *gte = m->g.wte + (size_t)a->tokens[n] * C, *gpe = m->g.wpe + (size_t)(n % T) * C;
+        for (size_t i = c0; i < c1; i++) gte[i] += d[i], gpe[i] += d[i];
+    }
+}
+
 /* From dlnf (gradient at the final LayerNorm output) down to embeddings. */
 static void trunk_backward(Gpt *m) {
     GptActs *a = m->acts;
@@ -512,12 +529,9 @@ static void trunk_backward(Gpt *m) {
     for (int l = L - 1; l >= 0; l--)
         block_backward(m, l, l ? a->layer[l - 1].res3 : a->encoded, B, T);
     if (a->enc_mask) ops_dropout_backward(a->dres, a->enc_mask, (size_t)N * C, m->dropout);
-    for (int n = 0; n < N; n++) {
-        const float *d = a->dres + (size_t)n * C;
-        float *gte = m->g.wte + (size_t)a->tokens[n] * C;
-        float *gpe = m->g.wpe + (size_t)(n % T) * C;
-        for (int i = 0; i < C; i++) gte[i] += d[i], gpe[i] += d[i];
-    }
+    /* rows with the same token add into the same wte row: split channels,
+     * not rows, so each element's sum keeps the row order */
+    ops_parallel_for(C, (size_t)N * C < 65536 ? (size_t)C : 16, embedding_grads, m);
 }
 
 void gpt_backward_lm(Gpt *m, const int *targets, const float *dlogp, const float *dentropy) {
