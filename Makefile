@@ -30,7 +30,7 @@ BENCH_SRC:= $(wildcard tests/bench/*.c)
 RLHF     := $(BUILD)/rlhf
 UNIT     := $(BUILD)/unit_tests
 
-.PHONY: all test bench demo clean deps
+.PHONY: all test test-slurm bench demo clean deps
 all: bin/rlhf
 
 bin/rlhf: $(RLHF)
@@ -53,6 +53,10 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB_OBJ)
 
 test: $(RLHF) $(UNIT)
 	RLHF_BIN=$(RLHF) UNIT_BIN=$(UNIT) bash tests/run.sh
+
+# A one-node Slurm cluster on localhost (installs slurm-wlm and munge; root).
+test-slurm: $(RLHF)
+	RLHF_BIN=$(RLHF) bash tests/slurm/test_slurm.sh
 
 bench: $(RLHF) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 	BENCH_DIR=$(BUILD)/bench RLHF_BIN=$(RLHF) bash tests/bench/run.sh

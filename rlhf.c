@@ -462,6 +462,7 @@ static void ppo_signals(void) {
     sa.sa_handler = ppo_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* srun and mpirun pass USR1 straight to the ranks */
 }
 
 static int cmd_ppo(int argc, char **argv) {

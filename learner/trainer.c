@@ -374,6 +374,7 @@ static void install_signals(void) {
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* srun and mpirun pass USR1 straight to the ranks */
 }
 
 /* Parses arguments into t->cfg; returns 1 after --help, dies on errors. */
