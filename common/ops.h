@@ -3,7 +3,8 @@
  * (batch x time), C channels; weights (in, out) as Hugging Face's Conv1D.
  * Every kernel runs on the calling thread plus a pool sized by OpenBLAS's
  * thread count (openblas_set_num_threads / OPENBLAS_NUM_THREADS set the
- * budget), with results independent of that count. */
+ * budget), with results independent of that count where the products are
+ * this file's own (OPS_OWN_GEMM: AVX-512); elsewhere they are OpenBLAS's. */
 #ifndef OPS_H
 #define OPS_H
 
@@ -54,6 +55,11 @@ int ops_threads(void);
 typedef void (*OpsRangeFn)(void *ctx, size_t begin, size_t end);
 void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx);
 
+#if defined(__AVX512F__)
+#define OPS_OWN_GEMM 1
+#else
+#define OPS_OWN_GEMM 0
+#endif
 /* C (M x N) = alpha * op(A) @ op(B) + beta * C, row-major, with op(X) = X
  * or X^T as cblas_sgemm (CblasRowMajor); beta must be 0 or 1. Runs on the
  * pool with this file's AVX-512 tiles where available (same results on any

@@ -206,6 +206,7 @@ TEST(ops_sgemm_matches_cblas) {
 }
 
 TEST(ops_sgemm_same_bits_on_one_and_two_threads) {
+    if (!OPS_OWN_GEMM) return; /* cblas_sgemm: OpenBLAS's own splits */
     int saved = openblas_get_num_threads(), M = 300, N = 200, K = 600;
     float *A = rvec((size_t)M * K), *B = rvec((size_t)N * K), *C1 = calloc((size_t)M * N, 4), *C2 = calloc((size_t)M * N, 4);
     openblas_set_num_threads(1);
@@ -233,6 +234,7 @@ TEST(ops_sgemm_transposed_b_exact_on_unit_vectors) {
 /* A whole training step's outputs and gradients do not depend on the
  * thread count (the pool splits work, never a sum). */
 TEST(gpt_step_same_bits_on_one_and_two_threads) {
+    if (!OPS_OWN_GEMM) return; /* products on cblas_sgemm: OpenBLAS's own splits */
     GptConfig c = {300, 64, 2, 4, 64, GPT_HEAD_LM};
     int saved = openblas_get_num_threads(), B = 4, T = 64, N = B * T;
     int *tok = malloc(sizeof(int) * N), *tgt = malloc(sizeof(int) * N);
