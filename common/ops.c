@@ -161,6 +161,16 @@ int ops_threads(void) {
     return n < 1 ? 1 : n > POOL_MAX ? POOL_MAX : n;
 }
 
+/* Pause instructions the caller spends watching for running chunks to end
+ * before it sleeps (~20 us: a pause is ~40 cycles on recent x86). */
+#define POOL_SPIN 2048
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 /* The same chunks, in order, on the calling thread. */
 static void run_serial(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {
     for (size_t b = 0; b < n; b += grain) fn(ctx, b, b + grain < n ? b + grain : n);
@@ -190,6 +200,12 @@ void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {
     PoolJob j = pool.job;
     pthread_mutex_unlock(&pool.mu);
     pool_run_chunks(&j);
+    /* The chunks still out are running on a worker and end within
+     * microseconds: watch for that briefly before sleeping, since a thread
+     * that sleeps on a busy machine can wait a whole time slice to get its
+     * core back. Bounded (~20 us), so no thread ever spins while idle. */
+    for (int spin = 0; spin < POOL_SPIN && atomic_load_explicit(&pool.finished, memory_order_acquire) < chunks; spin++)
+        cpu_relax();
     pthread_mutex_lock(&pool.mu);
     while (atomic_load_explicit(&pool.finished, memory_order_acquire) < chunks)
         pthread_cond_wait(&pool.done, &pool.mu);
