@@ -513,9 +513,11 @@ static void few_rows_range(void *ctx, size_t j0, size_t j1) {
 static void matmul_few_rows(float *out, const float *inp, const float *w, int N, int C, int OC) {
     FewRows f = {out, inp, w, N, C, OC};
     size_t grain = (size_t)tile_vectors(N < 8 ? N : 8) * VL;
-    /* a few rows cost the streaming of w: count at least 8 rows' work (the
-     * caller never waits for a worker that has not started) */
-    if ((size_t)(N > 8 ? N : 8) * C * OC < PARALLEL_MIN_FMA) grain = OC;
+    /* Below ~8 rows the product streams w from L3 at one core's bandwidth,
+     * but splitting it measured slower (gen b1 at load ~2: 4,000 vs 5,000
+     * tokens/s): the second core is rarely free for the ~10 us a product
+     * takes. */
+    if ((size_t)N * C * OC < PARALLEL_MIN_FMA) grain = OC;
     ops_parallel_for(OC, grain, few_rows_range, &f);
 }
 
