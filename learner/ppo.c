@@ -556,8 +556,9 @@ static int save_ckpt(Learner *L) {
     return rc;
 }
 
+/* out_dir included: a run moved off a full disk resumes where it now is */
 static const char *ppo_runtime_keys[] = {"ckpt_every", "keep_checkpoints", "log_samples", "role", "learners",
-                                         "rewarders", NULL};
+                                         "rewarders", "out_dir", NULL};
 
 static int resume(Learner *L, int64_t it) {
     char path[1200], diff[600];

@@ -140,8 +140,9 @@ static int resume(Trainer *t, int64_t step) {
     int rc = config_load_ckpt(saved, k, NULL) ||
              ckpt_get_attr_i64(k, "/state", "step", &s) || ckpt_get_attr_i64(k, "/state", "adam_step", &a) ||
              ckpt_get_attr_i64(k, "/state", "world", &world);
+    /* may change between runs; out_dir too: a run moved off a full disk resumes where it now is */
     static const char *runtime_keys[] = {"log_every", "eval_every", "ckpt_every", "keep_checkpoints",
-                                         "max_bad_steps", NULL}; /* may change between runs */
+                                         "max_bad_steps", "out_dir", NULL};
     for (int i = 0; !rc && runtime_keys[i]; i++)
         config_set(saved, runtime_keys[i], config_get_raw(t->cfg, runtime_keys[i]), "resume");
     if (!rc && config_diff(t->cfg, saved, diff, sizeof diff))
