@@ -545,11 +545,8 @@ static int save_ckpt(Learner *L) {
     char path[1200];
     int rc = 0;
     ckpt_name(L, L->iteration, path, sizeof path);
-    if (L->leader) {
-        h5log_flush(L->rollouts);
-        h5log_flush(L->metrics);
-        rc = write_ckpt(L, path, 0);
-        if (rc) err_warn("%s", err_msg());
+    if (L->leader) { /* logged rows on disk before a checkpoint says their iterations are done */
+        rc = h5log_flush(L->rollouts) || h5log_flush(L->metrics) || write_ckpt(L, path, 0);
         if (!rc) fs_prune_numbered(L->out_dir, "ckpt-", 6, L->iteration, config_int(L->cfg, "keep_checkpoints"));
     }
     if (L->lay->n_learners > 1) MPI_Bcast(&rc, 1, MPI_INT, 0, L->lay->role_comm);
@@ -870,7 +867,10 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile int *stop_
         int more = L->iteration < L->iterations, stop = *L->stop;
         if (lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, lay->role_comm);
         if (stop || L->iteration % config_int(cfg, "ckpt_every") == 0 || !more)
-            if (save_ckpt(L)) err_die("checkpoint failed: %s", err_msg());
+            if (save_ckpt(L)) {
+                if (L->leader) err_die("checkpoint failed: %s", err_msg());
+                for (;;) nanosleep(&(struct timespec){0, 10000000}, NULL); /* the leader's message and abort end us */
+            }
         if (stop && more) {
             learner_log(L, "signal received: checkpoint at iteration %lld; run the same command again to resume",
                         (long long)L->iteration);
