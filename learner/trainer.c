@@ -116,13 +116,14 @@ static int write_ckpt(Trainer *t, const char *path) {
     return ckpt_commit(k);
 }
 
-/* Rank 0 writes; every rank learns whether it worked. */
-static int save_step_ckpt(Trainer *t) {
+/* Rank 0 writes; every rank learns whether it worked. logs_failed: rank 0
+ * could not flush the metrics logs, so no checkpoint may claim their rows. */
+static int save_step_ckpt(Trainer *t, int logs_failed) {
     char path[1200];
     int rc = 0;
     ckpt_name(t, t->step, path, sizeof path);
     if (t->dp.rank == 0) {
-        rc = write_ckpt(t, path); /* its message is printed once, by trainer_main */
+        rc = logs_failed ? -1 : write_ckpt(t, path); /* its message is printed once, by trainer_main */
         if (!rc) fs_prune_numbered(t->out_dir, "ckpt-", 8, t->step, config_int(t->cfg, "keep_checkpoints"));
     }
     return dp_any(&t->dp, rc) ? -1 : 0;
@@ -280,6 +281,14 @@ static int train_step(Trainer *t, const int *batch, TrainAcc *acc, float *lr, fl
     return 1;
 }
 
+/* Metric rows on disk before a checkpoint records their step: -1 if not. */
+static int flush_logs(LoopState *ls) {
+    int rc = 0;
+    if (ls->train_log && metrics_flush(ls->train_log)) rc = -1;
+    if (ls->eval_log && metrics_flush(ls->eval_log)) rc = -1;
+    return rc;
+}
+
 static int run_loop(Trainer *t, LoopState *ls) {
     int B = t->batch_size, *perm = err_malloc((size_t)t->train.n * sizeof(int)), bad = 0;
     int64_t perm_epoch = -1, eval_every = config_int(t->cfg, "eval_every");
@@ -317,13 +326,9 @@ static int run_loop(Trainer *t, LoopState *ls) {
         if ((eval_every > 0 && t->step % eval_every == 0) || (eval_every <= 0 && epoch_end)) evaluate(t, ls->eval_log);
         if (dp_any(&t->dp, stop_requested)) {
             trainer_log(t, "signal received: saving a checkpoint at step %lld", (long long)t->step);
-            if (ls->train_log) metrics_flush(ls->train_log);
-            if (ls->eval_log) metrics_flush(ls->eval_log);
-            rc = save_step_ckpt(t) ? -1 : 1;
+            rc = save_step_ckpt(t, flush_logs(ls)) ? -1 : 1;
         } else if (t->step % ckpt_every == 0 || t->step == t->total_steps) {
-            if (ls->train_log) metrics_flush(ls->train_log);
-            if (ls->eval_log) metrics_flush(ls->eval_log);
-            if (save_step_ckpt(t)) rc = -1;
+            if (save_step_ckpt(t, flush_logs(ls))) rc = -1;
         }
     }
     free(perm);
