@@ -263,12 +263,28 @@ if mount_small $FS_KB; then
         pass "disk full under mpirun -n 2: one error line, every rank exits, previous checkpoint loads"
     else fail "disk full under mpirun -n 2: one error line, every rank exits, previous checkpoint loads" "exit $rc: $(grep -v '^ *[a-z_0-9]* *=' full3.err | head -3)"; fi
     # the other way to free space: move the run to another disk and resume it there
-    cp -a $out moved_run && umount $MNT && MNT=""
+    cp -a $out moved_run && umount $MNT
     $MPIRUN -n 2 "$RLHF" sft $SFT out_dir=moved_run keep_checkpoints=1 >full4.out 2>&1
     check "disk full under mpirun -n 2: the run moved to another disk resumes there and finishes, steps 1..$N once" sh -c "
         grep -q 'resuming from moved_run/ckpt-00000003.h5' full4.out && [ -e moved_run/final.h5 ] &&
         $PY '$FX/check_runs.py' steps moved_run/metrics.h5 $N"
-    row "disk full at a checkpoint (1 rank; 2 ranks)" 2 "$(all 2)" "${FS_KB} KB $FSKIND, checkpoint $((CK / 1024)) KB"
+    # PPO (4 ranks): the first checkpoint and the logs fit, the second does not
+    PK=$(stat -c %s ppo_ref/ckpt-000003.h5)
+    mount_small $(( (PK * 3 / 2 + 256 * 1024) / 1024 ))
+    out=$MNT/ppo
+    timeout 60 $MPIRUN -n 4 "$RLHF" ppo $PPO out_dir=$out keep_checkpoints=1 >full5.out 2>full5.err
+    rc=$?
+    if [ $rc != 0 ] && [ $rc != 124 ] && [ "$(errors full5.err)" = 1 ] &&
+       grep -q "^rlhf: error: .*$out/ckpt-000006.h5: .*No space left on device" full5.err &&
+       "$RLHF" inspect $out/ckpt-000003.h5 >/dev/null 2>&1 && [ "$(stale_temps $out)" = 0 ]; then
+        pass "disk full in PPO (4 ranks): one error line, every rank exits, previous checkpoint loads"
+    else fail "disk full in PPO (4 ranks): one error line, every rank exits, previous checkpoint loads" "exit $rc: $(grep -v '^ *[a-z_0-9]* *=' full5.err | grep -v '^ppo:' | head -3)"; fi
+    cp -a $out moved_ppo && umount $MNT && MNT=""
+    $MPIRUN -n 4 "$RLHF" ppo $PPO out_dir=moved_ppo keep_checkpoints=1 >full6.out 2>&1
+    if grep -q "resuming from moved_ppo/ckpt-000003.h5" full6.out && ppo_same moved_ppo >$T/out 2>&1; then
+        pass "disk full in PPO: moved to another disk, resumes and ends identical (policy, value model, logs)"
+    else fail "disk full in PPO: moved to another disk, resumes and ends identical (policy, value model, logs)" "$(tail -2 $T/out)"; fi
+    row "disk full at a checkpoint (sft 1, 2 ranks; ppo)" 3 "$(all 3)" "${FS_KB} KB $FSKIND, checkpoint $((CK / 1024)) KB"
 else
     echo "skip faults: disk full: cannot mount a small filesystem: $(tail -1 "$T/mount.err") (run as root)"
     row "disk full at a checkpoint" 0 "skipped" "no mount permission"
