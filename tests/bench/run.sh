@@ -5,15 +5,26 @@
 # told not to return memory (page faults on big temporaries otherwise
 # dominate), and the faster of the two is quoted. Prints a table of ratios.
 # Speed is never asserted: this is a report, not a test.
+#
+# Further sections, each printing its own table (or a note on stderr saying
+# why it was skipped): llmc (our step against llm.c's train_gpt2.c; needs
+# LLMC_DIR, see tests/bench/llmc.sh), snapshot (policy snapshot transfer
+# against a raw MPI send; needs mpirun), ppo (rollouts/s and iteration time
+# split with 1, 2, 3 actors; needs mpirun), memory (peak resident set of each
+# role against what it needs). BENCH_SECTIONS picks sections (default:
+# "model llmc snapshot ppo memory"; "model" is the comparison with torch).
 set -u
 cd "$(dirname "$0")/../.."
 : "${BENCH_DIR:=build/opt/bench}"
 CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8"}   # vocab,d,layers,heads,T,batch [;...]
 STEPS=${BENCH_STEPS:-10}
 MALLOC="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000"
+SECTIONS=" ${BENCH_SECTIONS:-model llmc snapshot ppo memory} "
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
+# ---- model: the C model against torch ----------------------------------------
+if [[ $SECTIONS == *" model "* ]]; then
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
     echo "bench: python3-torch is missing (RLHF_BENCH_DEPS=1 launch/install-deps.sh); C numbers only" >&2
     NOTORCH=1
@@ -63,3 +74,24 @@ for c in c_rows:
     print("  %-26s %11.0f%%   (time of the step's products in bare cblas_sgemm / step time)" %
           ("share of sgemm limit", 100 * c["share_of_sgemm"]))
 PY
+fi
+
+# ---- llmc: training step against llm.c (skipped without LLMC_DIR) -------------
+if [[ $SECTIONS == *" llmc "* ]]; then
+    BENCH_DIR=$BENCH_DIR bash tests/bench/llmc.sh
+fi
+
+# ---- snapshot: learner -> actor weight transfer against raw MPI_Send ----------
+if [[ $SECTIONS == *" snapshot "* ]]; then
+    BENCH_DIR=$BENCH_DIR bash tests/bench/snapshot.sh
+fi
+
+# ---- ppo: rollouts/s and iteration split with 1, 2, 3 actors ------------------
+if [[ $SECTIONS == *" ppo "* ]]; then
+    RLHF_BIN=${RLHF_BIN:-build/opt/rlhf} bash tests/bench/ppo_scaling.sh
+fi
+
+# ---- memory: peak resident set of each role against its needs ----------------
+if [[ $SECTIONS == *" memory "* ]]; then
+    RLHF_BIN=${RLHF_BIN:-build/opt/rlhf} bash tests/bench/memory.sh
+fi

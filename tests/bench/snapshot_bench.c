@@ -134,8 +134,9 @@ int main(int argc, char **argv) {
     size_t defaults[] = {262144, gpt_count_params(&byte), gpt_count_params(&bpe), gpt_count_params(&small)};
     int n_sizes = argc > 1 ? argc - 1 : 4, rc = 0;
     for (int i = 0; i < n_sizes && !rc; i++) {
-        size_t n = argc > 1 ? strtoull(argv[i + 1], NULL, 10) : defaults[i];
-        if (n < 1 || n > 500000000) {
+        char *end = "";
+        size_t n = argc > 1 ? strtoull(argv[i + 1], &end, 10) : defaults[i];
+        if (n < 1 || n > 500000000 || *end) {
             if (rank == 0) fprintf(stderr, "snapshot_bench: size %s: expected 1..500000000 floats\n", argv[i + 1]);
             rc = 1;
             break;
