@@ -12,8 +12,10 @@
 #   rewarder  inference only: reference policy and reward model parameters,
 #             forward activations of one order (chunk rows)
 #   actor     inference only: policy parameters, KV cache (keys with rows
-#             rounded to 16), the sampler's logits (2 x chunk x V), and the
-#             cached forward's scratch and prefill output for the prompt rows
+#             rounded to 16), the sampler's logits (2 x chunk x V), the
+#             cached forward's scratch for the prompt rows, and the logits
+#             it writes (one row of V per sequence: only the last prompt
+#             position's logits are wanted, in the scratch and prefill output)
 # Sequence lengths come from the run's own rollout log. Gradients of the
 # inference roles are allocated zeroed (calloc) and never touched, so they are
 # not resident and not counted. Each role is also run with a tiny model of the
@@ -131,8 +133,8 @@ def need(L, NH, C, run):
     max_len = min(ctx, int(plen.max()) + MAX_NEW)
     rows = min(int(sum(sorted(plen)[-CHUNK:])), PREFILL_ROWS)   # prefill rows of the longest order
     kv = L * CHUNK * C * (kv_stride(max_len) + max_len)
-    scratch = rows * (16 * C + NH * kv_stride(max_len) + V) + 2 * rows
-    r["actor"] = 4 * (P + kv + 2 * CHUNK * V + scratch + rows * V)
+    scratch = rows * (16 * C + NH * kv_stride(max_len)) + 2 * rows   # logits part: wanted rows only, below
+    r["actor"] = 4 * (P + kv + 2 * CHUNK * V + scratch + 2 * CHUNK * V)
     return r
 
 def measured(run):
