@@ -42,7 +42,7 @@ static inline float ops_tanhf(float x) {
     return 1.0f - 2.0f / (1.0f + ops_expf(2.0f * x));
 }
 
-/* Threads for the loops outside sgemm: OpenBLAS's thread count (the budget
+/* Threads the kernels use: OpenBLAS's thread count (the budget
  * the caller gave OpenBLAS), at least 1. */
 int ops_threads(void);
 /* fn(ctx, begin, end) over [0, n) cut into chunks of grain (the last may be
