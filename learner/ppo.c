@@ -111,20 +111,49 @@ static int prompt_of(Learner *L, int64_t g) {
     return perm[pos];
 }
 
+/* Keeps scored rollouts flowing in while our own sends wait: with
+ * max_policy_lag > 0 the learner may be sending a snapshot to an actor that
+ * is itself waiting to hand a rollout to a rewarder that waits on us; large
+ * MPI messages do not complete until received, so a blocking send here
+ * would close that circle. */
+static void take_scored_message(Learner *L) {
+    MsgBuf b;
+    int src;
+    msg_buf_init(&b);
+    msg_recv(&b, MPI_ANY_SOURCE, MSG_SCORED, MPI_COMM_WORLD, &src);
+    RolloutBatch rb;
+    if (rollout_batch_unpack(&b, &rb)) err_die("learner: from rank %d: %s", src, err_msg());
+    L->pending = err_realloc(L->pending, (size_t)(L->n_pending + 1) * sizeof(RolloutBatch));
+    L->pending[L->n_pending++] = rb;
+    msg_buf_free(&b);
+}
+
+static void wait_sends(Learner *L, MPI_Request *req, int n) {
+    struct timespec nap = {0, 1000000};
+    int done = 0;
+    MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
+    while (!done) {
+        if (msg_probe(MPI_ANY_SOURCE, MSG_SCORED, MPI_COMM_WORLD, NULL, NULL)) take_scored_message(L);
+        else nanosleep(&nap, NULL);
+        MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
+    }
+}
+
 static void send_orders(Learner *L, int64_t it) {
     const PpoLayout *l = L->lay;
-    MsgBuf b;
-    msg_buf_init(&b);
+    MsgBuf *b = err_calloc((size_t)L->n_chunks, sizeof(MsgBuf));
+    MPI_Request *req = err_malloc((size_t)L->n_chunks * sizeof(MPI_Request));
     for (int c = 0; c < L->n_chunks; c++) {
         int32_t idx[L->chunk];
         for (int i = 0; i < L->chunk; i++) idx[i] = prompt_of(L, it * L->B + (int64_t)c * L->chunk + i);
         RolloutOrder o = {(int32_t)it, c, L->kl_coef, mix64(L->seed * 1000003u + (uint64_t)it * 7919u + (uint64_t)c),
                           L->chunk, idx};
-        b.len = 0;
-        rollout_order_pack(&o, &b);
-        msg_send(&b, l->actors[c % l->n_actors], MSG_ORDER, MPI_COMM_WORLD);
+        rollout_order_pack(&o, &b[c]);
+        MPI_Isend(b[c].data, (int)b[c].len, MPI_BYTE, l->actors[c % l->n_actors], MSG_ORDER, MPI_COMM_WORLD, &req[c]);
     }
-    msg_buf_free(&b);
+    wait_sends(L, req, L->n_chunks);
+    for (int c = 0; c < L->n_chunks; c++) msg_buf_free(&b[c]);
+    free(b), free(req);
 }
 
 static void send_snapshot(Learner *L) {
@@ -133,10 +162,14 @@ static void send_snapshot(Learner *L) {
     msg_buf_init(&b);
     msg_put_i32(&b, (int32_t)L->iteration);
     msg_put_i32(&b, (int32_t)L->policy.n_params);
+    MPI_Request *req = err_malloc((size_t)2 * l->n_actors * sizeof(MPI_Request));
     for (int a = 0; a < l->n_actors; a++) {
-        msg_send(&b, l->actors[a], MSG_SNAPSHOT, MPI_COMM_WORLD);
-        msg_send_f32(L->policy.params, L->policy.n_params, l->actors[a], MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+        MPI_Isend(b.data, (int)b.len, MPI_BYTE, l->actors[a], MSG_SNAPSHOT, MPI_COMM_WORLD, &req[2 * a]);
+        MPI_Isend(L->policy.params, (int)L->policy.n_params, MPI_FLOAT, l->actors[a], MSG_SNAPSHOT_DATA,
+                  MPI_COMM_WORLD, &req[2 * a + 1]);
     }
+    wait_sends(L, req, 2 * l->n_actors);
+    free(req);
     msg_buf_free(&b);
 }
 
