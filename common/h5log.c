@@ -980,11 +980,19 @@ static void adopt_scan(H5log *l, Scan *s) {
     free(s);
 }
 
+/* A SWMR reader retries a metadata read whose checksum fails (the writer
+ * may be mid-flush), doubling its sleep between tries from 1 ns: with
+ * HDF5's default of 100 tries reading a damaged log never ended (found by
+ * tests/fuzz: still asleep after 290 s). 24 tries wait about 17 ms in all
+ * (that log now fails in under 0.1 s), far longer than a flush takes. */
+#define SWMR_READ_ATTEMPTS 24
+
 /* SWMR read works for live and finished logs; a log whose writer died
  * before it switched to SWMR needs HDF5's "open for write" mark ignored,
  * which a read-only open does without writing anything. */
 static int open_for_reading(H5log *l) {
     hid_t fapl = make_fapl(0);
+    H5Pset_metadata_read_attempts(fapl, SWMR_READ_ATTEMPTS);
     l->file = H5Fopen(l->path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
     H5Pclose(fapl);
     if (l->file >= 0) {
