@@ -16,7 +16,7 @@
 static inline const char *fuzz_base_log(void) {
     static const char *path;
     if (path) return path;
-    path = fuzz_path("base-log.h5");
+    path = fuzz_path_keep("base-log.h5");
     static const H5logColumn cols[] = {{"step", H5LOG_I64, 0, "iteration"},
                                        {"loss", H5LOG_F64, 0, "nats"},
                                        {"tokens", H5LOG_I32, 8, "token ids"},

@@ -9,7 +9,7 @@
 static void fuzz_hf_config(const uint8_t *data, size_t n) {
     static const char *dir;
     if (!dir) {
-        dir = fuzz_path("hf-config");
+        dir = fuzz_path_keep("hf-config");
         mkdir(dir, 0700);
         fuzz_base_hf_copy(dir, "model.safetensors");
         fuzz_base_hf_copy(dir, "vocab.json");

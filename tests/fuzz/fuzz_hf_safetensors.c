@@ -9,7 +9,7 @@
 static void fuzz_hf_safetensors(const uint8_t *data, size_t n) {
     static const char *dir;
     if (!dir) {
-        dir = fuzz_path("hf-weights");
+        dir = fuzz_path_keep("hf-weights");
         mkdir(dir, 0700);
         fuzz_base_hf_copy(dir, "config.json");
         fuzz_base_hf_copy(dir, "vocab.json");

@@ -42,7 +42,7 @@ static inline void fuzz_base_model(Gpt *m, GptHead head) {
 static inline const char *fuzz_base_hf_dir(void) {
     static const char *dir;
     if (dir) return dir;
-    dir = fuzz_path("hf-base");
+    dir = fuzz_path_keep("hf-base");
     Gpt m;
     Tok *t = fuzz_base_tok();
     fuzz_base_model(&m, GPT_HEAD_LM);
@@ -72,7 +72,7 @@ static inline void fuzz_base_hf_copy(const char *dir, const char *name) {
 static inline const char *fuzz_base_ckpt(void) {
     static const char *path;
     if (path) return path;
-    path = fuzz_path("base.h5");
+    path = fuzz_path_keep("base.h5");
     Gpt m;
     Tok *t = fuzz_base_tok();
     fuzz_base_model(&m, GPT_HEAD_LM);

@@ -61,11 +61,19 @@ static inline const char *fuzz_dir(void) {
     return fuzz_dir_buf;
 }
 
-/* DIR/name in one of a few rotating static buffers. */
+/* DIR/name in one of a few rotating static buffers: valid for the next
+ * seven calls only (fuzz_path_keep for longer). */
 static inline const char *fuzz_path(const char *name) {
     static char buf[8][512];
     static int k;
     char *p = buf[k++ % 8];
+    snprintf(p, 512, "%s/%s", fuzz_dir(), name);
+    return p;
+}
+
+/* DIR/name in memory of its own, for paths kept across calls. */
+static inline const char *fuzz_path_keep(const char *name) {
+    char *p = malloc(512);
     snprintf(p, 512, "%s/%s", fuzz_dir(), name);
     return p;
 }
@@ -82,6 +90,7 @@ static inline void fuzz_write(const char *path, const void *data, size_t n) {
 
 /* A whole file into a malloc'd buffer (NULL if unreadable); *n its length. */
 static inline char *fuzz_read(const char *path, size_t *n) {
+    *n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     size_t cap = 4096, len = 0;
