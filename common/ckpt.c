@@ -844,10 +844,32 @@ int ckpt_get_config(const Ckpt *c, GptConfig *cfg) {
     return rc;
 }
 
+/* Sizes read from a file are checked against the file's own size before
+ * anything is allocated from them: a damaged or crafted checkpoint must get
+ * a message, not an allocation of terabytes (found by tests/fuzz). */
+static int file_size(const Ckpt *c, hsize_t *size) {
+    if (H5Fget_filesize(c->file, size) < 0) return h5_fail(c, NULL, "cannot get the file size");
+    return 0;
+}
+
+/* Parameters are stored as float32; even compressed (h5repack) they keep
+ * over 2 bytes each, so a config implying more than the file can hold is
+ * damaged. Counted in double: the int fields can overflow 64 bits. */
+static int check_model_fits(const Ckpt *c, const GptConfig *cfg) {
+    double C = cfg->n_embd, params = (double)cfg->vocab_size * C + (double)cfg->n_ctx * C +
+                                     (double)cfg->n_layer * (12 * C * C + 13 * C) + 2 * C;
+    hsize_t size;
+    if (file_size(c, &size)) return -1;
+    if (2 * params > (double)size)
+        return err_set("%s: model config implies %.0f parameters, more than the file (%llu bytes) can hold",
+                       c->path, params, (unsigned long long)size);
+    return 0;
+}
+
 int ckpt_get_model(Ckpt *c, Gpt *m) {
     GptConfig cfg;
     memset(m, 0, sizeof *m);
-    if (ckpt_get_config(c, &cfg)) return -1;
+    if (ckpt_get_config(c, &cfg) || check_model_fits(c, &cfg)) return -1;
     if (gpt_init(m, &cfg)) return err_prefix("%s: ", c->path);
     if (get_tensors(c, "/params", m, m->params)) {
         gpt_free(m);
@@ -863,6 +885,13 @@ static char *get_bytes(const Ckpt *c, const char *path, size_t *len) {
     if (shape_of(c, path, &ndim, dims)) return NULL;
     if (ndim != 1) {
         err_set("%s: %s: expected a 1-D byte array", c->path, path);
+        return NULL;
+    }
+    hsize_t size;
+    if (file_size(c, &size)) return NULL;
+    if (dims[0] > size) {
+        err_set("%s: %s: claims %llu bytes, more than the whole file (%llu bytes)", c->path, path,
+                (unsigned long long)dims[0], (unsigned long long)size);
         return NULL;
     }
     char *s = err_malloc(dims[0] + 1);

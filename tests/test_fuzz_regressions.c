@@ -122,3 +122,78 @@ TEST(fuzz_h5log_damaged_swmr_log_does_not_hang) {
     CHECKF(took >= 0, "reading %s hung (killed after 30 s) or gave a message without the path", path);
     CHECKF(took < 5, "reading %s took %.1f s", path, took);
 }
+
+/* ---- ckpt: sizes claimed by the file were allocated unchecked ----------- */
+
+/* The base checkpoint copied to name, opened for writing with HDF5. */
+static hid_t edit_base_ckpt(const char *name, char *path, size_t n) {
+    size_t len;
+    char *bytes = fuzz_read(fuzz_base_ckpt(), &len);
+    snprintf(path, n, "%s/%s", harness_tmpdir(), name);
+    fuzz_write(path, bytes, len);
+    free(bytes);
+    return H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+}
+
+/* A 1-D u8 dataset of 2^40 bytes that was never written takes no space:
+ * the tokenizer loader allocated 1 TB for it. */
+TEST(fuzz_ckpt_tokenizer_bytes_larger_than_the_file) {
+    char path[600];
+    hid_t f = edit_base_ckpt("vocab-1tb.h5", path, sizeof path);
+    CHECK(f >= 0);
+    hsize_t dims[1] = {(hsize_t)1 << 40};
+    H5Ldelete(f, "/tokenizer/vocab_json", H5P_DEFAULT);
+    hid_t s = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(f, "/tokenizer/vocab_json", H5T_STD_U8LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(d >= 0);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Fclose(f);
+    Ckpt *c = ckpt_open(path);
+    CHECKF(c != NULL, "%s", err_msg());
+    if (!c) return;
+    Tok *t = ckpt_get_tok(c);
+    CHECK(t == NULL);
+    CHECKF(strstr(err_msg(), path) && strstr(err_msg(), "/tokenizer/vocab_json: claims 1099511627776 bytes"),
+           "message: %s", err_msg());
+    Gpt m;
+    CHECKF(ckpt_get_model(c, &m) == 0, "the weights are intact: %s", err_msg());
+    gpt_free(&m);
+    tok_free(t);
+    ckpt_close(c);
+}
+
+/* n_embd = vocab_size = 2^20 in a 27 KB file: gpt_init was asked for 57 TB. */
+TEST(fuzz_ckpt_model_config_larger_than_the_file) {
+    char path[600];
+    hid_t f = edit_base_ckpt("config-57tb.h5", path, sizeof path);
+    CHECK(f >= 0);
+    const int64_t big = (int64_t)1 << 20;
+    static const char *const names[] = {"n_embd", "vocab_size"};
+    for (int i = 0; i < 2; i++) {
+        H5Adelete(f, names[i]);
+        hid_t s = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(f, names[i], H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_INT64, &big);
+        H5Aclose(a);
+        H5Sclose(s);
+    }
+    H5Fclose(f);
+    Ckpt *c = ckpt_open(path);
+    CHECKF(c != NULL, "%s", err_msg());
+    if (!c) return;
+    GptConfig cfg;
+    CHECK(ckpt_get_config(c, &cfg) == 0 && cfg.n_embd == big); /* a valid config in itself */
+    Gpt m;
+    CHECK(ckpt_get_model(c, &m) < 0);
+    CHECK(m.params == NULL);
+    CHECKF(strstr(err_msg(), path) && strstr(err_msg(), "model config implies") &&
+               strstr(err_msg(), "more than the file"),
+           "message: %s", err_msg());
+    ckpt_close(c);
+    /* The unedited file still loads: the check refuses only what cannot fit. */
+    c = ckpt_open(fuzz_base_ckpt());
+    CHECK(c && ckpt_get_model(c, &m) == 0);
+    if (c && m.params) gpt_free(&m);
+    ckpt_close(c);
+}
