@@ -18,9 +18,13 @@
  * clamps become vector blends). Cephes' polynomial after reduction by ln 2:
  * relative error ~2e-7 over the float range; clamps instead of overflowing. */
 static inline float ops_expf(float x) {
+    /* the exponent comes from a copy where NaN becomes a number (converting
+     * NaN to int is undefined); x itself keeps a NaN so the result is NaN */
+    float xn = x > -87.0f ? x : -87.0f;
+    xn = xn < 88.0f ? xn : 88.0f;
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
-    float n = __builtin_rintf(x * 1.44269504088896341f);
+    float n = __builtin_rintf(xn * 1.44269504088896341f);
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
