@@ -30,7 +30,7 @@ BENCH_SRC:= $(wildcard tests/bench/*.c)
 RLHF     := $(BUILD)/rlhf
 UNIT     := $(BUILD)/unit_tests
 
-.PHONY: all test test-slurm bench demo clean deps
+.PHONY: all test test-slurm fuzz bench demo clean deps
 all: bin/rlhf
 
 bin/rlhf: $(RLHF)
@@ -57,6 +57,12 @@ test: $(RLHF) $(UNIT)
 # A one-node Slurm cluster on localhost (installs slurm-wlm and munge; root).
 test-slurm: $(RLHF)
 	RLHF_BIN=$(RLHF) bash tests/slurm/test_slurm.sh
+
+# libFuzzer harnesses (clang; apt-get install clang libclang-rt-14-dev), each
+# run FUZZ_SECONDS from its committed seed corpus.
+FUZZ_SECONDS ?= 20
+fuzz:
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: $(RLHF) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 	BENCH_DIR=$(BUILD)/bench RLHF_BIN=$(RLHF) bash tests/bench/run.sh
