@@ -138,11 +138,13 @@ crash_frame() {
 }
 
 # 1 if report $1 is a crash or hang inside libhdf5, or a leak of memory
-# HDF5 allocated while decoding a damaged object (H5C_protect: its metadata
-# cache loading an object; our own code never allocates there).
+# libhdf5 allocated for itself: only the variable-length buffers H5Aread and
+# H5Dread hand over (H5T vlen code) are ours to free. Checked by hand so
+# far: H5HG_read and H5C_protect (loading a damaged object) leak on their
+# own, in a plain HDF5 program too.
 in_hdf5() {
     if grep -q 'LeakSanitizer' "$1"; then
-        grep -q 'in H5C_protect' "$1" && ! grep -A3 'allocated from' "$1" | grep -q 'common/'
+        crash_frame "$1" | grep -q 'libhdf5' && ! crash_frame "$1" | grep -qE 'H5T_+vlen'
     else
         crash_frame "$1" | grep -q 'libhdf5'
     fi
@@ -185,7 +187,10 @@ for t in "${TARGETS[@]}"; do
     # Every new artifact: ours (FAIL), inside libhdf5 (a finding about HDF5),
     # or not reproducible on its own (fork mode saves some of those).
     ours=() hdf5=() flaky=()
-    for f in $(ls -t "$art" | head -n $(($(ls "$art" | wc -l) - before))); do
+    new=$(($(ls "$art" | wc -l) - before))
+    # Rerunning takes up to 10 s per input (hangs): classify at most 20.
+    [ $new -gt 20 ] && echo "note: fuzz: $t: $new new inputs in $art, classifying the newest 20"
+    for f in $(ls -t "$art" | head -n $((new > 20 ? 20 : new))); do
         mkdir -p "$OUT/reports/$t"
         rep=$OUT/reports/$t/$f.txt
         if ASAN_OPTIONS=fast_unwind_on_malloc=0:detect_leaks=1 "$bin" -runs=1 -timeout=10 "$art/$f" >"$rep" 2>&1; then
