@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/err.h"
 #include "common/h5log.h"
@@ -153,6 +154,11 @@ int inspect_log(const char *path, const Tok *tok, int as_json, FILE *out) {
     H5log *l = h5log_open_read(path);
     if (!l) return -1;
     int64_t n = h5log_rows(l);
+    struct stat st;
+    if (stat(path, &st) == 0 && n > (int64_t)st.st_size) { /* every row takes at least a byte on disk */
+        h5log_close(l);
+        return err_set("%s: claims %lld rows in a %lld-byte file: damaged", path, (long long)n, (long long)st.st_size);
+    }
     int rollouts = !strcmp(h5log_kind(l), "rollouts");
     if (as_json && rollouts) rollouts_json(l, n, out);
     else if (as_json) {
