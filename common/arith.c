@@ -85,6 +85,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 
 #define P_WRONG 0.15
 #define P_PLAIN 0.70
@@ -675,25 +676,6 @@ static const struct {
 };
 #define N_FILES ((int)(sizeof FILES / sizeof *FILES))
 
-/* mkdir -p */
-static int make_dirs(const char *dir) {
-    if (!dir || !dir[0]) return err_set("arith: empty output directory name");
-    char *p = err_strdup(dir);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s && *s != '/') continue;
-        char saved = *s;
-        *s = 0;
-        if (mkdir(p, 0777) && errno != EEXIST)
-            rc = err_set("%s: cannot create directory: %s", p, strerror(errno));
-        *s = saved;
-        if (rc || !saved) break;
-    }
-    struct stat sb;
-    if (!rc && (stat(dir, &sb) || !S_ISDIR(sb.st_mode))) rc = err_set("%s: not a directory", dir);
-    free(p);
-    return rc;
-}
 
 static char *join(const char *dir, const char *name, const char *suffix) {
     size_t len = strlen(dir) + strlen(name) + strlen(suffix) + 2;
@@ -743,7 +725,8 @@ static void resolve_sizes(ArithSizes *out, int n, const ArithSizes *sizes) {
 int arith_write_dataset(const char *dir, int n, uint64_t seed, const ArithSizes *sizes) {
     ArithSizes s;
     resolve_sizes(&s, n, sizes);
-    if (check_sizes(n, &s) || make_dirs(dir)) return -1;
+    if (!dir || !dir[0]) return err_set("arith: empty output directory name");
+    if (check_sizes(n, &s) || fs_mkdirs(dir)) return -1;
     Rng master, r;
     rng_seed(&master, seed);
     rng_seed(&r, rng_u64(&master));

@@ -11,7 +11,7 @@
 #include "common/err.h"
 
 int fs_mkdirs(const char *dir) {
-    if (!dir || !dir[0]) return err_set("empty directory name");
+    if (!dir || !dir[0]) return err_set("empty output directory name");
     char *p = err_strdup(dir);
     int rc = 0;
     for (char *s = p + 1;; s++) {

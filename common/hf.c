@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/safetensors.h"
 
 #define HF_PREFIX "transformer."
@@ -288,24 +289,6 @@ int hf_import(const char *dir, Gpt *m, Tok **tok) {
 
 /* ---- export ------------------------------------------------------------- */
 
-/* mkdir -p */
-static int make_dirs(const char *dir) {
-    if (!dir[0]) return err_set("empty output directory name");
-    char *p = err_strdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; ; s++) {
-        if (*s && *s != '/') continue;
-        char saved = *s;
-        *s = 0;
-        if (mkdir(p, 0777) && errno != EEXIST) rc = err_set("%s: cannot create directory: %s", p, strerror(errno));
-        *s = saved;
-        if (rc || !saved) break;
-    }
-    struct stat sb;
-    if (!rc && (stat(dir, &sb) || !S_ISDIR(sb.st_mode))) rc = err_set("%s: not a directory", dir);
-    free(p);
-    return rc;
-}
 
 static int write_file_atomic(const char *path, const char *data, size_t len) {
     char *tmp = err_malloc(strlen(path) + 32);
@@ -410,7 +393,7 @@ static int write_tokenizer(const char *dir, const Gpt *m, const Tok *tok) {
 }
 
 int hf_export(const char *dir, const Gpt *m, const Tok *tok) {
-    if (make_dirs(dir)) return -1;
+    if (fs_mkdirs(dir)) return -1;
     if (write_weights(dir, m)) return -1;
     if (tok && write_tokenizer(dir, m, tok)) return -1;
     return write_config(dir, m, tok); /* last: a config.json means complete */
