@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/h5err.h"
 
 #define CKPT_NAME_MAX 1024
 
@@ -43,40 +44,10 @@ struct Ckpt {
  * stderr would only confuse them. */
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-/* Raw HDF5 descriptions can be long (I/O errors list the file name, fd,
- * errno, buffer and sizes before the part we keep). */
-#define H5_DESC_MAX 2048
-
-static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *data) {
-    char *out = data;
-    (void)n;
-    if (!out[0] && e->desc && e->desc[0]) snprintf(out, H5_DESC_MAX, "%s", e->desc);
-    return 0;
-}
-
-/* The innermost (most specific) description on HDF5's error stack, on one
- * line. Low-level I/O failures embed a timestamp with a newline and a file
- * descriptor dump; their "error message = '...'" part (strerror) is what a
- * user needs. Must be called right after the failing call: the next API
- * call clears the stack. */
-static void h5_reason(char out[200]) {
-    char raw[H5_DESC_MAX] = "";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, raw);
-    const char *sys = strstr(raw, "error message = '");
-    if (sys) {
-        sys += strlen("error message = '");
-        snprintf(out, 200, "%.*s", (int)strcspn(sys, "'"), sys);
-    } else {
-        snprintf(out, 200, "%s", raw[0] ? raw : "HDF5 error");
-    }
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
-}
-
 /* err_set("PATH: obj: what (reason)") from the current HDF5 error stack. */
 static int h5_fail(const Ckpt *c, const char *obj, const char *what) {
     char reason[200];
-    h5_reason(reason);
+    h5err_reason(reason, sizeof reason);
     if (obj) return err_set("%s: %s: %s (%s)", c->path, obj, what, reason);
     return err_set("%s: %s (%s)", c->path, what, reason);
 }
@@ -981,7 +952,7 @@ Ckpt *ckpt_open(const char *path) {
     hid_t fapl = make_fapl();
     c->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     char reason[200];
-    if (c->file < 0) h5_reason(reason); /* before H5Pclose clears the stack */
+    if (c->file < 0) h5err_reason(reason, sizeof reason); /* before H5Pclose clears the stack */
     H5Pclose(fapl);
     if (c->file < 0) {
         if (!has_hdf5_signature(path)) err_set("%s: not an HDF5 file", path);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/h5err.h"
 
 /* Storage. Under SWMR, HDF5 1.10 did not reuse freed file space in our
  * measurements (with or without a free-space manager strategy), and a
@@ -46,7 +47,6 @@
 #define BUFFER_BYTES (1 << 20)
 #define BUFFER_ROWS_MIN 64
 #define BUFFER_ROWS_MAX 8192
-#define H5_DESC_MAX 2048
 #define WRITER_MAX 512
 
 typedef struct {
@@ -85,34 +85,10 @@ typedef struct {
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *data) {
-    char *out = data;
-    (void)n;
-    if (!out[0] && e->desc && e->desc[0]) snprintf(out, H5_DESC_MAX, "%s", e->desc);
-    return 0;
-}
-
-/* The innermost description on HDF5's error stack, on one line; for
- * system-call failures just the strerror part. Call it right after the
- * failing call: the next API call clears the stack. */
-static void h5_reason(char out[200]) {
-    char raw[H5_DESC_MAX] = "";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, raw);
-    const char *sys = strstr(raw, "error message = '");
-    if (sys) {
-        sys += strlen("error message = '");
-        snprintf(out, 200, "%.*s", (int)strcspn(sys, "'"), sys);
-    } else {
-        snprintf(out, 200, "%s", raw[0] ? raw : "HDF5 error");
-    }
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
-}
-
 /* err_set("PATH: column 'col': what (reason)") from HDF5's error stack. */
 static int h5_fail(const H5log *l, const char *col, const char *what) {
     char reason[200];
-    h5_reason(reason);
+    h5err_reason(reason, sizeof reason);
     if (col) return err_set("%s: column '%s': %s (%s)", l->path, col, what, reason);
     return err_set("%s: %s (%s)", l->path, what, reason);
 }
@@ -749,7 +725,7 @@ static int open_rdwr(H5log *l) {
     char reason[200];
     hid_t fapl = make_fapl(0);
     l->file = H5Fopen(l->path, H5F_ACC_RDWR, fapl);
-    if (l->file < 0) h5_reason(reason);
+    if (l->file < 0) h5err_reason(reason, sizeof reason);
     H5Pclose(fapl);
     if (l->file >= 0) return 0;
     if (!strstr(reason, "already open for write"))
