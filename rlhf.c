@@ -65,7 +65,7 @@ static int cmd_init(int argc, char **argv) {
         {"head", OPT_STR, &head, "lm|scalar", "language-model head or scalar (reward/value) head"},
         {"tokenizer", OPT_STR, &hf_tok, "DIR", "take GPT-2 BPE vocab.json + merges.txt from DIR (default: byte tokenizer)"},
         {"seed", OPT_INT, &seed, "S", "random seed for the weights"},
-        {NULL}};
+        {0}};
     OptSpec s = {"init", "rlhf init --out CKPT [options]",
                  "Create a GPT-2 model with fresh random weights (GPT-2 initialisation).",
                  NULL, o, 0, 0};
@@ -171,7 +171,7 @@ static int cmd_generate(int argc, char **argv) {
         {"seed", OPT_INT, &seed, "S", "random seed (same seed, same output)"},
         {"batch", OPT_INT, &batch, "B", "prompts generated together"},
         {"jsonl", OPT_FLAG, &as_jsonl, NULL, "print one JSON object per prompt"},
-        {NULL}};
+        {0}};
     OptSpec s = {"generate",
                  "rlhf generate --model CKPT (--prompt TEXT | --prompts FILE.jsonl) [options]",
                  "Complete prompts with a KV-cache sampler: greedy, temperature, top-k, top-p.",
@@ -278,7 +278,7 @@ static int cmd_nll(int argc, char **argv) {
         {"text", OPT_STR, &text, "FILE", "plain UTF-8 text (required)"},
         {"batch", OPT_INT, &batch, "B", "context windows evaluated together"},
         {"json", OPT_FLAG, &as_json, NULL, "print a JSON object instead of text"},
-        {NULL}};
+        {0}};
     OptSpec s = {"nll", "rlhf nll --model CKPT --text FILE [options]",
                  "Mean negative log-likelihood (nats/token) and perplexity of a text.",
                  "The text is cut into non-overlapping windows of the model's context length;\n"
@@ -312,7 +312,7 @@ static int cmd_nll(int argc, char **argv) {
 
 static int cmd_import_hf(int argc, char **argv) {
     const char *out = NULL;
-    Opt o[] = {{"out", OPT_STR, &out, "CKPT", "checkpoint to write (required)"}, {NULL}};
+    Opt o[] = {{"out", OPT_STR, &out, "CKPT", "checkpoint to write (required)"}, {0}};
     OptSpec s = {"import-hf", "rlhf import-hf DIR --out CKPT",
                  "Import a Hugging Face GPT-2 directory (config.json, model.safetensors,\n"
                  "vocab.json, merges.txt) into an rlhf checkpoint.",
@@ -336,7 +336,7 @@ static int cmd_import_hf(int argc, char **argv) {
 
 static int cmd_export_hf(int argc, char **argv) {
     const char *out = NULL;
-    Opt o[] = {{"out", OPT_STR, &out, "DIR", "directory to write (created if missing; required)"}, {NULL}};
+    Opt o[] = {{"out", OPT_STR, &out, "DIR", "directory to write (created if missing; required)"}, {0}};
     OptSpec s = {"export-hf", "rlhf export-hf CKPT --out DIR",
                  "Export a checkpoint as a Hugging Face GPT-2 directory (config.json,\n"
                  "model.safetensors, vocab.json, merges.txt).", NULL, o, 1, 1};
@@ -391,7 +391,7 @@ static int cmd_inspect(int argc, char **argv) {
     int as_json = 0;
     Opt o[] = {{"model", OPT_STR, &model, "CKPT", "tokenizer for decoding a rollout log (default: final.h5 beside it)"},
                {"json", OPT_FLAG, &as_json, NULL, "machine-readable output (logs)"},
-               {NULL}};
+               {0}};
     OptSpec s = {"inspect", "rlhf inspect FILE.h5 [--json] [--model CKPT]",
                  "Summarise a checkpoint (kind, model, tokenizer, parameters) or a log: a rollout log\n"
                  "(rows, per-iteration reward / r_theta / KL / lambda / gold / length, policy-lag\n"
@@ -425,7 +425,7 @@ static int cmd_data(int argc, char **argv) {
         {"n", OPT_INT, &n, "N", "dataset scale: SFT demonstrations and preference pairs"},
         {"seed", OPT_INT, &seed, "S", "random seed (same seed, same files)"},
         {"max-operand", OPT_INT, &max_operand, "M", "operands 0..M (0: the task's default)"},
-        {NULL}};
+        {0}};
     OptSpec s = {"data", "rlhf data arith --out DIR [--n N] [--seed S]",
                  "Write the built-in arithmetic task: pretraining text, SFT demonstrations, preference\n"
                  "pairs, K-wise rankings, RL prompts and held-out evaluation prompts.",
@@ -564,7 +564,7 @@ static int cmd_eval(int argc, char **argv) {
         {"batch", OPT_INT, &batch, "B", "prompts generated together"},
         {"samples", OPT_STR, &samples, "FILE.jsonl", "write every response with its scores"},
         {"json", OPT_FLAG, &as_json, NULL, "print the report as JSON"},
-        {NULL}};
+        {0}};
     OptSpec s = {"eval", "rlhf eval --policy CKPT --prompts FILE [--ref CKPT] [--rm CKPT] [options]",
                  "Sample responses and report gold score (built-in task), RM score, KL to a reference\n"
                  "and length, each as mean +- standard error.",
@@ -633,7 +633,7 @@ static int cmd_score(int argc, char **argv) {
     Opt o[] = {{"model", OPT_STR, &model, "CKPT", "reward model checkpoint (required)"},
                {"data", OPT_STR, &data, "FILE.jsonl", "records to score (required)"},
                {"raw", OPT_FLAG, &raw, NULL, "raw head outputs (default: normalised by the stored offset/scale)"},
-               {NULL}};
+               {0}};
     OptSpec s = {"score", "rlhf score --model RM --data FILE.jsonl [--raw]",
                  "Score JSONL with a reward model; prints one JSON line per record and a summary.",
                  "Records: {\"prompt\",\"completion\"} -> score; {\"prompt\",\"chosen\",\"rejected\"} -> both\n"

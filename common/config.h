@@ -17,7 +17,7 @@
  *       {"lr", CFG_FLOAT, "1e-5", "peak learning rate", NULL},
  *       {"kl_estimator", CFG_ENUM, "k1", "per-token KL estimator", "k1|k3"},
  *       {"prompts", CFG_STR, NULL, "JSONL file of RL prompts", NULL},
- *       {NULL}};
+ *       {0}};
  *
  * Key names are [A-Za-z0-9_]+. A NULL default means "required": the key
  * has no value until set and config_check_required reports it.

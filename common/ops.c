@@ -58,12 +58,6 @@ static inline vfloat vfma(vfloat a, vfloat b, vfloat c) {
 #endif
 }
 
-static inline float vsum(vfloat v) {
-    float s = 0.0f;
-    for (int i = 0; i < VL; i++) s += v[i];
-    return s;
-}
-
 /* ---- thread pool --------------------------------------------------------
  * Every kernel here runs on as many threads as OpenBLAS would use (the
  * caller's thread budget): the calling thread plus persistent workers that

@@ -708,7 +708,7 @@ int plot_main(int argc, char **argv) {
         {"gnuplot", OPT_STR, &gnuplot, "PROG", "gnuplot program to run"},
         {"width", OPT_INT, &width, "PX", "PNG width in pixels"},
         {"height", OPT_INT, &height, "PX", "PNG height in pixels"},
-        {NULL}};
+        {0}};
     OptSpec s = {"plot", "rlhf plot RUN_DIR [--out DIR] [options]",
                  "PNG plots of a pipeline run (gnuplot): PPO reward, r_theta, KL and lambda, gold score,\n"
                  "entropy, length and time per iteration; loss of each supervised stage; RM and DPO\n"

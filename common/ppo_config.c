@@ -53,7 +53,7 @@ const CfgKey ppo_keys[] = {
     {"ckpt_every", CFG_INT, "10", "checkpoint every N iterations", NULL},
     {"keep_checkpoints", CFG_INT, "2", "iteration checkpoints kept", NULL},
     {"log_samples", CFG_INT, "2", "decoded samples printed per iteration", NULL},
-    {NULL}};
+    {0}};
 
 const char *ppo_role_name(PpoRole r) {
     return r == PPO_LEARNER ? "learner" : r == PPO_REWARDER ? "rewarder" : "actor";

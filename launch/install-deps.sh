@@ -7,7 +7,8 @@ set -euo pipefail
 BUILD="build-essential pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libjansson-dev libpcre2-dev gnuplot-nox"
 # Independent references used by the tests and benchmarks (torch fixtures are
 # committed, so tests need only numpy/h5py; torch is for `make bench`).
-TEST="python3 python3-numpy python3-h5py"
+# clang and its libFuzzer runtime: the fuzz harnesses run inside `make test`.
+TEST="python3 python3-numpy python3-h5py clang libclang-rt-14-dev"
 BENCH="python3-torch"
 
 want="$BUILD $TEST"

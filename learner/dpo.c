@@ -24,7 +24,7 @@ static const CfgKey dpo_keys[] = {
     {"beta", CFG_FLOAT, "0.1", "strength of the tie to the reference", NULL},
     {"loss_type", CFG_ENUM, "dpo", "dpo, ipo, or cdpo (conservative DPO with label_smoothing)", "dpo|ipo|cdpo"},
     {"label_smoothing", CFG_FLOAT, "0.0", "cdpo: assumed fraction of flipped labels, in [0, 0.5)", NULL},
-    {NULL}};
+    {0}};
 
 /* The two sequences an example contributes: best and worst. */
 static void pair_of(const Dataset *d, int e, const Seq **c, const Seq **r) {

@@ -555,7 +555,7 @@ int gridworld_main(int argc, char **argv) {
         {"eval-episodes", OPT_INT, &eval_episodes, "N", "episodes of the final evaluation"},
         {"min-success", OPT_FLOAT, &min_success, "F", "success rate the verdict asks for"},
         {"log-every", OPT_INT, &log_every, "N", "print progress every N iterations (0 = never)"},
-        {NULL}};
+        {0}};
     OptSpec spec = {
         "gridworld", "rlhf gridworld [options]",
         "Train the tutorial's drunk cat with the PPO code of the language model (GAE, whitening,\n"

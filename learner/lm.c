@@ -20,11 +20,11 @@ static const CfgKey pretrain_keys[] = {
     {"n_head", CFG_INT, "4", "fresh model: attention heads", NULL},
     {"n_embd", CFG_INT, "128", "fresh model: width", NULL},
     {"n_ctx", CFG_INT, "64", "fresh model: context length", NULL},
-    {NULL}};
+    {0}};
 
 static const CfgKey sft_keys[] = {
     {"init", CFG_STR, NULL, "checkpoint to fine-tune (a pretrained language model)", NULL},
-    {NULL}};
+    {0}};
 
 static void lm_alloc(Trainer *t) {
     LmState *s = err_calloc(1, sizeof *s);

@@ -21,7 +21,7 @@ static const CfgKey rm_keys[] = {
     {"init", CFG_STR, NULL, "SFT checkpoint: the trunk to start from and the policy sampled for normalisation", NULL},
     {"norm_samples", CFG_INT, "256", "SFT samples scored to set the score offset/scale (0: none)", NULL},
     {"norm_max_new", CFG_INT, "48", "longest SFT sample for the normalisation, in tokens", NULL},
-    {NULL}};
+    {0}};
 
 /* A scalar-head model whose trunk is the language model's. */
 static int scalar_from_lm(Gpt *out, const Gpt *lm, uint64_t seed) {

@@ -40,7 +40,7 @@ const CfgKey trainer_keys[] = {
     {"ckpt_every", CFG_INT, "100", "checkpoint every N steps", NULL},
     {"keep_checkpoints", CFG_INT, "2", "step checkpoints kept in out_dir", NULL},
     {"max_bad_steps", CFG_INT, "5", "stop after this many non-finite losses in a row", NULL},
-    {NULL}};
+    {0}};
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { stop_requested = sig; }

@@ -17,7 +17,11 @@
 # is reported as a finding about HDF5, not a failure: the *_raw targets,
 # which feed damaged bytes to HDF5, run in libFuzzer's fork mode so they go
 # on after such a crash. Environment: CLANG (compiler), FUZZ_OUT (build/fuzz),
-# FUZZ_JOBS is not used: one fuzzer runs at a time (the machine is shared).
+# FUZZ_CLASSIFY and FUZZ_RERUN_TIMEOUT (how many new saved inputs per target
+# are rerun, with what -timeout, to tell ours from HDF5's; 20 and 10 s),
+# FUZZ_SEED (libFuzzer's -seed: a fixed seed makes a run repeat the same
+# inputs, as far as the time allows). One fuzzer runs at a time (the machine
+# is shared).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -75,15 +79,21 @@ stale() {
 build() {
     local objs=() headers=(common/*.h) changed=0
     mkdir -p "$OUT/obj" "$OUT/bin"
+    # Two compilers at a time (the machine's cores); coverage
+    # instrumentation for the library, the fuzzer main only in the targets.
+    local running=0 failed=0
     for src in common/*.c; do
         local obj=$OUT/obj/$(basename "${src%.c}").o
         objs+=("$obj")
         if stale "$obj" "$src" "${headers[@]}"; then
-            # Coverage instrumentation for the library, the fuzzer main only in the targets.
-            $CC $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj" || return 1
+            if [ $running -ge 2 ]; then wait -n || failed=1; running=$((running - 1)); fi
+            { $CC $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj" || { rm -f "$obj"; exit 1; }; } &
+            running=$((running + 1))
             changed=1
         fi
     done
+    while [ $running -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+    [ $failed = 0 ] || return 1
     local lib=$OUT/libcommon.a
     if [ $changed = 1 ] || [ ! -e "$lib" ]; then
         rm -f "$lib"
@@ -132,9 +142,11 @@ dict_for() {
 # The first frame of the first report that is not the sanitizer, libc or the
 # fuzzer itself: where the crash happened.
 crash_frame() {
+    # (sed -n 1p rather than head -1: no SIGPIPE upstream, which pipefail
+    # would turn into a failed pipeline)
     grep -E '^ *#[0-9]+ ' "$1" |
         grep -vE 'libclang_rt|__asan|__interceptor|__sanitizer|__ubsan|libc\.so|fuzzer::|LLVMFuzzer|in (mem(cpy|move|set|cmp)|str[a-z]*|abort|raise|__GI_|malloc|calloc|realloc|free) ' |
-        head -1
+        sed -n 1p
 }
 
 # 1 if report $1 is a crash or hang inside libhdf5, or a leak of memory
@@ -143,11 +155,13 @@ crash_frame() {
 # far: H5HG_read and H5C_protect (loading a damaged object) leak on their
 # own, in a plain HDF5 program too.
 in_hdf5() {
+    local frame
+    frame=$(crash_frame "$1")
+    case $frame in *libhdf5*) ;; *) return 1 ;; esac
     if grep -q 'LeakSanitizer' "$1"; then
-        crash_frame "$1" | grep -q 'libhdf5' && ! crash_frame "$1" | grep -qE 'H5T_+vlen'
-    else
-        crash_frame "$1" | grep -q 'libhdf5'
+        case $frame in *H5T_*vlen*) return 1 ;; esac
     fi
+    return 0
 }
 
 summary_line() {
@@ -174,6 +188,7 @@ for t in "${TARGETS[@]}"; do
     mkdir -p "$corpus" "$art" tests/fuzz/corpus/$t
     opts=(-max_total_time="$SECONDS_EACH" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=1024
           -max_len="$(max_len "$t")" -artifact_prefix="$art/" -print_final_stats=1)
+    [ -n "${FUZZ_SEED:-}" ] && opts+=(-seed="$FUZZ_SEED")
     dict=$(dict_for "$t")
     [ -n "$dict" ] && opts+=(-dict="$dict")
     case $t in *_raw) opts+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1) ;; esac
@@ -188,12 +203,14 @@ for t in "${TARGETS[@]}"; do
     # or not reproducible on its own (fork mode saves some of those).
     ours=() hdf5=() flaky=()
     new=$(($(ls "$art" | wc -l) - before))
-    # Rerunning takes up to 10 s per input (hangs): classify at most 20.
-    [ $new -gt 20 ] && echo "note: fuzz: $t: $new new inputs in $art, classifying the newest 20"
-    for f in $(ls -t "$art" | head -n $((new > 20 ? 20 : new))); do
+    # Rerunning takes up to 10 s per input (hangs): classify at most
+    # FUZZ_CLASSIFY (20) of them.
+    local_max=${FUZZ_CLASSIFY:-20}
+    [ $new -gt $local_max ] && echo "note: fuzz: $t: $new new inputs in $art, classifying the newest $local_max"
+    for f in $(ls -t "$art" | sed -n "1,$((new > local_max ? local_max : new))p"); do
         mkdir -p "$OUT/reports/$t"
         rep=$OUT/reports/$t/$f.txt
-        if ASAN_OPTIONS=fast_unwind_on_malloc=0:detect_leaks=1 "$bin" -runs=1 -timeout=10 "$art/$f" >"$rep" 2>&1; then
+        if ASAN_OPTIONS=fast_unwind_on_malloc=0:detect_leaks=1 "$bin" -runs=1 -timeout="${FUZZ_RERUN_TIMEOUT:-10}" "$art/$f" >"$rep" 2>&1; then
             # Outside fork mode the crash did happen in this process: ours.
             case $t in *_raw) flaky+=("$art/$f") ;; *) ours+=("$art/$f") ;; esac
         elif in_hdf5 "$rep"; then
