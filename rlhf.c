@@ -191,6 +191,7 @@ static int cmd_generate(int argc, char **argv) {
     char kind[32];
     Tok *tok = load_model_or_die(model, &m, kind, sizeof kind);
     if (m.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s model (scalar head); generate needs a language model", model, kind);
+    if (batch > 1) gpt_pack_head(&m); /* once for every batch */
     gc.eot = tok_eot(tok);
     PromptList pl = {0};
     if (prompt) prompts_add(&pl, prompt);
@@ -581,6 +582,7 @@ static int cmd_eval(int argc, char **argv) {
     char kind[32];
     Tok *tok = load_model_or_die(policy, &m, kind, sizeof kind);
     if (m.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s checkpoint (scalar head); --policy needs a language model", policy, kind);
+    gpt_pack_head(&m); /* once for every batch */
     EvalSetup es = {&m, tok, load_optional(ref, GPT_HEAD_LM, "ref", m.cfg.vocab_size),
                     load_optional(rm, GPT_HEAD_SCALAR, "rm", m.cfg.vocab_size), 0, 1,
                     {max_new, tok_eot(tok), {greedy, temperature, top_k, top_p}}, (uint64_t)seed, batch, NULL};

@@ -32,6 +32,7 @@ static void take_snapshot(Actor *a, MsgBuf *b) {
     if (b->bad || n != (long long)a->policy.n_params)
         err_die("actor %d: snapshot of %lld parameters, expected %zu", a->layout->index, n, a->policy.n_params);
     msg_recv_f32(a->policy.params, a->policy.n_params, learner, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+    gpt_pack_head(&a->policy); /* once per snapshot, not once per order */
     a->version = version;
 }
 

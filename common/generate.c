@@ -88,8 +88,12 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
     if (gpt_kv_init(&kv, m, n, max_len)) return -1;
     Sampler s;
     sampler_init(&s, V);
+    /* next[i]: sequence i's next-token logits, a row of the prefill's
+     * output at first, then of the last step's (no copying back) */
     float *logits = err_malloc((size_t)n * V * sizeof(float));
-    float *tmp = err_malloc((size_t)n * V * sizeof(float));
+    float *step = err_malloc((size_t)n * V * sizeof(float));
+    const float **next = err_malloc(n * sizeof *next);
+    for (int i = 0; i < n; i++) next[i] = logits + (size_t)i * V;
     int *tok = err_malloc(n * sizeof(int)), *seq = err_malloc(n * sizeof(int));
     int rc = prefill(m, &kv, prompts, prompt_len, n, logits), active = n;
     result_alloc(out, n, c->max_new);
@@ -99,7 +103,7 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
         for (int i = 0; i < n; i++) {
             if (done[i]) continue;
             int k = out->len[i];
-            int t = sampler_sample(&s, &c->sampler, logits + (size_t)i * V, rng,
+            int t = sampler_sample(&s, &c->sampler, next[i], rng,
                                    &out->logp_sample[i][k], &out->logp_model[i][k]);
             out->tokens[i][k] = t;
             out->len[i] = k + 1;
@@ -112,15 +116,13 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
             }
             tok[rows] = t, seq[rows++] = i;
         }
-        if (rows) {
-            /* row r's logits land in sequence seq[r]'s slot */
-            rc = gpt_forward_cached(m, &kv, tok, seq, rows, NULL, tmp, V);
-            for (int r = 0; r < rows; r++)
-                memcpy(logits + (size_t)seq[r] * V, tmp + (size_t)r * V, V * sizeof(float));
+        if (rows) { /* every row was sampled above, so the step's output can be overwritten */
+            rc = gpt_forward_cached(m, &kv, tok, seq, rows, NULL, step, V);
+            for (int r = 0; r < rows; r++) next[seq[r]] = step + (size_t)r * V;
         }
     }
     if (rc) gen_result_free(out);
-    free(done), free(tok), free(seq), free(logits), free(tmp);
+    free(done), free(tok), free(seq), free(logits), free(step), free(next);
     sampler_free(&s);
     gpt_kv_free(&kv);
     return rc;

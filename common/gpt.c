@@ -560,6 +560,7 @@ void gpt_backward_scalar(Gpt *m, const float *dvalues) {
 }
 
 void gpt_free(Gpt *m) {
+    free(m->head_panels);
     free(m->params);
     free(m->grads);
     free(m->tensors);
@@ -717,10 +718,18 @@ static void kv_block(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVSc
     ops_residual_forward(s->x, s->x, s->tmp, (size_t)R * C);
 }
 
-/* The packed unembedding for W rows at a time, made after 64 decoded rows
- * (packing costs about as much as streaming the matrix ~10 times), or NULL
- * while it does not pay yet. */
+void gpt_pack_head(Gpt *m) {
+    if (m->cfg.head != GPT_HEAD_LM) return;
+    if (!m->head_panels)
+        m->head_panels = err_malloc(ops_panels_size(m->cfg.vocab_size, m->cfg.n_embd) * sizeof(float));
+    ops_pack_panels(m->head_panels, m->p.wte, m->cfg.vocab_size, m->cfg.n_embd);
+}
+
+/* The packed unembedding for W rows at a time: the model's own if packed,
+ * else the cache's, made after 64 decoded rows (packing costs about as
+ * much as streaming the matrix ~10 times), or NULL while it does not pay. */
 static const float *head_panels(const Gpt *m, GptKV *kv, int W) {
+    if (m->head_panels) return m->head_panels;
     kv->head_rows += W;
     if (!kv->head_panels && kv->head_rows >= 64) {
         kv->head_panels = err_malloc(ops_panels_size(m->cfg.vocab_size, m->cfg.n_embd) * sizeof(float));
@@ -748,12 +757,13 @@ static void kv_head(const Gpt *m, GptKV *kv, int R, const unsigned char *want, f
         }
         return;
     }
-    if (W >= 4 && W <= OPS_FEW_ROWS && head_panels(m, kv, W)) {
+    const float *panels = W >= 4 && W <= OPS_FEW_ROWS ? head_panels(m, kv, W) : NULL;
+    if (panels) {
         if (W == R) {
-            ops_matmul_panels(out, out_stride, s->ln, kv->head_panels, W, C, V);
+            ops_matmul_panels(out, out_stride, s->ln, panels, W, C, V);
             return;
         }
-        ops_matmul_panels(s->logits, V, s->ln, kv->head_panels, W, C, V);
+        ops_matmul_panels(s->logits, V, s->ln, panels, W, C, V);
     } else if (W == R && out_stride == (size_t)V) { /* every row, packed: no copy */
         ops_matmul_nt(out, s->ln, m->p.wte, W, C, V);
         return;

@@ -85,6 +85,10 @@ typedef struct {
 
     GptActs *acts;
     size_t acts_capacity; /* B*T the activations are sized for */
+
+    /* Optional: the unembedding packed for batched decoding (gpt_pack_head),
+     * so KV caches need not pack their own. Stale once the weights change. */
+    float *head_panels;
 } Gpt;
 
 /* Checks a configuration; -1 + err_set naming the bad field. */
@@ -147,6 +151,13 @@ typedef struct {
     float *head_panels;
     long head_rows;
 } GptKV;
+
+/* Packs the unembedding for batched decoding once, for every later KV
+ * cache of these weights (a decode job otherwise packs it in each cache,
+ * after its first 64 rows). Costs a copy of the unembedding; call again
+ * after the weights change (an actor, after each snapshot). LM head only;
+ * a no-op for the scalar head. */
+void gpt_pack_head(Gpt *m);
 
 int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len);
 void gpt_kv_free(GptKV *kv);

@@ -15,6 +15,13 @@
 #include <stdlib.h>
 
 #include "common/err.h"
+#include "common/ops.h"
+
+/* Over the GPT-2 vocabulary these loops run over 50,257 logits per token, so
+ * they are written to vectorise: lanes of partial results, combined in a
+ * fixed order, so the results do not depend on the build's vector width. */
+#define SAMPLER_LANES 16
+#define SAMPLER_BLOCK 256 /* float partial sums per block, blocks summed in double */
 
 SamplerConfig sampler_default(void) {
     SamplerConfig c = {.greedy = 0, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f};
@@ -55,29 +62,50 @@ static void cand_swap(SamplerCand *a, SamplerCand *b) {
     *b = t;
 }
 
-/* Lowest id among the largest logits. */
+/* Lowest id among the largest logits; NaNs are passed over (an all-NaN or
+ * all -inf row gives a non-finite maximum, which the caller refuses). */
 static int argmax(const float *logits, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i;
-    return best;
+    float lane[SAMPLER_LANES];
+    for (int j = 0; j < SAMPLER_LANES; j++) lane[j] = -INFINITY;
+    int i = 0;
+    for (; i + SAMPLER_LANES <= n; i += SAMPLER_LANES)
+        for (int j = 0; j < SAMPLER_LANES; j++) lane[j] = logits[i + j] > lane[j] ? logits[i + j] : lane[j];
+    float max = -INFINITY;
+    for (; i < n; i++) max = logits[i] > max ? logits[i] : max;
+    for (int j = 0; j < SAMPLER_LANES; j++) max = lane[j] > max ? lane[j] : max;
+    for (i = 0; i < n; i++)
+        if (logits[i] == max) return i;
+    return 0; /* no number above -inf: logits[0] is reported */
 }
 
-/* sum_i exp(logits_i - max): the model's normaliser, shifted. */
-static double sum_exp_shifted(const float *logits, int n, float max) {
+/* sum of x[0..n) in double, from float partial sums over short blocks */
+static double sum_weights(const float *x, int n) {
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += expf(logits[i] - max);
+    int i = 0;
+    for (; i + SAMPLER_BLOCK <= n; i += SAMPLER_BLOCK) {
+        float lane[SAMPLER_LANES] = {0};
+        for (int b = 0; b < SAMPLER_BLOCK; b += SAMPLER_LANES)
+            for (int j = 0; j < SAMPLER_LANES; j++) lane[j] += x[i + b + j];
+        for (int j = 0; j < SAMPLER_LANES; j++) sum += lane[j];
+    }
+    for (; i < n; i++) sum += x[i];
     return sum;
+}
+
+/* w[i] = exp((logits[i] - max) / T); returns their sum. Weights below
+ * exp(-87) (too small to matter next to the largest, 1) are exactly 0, as
+ * expf would make them further down, so such tokens are never drawn. */
+static double exp_weights(float *w, const float *logits, int n, float max, float temperature) {
+    for (int i = 0; i < n; i++) {
+        float x = (logits[i] - max) / temperature;
+        w[i] = x < -87.0f ? 0.0f : ops_expf(x);
+    }
+    return sum_weights(w, n);
 }
 
 /* probs[i] = exp((logits[i] - max) / T); returns their sum. */
 static double fill_weights(Sampler *s, const float *logits, float max, float temperature) {
-    double sum = 0;
-    for (int i = 0; i < s->vocab; i++) {
-        s->probs[i] = expf((logits[i] - max) / temperature);
-        sum += s->probs[i];
-    }
-    return sum;
+    return exp_weights(s->probs, logits, s->vocab, max, temperature);
 }
 
 static double cand_weight(const Sampler *s, int i) { return s->probs[s->cand[i].id]; }
@@ -223,7 +251,8 @@ int sampler_sample(Sampler *s, const SamplerConfig *c, const float *logits, Rng 
     }
     if (logp_sample) *logp_sample = (float)logp;
     if (logp_model) {
-        if (model_norm == 0) model_norm = sum_exp_shifted(logits, s->vocab, max);
+        /* (probs is scratch by now: the token is drawn) */
+        if (model_norm == 0) model_norm = exp_weights(s->probs, logits, s->vocab, max, 1.0f);
         *logp_model = (float)((double)logits[token] - max - log(model_norm));
     }
     return token;

@@ -222,11 +222,16 @@ TEST(gpt_kv_cache_matches_full_forward) {
 /* Decoding paths (few-row products, KV attention) against the full forward
  * at realistic head sizes, one token at a time for several sequences at once
  * (batch sizes below, at and above the few-row threshold). */
-static void kv_wide_case(int S) {
+static void kv_wide_case(int S, int pack) {
     GptConfig c = {97, 40, 2, 4, 64, GPT_HEAD_LM}; /* head size 16 */
     Gpt m;
     gpt_init(&m, &c);
+    if (pack) { /* packed for other weights first: repacking must replace them */
+        fill_random(&m, 0.5f);
+        gpt_pack_head(&m);
+    }
     fill_random(&m, 0.2f);
+    if (pack) gpt_pack_head(&m);
     enum { L = 30 };
     int toks[32][L];
     for (int s = 0; s < S; s++)
@@ -245,7 +250,8 @@ static void kv_wide_case(int S) {
             for (int v = 0; v < c.vocab_size; v++)
                 worst = fmax(worst, fabs(out[s][v] - full[((size_t)s * L + t) * c.vocab_size + v]));
     }
-    CHECKF(worst < 1e-4, "kv cache vs full forward (head size 16, %d sequences): max |diff| %.3g", S, worst);
+    CHECKF(worst < 1e-4, "kv cache vs full forward (head size 16, %d sequences%s): max |diff| %.3g", S,
+           pack ? ", model's packed head" : "", worst);
     gpt_kv_free(&kv);
     free(full);
     gpt_free(&m);
@@ -253,5 +259,10 @@ static void kv_wide_case(int S) {
 
 TEST(gpt_kv_cache_matches_full_forward_wide_heads) {
     int sizes[] = {1, 3, 11, 16, 17, 32};
-    for (int i = 0; i < 6; i++) kv_wide_case(sizes[i]);
+    for (int i = 0; i < 6; i++) kv_wide_case(sizes[i], 0);
+}
+
+TEST(gpt_kv_cache_with_packed_head_matches_full_forward) {
+    int sizes[] = {1, 4, 11, 16, 17};
+    for (int i = 0; i < 5; i++) kv_wide_case(sizes[i], 1);
 }

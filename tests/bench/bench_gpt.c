@@ -124,8 +124,9 @@ int main(int argc, char **argv) {
     Gpt m;
     if (gpt_init(&m, &c)) return 1;
     gpt_init_random(&m, 1);
-    double flops, t_sgemm = sgemm_step_time(&c, B, T, &flops);
-    double t_step = train_step_time(&m, B, T, steps);
+    /* steps = 0: generation only (for profiling it) */
+    double flops = 0, t_sgemm = steps ? sgemm_step_time(&c, B, T, &flops) : 0;
+    double t_step = steps ? train_step_time(&m, B, T, steps) : 1;
     double g8 = gen_tokens_per_s(&m, 8, 128), g1 = gen_tokens_per_s(&m, 1, 128);
     printf("{\"impl\": \"c\", \"vocab\": %d, \"d\": %d, \"layers\": %d, \"heads\": %d, \"T\": %d, \"batch\": %d, "
            "\"params\": %zu, \"train_step_ms\": %.2f, \"train_tokens_per_s\": %.1f, \"train_gflops\": %.2f, "
