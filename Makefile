@@ -30,7 +30,7 @@ BENCH_SRC:= $(wildcard tests/bench/*.c)
 RLHF     := $(BUILD)/rlhf
 UNIT     := $(BUILD)/unit_tests
 
-.PHONY: all test test-slurm fuzz bench demo clean deps
+.PHONY: all test test-slurm fuzz soak bench demo clean deps
 all: bin/rlhf
 
 bin/rlhf: $(RLHF)
@@ -63,6 +63,11 @@ test-slurm: $(RLHF)
 FUZZ_SECONDS ?= 20
 fuzz:
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Long-run soak of distributed PPO: SOAK_ITERS (300) iterations, SIGTERM/resume
+# cycles, memory flat, results identical to an uninterrupted run (~2 minutes).
+soak: $(RLHF)
+	RLHF_BIN=$(RLHF) bash tests/soak.sh
 
 bench: $(RLHF) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 	BENCH_DIR=$(BUILD)/bench RLHF_BIN=$(RLHF) bash tests/bench/run.sh

@@ -12,6 +12,7 @@
 #include "common/adamw.h"
 #include "common/generate.h"
 #include "common/gpt.h"
+#include "common/ops.h"
 
 static double now(void) {
     struct timespec t;
@@ -91,6 +92,43 @@ static double train_step_time(Gpt *m, int B, int T, int steps) {
     return median(t, steps);
 }
 
+/* Memory read bandwidth (bytes/s) on the kernels' threads: a 512 MB
+ * buffer (far beyond the caches) summed in chunks, best of 5. */
+typedef struct {
+    const float *x;
+    double *partial;
+} Stream;
+
+static void stream_range(void *ctx, size_t c0, size_t c1) {
+    const Stream *s = ctx;
+    for (size_t c = c0; c < c1; c++) {
+        const float *x = s->x + c * 65536;
+        float acc[16] = {0};
+        for (size_t i = 0; i < 65536; i += 16)
+            for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+        double sum = 0;
+        for (int j = 0; j < 16; j++) sum += acc[j];
+        s->partial[c] = sum;
+    }
+}
+
+static double read_bandwidth(void) {
+    size_t chunks = 2048, n = chunks * 65536; /* 512 MB */
+    float *x = malloc(n * sizeof(float));
+    double *partial = malloc(chunks * sizeof(double)), best = 1e30, sink = 0;
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i & 7);
+    Stream s = {x, partial};
+    for (int r = 0; r < 5; r++) {
+        double t0 = now();
+        ops_parallel_for(chunks, 16, stream_range, &s);
+        double t = now() - t0;
+        best = t < best ? t : best;
+        sink += partial[chunks - 1];
+    }
+    free(x), free(partial);
+    return n * sizeof(float) / best + 0 * sink;
+}
+
 /* New tokens per second: B prompts of 16 tokens, 128 greedy new tokens. */
 static double gen_tokens_per_s(const Gpt *m, int B, int new_tokens) {
     int **p = malloc(B * sizeof(int *)), *len = malloc(B * sizeof(int));
@@ -127,13 +165,22 @@ int main(int argc, char **argv) {
     /* steps = 0: generation only (for profiling it) */
     double flops = 0, t_sgemm = steps ? sgemm_step_time(&c, B, T, &flops) : 0;
     double t_step = steps ? train_step_time(&m, B, T, steps) : 1;
-    double g8 = gen_tokens_per_s(&m, 8, 128), g1 = gen_tokens_per_s(&m, 1, 128);
+    double g1 = gen_tokens_per_s(&m, 1, 128);
+    gpt_pack_head(&m); /* as rlhf generate and the actors do for batches */
+    double g8 = gen_tokens_per_s(&m, 8, 128);
+    /* batch 1 is bound by streaming every weight once per token (the
+     * position table only one row) */
+    double bw = read_bandwidth();
+    double weight_bytes = 4.0 * (m.n_params - (size_t)c.n_ctx * C);
+    double b1_bound = bw / weight_bytes;
     printf("{\"impl\": \"c\", \"vocab\": %d, \"d\": %d, \"layers\": %d, \"heads\": %d, \"T\": %d, \"batch\": %d, "
            "\"params\": %zu, \"train_step_ms\": %.2f, \"train_tokens_per_s\": %.1f, \"train_gflops\": %.2f, "
            "\"sgemm_step_ms\": %.2f, \"sgemm_gflops\": %.2f, \"share_of_sgemm\": %.3f, "
-           "\"gen_b8_tokens_per_s\": %.1f, \"gen_b1_tokens_per_s\": %.1f, \"openblas_threads\": %d}\n",
+           "\"gen_b8_tokens_per_s\": %.1f, \"gen_b1_tokens_per_s\": %.1f, \"read_gbs\": %.1f, "
+           "\"weights_mb\": %.1f, \"gen_b1_bound_tokens_per_s\": %.1f, \"openblas_threads\": %d}\n",
            V, C, L, H, T, B, m.n_params, 1e3 * t_step, B * T / t_step, flops / t_step * 1e-9, 1e3 * t_sgemm,
-           flops / t_sgemm * 1e-9, t_sgemm / t_step, g8, g1, openblas_get_num_threads());
+           flops / t_sgemm * 1e-9, t_sgemm / t_step, g8, g1, bw * 1e-9, weight_bytes * 1e-6, b1_bound,
+           openblas_get_num_threads());
     gpt_free(&m);
     return 0;
 }

@@ -16,7 +16,8 @@
 set -u
 cd "$(dirname "$0")/../.."
 : "${BENCH_DIR:=build/opt/bench}"
-CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8"}   # vocab,d,layers,heads,T,batch [;...]
+# vocab,d,layers,heads,T,batch [;...]: issue 7's three configurations
+CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8;50257,256,4,4,128,8;257,512,8,8,256,4"}
 STEPS=${BENCH_STEPS:-10}
 MALLOC="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000"
 SECTIONS=" ${BENCH_SECTIONS:-model llmc snapshot ppo memory} "
@@ -69,6 +70,11 @@ for c in c_rows:
     for r in t8:
         print("  torch: torch threads %s, OpenBLAS threads %s: train %.0f tokens/s, generate b8 %.0f tokens/s"
               % (r.get("torch_threads"), r.get("openblas_threads"), r["train_tokens_per_s"], r["gen_tokens_per_s"]))
+    if c.get("gen_b1_tokens_per_s") and "gen_b1_bound_tokens_per_s" in c:
+        print("  %-26s %12.0f   (b1 time per token / time to read the weights once: %.2f;"
+              " memory read %.1f GB/s, weights %.1f MB)" %
+              ("generate b1 streaming bound", c["gen_b1_bound_tokens_per_s"],
+               c["gen_b1_bound_tokens_per_s"] / c["gen_b1_tokens_per_s"], c["read_gbs"], c["weights_mb"]))
     print("  %-26s %12.1f   (sgemm alone at the step's shapes: %.1f GFLOP/s)" %
           ("train GFLOP/s", c["train_gflops"], c["sgemm_gflops"]))
     print("  %-26s %11.0f%%   (time of the step's products in bare cblas_sgemm / step time)" %
