@@ -135,6 +135,12 @@ int gpt_init(Gpt *m, const GptConfig *c) {
     return 0;
 }
 
+void gpt_layer_range(const Gpt *m, int layer, size_t *offset, size_t *count) {
+    const float *end = layer + 1 < m->cfg.n_layer ? m->p.layer[layer + 1].ln1_w : m->p.lnf_w;
+    *offset = (size_t)(m->p.layer[layer].ln1_w - m->params);
+    *count = (size_t)(end - m->p.layer[layer].ln1_w);
+}
+
 const GptTensor *gpt_find_tensor(const Gpt *m, const char *name) {
     for (int i = 0; i < m->n_tensors; i++)
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
@@ -526,8 +532,10 @@ static void trunk_backward(Gpt *m) {
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
     ops_layernorm_backward(a->dres, m->g.lnf_w, m->g.lnf_b, a->dlnf, a->layer[L - 1].res3,
                        m->p.lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
-    for (int l = L - 1; l >= 0; l--)
+    for (int l = L - 1; l >= 0; l--) {
         block_backward(m, l, l ? a->layer[l - 1].res3 : a->encoded, B, T);
+        if (m->grads_ready) m->grads_ready(m->grads_ready_ctx, l);
+    }
     if (a->enc_mask) ops_dropout_backward(a->dres, a->enc_mask, (size_t)N * C, m->dropout);
     /* rows with the same token add into the same wte row: split channels,
      * not rows, so each element's sum keeps the row order */

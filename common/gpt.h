@@ -89,6 +89,12 @@ typedef struct {
     /* Optional: the unembedding packed for batched decoding (gpt_pack_head),
      * so KV caches need not pack their own. Stale once the weights change. */
     float *head_panels;
+
+    /* Optional: called by the next backward passes as soon as layer l's
+     * parameter gradients are complete (layers last to first), so that a
+     * data-parallel trainer can sum them while earlier layers compute. */
+    void (*grads_ready)(void *ctx, int layer);
+    void *grads_ready_ctx;
 } Gpt;
 
 /* Checks a configuration; -1 + err_set naming the bad field. */
@@ -100,6 +106,9 @@ void gpt_free(Gpt *m);
  * LayerNorm weights 1, biases 0, score head 0. */
 void gpt_init_random(Gpt *m, uint64_t seed);
 /* The named view, or NULL. */
+/* Layer l's parameters are params[*offset .. *offset + *count) (and the
+ * same range of grads): its tensors are contiguous. */
+void gpt_layer_range(const Gpt *m, int layer, size_t *offset, size_t *count);
 const GptTensor *gpt_find_tensor(const Gpt *m, const char *name);
 size_t gpt_count_params(const GptConfig *c);
 

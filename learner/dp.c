@@ -75,3 +75,68 @@ void dp_barrier(Dp *d) {
     MPI_Ibarrier(MPI_COMM_WORLD, &r);
     dp_wait(&r);
 }
+
+/* ---- gradient sums overlapped with backward ------------------------------ */
+
+static void gradsum_start(DpGradSum *s, size_t off, size_t n) {
+    for (size_t done = 0; done < n; done += INT_MAX / 2) { /* counts are int */
+        int count = (int)(n - done < INT_MAX / 2 ? n - done : INT_MAX / 2);
+        s->req = err_realloc(s->req, (size_t)(s->n_req + 1) * sizeof *s->req);
+        MPI_Iallreduce(MPI_IN_PLACE, s->m->grads + off + done, count, MPI_FLOAT, MPI_SUM, s->comm,
+                       &s->req[s->n_req++]);
+    }
+}
+
+/* Open MPI moves non-blocking collectives on only inside MPI calls: testing
+ * them after each layer is what makes them overlap the backward pass. */
+static void gradsum_progress(DpGradSum *s) {
+    int done;
+    MPI_Testall(s->n_req, s->req, &done, MPI_STATUSES_IGNORE);
+}
+
+static void gradsum_layer(DpGradSum *s, int layer) {
+    size_t off, n;
+    gpt_layer_range(s->m, layer, &off, &n);
+    gradsum_start(s, off, n);
+    s->low = layer;
+}
+
+/* Layers arrive last to first, each once (a second backward pass while
+ * armed would be a caller's bug: its calls are ignored). */
+static void gradsum_layer_ready(void *ctx, int layer) {
+    DpGradSum *s = ctx;
+    if (layer != s->low - 1) return;
+    gradsum_layer(s, layer);
+    gradsum_progress(s);
+}
+
+static int comm_size(MPI_Comm c) {
+    int n;
+    MPI_Comm_size(c, &n);
+    return n;
+}
+
+void dp_gradsum_arm(DpGradSum *s, Gpt *m, MPI_Comm comm) {
+    s->m = m, s->comm = comm, s->req = NULL, s->n_req = 0; /* wait_s accumulates */
+    s->low = m->cfg.n_layer;
+    if (comm_size(comm) == 1) return;
+    m->grads_ready = gradsum_layer_ready;
+    m->grads_ready_ctx = s;
+}
+
+void dp_gradsum_finish(DpGradSum *s) {
+    Gpt *m = s->m;
+    m->grads_ready = NULL, m->grads_ready_ctx = NULL;
+    if (comm_size(s->comm) > 1) {
+        size_t first, n, lnf = (size_t)(m->p.lnf_w - m->params);
+        while (s->low > 0) gradsum_layer(s, s->low - 1); /* layers no backward reported */
+        gpt_layer_range(m, 0, &first, &n);
+        gradsum_start(s, 0, first);                 /* wte, wpe */
+        gradsum_start(s, lnf, m->n_params - lnf);   /* ln_f, score head */
+        double t0 = MPI_Wtime();
+        for (int i = 0; i < s->n_req; i++) msg_wait(&s->req[i]);
+        s->wait_s += MPI_Wtime() - t0;
+    }
+    free(s->req);
+    s->req = NULL, s->n_req = 0;
+}

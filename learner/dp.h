@@ -9,6 +9,8 @@
 #include <mpi.h>
 #include <stddef.h>
 
+#include "common/gpt.h"
+
 typedef struct {
     int rank, world;        /* in MPI_COMM_WORLD */
     int local_rank, local_world; /* on this node */
@@ -33,5 +35,25 @@ void dp_check(Dp *d, int rc, const char *prefix);
 void dp_barrier(Dp *d);
 /* Waits for a request, sleeping ~1 ms between polls. */
 void dp_wait(MPI_Request *r);
+
+/* Gradient sum overlapped with backward: armed before a model's last
+ * backward pass of a step, it starts summing each layer's gradients over
+ * comm as soon as the backward pass has finished that layer (and lets the
+ * sums progress at every later layer), while earlier layers compute;
+ * dp_gradsum_finish sums the rest (embeddings, final LayerNorm, head) and
+ * waits. The sums are the same as one all-reduce of the whole buffer. Every
+ * rank of comm must arm and finish the same models in the same order. With
+ * one rank in comm both are no-ops. Start from a zeroed DpGradSum. */
+typedef struct {
+    Gpt *m;
+    MPI_Comm comm;
+    MPI_Request *req;
+    int n_req;
+    int low;       /* lowest layer whose sum has started */
+    double wait_s; /* time waited in dp_gradsum_finish, summed over steps */
+} DpGradSum;
+
+void dp_gradsum_arm(DpGradSum *s, Gpt *m, MPI_Comm comm);
+void dp_gradsum_finish(DpGradSum *s);
 
 #endif

@@ -40,6 +40,7 @@ typedef struct {
     Gpt policy, value;
     Tok *tok;
     AdamW popt, vopt;
+    DpGradSum psum, vsum; /* gradient sums over learners, overlapped with backward */
     PpoPrompts prompts;
     int64_t iteration;        /* completed iterations = policy version */
     int64_t iterations;
@@ -325,14 +326,6 @@ typedef struct {
     double ptx_loss;
 } Stats;
 
-static void allreduce_grads(Learner *L, Gpt *m) {
-    if (L->lay->n_learners > 1) {
-        MPI_Request r;
-        MPI_Iallreduce(MPI_IN_PLACE, m->grads, (int)m->n_params, MPI_FLOAT, MPI_SUM, L->lay->role_comm, &r);
-        msg_wait(&r);
-    }
-}
-
 /* Policy micro-batch: clipped surrogate + entropy bonus, gradients of the sum
  * divided by denom (the minibatch's response tokens over all learners). */
 static void policy_micro(Learner *L, const int *idx, int n, double denom, Stats *st, int first) {
@@ -423,13 +416,19 @@ static void ppo_epochs(Learner *L, Stats *st) {
             gpt_zero_grad(&L->policy);
             gpt_zero_grad(&L->value);
             for (int m = start; m < start + mb; m += micro) {
-                int n = start + mb - m < micro ? start + mb - m : micro;
+                int n = start + mb - m < micro ? start + mb - m : micro, last = m + micro >= start + mb;
+                /* each model's last backward of the minibatch sums its gradients as it goes */
+                if (last && !L->has_ptx) dp_gradsum_arm(&L->psum, &L->policy, L->lay->role_comm);
                 policy_micro(L, perm + m, n, denom, st, steps == 0);
+                if (last) dp_gradsum_arm(&L->vsum, &L->value, L->lay->role_comm);
                 value_micro(L, perm + m, n, denom, st);
             }
-            if (L->has_ptx) ptx_micro(L, L->iteration * 1000 + steps, st);
-            allreduce_grads(L, &L->policy);
-            allreduce_grads(L, &L->value);
+            if (L->has_ptx) {
+                dp_gradsum_arm(&L->psum, &L->policy, L->lay->role_comm);
+                ptx_micro(L, L->iteration * 1000 + steps, st);
+            }
+            dp_gradsum_finish(&L->psum);
+            dp_gradsum_finish(&L->vsum);
             adamw_step(&L->popt, &L->policy);
             adamw_step(&L->vopt, &L->value);
         }

@@ -268,9 +268,11 @@ static int train_step(Trainer *t, const int *batch, TrainAcc *acc, float *lr, fl
     t->model.training = 1;
     for (int j = t->dp.rank; j < n_micro; j += t->dp.world) {
         rng_seed(&t->model.dropout_rng, trainer_dropout_seed(t, j));
+        /* the last micro-batch's backward completes the gradients */
+        if (j + t->dp.world >= n_micro) dp_gradsum_arm(&t->gradsum, &t->model, MPI_COMM_WORLD);
         t->stage->micro_batch(t, batch + j * mb, mb, acc);
     }
-    dp_sum_f32(&t->dp, t->model.grads, t->model.n_params);
+    dp_gradsum_finish(&t->gradsum);
     acc_sum(t, acc);
     if (test_poisoned_step(t->step + 1)) acc->loss = NAN;
     *lr = adamw_lr_at(&t->opt.cfg, t->opt.step);
@@ -459,6 +461,10 @@ int trainer_main(const TrainStage *stage, int argc, char **argv) {
     ls.step_start = t->step;
     if (t->step == 0) evaluate(t, ls.eval_log);
     int rc = run_loop(t, &ls);
+    if (t->dp.world > 1 && t->step > ls.step_start)
+        trainer_log(t, "gradient sums: %.2f s waited after backward over %lld steps (%.1f%% of training time)",
+                    t->gradsum.wait_s, (long long)(t->step - ls.step_start),
+                    100 * t->gradsum.wait_s / (now_s() - ls.t_start));
     if (rc == 0 && stage->finish && stage->finish(t)) err_die("%s: %s", stage->name, err_msg());
     if (rc == 0) write_final(t);
     char why[1024]; /* a failed checkpoint's message, before closing the logs can replace it */

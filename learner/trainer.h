@@ -65,6 +65,7 @@ struct Trainer {
     const TrainStage *stage;
     Config *cfg;
     Dp dp;
+    DpGradSum gradsum; /* gradient sums overlapped with the last backward */
     Gpt model;
     Tok *tok;
     AdamW opt;

@@ -266,3 +266,54 @@ TEST(gpt_kv_cache_with_packed_head_matches_full_forward) {
     int sizes[] = {1, 4, 11, 16, 17};
     for (int i = 0; i < 5; i++) kv_wide_case(sizes[i], 1);
 }
+
+/* The layer ranges tile the parameters between wpe and ln_f, and backward
+ * reports each layer once, last to first, after its gradients are final. */
+typedef struct {
+    int order[8], n;
+    const Gpt *m;
+    float snapshot[8]; /* a layer's first gradient when reported */
+} ReadyLog;
+
+static void log_ready(void *ctx, int layer) {
+    ReadyLog *r = ctx;
+    size_t off, n;
+    gpt_layer_range(r->m, layer, &off, &n);
+    r->snapshot[r->n] = r->m->grads[off]; /* ln_1.weight: the last one backward writes */
+    (void)n;
+    r->order[r->n++] = layer;
+}
+
+TEST(gpt_layer_ranges_and_grads_ready_hook) {
+    Gpt m;
+    gpt_init(&m, &tiny_lm);
+    fill_random(&m, 0.3f);
+    int L = tiny_lm.n_layer, C = tiny_lm.n_embd;
+    size_t per_layer = 2 * C + C * 3 * C + 3 * C + C * C + C + 2 * C + C * 4 * C + 4 * C + 4 * C * C + C;
+    size_t expect = (size_t)(tiny_lm.vocab_size + tiny_lm.n_ctx) * C;
+    for (int l = 0; l < L; l++) {
+        size_t off, n;
+        gpt_layer_range(&m, l, &off, &n);
+        CHECKF(off == expect && n == per_layer, "layer %d: offset %zu count %zu, expected %zu %zu", l, off, n, expect,
+               per_layer);
+        expect += per_layer;
+    }
+    CHECK(expect == (size_t)(m.p.lnf_w - m.params));
+    ReadyLog r = {.m = &m};
+    m.grads_ready = log_ready, m.grads_ready_ctx = &r;
+    int tok[2 * 5] = {1, 5, 2, 9, 12, 0, 3, 4, 4, 7};
+    float dlogp[10];
+    gpt_forward(&m, tok, 2, 5);
+    gpt_ce_loss(&m, tok, NULL, dlogp);
+    gpt_zero_grad(&m);
+    gpt_backward_lm(&m, tok, dlogp, NULL);
+    CHECK(r.n == L);
+    for (int i = 0; i < r.n && i < L; i++) {
+        CHECK(r.order[i] == L - 1 - i);
+        size_t off, n;
+        gpt_layer_range(&m, r.order[i], &off, &n);
+        CHECK(r.snapshot[i] == m.grads[off] && r.snapshot[i] != 0.0f); /* final when reported */
+        (void)n;
+    }
+    gpt_free(&m);
+}
