@@ -681,7 +681,16 @@ static int start_writing(H5log *l) {
     if (put_attr_str(l->file, "writer", ident)) return h5_fail(l, NULL, "cannot write root attributes");
     if (H5Fstart_swmr_write(l->file) < 0) return h5_fail(l, NULL, "cannot start SWMR writing");
     for (int i = 0; i < l->n_cols; i++) {
-        l->cols[i].dset = H5Dopen2(l->file, l->pub[i].name, H5P_DEFAULT);
+        /* A chunk cache of two chunks, not HDF5's 1 MiB per dataset: the
+         * writer only appends, so the partly filled last chunk is all it
+         * needs in memory, and the default cache kept every chunk written
+         * (a learner grew ~20 KB per iteration until it held ~1 MiB per
+         * column; found by tests/soak.sh). w0 = 1: full chunks leave first. */
+        hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+        size_t chunk_bytes = (size_t)chunk_rows(l->cols[i].row_bytes) * l->cols[i].row_bytes;
+        H5Pset_chunk_cache(dapl, 11, 2 * chunk_bytes, 1.0);
+        l->cols[i].dset = H5Dopen2(l->file, l->pub[i].name, dapl);
+        H5Pclose(dapl);
         if (l->cols[i].dset < 0) return h5_fail(l, l->pub[i].name, "cannot open dataset");
     }
     alloc_buffers(l);
