@@ -66,22 +66,7 @@ section() { # NAME: closes the previous section's timing
     SECTIONS="$SECTIONS $1 $(( (now - SECTION_T) / 1000000000 )) s,"
     SECTION_T=$now
 }
-# bg LOG CMD...: starts CMD in the background, stdout and stderr appended to
-# LOG, inside a wrapper subshell (so that bash prints no "Killed" notice when a
-# test kills it); sets PID (CMD's process, to signal) and WRAP (the wrapper).
-# fin LOG: waits for it; RC = its exit status.
-bg() {
-    local log=$1; shift
-    rm -f "$log.pid" "$log.rc"
-    ( "$@" >>"$log" 2>&1 & echo $! >"$log.pid"; wait $!; echo $? >"$log.rc" ) 2>/dev/null &
-    WRAP=$!
-    while [ ! -s "$log.pid" ]; do sleep 0.005; done
-    PID=$(cat "$log.pid")
-}
-fin() { wait $WRAP; RC=$(cat "$1.rc" 2>/dev/null || echo "?"); }
-wait_file() { for i in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
-# wait_line LOG PATTERN N: until LOG has N lines matching PATTERN (N-th attempt's start-up done)
-wait_line() { for i in $(seq 3000); do [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0; sleep 0.02; done; return 1; }
+. "$ROOT/tests/jobs.sh" # bg, fin, wait_file, wait_line, stale_temps
 # timed_run LOG PATTERN CMD...: runs CMD to the end; TOTAL_MS the time until
 # its "done:" line, TRAIN_MS the part after its start-up line (PATTERN). The
 # exit is not timed: under ASan the leak check at exit takes seconds.
@@ -120,7 +105,6 @@ kill_cycles() {
 }
 # resumed_at LOG: the checkpoint numbers the runs in LOG resumed from
 resumed_at() { grep -o "resuming from .*" $1 | grep -o "[1-9][0-9]*\.h5" | sed 's/\.h5//' | tr '\n' ' ' | sed 's/ $//'; }
-stale_temps() { ls "$1"/*.tmp.* 2>/dev/null | wc -l; }
 cd "$T"
 
 D=data

@@ -76,20 +76,7 @@ fail() { echo "FAIL soak: $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/    /'; N
 check() { local n=$1; shift; if "$@" >"$T/out" 2>&1; then pass "$n"; else fail "$n" "$(tail -4 "$T/out")"; fi; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 secs() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }
-# bg LOG CMD...: CMD in the background, output appended to LOG, inside a
-# wrapper subshell; PID = CMD's process; fin LOG waits, RC = its exit status
-bg() {
-    local log=$1; shift
-    rm -f "$log.pid" "$log.rc"
-    ( "$@" >>"$log" 2>&1 & echo $! >"$log.pid"; wait $!; echo $? >"$log.rc" ) 2>/dev/null &
-    WRAP=$!
-    while [ ! -s "$log.pid" ]; do sleep 0.005; done
-    PID=$(cat "$log.pid")
-}
-fin() { wait $WRAP; RC=$(cat "$1.rc" 2>/dev/null || echo "?"); }
-# wait_line LOG PATTERN N: until LOG has N lines matching PATTERN (60 s at most)
-wait_line() { for i in $(seq 3000); do [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0; sleep 0.02; done; return 1; }
-stale_temps() { ls "$1"/*.tmp.* 2>/dev/null | wc -l; }
+. "$ROOT/tests/jobs.sh" # bg, fin, wait_line, stale_temps
 
 # ---- the helper: RSS sampler, memory analysis, log comparison ----------------
 cat >"$T/soak.py" <<'PY'
@@ -125,44 +112,8 @@ import time
 CLOCK = {"timestamp", "t_generate", "t_score", "t_learn", "t_wait", "elapsed", "rollouts_per_s"}
 
 
-def proc_table():
-    kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    return kids
-
-
-def descendants(pid):
-    kids, out, todo = proc_table(), [], [pid]
-    while todo:
-        k = kids.get(todo.pop(), [])
-        out += k
-        todo += k
-    return out
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def rank_of(pid):
-    try:
-        with open("/proc/%d/environ" % pid, "rb") as f:
-            for kv in f.read().split(b"\0"):
-                if kv.startswith(b"OMPI_COMM_WORLD_RANK="):
-                    return int(kv.split(b"=", 1)[1])
-    except (OSError, ValueError):
-        pass
-    return None
+sys.path.insert(0, os.environ["SOAK_FAULTS_DIR"])
+from kill_job import alive, descendants, rank_of  # noqa: E402  (tests/faults/kill_job.py)
 
 
 def mem(pid):
@@ -446,7 +397,7 @@ def main(a):
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 PY
-SOAK="$PY $T/soak.py"
+SOAK="env SOAK_FAULTS_DIR=$ROOT/tests/faults $PY $T/soak.py"
 cd "$T"
 
 # ---- tiny pipeline: data, pretrain, SFT, RM ----------------------------------------

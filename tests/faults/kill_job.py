@@ -47,27 +47,22 @@ def alive(pid):
     return state(pid) not in (None, "Z", "X")
 
 
-def children(pid):
-    out = []
+def descendants(pid):
+    """Every process below pid, from one pass over /proc."""
+    kids = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == pid:
-            out.append(int(d))
-    return out
-
-
-def descendants(pid):
     out, todo = [], [pid]
     while todo:
-        kids = children(todo.pop())
-        out += kids
-        todo += kids
+        k = kids.get(todo.pop(), [])
+        out += k
+        todo += k
     return out
 
 
