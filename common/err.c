@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char err_buf[2048];
+static _Thread_local char err_buf[2048]; /* per thread: kernels may run on pool threads */
 
 int err_set(const char *fmt, ...) {
     va_list ap;

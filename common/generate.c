@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/ops.h"
 
 #define GEN_PREFILL_ROWS 512 /* rows per prefill call: bounds scratch memory */
 
@@ -77,6 +78,30 @@ static int check_prompts(const Gpt *m, const int *const *prompts, const int *pro
     return 0;
 }
 
+/* One decoding step's sampling, run over the kernel threads: sequence i
+ * draws from its own random stream, so the tokens do not depend on which
+ * thread samples which sequence. Chunk j uses sampler j's scratch. */
+typedef struct {
+    const GenConfig *c;
+    GenResult *out;
+    Sampler *samplers;
+    Rng *rngs;
+    const float **next;
+    const int *todo; /* sequences to sample */
+    int n_todo, per_chunk;
+} SampleStep;
+
+static void sample_range(void *ctx, size_t j0, size_t j1) {
+    SampleStep *st = ctx;
+    for (size_t j = j0; j < j1; j++)
+        for (int q = (int)j * st->per_chunk; q < (int)(j + 1) * st->per_chunk && q < st->n_todo; q++) {
+            int i = st->todo[q], k = st->out->len[i];
+            int t = sampler_sample(&st->samplers[j], &st->c->sampler, st->next[i], &st->rngs[i],
+                                   &st->out->logp_sample[i][k], &st->out->logp_model[i][k]);
+            st->out->tokens[i][k] = t; /* -1: failed (err_msg is the worker thread's) */
+        }
+}
+
 int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int n,
             const GenConfig *c, Rng *rng, GenResult *out) {
     if (n < 1 || c->max_new < 1) return err_set("generate: need at least one prompt and max_new >= 1");
@@ -86,27 +111,40 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
     int max_len = longest + c->max_new < m->cfg.n_ctx ? longest + c->max_new : m->cfg.n_ctx;
     GptKV kv;
     if (gpt_kv_init(&kv, m, n, max_len)) return -1;
-    Sampler s;
-    sampler_init(&s, V);
+    /* one sampler (scratch) per chunk of sequences: as many chunks as threads */
+    int chunks = ops_threads() < n ? ops_threads() : n;
+    Sampler *samplers = err_malloc((size_t)chunks * sizeof *samplers);
+    for (int j = 0; j < chunks; j++) sampler_init(&samplers[j], V);
+    Rng *rngs = err_malloc((size_t)n * sizeof *rngs);
+    for (int i = 0; i < n; i++) rng_seed(&rngs[i], rng_u64(rng));
     /* next[i]: sequence i's next-token logits, a row of the prefill's
      * output at first, then of the last step's (no copying back) */
     float *logits = err_malloc((size_t)n * V * sizeof(float));
     float *step = err_malloc((size_t)n * V * sizeof(float));
     const float **next = err_malloc(n * sizeof *next);
     for (int i = 0; i < n; i++) next[i] = logits + (size_t)i * V;
-    int *tok = err_malloc(n * sizeof(int)), *seq = err_malloc(n * sizeof(int));
+    int *tok = err_malloc(n * sizeof(int)), *seq = err_malloc(n * sizeof(int)), *todo = err_malloc(n * sizeof(int));
     int rc = prefill(m, &kv, prompts, prompt_len, n, logits), active = n;
     result_alloc(out, n, c->max_new);
     unsigned char *done = err_calloc(n, 1);
     while (!rc && active > 0) {
+        int n_todo = 0;
+        for (int i = 0; i < n; i++)
+            if (!done[i]) todo[n_todo++] = i;
+        int per_chunk = (n_todo + chunks - 1) / chunks;
+        SampleStep st = {c, out, samplers, rngs, next, todo, n_todo, per_chunk};
+        ops_parallel_for((size_t)(n_todo + per_chunk - 1) / per_chunk, 1, sample_range, &st);
+        for (int q = 0; q < n_todo && !rc; q++) {
+            int i = todo[q];
+            if (out->tokens[i][out->len[i]] < 0) /* again on this thread, for the error message */
+                rc = sampler_sample(&samplers[0], &c->sampler, next[i], &rngs[i], NULL, NULL) < 0 ? -1
+                                                                                                 : err_set("sampler failed");
+        }
+        if (rc) break;
         int rows = 0;
-        for (int i = 0; i < n; i++) {
-            if (done[i]) continue;
-            int k = out->len[i];
-            int t = sampler_sample(&s, &c->sampler, next[i], rng,
-                                   &out->logp_sample[i][k], &out->logp_model[i][k]);
-            out->tokens[i][k] = t;
-            out->len[i] = k + 1;
+        for (int q = 0; q < n_todo; q++) {
+            int i = todo[q], t = out->tokens[i][out->len[i]];
+            out->len[i]++;
             /* prompt + response never exceeds the context */
             GenStop why = t == c->eot ? GEN_STOP_EOT : out->len[i] >= c->max_new ? GEN_STOP_LENGTH
                         : prompt_len[i] + out->len[i] >= m->cfg.n_ctx ? GEN_STOP_CONTEXT : (GenStop)-1;
@@ -122,8 +160,9 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
         }
     }
     if (rc) gen_result_free(out);
-    free(done), free(tok), free(seq), free(logits), free(step), free(next);
-    sampler_free(&s);
+    free(done), free(tok), free(seq), free(todo), free(logits), free(step), free(next), free(rngs);
+    for (int j = 0; j < chunks; j++) sampler_free(&samplers[j]);
+    free(samplers);
     gpt_kv_free(&kv);
     return rc;
 }

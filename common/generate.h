@@ -28,7 +28,10 @@ typedef struct {
     GenStop *stop;
 } GenResult;
 
-/* prompts[i] has prompt_len[i] >= 1 tokens. Returns 0, or -1 + err_set. */
+/* prompts[i] has prompt_len[i] >= 1 tokens. Sequence i samples from its own
+ * random stream, seeded by the i-th draw of rng (so the sequences can be
+ * sampled in parallel, on the kernel threads, with the same results on any
+ * thread count). Returns 0, or -1 + err_set. */
 int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int n,
             const GenConfig *c, Rng *rng, GenResult *out);
 void gen_result_free(GenResult *r);

@@ -103,11 +103,18 @@ static void stream_range(void *ctx, size_t c0, size_t c1) {
     const Stream *s = ctx;
     for (size_t c = c0; c < c1; c++) {
         const float *x = s->x + c * 65536;
-        float acc[16] = {0};
-        for (size_t i = 0; i < 65536; i += 16)
-            for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+        /* four vector accumulators: one add chain would be latency-bound */
+        typedef float v16 __attribute__((vector_size(64)));
+        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (size_t i = 0; i < 65536; i += 64) {
+            v16 x0, x1, x2, x3;
+            memcpy(&x0, x + i, 64), memcpy(&x1, x + i + 16, 64);
+            memcpy(&x2, x + i + 32, 64), memcpy(&x3, x + i + 48, 64);
+            a0 += x0, a1 += x1, a2 += x2, a3 += x3;
+        }
+        v16 t = a0 + a1 + a2 + a3;
         double sum = 0;
-        for (int j = 0; j < 16; j++) sum += acc[j];
+        for (int j = 0; j < 16; j++) sum += t[j];
         s->partial[c] = sum;
     }
 }
