@@ -174,7 +174,7 @@ for r in rows:
 print("  need: params 4 B + grads 4 B + AdamW 8 B per parameter and acts_layout activations for the training roles;")
 print("  parameters, forward activations, KV cache and logits for the inference roles. fixed: the same role's peak")
 print("  with a 1-layer width-8 model of the same vocabulary, less that model's need (libraries, MPI, HDF5, tokenizer).")
-print("  not in the actor's need: the cached forward's packed copy of the unembedding (common/gpt.c head_panels,")
-print("  ~V x C floats, made per generation call once 64 rows were decoded): %s" %
+print("  not in the actor's need: its packed copy of the unembedding for batched decoding (gpt_pack_head, made")
+print("  once per snapshot; ~V x C floats): %s" %
       ", ".join("%s vocab %.1f MB" % (t, 4 * v * d / 1e6) for t, v, d in sorted({(r["tokenizer"], r["vocab"], r["d"]) for r in rows})))
 PY
