@@ -75,11 +75,15 @@ check "data-parallel 2 ranks = 1 rank (float reduction order only)" $PY "$ROOT/t
 expect_err "batch not divisible by ranks" "multiple of micro_batch" $MPIRUN 3 "$RLHF" sft $SFT1 out_dir=dp3
 
 # --- resume ------------------------------------------------------------------
-RES="init=pt/final.h5 train_data=$D/sft.jsonl $COMMON max_steps=14 ckpt_every=3 dropout=0.1"
+# (40 steps: the signals below must land before the run ends, which on an
+# idle machine is a fraction of a second after the first checkpoint)
+RES="init=pt/final.h5 train_data=$D/sft.jsonl $COMMON max_steps=40 ckpt_every=3 dropout=0.1"
+# first_ckpt DIR: until DIR holds a step checkpoint (they rotate: keep 2)
+first_ckpt() { for i in $(seq 2000); do ls "$1"/ckpt-*.h5 >/dev/null 2>&1 && return 0; sleep 0.005; done; return 1; }
 "$RLHF" sft $RES out_dir=full >/dev/null 2>&1
 "$RLHF" sft $RES out_dir=killed >/dev/null 2>&1 &
 pid=$!
-for i in $(seq 200); do [ -e killed/ckpt-00000006.h5 ] && break; sleep 0.05; done
+first_ckpt killed
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 "$RLHF" sft $RES out_dir=killed >killed.log 2>&1
 grep -q "resuming from" killed.log && pass "kill -9 then rerun resumes" || fail "kill -9 then rerun resumes" "$(tail -2 killed.log)"
@@ -87,11 +91,11 @@ check "resumed run bit-identical to uninterrupted" $PY "$ROOT/tests/compare_ckpt
 check "metrics: no duplicate or missing rows" $PY - <<'PY'
 import h5py, numpy as np
 s = h5py.File("killed/metrics.h5", "r")["step"][()]
-assert list(s) == list(range(1, 15)), s
+assert list(s) == list(range(1, 41)), s
 PY
 "$RLHF" sft $RES out_dir=termed >/dev/null 2>&1 &
 pid=$!
-for i in $(seq 200); do [ -e termed/ckpt-00000003.h5 ] && break; sleep 0.05; done
+first_ckpt termed
 kill -TERM $pid; wait $pid; rc=$?
 [ $rc = 143 ] && pass "SIGTERM: checkpoint and exit 143" || fail "SIGTERM: checkpoint and exit 143" "exit $rc"
 "$RLHF" sft $RES out_dir=termed >/dev/null 2>&1
