@@ -105,10 +105,10 @@ void gpt_free(Gpt *m);
 /* GPT-2 initialisation: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)),
  * LayerNorm weights 1, biases 0, score head 0. */
 void gpt_init_random(Gpt *m, uint64_t seed);
-/* The named view, or NULL. */
 /* Layer l's parameters are params[*offset .. *offset + *count) (and the
  * same range of grads): its tensors are contiguous. */
 void gpt_layer_range(const Gpt *m, int layer, size_t *offset, size_t *count);
+/* The named view, or NULL. */
 const GptTensor *gpt_find_tensor(const Gpt *m, const char *name);
 size_t gpt_count_params(const GptConfig *c);
 

@@ -103,11 +103,6 @@ static double exp_weights(float *w, const float *logits, int n, float max, float
     return sum_weights(w, n);
 }
 
-/* probs[i] = exp((logits[i] - max) / T); returns their sum. */
-static double fill_weights(Sampler *s, const float *logits, float max, float temperature) {
-    return exp_weights(s->probs, logits, s->vocab, max, temperature);
-}
-
 static double cand_weight(const Sampler *s, int i) { return s->probs[s->cand[i].id]; }
 
 static double sum_cand_weights(const Sampler *s, int lo, int hi) {
@@ -229,7 +224,7 @@ int sampler_sample(Sampler *s, const SamplerConfig *c, const float *logits, Rng 
     double logp = 0;         /* greedy: a point mass */
     double model_norm = 0;   /* sum exp(logit - max), once known */
     if (!c->greedy) {
-        double total = fill_weights(s, logits, max, c->temperature);
+        double total = exp_weights(s->probs, logits, s->vocab, max, c->temperature);
         if (isnan(total)) return err_set("sampler: logits contain NaN");
         if (c->temperature == 1) model_norm = total;
         int n = s->vocab;              /* candidates left */

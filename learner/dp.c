@@ -38,16 +38,6 @@ void dp_finalize(Dp *d) {
     if (!fin) MPI_Finalize();
 }
 
-void dp_sum_f32(Dp *d, float *buf, size_t n) {
-    if (d->world == 1) return;
-    for (size_t off = 0; off < n; off += INT_MAX / 2) { /* counts are int */
-        int count = (int)(n - off < INT_MAX / 2 ? n - off : INT_MAX / 2);
-        MPI_Request r;
-        MPI_Iallreduce(MPI_IN_PLACE, buf + off, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r);
-        dp_wait(&r);
-    }
-}
-
 void dp_sum_f64(Dp *d, double *buf, int n) {
     if (d->world == 1) return;
     MPI_Request r;
@@ -134,7 +124,7 @@ void dp_gradsum_finish(DpGradSum *s) {
         gradsum_start(s, 0, first);                 /* wte, wpe */
         gradsum_start(s, lnf, m->n_params - lnf);   /* ln_f, score head */
         double t0 = MPI_Wtime();
-        for (int i = 0; i < s->n_req; i++) msg_wait(&s->req[i]);
+        for (int i = 0; i < s->n_req; i++) dp_wait(&s->req[i]);
         s->wait_s += MPI_Wtime() - t0;
     }
     free(s->req);

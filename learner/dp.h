@@ -21,8 +21,8 @@ typedef struct {
  * this node) unless OPENBLAS_NUM_THREADS is set. */
 void dp_init(Dp *d, int *argc, char ***argv);
 void dp_finalize(Dp *d);
-/* In-place sums over all ranks (sleeping wait). */
-void dp_sum_f32(Dp *d, float *buf, size_t n);
+/* In-place sum over all ranks (sleeping wait); gradients go through
+ * DpGradSum below. */
 void dp_sum_f64(Dp *d, double *buf, int n);
 /* 1 if flag is non-zero on any rank. */
 int dp_any(Dp *d, int flag);

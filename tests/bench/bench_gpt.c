@@ -13,22 +13,7 @@
 #include "common/generate.h"
 #include "common/gpt.h"
 #include "common/ops.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return x[n / 2];
-}
+#include "tests/bench/bench_util.h"
 
 /* Time of one sgemm (M x K) @ (K x N) with the given transposes. */
 static double time_sgemm(int M, int N, int K, int ta, int tb, int reps) {
@@ -37,13 +22,13 @@ static double time_sgemm(int M, int N, int K, int ta, int tb, int reps) {
     for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
     double t[32];
     for (int r = 0; r < reps + 1; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
                     1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c, N);
-        if (r) t[r - 1] = now() - t0;
+        if (r) t[r - 1] = bench_now() - t0;
     }
     free(a), free(b), free(c);
-    return median(t, reps);
+    return bench_median(t, reps);
 }
 
 /* The training step's products, timed alone: forward, dinp and dW of each
@@ -71,25 +56,9 @@ static double sgemm_step_time(const GptConfig *c, int B, int T, double *flops) {
 }
 
 static double train_step_time(Gpt *m, int B, int T, int steps) {
-    int N = B * T, *tok = malloc(N * sizeof(int)), *tgt = malloc(N * sizeof(int));
-    float *dlogp = malloc(N * sizeof(float));
-    for (int i = 0; i < N; i++) tok[i] = (i * 31 + 7) % m->cfg.vocab_size, tgt[i] = (i * 17 + 3) % m->cfg.vocab_size;
-    AdamWConfig ac = adamw_default();
-    AdamW opt;
-    adamw_init(&opt, m->n_params, &ac);
     double t[64];
-    for (int s = 0; s < steps + 2; s++) {
-        double t0 = now();
-        gpt_forward(m, tok, B, T);
-        gpt_ce_loss(m, tgt, NULL, dlogp);
-        gpt_zero_grad(m);
-        gpt_backward_lm(m, tgt, dlogp, NULL);
-        adamw_step(&opt, m);
-        if (s >= 2) t[s - 2] = now() - t0;
-    }
-    adamw_free(&opt);
-    free(tok), free(tgt), free(dlogp);
-    return median(t, steps);
+    bench_train_steps(m, B, T, steps, t);
+    return bench_median(t, steps);
 }
 
 /* Memory read bandwidth (bytes/s) on the kernels' threads: a 512 MB
@@ -126,9 +95,9 @@ static double read_bandwidth(void) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(i & 7);
     Stream s = {x, partial};
     for (int r = 0; r < 5; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         ops_parallel_for(chunks, 16, stream_range, &s);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         best = t < best ? t : best;
         sink += partial[chunks - 1];
     }
@@ -149,9 +118,9 @@ static double gen_tokens_per_s(const Gpt *m, int B, int new_tokens) {
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         GenResult res;
-        double t0 = now();
+        double t0 = bench_now();
         gen_run(m, (const int *const *)p, len, B, &gc, &rng, &res);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         best = t < best ? t : best;
         gen_result_free(&res);
     }

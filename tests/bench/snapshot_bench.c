@@ -19,31 +19,16 @@
 
 #include "common/gpt.h"
 #include "common/msg.h"
+#include "tests/bench/bench_util.h"
 
 enum { METHOD_RAW, METHOD_MSG, METHOD_SNAPSHOT, METHOD_COUNT };
 static const char *method_names[METHOD_COUNT] = {"raw", "msg", "snapshot"};
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
 /* One transfer of n floats from rank 0 to rank 1; returns the receiver's
  * elapsed time from the barrier (0 on the sender). */
 static double transfer(int method, float *buf, size_t n, int rank) {
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = now();
+    double t0 = bench_now();
     if (method == METHOD_RAW) {
         if (rank == 0) MPI_Send(buf, (int)n, MPI_FLOAT, 1, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
         else MPI_Recv(buf, (int)n, MPI_FLOAT, 0, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -69,7 +54,7 @@ static double transfer(int method, float *buf, size_t n, int rank) {
         }
         msg_buf_free(&b);
     }
-    return rank == 1 ? now() - t0 : 0;
+    return rank == 1 ? bench_now() - t0 : 0;
 }
 
 /* Repetitions: enough for a stable median at small sizes, few at 0.5 GB. */
@@ -99,7 +84,7 @@ static int bench_size(size_t n, int rank) {
     if (rank == 1)
         for (size_t i = 0; i < n; i += 4099) bad |= buf[i] != (float)(i % 1021);
     double med[METHOD_COUNT];
-    for (int m = 0; m < METHOD_COUNT; m++) med[m] = median(t[m], reps);
+    for (int m = 0; m < METHOD_COUNT; m++) med[m] = bench_median(t[m], reps);
     /* the receiver measured; the sender prints */
     MPI_Allreduce(MPI_IN_PLACE, med, METHOD_COUNT, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -14,17 +14,7 @@
 #include "common/err.h"
 #include "common/gpt.h"
 #include "common/ops.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "tests/bench/bench_util.h"
 
 /* Parses a positive integer argument; 0 (and a message) if it is not one. */
 static int arg_int(const char *s, const char *name) {
@@ -35,27 +25,6 @@ static int arg_int(const char *s, const char *name) {
         return 0;
     }
     return (int)v;
-}
-
-/* Runs steps + 2 steps, fills ms[0..steps) with the timed ones. */
-static void time_steps(Gpt *m, int B, int T, int steps, double *ms) {
-    int N = B * T, *tok = malloc(N * sizeof(int)), *tgt = malloc(N * sizeof(int));
-    float *dlogp = malloc(N * sizeof(float));
-    for (int i = 0; i < N; i++) tok[i] = (i * 31 + 7) % m->cfg.vocab_size, tgt[i] = (i * 17 + 3) % m->cfg.vocab_size;
-    AdamWConfig ac = adamw_default();
-    AdamW opt;
-    adamw_init(&opt, m->n_params, &ac);
-    for (int s = 0; s < steps + 2; s++) {
-        double t0 = now();
-        gpt_forward(m, tok, B, T);
-        gpt_ce_loss(m, tgt, NULL, dlogp);
-        gpt_zero_grad(m);
-        gpt_backward_lm(m, tgt, dlogp, NULL);
-        adamw_step(&opt, m);
-        if (s >= 2) ms[s - 2] = 1e3 * (now() - t0);
-    }
-    adamw_free(&opt);
-    free(tok), free(tgt), free(dlogp);
 }
 
 int main(int argc, char **argv) {
@@ -76,12 +45,11 @@ int main(int argc, char **argv) {
     }
     gpt_init_random(&m, 1);
     double *ms = malloc(steps * sizeof(double)), *sorted = malloc(steps * sizeof(double));
-    time_steps(&m, B, T, steps, ms);
-    for (int i = 0; i < steps; i++) sorted[i] = ms[i];
-    qsort(sorted, steps, sizeof *sorted, cmp_double);
+    bench_train_steps(&m, B, T, steps, ms);
+    for (int i = 0; i < steps; i++) ms[i] *= 1e3, sorted[i] = ms[i];
     printf("{\"impl\": \"c\", \"vocab\": %d, \"d\": %d, \"layers\": %d, \"heads\": %d, \"T\": %d, \"batch\": %d, "
            "\"params\": %zu, \"threads\": %d, \"train_step_ms\": %.2f, \"step_ms\": [",
-           V, C, L, H, T, B, m.n_params, ops_threads(), sorted[steps / 2]);
+           V, C, L, H, T, B, m.n_params, ops_threads(), bench_median(sorted, steps));
     for (int i = 0; i < steps; i++) printf("%s%.2f", i ? ", " : "", ms[i]);
     printf("]}\n");
     free(ms), free(sorted);
