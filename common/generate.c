@@ -136,9 +136,10 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
         ops_parallel_for((size_t)(n_todo + per_chunk - 1) / per_chunk, 1, sample_range, &st);
         for (int q = 0; q < n_todo && !rc; q++) {
             int i = todo[q];
-            if (out->tokens[i][out->len[i]] < 0) /* again on this thread, for the error message */
-                rc = sampler_sample(&samplers[0], &c->sampler, next[i], &rngs[i], NULL, NULL) < 0 ? -1
-                                                                                                 : err_set("sampler failed");
+            if (out->tokens[i][out->len[i]] < 0) { /* fails again here, setting this thread's message */
+                sampler_sample(&samplers[0], &c->sampler, next[i], &rngs[i], NULL, NULL);
+                rc = -1;
+            }
         }
         if (rc) break;
         int rows = 0;
