@@ -3,6 +3,17 @@
 # "N passed, N failed"; `make test SAN=1` does the same under ASan+UBSan.
 
 PKGS     := openblas hdf5-serial ompi-c jansson libpcre2-8
+
+# Every target but clean first installs what is missing (a fresh Debian 12
+# machine needs nothing but make): launch/install-deps.sh only queries dpkg
+# when everything is there.
+ifeq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
+else
+DEPS_LOG := $(shell bash launch/install-deps.sh >&2; echo $$?)
+ifneq ($(DEPS_LOG),0)
+$(error launch/install-deps.sh failed (exit $(DEPS_LOG)); run it as root or with sudo)
+endif
+endif
 CC       ?= gcc
 OPT      ?= -O2 -march=native -fvect-cost-model=dynamic -fno-math-errno -fno-trapping-math
 ifeq ($(VG),1)      # for valgrind, which does not decode AVX-512: AVX2 only
@@ -21,9 +32,9 @@ else
 BUILD   := build/opt
 endif
 
-LIB_SRC  := $(wildcard common/*.c actor/*.c rewarder/*.c learner/*.c)
+LIB_SRC  := $(wildcard common/*.c common/*/*.c actor/*.c rewarder/*.c learner/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
-TEST_SRC := $(wildcard tests/test_*.c) tests/harness.c
+TEST_SRC := $(wildcard tests/unit/test_*.c) tests/harness.c
 TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC))
 BENCH_SRC:= $(wildcard tests/bench/*.c)
 

@@ -12,20 +12,20 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#include "common/arith.h"
-#include "common/ckpt.h"
+#include "common/task/arith.h"
+#include "common/io/ckpt.h"
 #include "common/err.h"
-#include "common/evaluate.h"
-#include "common/generate.h"
-#include "common/gpt.h"
-#include "common/hf.h"
-#include "common/inspect.h"
-#include "common/jsonl.h"
+#include "common/task/evaluate.h"
+#include "common/model/generate.h"
+#include "common/model/gpt.h"
+#include "common/io/hf.h"
+#include "common/tools/inspect.h"
+#include "common/io/jsonl.h"
 #include "common/opts.h"
-#include "common/plot.h"
-#include "common/tok.h"
+#include "common/tools/plot.h"
+#include "common/model/tok.h"
 #include "actor/actor.h"
-#include "common/ppo_config.h"
+#include "common/mpi/ppo_config.h"
 #include "learner/dp.h"
 #include "learner/dpo.h"
 #include "learner/gridworld.h"
@@ -695,7 +695,7 @@ static int cmd_score(int argc, char **argv) {
 /* ---- configuration reference ------------------------------------------------- */
 
 /* Markdown tables of every stage's keys, from the tables --help prints; the
- * README's reference is this output (tests/cli_docs.sh checks they agree). */
+ * README's reference is this output (tests/cli/docs.sh checks they agree). */
 static int cmd_config_reference(int argc, char **argv) {
     (void)argv;
     if (argc) err_die("config-reference takes no arguments");

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/ckpt.h"
+#include "common/io/ckpt.h"
 #include "common/err.h"
-#include "common/generate.h"
-#include "common/rollout.h"
+#include "common/model/generate.h"
+#include "common/mpi/rollout.h"
 
 typedef struct {
     Gpt policy;

@@ -8,7 +8,7 @@
 #define ACTOR_H
 
 #include "common/config.h"
-#include "common/ppo_config.h"
+#include "common/mpi/ppo_config.h"
 
 /* Runs until the learner says stop. Returns 0 or dies with a message. */
 int actor_run(const Config *cfg, const PpoLayout *layout);

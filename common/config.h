@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "common/ckpt.h"
+#include "common/io/ckpt.h"
 
 typedef enum {
     CFG_INT,   /* a C int, decimal: "8", "-1" */

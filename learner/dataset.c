@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "common/jsonl.h"
+#include "common/io/jsonl.h"
 
 int data_long_policy(const char *name, LongPolicy *out) {
     if (!strcmp(name, "truncate")) *out = LONG_TRUNCATE;

@@ -9,7 +9,7 @@
 #ifndef DATASET_H
 #define DATASET_H
 
-#include "common/tok.h"
+#include "common/model/tok.h"
 
 typedef enum { DATA_TEXT, DATA_SFT, DATA_PREFS } DataKind;
 typedef enum { LONG_TRUNCATE, LONG_SKIP, LONG_ERROR } LongPolicy;

@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
-#include "common/msg.h"
+#include "common/mpi/msg.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <time.h>

@@ -9,7 +9,7 @@
 #include <mpi.h>
 #include <stddef.h>
 
-#include "common/gpt.h"
+#include "common/model/gpt.h"
 
 typedef struct {
     int rank, world;        /* in MPI_COMM_WORLD */

@@ -224,7 +224,7 @@ void gridworld_agent_free(GridworldAgent *a) {
     a->logits = a->values = NULL;
 }
 
-/* Adam (Kingma & Ba) over one table, as common/adamw.c without weight decay:
+/* Adam (Kingma & Ba) over one table, as common/model/adamw.c without weight decay:
  * the tables are tiny, so a separate copy beats adapting the Gpt-bound one. */
 typedef struct {
     size_t n;

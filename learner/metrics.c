@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "common/err.h"
-#include "common/h5log.h"
+#include "common/io/h5log.h"
 
 struct Metrics {
     H5log *log;

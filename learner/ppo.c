@@ -13,13 +13,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "common/adamw.h"
-#include "common/arith.h"
-#include "common/ckpt.h"
+#include "common/model/adamw.h"
+#include "common/task/arith.h"
+#include "common/io/ckpt.h"
 #include "common/err.h"
 #include "common/fsutil.h"
-#include "common/h5log.h"
-#include "common/rollout.h"
+#include "common/io/h5log.h"
+#include "common/mpi/rollout.h"
 #include "learner/dataset.h"
 #include "learner/dp.h"
 #include "learner/ppo_math.h"

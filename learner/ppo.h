@@ -12,7 +12,7 @@
 #define PPO_H
 
 #include "common/config.h"
-#include "common/ppo_config.h"
+#include "common/mpi/ppo_config.h"
 
 /* Returns the exit status (0, or 128 + signal after a checkpoint on
  * SIGTERM/SIGINT). stop_flag is set by the caller's signal handler. */

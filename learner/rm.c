@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/ckpt.h"
+#include "common/io/ckpt.h"
 #include "common/err.h"
-#include "common/generate.h"
+#include "common/model/generate.h"
 #include "learner/losses.h"
 
 typedef struct {

@@ -9,7 +9,7 @@
 #ifndef RM_H
 #define RM_H
 
-#include "common/gpt.h"
+#include "common/model/gpt.h"
 #include "learner/trainer.h"
 
 extern const TrainStage rm_stage;

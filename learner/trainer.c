@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "common/ckpt.h"
+#include "common/io/ckpt.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/rng.h"
@@ -197,7 +197,7 @@ static void fmt_duration(double s, char *buf, size_t n) {
 /* Sums acc over ranks (as a flat array of doubles). */
 static void acc_sum(Trainer *t, TrainAcc *acc) { dp_sum_f64(&t->dp, (double *)acc, sizeof *acc / sizeof(double)); }
 
-/* TEST-ONLY fault injection, used by tests/cli_faults.sh: with the
+/* TEST-ONLY fault injection, used by tests/cli/faults.sh: with the
  * environment variable RLHF_TEST_NAN_STEP=K or K:N, the summed loss of steps
  * K..K+N-1 (1-based, as in metrics.h5 and the progress lines) is replaced by
  * NaN after the all-reduce, so the skip / max_bad_steps path runs at a known

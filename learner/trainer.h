@@ -26,10 +26,10 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "common/adamw.h"
+#include "common/model/adamw.h"
 #include "common/config.h"
-#include "common/gpt.h"
-#include "common/tok.h"
+#include "common/model/gpt.h"
+#include "common/model/tok.h"
 #include "learner/dataset.h"
 #include "learner/dp.h"
 

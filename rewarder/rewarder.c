@@ -6,11 +6,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/ckpt.h"
+#include "common/io/ckpt.h"
 #include "common/err.h"
-#include "common/evaluate.h"
-#include "common/gpt.h"
-#include "common/rollout.h"
+#include "common/task/evaluate.h"
+#include "common/model/gpt.h"
+#include "common/mpi/rollout.h"
 
 typedef struct {
     Gpt rm, ref;

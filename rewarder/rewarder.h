@@ -10,7 +10,7 @@
 #define REWARDER_H
 
 #include "common/config.h"
-#include "common/ppo_config.h"
+#include "common/mpi/ppo_config.h"
 
 typedef enum { KL_K1 = 0, KL_K3 = 1 } KlEstimator;
 

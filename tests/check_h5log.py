@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""check_h5log — reads an rlhf HDF5 log (common/h5log.h) with h5py, as an
+"""check_h5log — reads an rlhf HDF5 log (common/io/h5log.h) with h5py, as an
 independent reader, while it is being written or after: prints its kind,
 columns and row count, and fails if it is not an rlhf log or its columns
 differ in length.

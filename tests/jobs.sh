@@ -1,5 +1,5 @@
 # Shell helpers for tests that start, signal and wait for jobs in the
-# background (sourced by tests/cli_faults.sh and tests/soak.sh).
+# background (sourced by tests/cli/faults.sh and tests/soak.sh).
 #
 # bg LOG CMD...: starts CMD in the background, stdout and stderr appended to
 # LOG, inside a wrapper subshell (so that bash prints no "Killed" notice when a

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs the unit-test binary and every tests/cli_*.sh script, then prints the
+# Runs the unit-test binary and every tests/cli/*.sh script, then prints the
 # total as "N passed, N failed". Each shell test prints "ok   NAME" or
 # "FAIL NAME" lines; the unit binary prints the same.
 set -u
@@ -13,7 +13,7 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_su
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 "$UNIT_BIN" 2>&1 | tee -a "$log" | grep -v '^[0-9]* passed, [0-9]* failed$'
-for t in tests/cli_*.sh; do
+for t in tests/cli/*.sh; do
     [ -e "$t" ] || continue
     bash "$t" 2>&1 | tee -a "$log"
 done

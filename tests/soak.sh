@@ -33,7 +33,7 @@
 # KEEP=1 keeps the scratch directory (with the RSS samples, mem_*.csv); it is
 # kept anyway when a check fails.
 # `make soak` runs the full size (~3 minutes on 2 idle cores);
-# tests/cli_soak.sh a reduced one inside `make test`.
+# tests/cli/soak.sh a reduced one inside `make test`.
 set -u
 RLHF=${RLHF_BIN:-bin/rlhf}
 RLHF=$(cd "$(dirname "$RLHF")" && pwd)/$(basename "$RLHF")

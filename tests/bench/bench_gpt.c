@@ -9,10 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/adamw.h"
-#include "common/generate.h"
-#include "common/gpt.h"
-#include "common/ops.h"
+#include "common/model/adamw.h"
+#include "common/model/generate.h"
+#include "common/model/gpt.h"
+#include "common/model/ops.h"
 #include "tests/bench/bench_util.h"
 
 /* Time of one sgemm (M x K) @ (K x N) with the given transposes. */

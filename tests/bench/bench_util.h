@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "common/adamw.h"
-#include "common/gpt.h"
+#include "common/model/adamw.h"
+#include "common/model/gpt.h"
 
 static inline double bench_now(void) {
     struct timespec t;

@@ -5,7 +5,7 @@
 # ("Maximum resident set size"), for each model configuration, and computes
 # what the role needs from the model configuration:
 #   trainer   params 4 B + grads 4 B + AdamW m, v 8 B per parameter, and the
-#             activations of a (micro_batch, n_ctx) step (common/gpt.c
+#             activations of a (micro_batch, n_ctx) step (common/model/gpt.c
 #             acts_layout, forward and backward scratch)
 #   learner   the same for the policy (LM head) and the value model (scalar
 #             head), activations at (micro_batch, longest prompt + response)
@@ -95,14 +95,14 @@ for cfg in ${CONFIGS//;/ }; do
 import h5py, json, os, re, sys
 T, tok, L, H, D, ctx = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 V = 50257 if tok == "gpt2" else 257
-MICRO, CHUNK, MAX_NEW, PREFILL_ROWS = 8, 8, 32, 512   # as in memory.sh's settings and common/generate.c
+MICRO, CHUNK, MAX_NEW, PREFILL_ROWS = 8, 8, 32, 512   # as in memory.sh's settings and common/model/generate.c
 
 def params(L, C, ctx, scalar):
     """gpt_count_params: wte, wpe, blocks, final LayerNorm; scalar head adds score.weight + bias."""
     return V * C + ctx * C + L * (12 * C * C + 13 * C) + 2 * C + (C + 1 if scalar else 0)
 
 def acts(L, NH, C, B, Tn, out_cols, backward):
-    """Floats of common/gpt.c acts_layout for (B, T), without dropout masks."""
+    """Floats of common/model/gpt.c acts_layout for (B, T), without dropout masks."""
     N = B * Tn
     f = N * C + L * (18 * N * C + 4 * N + N * NH * Tn) + N * C + 2 * N + N * out_cols
     return f + (15 * N * C + 2 * Tn * Tn if backward else 0)

@@ -1,7 +1,7 @@
 /* snapshot_bench — how long a policy snapshot takes to reach an actor, against
  * the bare transport. Times, for a few weight counts up to GPT-2 small:
  *   raw       MPI_Send / MPI_Recv of the floats (Open MPI's busy-polling path)
- *   msg       msg_send_f32 / msg_recv_f32 (common/msg.h: non-blocking calls
+ *   msg       msg_send_f32 / msg_recv_f32 (common/mpi/msg.h: non-blocking calls
  *             polled with ~1 ms sleeps so waiting ranks do not spin a core)
  *   snapshot  what learner/ppo.c sends: a MSG_SNAPSHOT header (version,
  *             count) through msg_send/msg_recv, then the weights through
@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/gpt.h"
-#include "common/msg.h"
+#include "common/model/gpt.h"
+#include "common/mpi/msg.h"
 #include "tests/bench/bench_util.h"
 
 enum { METHOD_RAW, METHOD_MSG, METHOD_SNAPSHOT, METHOD_COUNT };

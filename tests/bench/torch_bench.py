@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """torch_bench — the PyTorch side of the model benchmark: the same GPT-2
-architecture as common/gpt.c (pre-LN, GELU-tanh, learned positions, tied
+architecture as common/model/gpt.c (pre-LN, GELU-tanh, learned positions, tied
 unembedding, Conv1D weight layout) in float32 torch, timed on the two things
 the C model is timed on:
   (a) a training step: forward + cross-entropy + backward + AdamW step;

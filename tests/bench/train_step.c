@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "common/adamw.h"
+#include "common/model/adamw.h"
 #include "common/err.h"
-#include "common/gpt.h"
-#include "common/ops.h"
+#include "common/model/gpt.h"
+#include "common/model/ops.h"
 #include "tests/bench/bench_util.h"
 
 /* Parses a positive integer argument; 0 (and a message) if it is not one. */

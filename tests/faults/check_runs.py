@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """check_runs — checks with h5py (independently of the C reader) that the
 logs of an interrupted and resumed run hold every row exactly once; used by
-tests/cli_faults.sh.
+tests/cli/faults.sh.
 
 Usage:
   check_runs.py steps METRICS.h5 N [--nan K,K,...]

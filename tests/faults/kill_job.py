@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """kill_job — sends a signal to a running rlhf job at a chosen moment and
-measures how long the job takes to go away; used by tests/cli_faults.sh.
+measures how long the job takes to go away; used by tests/cli/faults.sh.
 
 Usage: kill_job.py PID [--after S] [--when GLOB [--then S]] [--signal N]
                        [--rank R | --tree] [--watch S]

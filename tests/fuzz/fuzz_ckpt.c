@@ -1,4 +1,4 @@
-/* fuzz_ckpt — libFuzzer harness for checkpoint loading (common/ckpt.c and
+/* fuzz_ckpt — libFuzzer harness for checkpoint loading (common/io/ckpt.c and
  * the readers on top of it: model, tokenizer, stored run configuration).
  * The input drives edits of a valid checkpoint of the small base model
  * through the HDF5 API (fuzz_h5edit.h): root attributes (format, version,

@@ -1,4 +1,4 @@
-/* fuzz_h5log — libFuzzer harness for reading logs (common/h5log.c,
+/* fuzz_h5log — libFuzzer harness for reading logs (common/io/h5log.c,
  * h5log_open_read and the readers). The input drives edits of a valid
  * rollout log through the HDF5 API (fuzz_h5edit.h): format, version, kind
  * and help attributes, column datasets replaced by others of any type,

@@ -8,7 +8,7 @@
 #define FUZZ_H5LOG_READ_H
 
 #include "common/err.h"
-#include "common/h5log.h"
+#include "common/io/h5log.h"
 #include "tests/fuzz/fuzz_h5edit.h"
 
 /* A log with a scalar of each width and a compressed (wide) array column,

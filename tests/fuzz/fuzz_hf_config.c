@@ -1,5 +1,5 @@
 /* fuzz_hf_config — libFuzzer harness for the config.json half of
- * common/hf.c: the input is config.json of a Hugging Face GPT-2 directory
+ * common/io/hf.c: the input is config.json of a Hugging Face GPT-2 directory
  * whose other files (model.safetensors, vocab.json, merges.txt) are valid
  * for the small base model. hf_import must refuse anything that does not
  * describe that model, naming the file, and must never allocate what the

@@ -1,5 +1,5 @@
 /* fuzz_hf_safetensors — libFuzzer harness for the weights half of
- * common/hf.c (on top of safetensors.c): the input is model.safetensors of
+ * common/io/hf.c (on top of safetensors.c): the input is model.safetensors of
  * a Hugging Face GPT-2 directory whose config.json, vocab.json and
  * merges.txt are valid for the small base model. Whatever the header
  * claims, hf_import either loads a model of exactly the configured shape

@@ -1,9 +1,9 @@
-/* fuzz_jsonl — libFuzzer harness for common/jsonl.c: the input is a whole
+/* fuzz_jsonl — libFuzzer harness for common/io/jsonl.c: the input is a whole
  * JSONL data file. Every record is read (reading goes on after a bad line,
  * as jsonl.h promises) and every typed getter is tried on the fields the
  * datasets use, so bad records must give messages, never crashes or leaks. */
 #include "common/err.h"
-#include "common/jsonl.h"
+#include "common/io/jsonl.h"
 #include "tests/fuzz/fuzz_util.h"
 
 /* Each getter on each TRL field name; the results only need to be safe. */

@@ -7,11 +7,11 @@
 #ifndef FUZZ_MODEL_BASE_H
 #define FUZZ_MODEL_BASE_H
 
-#include "common/ckpt.h"
+#include "common/io/ckpt.h"
 #include "common/err.h"
-#include "common/gpt.h"
-#include "common/hf.h"
-#include "common/tok.h"
+#include "common/model/gpt.h"
+#include "common/io/hf.h"
+#include "common/model/tok.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static const char fuzz_base_vocab[] = "{\"a\": 0, \"b\": 1, \"ab\": 2, \"<|endoftext|>\": 3}";

@@ -1,4 +1,4 @@
-/* fuzz_safetensors — libFuzzer harness for common/safetensors.c: the input
+/* fuzz_safetensors — libFuzzer harness for common/io/safetensors.c: the input
  * is a whole .safetensors file. When st_open accepts it, the promise of
  * safetensors.h is checked against the input itself: every tensor's bytes
  * lie inside the file, match shape x dtype and overlap no other tensor, and
@@ -8,7 +8,7 @@
 #include <math.h>
 
 #include "common/err.h"
-#include "common/safetensors.h"
+#include "common/io/safetensors.h"
 #include "tests/fuzz/fuzz_util.h"
 
 /* IEEE half to float written from the definition, not from st_f16_to_f32. */

@@ -1,12 +1,12 @@
 /* fuzz_tok — libFuzzer harness for the GPT-2 tokenizer loader in
- * common/tok.c (tok_gpt2_from_memory, the path checkpoints use; the file
+ * common/model/tok.c (tok_gpt2_from_memory, the path checkpoints use; the file
  * loader only reads the files first). The input is vocab.json, a NUL byte,
  * then merges.txt; without a NUL the whole input is vocab.json and
  * merges.txt is empty. A tokenizer that loads must encode text (fixed
  * samples, and the merges text itself as arbitrary bytes) so that decoding
  * gives the text back byte for byte (tok.h), and ids stay in the vocabulary. */
 #include "common/err.h"
-#include "common/tok.h"
+#include "common/model/tok.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static void fuzz_tok_round_trip(const Tok *t, const char *text, size_t len) {

@@ -2,7 +2,7 @@
  *
  * Every harness defines `static void fuzz_NAME(const uint8_t *data, size_t n)`
  * and, unless FUZZ_NO_ENTRY is defined, the LLVMFuzzerTestOneInput entry
- * that calls it. tests/test_fuzz_regressions.c defines FUZZ_NO_ENTRY and
+ * that calls it. tests/unit/test_fuzz_regressions.c defines FUZZ_NO_ENTRY and
  * FUZZ_UNIT_TESTS and includes every harness, so the committed corpora and crash reproducers
  * run through exactly the same code in the ordinary unit-test binary (and
  * under ASan/UBSan with `make SAN=1`).

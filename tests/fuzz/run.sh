@@ -77,12 +77,12 @@ stale() {
 }
 
 build() {
-    local objs=() headers=(common/*.h) changed=0
+    local objs=() headers=(common/*.h common/*/*.h) changed=0
     mkdir -p "$OUT/obj" "$OUT/bin"
     # Two compilers at a time (the machine's cores); coverage
     # instrumentation for the library, the fuzzer main only in the targets.
     local running=0 failed=0
-    for src in common/*.c; do
+    for src in common/*.c common/*/*.c; do
         local obj=$OUT/obj/$(basename "${src%.c}").o
         objs+=("$obj")
         if stale "$obj" "$src" "${headers[@]}"; then

@@ -1,0 +1,45 @@
+/* ppo_config — what every rank of a PPO job shares: the configuration keys
+ * (one table, since all ranks parse the same arguments), the assignment of
+ * ranks to roles (learners first, then rewarders, the rest actors; or each
+ * rank's --role for MPMD launches, gathered so every rank knows the layout),
+ * and the tokenized prompt set. Depends on nothing in the role directories. */
+#ifndef PPO_CONFIG_H
+#define PPO_CONFIG_H
+
+#include <mpi.h>
+
+#include "common/config.h"
+#include "common/model/tok.h"
+
+extern const CfgKey ppo_keys[];
+
+typedef enum { PPO_LEARNER = 0, PPO_REWARDER = 1, PPO_ACTOR = 2 } PpoRole;
+
+typedef struct {
+    int rank, world;
+    PpoRole role;
+    int index;                 /* position among the ranks of its role */
+    int n_learners, n_rewarders, n_actors;
+    int *learners, *rewarders, *actors; /* world ranks of each role, in order */
+    MPI_Comm role_comm;        /* the ranks sharing this rank's role */
+} PpoLayout;
+
+const char *ppo_role_name(PpoRole r);
+/* Collective over MPI_COMM_WORLD. -1 + err_set (the same on every rank) for
+ * zero actors or rewarders, more roles than ranks, or a bad --role. */
+int ppo_layout(PpoLayout *l, const Config *c);
+void ppo_layout_free(PpoLayout *l);
+
+typedef struct {
+    int n;
+    int **tokens;
+    int *len;
+    char **text;
+} PpoPrompts;
+
+/* {"prompt"} JSONL, tokenized; prompts that do not leave room for at least
+ * one response token in n_ctx are an error naming the line. */
+int ppo_prompts_load(PpoPrompts *p, const char *path, const Tok *tok, int n_ctx);
+void ppo_prompts_free(PpoPrompts *p);
+
+#endif

@@ -1,0 +1,179 @@
+/* inspect — summaries of rollout and metrics logs; see inspect.h. */
+#include "common/tools/inspect.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/err.h"
+#include "common/io/h5log.h"
+
+typedef struct {
+    int64_t iteration, rows;
+    double reward, r_theta, kl, lambda, gold, length;
+    int64_t gold_n;
+} IterSummary;
+
+static double *read_col(H5log *l, const char *col, int64_t n) {
+    double *v = err_calloc((size_t)(n ? n : 1), sizeof(double));
+    if (h5log_find_column(l, col) < 0 || h5log_read_f64(l, col, 0, n, v)) {
+        for (int64_t i = 0; i < n; i++) v[i] = NAN;
+        err_clear();
+    }
+    return v;
+}
+
+/* Per-iteration means (rows are grouped by iteration, in order). */
+static int summarise(H5log *l, int64_t n, IterSummary **out, int64_t *lag_hist, int lag_bins) {
+    const char *cols[] = {"iteration", "reward", "r_theta", "kl_sum", "lambda", "gold", "response_len", "version"};
+    double *c[8];
+    for (int i = 0; i < 8; i++) c[i] = read_col(l, cols[i], n);
+    IterSummary *s = NULL;
+    int k = -1;
+    for (int64_t r = 0; r < n; r++) {
+        if (k < 0 || s[k].iteration != (int64_t)c[0][r]) {
+            s = err_realloc(s, (size_t)(k + 2) * sizeof *s);
+            memset(&s[++k], 0, sizeof *s);
+            s[k].iteration = (int64_t)c[0][r];
+        }
+        IterSummary *x = &s[k];
+        x->rows++, x->reward += c[1][r], x->r_theta += c[2][r], x->kl += c[3][r], x->lambda += c[4][r];
+        x->length += c[6][r];
+        if (!isnan(c[5][r])) x->gold += c[5][r], x->gold_n++;
+        int lag = (int)(c[0][r] - c[7][r]);
+        lag_hist[lag < 0 ? 0 : lag >= lag_bins ? lag_bins - 1 : lag]++;
+    }
+    for (int i = 0; i <= k; i++) {
+        IterSummary *x = &s[i];
+        x->reward /= x->rows, x->r_theta /= x->rows, x->kl /= x->rows, x->lambda /= x->rows, x->length /= x->rows;
+        x->gold = x->gold_n ? x->gold / x->gold_n : NAN;
+    }
+    for (int i = 0; i < 8; i++) free(c[i]);
+    *out = s;
+    return k + 1;
+}
+
+static void print_sample(H5log *l, const Tok *tok, int64_t row, FILE *f) {
+    int32_t plen, rlen;
+    int P = 0, W = 0;
+    for (int i = 0; i < h5log_n_columns(l); i++) {
+        const H5logColumn *c = h5log_column(l, i);
+        if (!strcmp(c->name, "prompt")) P = c->width;
+        if (!strcmp(c->name, "response")) W = c->width;
+    }
+    int32_t *pt = err_calloc((size_t)P + 1, sizeof(int32_t)), *rt = err_calloc((size_t)W + 1, sizeof(int32_t));
+    if (h5log_read_i32(l, "prompt_len", row, 1, &plen) || h5log_read_i32(l, "response_len", row, 1, &rlen) ||
+        h5log_read_i32(l, "prompt", row, 1, pt) || h5log_read_i32(l, "response", row, 1, rt)) {
+        free(pt), free(rt);
+        return;
+    }
+    plen = plen > P ? P : plen, rlen = rlen > W ? W : rlen;
+    for (int part = 0; part < 2; part++) {
+        const int32_t *ids = part ? rt : pt;
+        int n = part ? rlen : plen;
+        size_t len;
+        char *text = tok ? tok_decode(tok, ids, n, &len) : NULL;
+        fputs(part ? " -> " : "  ", f);
+        if (text) {
+            for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)text[i];
+                if (ch == '\n') fputs("\\n", f);
+                else if (ch < 0x20 || ch == 0x7f) fprintf(f, "\\x%02x", ch);
+                else fputc(ch, f);
+            }
+        } else {
+            for (int i = 0; i < n; i++) fprintf(f, "%s%d", i ? " " : "[", ids[i]);
+            fputs("]", f);
+        }
+        free(text);
+        err_clear();
+    }
+    fputc('\n', f);
+    free(pt), free(rt);
+}
+
+static void rollouts_text(H5log *l, const Tok *tok, int64_t n, FILE *f) {
+    int64_t lag[8] = {0};
+    IterSummary *s;
+    int k = summarise(l, n, &s, lag, 8);
+    fprintf(f, "iterations  %d\n\n%9s %6s %9s %9s %9s %8s %8s %7s\n", k, "iteration", "rows", "reward", "r_theta",
+            "kl", "lambda", "gold", "length");
+    for (int i = 0; i < k; i++)
+        fprintf(f, "%9lld %6lld %9.4f %9.4f %9.4f %8.4f %8.4f %7.2f\n", (long long)s[i].iteration,
+                (long long)s[i].rows, s[i].reward, s[i].r_theta, s[i].kl, s[i].lambda, s[i].gold, s[i].length);
+    fprintf(f, "\npolicy lag (iteration - version):");
+    for (int i = 0; i < 8; i++)
+        if (lag[i]) fprintf(f, "  %d%s: %lld", i, i == 7 ? "+" : "", (long long)lag[i]);
+    fprintf(f, "\n\nsamples (last rows):\n");
+    for (int64_t r = n - 3 < 0 ? 0 : n - 3; r < n; r++) print_sample(l, tok, r, f);
+    free(s);
+}
+
+/* A JSON number, or null for NaN (JSON has no NaN). */
+static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+static void rollouts_json(H5log *l, int64_t n, FILE *f) {
+    int64_t lag[8] = {0};
+    IterSummary *s;
+    int k = summarise(l, n, &s, lag, 8);
+    json_t *o = json_pack("{s:s, s:I, s:i}", "kind", h5log_kind(l), "rows", (json_int_t)n, "iterations", k);
+    json_t *its = json_array(), *lags = json_array();
+    for (int i = 0; i < k; i++)
+        json_array_append_new(its, json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "iteration",
+                                             (json_int_t)s[i].iteration, "rows", (json_int_t)s[i].rows, "reward",
+                                             num(s[i].reward), "r_theta", num(s[i].r_theta), "kl", num(s[i].kl),
+                                             "lambda", num(s[i].lambda), "gold", num(s[i].gold), "length",
+                                             num(s[i].length)));
+    for (int i = 0; i < 8; i++) json_array_append_new(lags, json_integer(lag[i]));
+    json_object_set_new(o, "per_iteration", its);
+    json_object_set_new(o, "lag_histogram", lags);
+    char *text = json_dumps(o, JSON_COMPACT);
+    fprintf(f, "%s\n", text);
+    free(text), json_decref(o), free(s);
+}
+
+static void table_text(H5log *l, int64_t n, FILE *f) {
+    int nc = h5log_n_columns(l);
+    int64_t from = n > 5 ? n - 5 : 0;
+    fprintf(f, "last rows:\n");
+    for (int i = 0; i < nc; i++) {
+        const H5logColumn *c = h5log_column(l, i);
+        if (c->width) continue;
+        double *v = read_col(l, c->name, n);
+        fprintf(f, "  %-18s", c->name);
+        for (int64_t r = from; r < n; r++) fprintf(f, " %12.6g", v[r]);
+        fputc('\n', f);
+        free(v);
+    }
+}
+
+int inspect_log(const char *path, const Tok *tok, int as_json, FILE *out) {
+    H5log *l = h5log_open_read(path);
+    if (!l) return -1;
+    int64_t n = h5log_rows(l);
+    struct stat st;
+    if (stat(path, &st) == 0 && n > (int64_t)st.st_size) { /* every row takes at least a byte on disk */
+        h5log_close(l);
+        return err_set("%s: claims %lld rows in a %lld-byte file: damaged", path, (long long)n, (long long)st.st_size);
+    }
+    int rollouts = !strcmp(h5log_kind(l), "rollouts");
+    if (as_json && rollouts) rollouts_json(l, n, out);
+    else if (as_json) {
+        json_t *o = json_pack("{s:s, s:I}", "kind", h5log_kind(l), "rows", (json_int_t)n), *cols = json_array();
+        for (int i = 0; i < h5log_n_columns(l); i++) json_array_append_new(cols, json_string(h5log_column(l, i)->name));
+        json_object_set_new(o, "columns", cols);
+        char *text = json_dumps(o, JSON_COMPACT);
+        fprintf(out, "%s\n", text);
+        free(text), json_decref(o);
+    } else {
+        fprintf(out, "file        %s\nkind        %s\nrows        %lld\ncolumns     %d\n", path, h5log_kind(l),
+                (long long)n, h5log_n_columns(l));
+        if (rollouts) rollouts_text(l, tok, n, out);
+        else table_text(l, n, out);
+    }
+    h5log_close(l);
+    return 0;
+}

@@ -1,0 +1,609 @@
+/* Tests for common/config.c: defaults from composed tables; config files
+ * (comments, quotes, escapes, whitespace, CRLF, BOM); command-line values
+ * winning over --config wherever it appears; every malformed file line and
+ * argument, with messages checked for file, line and key; canonical values;
+ * print output (exact text, and that it reads back); --help and Markdown
+ * reference; checkpoint round trip; config_diff; misuse aborting. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/io/ckpt.h"
+#include "common/config.h"
+#include "common/err.h"
+#include "common/model/gpt.h"
+#include "common/model/tok.h"
+#include "tests/harness.h"
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static const CfgKey common_keys[] = {
+    {"batch_size", CFG_INT, "8", "sequences per optimizer step", NULL},
+    {"learning_rate", CFG_FLOAT, "3e-4", "peak learning rate", NULL},
+    {"resume", CFG_BOOL, "true", "continue from the latest checkpoint", NULL},
+    {"out_dir", CFG_STR, "runs/out", "directory for checkpoints | logs", NULL},
+    {NULL}};
+
+static const CfgKey ppo_keys[] = {
+    {"kl_estimator", CFG_ENUM, "k1", "per-token KL estimator", "k1|k3"},
+    {"run_name", CFG_STR, "", "label shown in logs", NULL},
+    {"prompts", CFG_STR, NULL, "JSONL file of RL prompts", NULL},
+    {"kl_coef", CFG_FLOAT, "0.1", "initial KL coefficient", NULL},
+    {NULL}};
+
+static const CfgKey *const tables[] = {common_keys, ppo_keys};
+#define N_TABLES 2
+#define N_KEYS 8
+
+static Config *new_config(void) {
+    Config *c = config_new(tables, N_TABLES);
+    CHECKF(c != NULL, "config_new: %s", err_msg());
+    return c;
+}
+
+static const char *tmp_path(const char *name) {
+    static char buf[4][512];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 512, "%s/%s", harness_tmpdir(), name);
+    return p;
+}
+
+/* Writes len bytes to NAME in the scratch dir; returns its path. */
+static const char *write_bytes(const char *name, const char *data, size_t len) {
+    const char *path = tmp_path(name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return path;
+    fwrite(data, 1, len, f);
+    fclose(f);
+    return path;
+}
+
+static const char *write_text(const char *name, const char *text) { return write_bytes(name, text, strlen(text)); }
+
+static int streq(const char *a, const char *b) { return a && b && !strcmp(a, b); }
+
+/* The current message starts with prefix and contains fragment. */
+#define CHECK_MSG(prefix, fragment)                                                                    \
+    CHECKF(!strncmp(err_msg(), prefix, strlen(prefix)) && strstr(err_msg(), fragment),               \
+           "message \"%s\" should start with \"%s\" and contain \"%s\"", err_msg(), prefix, fragment)
+
+/* Loads text as a config file into a fresh config; expects failure with a
+ * message starting "PATH:LINE: " and containing fragment. */
+static void expect_file_error(const char *text, int line, const char *fragment) {
+    Config *c = new_config();
+    if (!c) return;
+    const char *path = write_text("bad.conf", text);
+    char place[600];
+    snprintf(place, sizeof place, "%s:%d: ", path, line);
+    err_clear();
+    CHECKF(config_load_file(c, path) == -1, "accepted: %s", text);
+    CHECK_MSG(place, fragment);
+    config_free(c);
+}
+
+static int parse(Config *c, int *help, int argc, ...) {
+    char *argv[16];
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++) argv[i] = va_arg(ap, char *);
+    va_end(ap);
+    err_clear();
+    return config_parse_args(c, argc, argv, help);
+}
+
+/* config_print into a string (caller frees). */
+static char *print_to_string(const Config *c) {
+    char *s = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&s, &n);
+    config_print(c, f);
+    fclose(f);
+    return s;
+}
+
+/* ---- defaults and tables ------------------------------------------------ */
+
+TEST(config_defaults_from_composed_tables) {
+    Config *c = new_config();
+    if (!c) return;
+    CHECK(config_count(c) == N_KEYS);
+    CHECK(streq(config_key_at(c, 0)->key, "batch_size"));
+    CHECK(streq(config_key_at(c, 4)->key, "kl_estimator")); /* second table follows the first */
+    CHECK(config_key_at(c, N_KEYS) == NULL && config_key_at(c, -1) == NULL);
+    CHECK(config_int(c, "batch_size") == 8);
+    CHECK(config_float(c, "learning_rate") == 3e-4);
+    CHECK(config_bool(c, "resume") == 1);
+    CHECK(streq(config_str(c, "out_dir"), "runs/out"));
+    CHECK(streq(config_str(c, "kl_estimator"), "k1") && config_enum(c, "kl_estimator") == 0);
+    CHECK(streq(config_str(c, "run_name"), ""));
+    /* canonical texts: shortest round-trip float, bool spelled out */
+    CHECK(streq(config_get_raw(c, "learning_rate"), "0.0003"));
+    CHECK(streq(config_get_raw(c, "resume"), "true"));
+    CHECK(config_get_raw(c, "prompts") == NULL); /* required, not set */
+    CHECK(config_get_raw(c, "nope") == NULL && config_origin(c, "nope") == NULL);
+    CHECK(streq(config_origin(c, "batch_size"), "default"));
+    config_free(c);
+}
+
+TEST(config_new_rejects_bad_tables) {
+    static const CfgKey dup[] = {{"learning_rate", CFG_FLOAT, "1", "again", NULL}, {NULL}};
+    static const CfgKey bad_default[] = {{"steps", CFG_INT, "10k", "h", NULL}, {NULL}};
+    static const CfgKey bad_name[] = {{"two words", CFG_INT, "1", "h", NULL}, {NULL}};
+    static const CfgKey empty_name[] = {{"", CFG_INT, "1", "h", NULL}, {NULL}};
+    static const CfgKey no_choices[] = {{"mode", CFG_ENUM, "a", "h", NULL}, {NULL}};
+    static const CfgKey bad_choice[] = {{"mode", CFG_ENUM, "c", "h", "a|b"}, {NULL}};
+    struct {
+        const CfgKey *t;
+        const char *fragment;
+    } cases[] = {{dup, "'learning_rate' declared twice"},
+                 {bad_default, "default of 'steps': 'steps' expects an integer, got '10k'"},
+                 {bad_name, "bad key name 'two words'"},
+                 {empty_name, "bad key name ''"},
+                 {no_choices, "enum key 'mode' has no choices"},
+                 {bad_choice, "'mode' expects one of a, b, got 'c'"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const CfgKey *const two[] = {common_keys, cases[i].t};
+        err_clear();
+        Config *c = config_new(two, 2);
+        CHECKF(c == NULL, "case %zu accepted", i);
+        config_free(c);
+        CHECK_MSG("config table: ", cases[i].fragment);
+    }
+    Config *empty = config_new(NULL, 0);
+    CHECK(empty && config_count(empty) == 0);
+    config_free(empty);
+    config_free(NULL);
+}
+
+/* ---- config files ------------------------------------------------------- */
+
+/* A config file exercising the syntax; line 5 sets learning_rate to lr_text. */
+static const char *write_syntax_file(const char *lr_text) {
+    static const char fmt[] =
+        "\xEF\xBB\xBF# full-line comment\n"
+        "\n"
+        "   \t\n"
+        "  batch_size\t=   16   \n"
+        "learning_rate=%s\n"
+        "resume = NO   # trailing comment\r\n"
+        "out_dir = http://host/a#frag b  # '#' inside a word is kept\n"
+        "run_name = \"two  words # kept\"   # comment after quotes\n"
+        "kl_estimator = K3\n"
+        "prompts = \"tab\\there \\\"q\\\" back\\\\slash\\nnl\"\n"
+        "kl_coef = 2.50";
+    char text[1024];
+    snprintf(text, sizeof text, fmt, lr_text);
+    return write_text("syntax.conf", text);
+}
+
+TEST(config_file_comments_quotes_whitespace) {
+    Config *c = new_config();
+    if (!c) return;
+    /* '#' right after a word is part of the value, so this does not parse */
+    const char *path = write_syntax_file("1e-3# not a comment");
+    CHECK(config_load_file(c, path) == -1);
+    CHECK_MSG(path, ":5: 'learning_rate' expects a number, got '1e-3# not a comment'");
+    CHECK(config_int(c, "batch_size") == 16); /* lines before the bad one stay applied */
+    config_free(c);
+
+    path = write_syntax_file("1e-3 # a comment");
+    c = new_config();
+    if (!c) return;
+    CHECKF(config_load_file(c, path) == 0, "%s", err_msg());
+    CHECK(config_int(c, "batch_size") == 16);
+    CHECK(config_float(c, "learning_rate") == 1e-3 && streq(config_get_raw(c, "learning_rate"), "0.001"));
+    CHECK(config_bool(c, "resume") == 0 && streq(config_get_raw(c, "resume"), "false"));
+    CHECK(streq(config_str(c, "out_dir"), "http://host/a#frag b"));
+    CHECK(streq(config_str(c, "run_name"), "two  words # kept"));
+    CHECK(streq(config_str(c, "kl_estimator"), "k3") && config_enum(c, "kl_estimator") == 1);
+    CHECK(streq(config_str(c, "prompts"), "tab\there \"q\" back\\slash\nnl"));
+    CHECK(config_float(c, "kl_coef") == 2.5 && streq(config_get_raw(c, "kl_coef"), "2.5"));
+    char want[600];
+    snprintf(want, sizeof want, "%s:4", path);
+    CHECK(streq(config_origin(c, "batch_size"), want));
+    snprintf(want, sizeof want, "%s:11", path);
+    CHECK(streq(config_origin(c, "kl_coef"), want));
+    CHECK(config_check_required(c) == 0);
+    config_free(c);
+}
+
+TEST(config_file_empty_values) {
+    Config *c = new_config();
+    if (!c) return;
+    const char *path = write_text("empty.conf", "out_dir =\nrun_name = \"\"\nprompts = # only a comment\n");
+    CHECKF(config_load_file(c, path) == 0, "%s", err_msg());
+    CHECK(streq(config_str(c, "out_dir"), "") && streq(config_str(c, "run_name"), ""));
+    CHECK(streq(config_str(c, "prompts"), ""));
+    config_free(c);
+    expect_file_error("batch_size =\n", 1, "'batch_size' expects an integer, got ''");
+}
+
+TEST(config_file_malformed_lines) {
+    expect_file_error("# ok\nlerning_rate = 0.1\n", 2, "unknown key 'lerning_rate' (did you mean 'learning_rate'?)");
+    expect_file_error("batch-size = 4\n", 1, "unknown key 'batch-size' (did you mean 'batch_size'?)");
+    expect_file_error("learningrate = 4\n", 1, "(did you mean 'learning_rate'?)");
+    expect_file_error("lr = 4\n", 1, "unknown key 'lr'");
+    expect_file_error("\n\nbatch_size = 8x\n", 3, "'batch_size' expects an integer, got '8x'");
+    expect_file_error("batch_size = 8.0\n", 1, "'batch_size' expects an integer, got '8.0'");
+    expect_file_error("batch_size = 99999999999\n", 1, "'batch_size' is out of range for an integer");
+    expect_file_error("learning_rate = fast\n", 1, "'learning_rate' expects a number, got 'fast'");
+    expect_file_error("learning_rate = inf\n", 1, "'learning_rate' expects a finite number, got 'inf'");
+    expect_file_error("learning_rate = nan\n", 1, "expects a finite number");
+    expect_file_error("resume = maybe\n", 1, "'resume' expects true or false, got 'maybe'");
+    expect_file_error("kl_estimator = k2\n", 1, "'kl_estimator' expects one of k1, k3, got 'k2'");
+    expect_file_error("batch_size 8\n", 1, "expected 'key = value', got 'batch_size 8'");
+    expect_file_error("a\n", 1, "expected 'key = value'");
+    expect_file_error("  = 8\n", 1, "missing key before '='");
+    expect_file_error("batch_size = 8\nresume = no\nbatch_size = 9\n", 3, "'batch_size' is already set on line 1");
+    expect_file_error("run_name = \"open\n", 1, "unterminated quoted value");
+    expect_file_error("run_name = \"ends in backslash\\", 1, "unterminated quoted value");
+    expect_file_error("run_name = \"a\" b\n", 1, "unexpected text after closing quote: 'b'");
+    expect_file_error("run_name = \"a\\qb\"\n", 1, "unknown escape '\\q'");
+    expect_file_error("bad key = 1\n", 1, "unknown key 'bad key'");
+
+    Config *c = new_config();
+    if (!c) return;
+    static const char nul_text[] = "batch_size = 8\nrun_name = a\0b\n";
+    const char *path = write_bytes("nul.conf", nul_text, sizeof nul_text - 1);
+    CHECK(config_load_file(c, path) == -1);
+    char place[600];
+    snprintf(place, sizeof place, "%s:2: ", path);
+    CHECK_MSG(place, "NUL byte");
+
+    const char *missing = tmp_path("missing.conf");
+    CHECK(config_load_file(c, missing) == -1);
+    snprintf(place, sizeof place, "%s: ", missing);
+    CHECK_MSG(place, "No such file or directory");
+
+    CHECK(config_load_file(c, harness_tmpdir()) == -1);
+    snprintf(place, sizeof place, "%s: ", harness_tmpdir());
+    CHECK_MSG(place, "Is a directory");
+    config_free(c);
+}
+
+TEST(config_set_validates_and_names_origin) {
+    Config *c = new_config();
+    if (!c) return;
+    CHECK(config_set(c, "batch_size", "32", "here") == 0 && config_int(c, "batch_size") == 32);
+    CHECK(streq(config_origin(c, "batch_size"), "here"));
+    CHECK(config_set(c, "batch_size", " 4", "here") == -1); /* no blanks around numbers */
+    CHECK_MSG("here: ", "'batch_size' expects an integer, got ' 4'");
+    CHECK(config_set(c, "batch_size", "", "here") == -1);
+    CHECK(config_int(c, "batch_size") == 32); /* a rejected value leaves the old one */
+    CHECK(config_set(c, "Batch_Size", "4", "there") == -1);
+    CHECK_MSG("there: ", "unknown key 'Batch_Size' (did you mean 'batch_size'?)");
+    CHECK(config_set(c, "learning_rate", "1e-5", "x") == 0 && streq(config_get_raw(c, "learning_rate"), "1e-05"));
+    CHECK(config_set(c, "learning_rate", "0.1", "x") == 0 && streq(config_get_raw(c, "learning_rate"), "0.1"));
+    CHECK(config_set(c, "learning_rate", "1", "x") == 0 && streq(config_get_raw(c, "learning_rate"), "1"));
+    CHECK(config_set(c, "kl_coef", "0.3333333333333333", "x") == 0);
+    CHECK(config_float(c, "kl_coef") == 1.0 / 3.0 && streq(config_get_raw(c, "kl_coef"), "0.3333333333333333"));
+    const char *yes[] = {"true", "TRUE", "yes", "On", "1"}, *no[] = {"false", "No", "OFF", "0"};
+    for (int i = 0; i < 5; i++) CHECK(config_set(c, "resume", yes[i], "x") == 0 && config_bool(c, "resume") == 1);
+    for (int i = 0; i < 4; i++) CHECK(config_set(c, "resume", no[i], "x") == 0 && config_bool(c, "resume") == 0);
+    CHECK(config_set(c, "resume", "2", "x") == -1);
+    CHECK(config_set(c, "kl_estimator", "k", "x") == -1); /* a prefix of a choice is not a choice */
+    CHECK(config_set(c, "kl_estimator", "k3|", "x") == -1);
+    config_free(c);
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+TEST(config_command_line_wins_regardless_of_order) {
+    const char *path = write_text("base.conf", "batch_size = 4\nlearning_rate = 0.01\nresume = yes\n");
+    const char *second = write_text("second.conf", "batch_size = 6\n");
+    char cfg_eq[600];
+    snprintf(cfg_eq, sizeof cfg_eq, "--config=%s", second);
+    int help = -1;
+
+    Config *c = new_config();
+    if (!c) return;
+    CHECKF(parse(c, &help, 3, "learning_rate=0.5", "--config", path) == 0, "%s", err_msg());
+    CHECK(help == 0);
+    CHECK(config_float(c, "learning_rate") == 0.5 && streq(config_origin(c, "learning_rate"), "command line"));
+    CHECK(config_int(c, "batch_size") == 4 && config_bool(c, "resume") == 1);
+    config_free(c);
+
+    c = new_config();
+    if (!c) return;
+    /* files in order (later wins), then arguments in order (later wins) */
+    CHECKF(parse(c, &help, 8, "batch_size=1", cfg_eq, "--batch-size", "2", "--resume=false", "--config", path,
+                 "prompts=p.jsonl") == 0,
+           "%s", err_msg());
+    CHECK(config_int(c, "batch_size") == 2);
+    CHECK(config_bool(c, "resume") == 0);
+    CHECK(config_float(c, "learning_rate") == 0.01);
+    CHECK(streq(config_str(c, "prompts"), "p.jsonl"));
+    config_free(c);
+
+    c = new_config();
+    if (!c) return;
+    CHECK(config_set(c, "resume", "false", "x") == 0);
+    CHECKF(parse(c, &help, 3, "--resume", "--kl-estimator=k3", "run_name=a=b") == 0, "%s", err_msg());
+    CHECK(config_bool(c, "resume") == 1); /* a bare bool option means true */
+    CHECK(streq(config_str(c, "kl_estimator"), "k3"));
+    CHECK(streq(config_str(c, "run_name"), "a=b")); /* split at the first '=' */
+    CHECK(parse(c, &help, 0) == 0 && help == 0);
+    config_free(c);
+}
+
+TEST(config_command_line_errors) {
+    int help = -1;
+    Config *c = new_config();
+    if (!c) return;
+    CHECK(parse(c, &help, 1, "lerning_rate=1") == -1);
+    CHECK_MSG("command line: ", "unknown key 'lerning_rate' (did you mean 'learning_rate'?)");
+    CHECK(parse(c, &help, 1, "--lerning-rate=1") == -1);
+    CHECK_MSG("command line: ", "unknown key 'lerning_rate' (did you mean 'learning_rate'?)");
+    CHECK(parse(c, &help, 1, "stray") == -1);
+    CHECK_MSG("command line: ", "unexpected argument 'stray' (expected key=value or --config FILE)");
+    CHECK(parse(c, &help, 3, "batch_size", "=", "3") == -1);
+    CHECK_MSG("command line: unexpected argument 'batch_size'", "without spaces");
+    CHECK(parse(c, &help, 1, "=3") == -1);
+    CHECK_MSG("command line: ", "unexpected argument '=3'");
+    CHECK(parse(c, &help, 1, "-x") == -1);
+    CHECK_MSG("command line: ", "unexpected argument '-x'");
+    CHECK(parse(c, &help, 1, "--") == -1);
+    CHECK(parse(c, &help, 1, "--config") == -1);
+    CHECK_MSG("command line: ", "--config needs a FILE");
+    CHECK(parse(c, &help, 1, "--config=") == -1);
+    CHECK(parse(c, &help, 1, "--batch-size") == -1);
+    CHECK_MSG("command line: ", "'--batch-size' needs a value");
+    CHECK(parse(c, &help, 1, "batch_size=x") == -1);
+    CHECK_MSG("command line: ", "'batch_size' expects an integer, got 'x'");
+    CHECK(parse(c, &help, 1, "--resume=perhaps") == -1);
+    CHECK_MSG("command line: ", "'resume' expects true or false");
+
+    /* an argument error is reported before any file is read */
+    const char *missing = tmp_path("nowhere.conf");
+    CHECK(parse(c, &help, 3, "--config", missing, "oops") == -1);
+    CHECK_MSG("command line: ", "'oops'");
+    CHECK(parse(c, &help, 2, "--config", missing) == -1);
+    CHECK_MSG(missing, "No such file or directory");
+    const char *bad = write_text("bad-args.conf", "resume = sometimes\n");
+    CHECK(parse(c, &help, 2, "--config", bad) == -1);
+    CHECK_MSG(bad, ":1: 'resume' expects true or false, got 'sometimes'");
+
+    /* --help wins over errors and reads nothing */
+    CHECK(config_int(c, "batch_size") == 8);
+    CHECK(parse(c, &help, 4, "oops", "--config", missing, "-h") == 0 && help == 1);
+    CHECK(parse(c, &help, 2, "batch_size=99", "--help") == 0 && help == 1);
+    CHECK(config_int(c, "batch_size") == 8);
+    config_free(c);
+}
+
+TEST(config_required_keys) {
+    Config *c = new_config();
+    if (!c) return;
+    CHECK(config_check_required(c) == -1);
+    CHECK_MSG("missing required key 'prompts' (JSONL file of RL prompts)", "prompts=...");
+    CHECK(config_set(c, "prompts", "rl.jsonl", "command line") == 0);
+    CHECK(config_check_required(c) == 0);
+    config_free(c);
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+TEST(config_print_exact_text_and_reads_back) {
+    Config *c = new_config();
+    if (!c) return;
+    char *s = print_to_string(c);
+    const char *want_defaults =
+        "batch_size    = 8\n"
+        "learning_rate = 0.0003\n"
+        "resume        = true\n"
+        "out_dir       = runs/out\n"
+        "kl_estimator  = k1\n"
+        "run_name      = \"\"\n"
+        "# prompts     = (required, not set)\n"
+        "kl_coef       = 0.1\n";
+    CHECKF(streq(s, want_defaults), "got:\n%s", s);
+    free(s);
+
+    const char *path = write_text("p.conf", "\n\nbatch_size = 8\nlearning_rate = 1e-3\n");
+    CHECK(config_load_file(c, path) == 0);
+    CHECK(config_set(c, "run_name", "say \"hi\" # now\tand\\n", "command line") == 0);
+    CHECK(config_set(c, "prompts", " lead", "command line") == 0);
+    CHECK(config_set(c, "kl_estimator", "K3", "command line") == 0);
+    s = print_to_string(c);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "batch_size    = 8\n" /* set from the file, but equal to the default: no origin */
+             "learning_rate = 0.001  # %s:4\n"
+             "resume        = true\n"
+             "out_dir       = runs/out\n"
+             "kl_estimator  = k3  # command line\n"
+             "run_name      = \"say \\\"hi\\\" # now\\tand\\\\n\"  # command line\n"
+             "prompts       = \" lead\"  # command line\n"
+             "kl_coef       = 0.1\n",
+             path);
+    CHECKF(streq(s, want), "got:\n%s\nwant:\n%s", s, want);
+
+    /* the printed configuration is a config file giving the same values */
+    const char *again = write_text("printed.conf", s);
+    Config *d = new_config();
+    if (d) {
+        CHECKF(config_load_file(d, again) == 0, "%s", err_msg());
+        char diff[256];
+        CHECKF(config_diff(c, d, diff, sizeof diff) == 0, "%s", diff);
+        config_free(d);
+    }
+    free(s);
+    config_free(c);
+}
+
+TEST(config_help_and_markdown_list_every_key) {
+    char *s = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&s, &n);
+    config_help(tables, N_TABLES, f);
+    fclose(f);
+    int lines = 0;
+    for (char *p = s; *p; p++) lines += *p == '\n';
+    CHECK(lines == N_KEYS);
+    for (int t = 0; t < N_TABLES; t++)
+        for (const CfgKey *k = tables[t]; k->key; k++) {
+            char frag[128];
+            snprintf(frag, sizeof frag, "  %s=", k->key);
+            CHECKF(strstr(s, frag) && strstr(s, k->help), "help lacks %s", k->key);
+        }
+    CHECKF(strstr(s, "  batch_size=INT       sequences per optimizer step (default: 8)\n"), "%s", s);
+    CHECK(strstr(s, "  kl_estimator=k1|k3   per-token KL estimator (default: k1)\n"));
+    CHECK(strstr(s, "  prompts=STR          JSONL file of RL prompts (required)\n"));
+    CHECK(strstr(s, "  run_name=STR         label shown in logs (default: \"\")\n"));
+    CHECK(strstr(s, "(default: 3e-4)")); /* defaults as the table spells them */
+    free(s);
+
+    f = open_memstream(&s, &n);
+    config_markdown(tables, N_TABLES, f);
+    fclose(f);
+    lines = 0;
+    for (char *p = s; *p; p++) lines += *p == '\n';
+    CHECK(lines == N_KEYS + 2);
+    CHECK(!strncmp(s, "| Key | Type | Default | Description |\n|---|---|---|---|\n", 56));
+    CHECKF(strstr(s, "| `batch_size` | int | `8` | sequences per optimizer step |\n"), "%s", s);
+    CHECK(strstr(s, "| `kl_estimator` | one of `k1`, `k3` | `k1` | per-token KL estimator |\n"));
+    CHECK(strstr(s, "| `prompts` | string | *required* | JSONL file of RL prompts |\n"));
+    CHECK(strstr(s, "| `run_name` | string | `\"\"` |"));
+    CHECK(strstr(s, "directory for checkpoints \\| logs |")); /* '|' escaped inside a cell */
+    free(s);
+}
+
+/* ---- checkpoints and diff ----------------------------------------------- */
+
+/* Writes a checkpoint holding a tiny model and c's configuration, plus the
+ * extra /config attributes given as name, value pairs (NULL-terminated). */
+static int save_ckpt(const char *path, const Config *c, ...) {
+    Gpt m;
+    GptConfig gc = {TOK_BYTE_VOCAB, 8, 1, 2, 8, GPT_HEAD_LM};
+    if (gpt_init(&m, &gc)) return -1;
+    Tok *tok = tok_byte_new();
+    Ckpt *k = ckpt_create(path);
+    int rc = !k || ckpt_put_model(k, &m, tok, "policy") || config_save(c, k);
+    va_list ap;
+    va_start(ap, c);
+    for (const char *name; !rc && (name = va_arg(ap, const char *));)
+        rc = ckpt_put_attr_str(k, "/config", name, va_arg(ap, const char *));
+    va_end(ap);
+    if (k) rc |= ckpt_commit(k) != 0;
+    tok_free(tok);
+    gpt_free(&m);
+    return rc ? -1 : 0;
+}
+
+TEST(config_checkpoint_round_trip) {
+    Config *c = new_config(), *d = new_config();
+    if (!c || !d) return;
+    CHECK(config_set(c, "batch_size", "32", "command line") == 0);
+    CHECK(config_set(c, "learning_rate", "0.1", "command line") == 0);
+    CHECK(config_set(c, "run_name", "with \"quotes\" and # hash\n", "command line") == 0);
+    CHECK(config_set(c, "kl_estimator", "k3", "command line") == 0);
+    CHECK(config_set(c, "resume", "no", "command line") == 0);
+    const char *path = tmp_path("cfg.h5");
+    CHECKF(save_ckpt(path, c, "other_stage_key", "ignored", (const char *)NULL) == 0, "%s", err_msg());
+    Ckpt *k = ckpt_open(path);
+    CHECKF(k != NULL, "%s", err_msg());
+    if (!k) return;
+    char v[64];
+    CHECK(ckpt_get_attr_str(k, "/config", "learning_rate", v, sizeof v) == 0 && streq(v, "0.1"));
+    CHECK(!ckpt_has_attr(k, "/config", "prompts")); /* unset required key: not written */
+
+    CHECKF(config_load_ckpt(d, k, NULL) == 0, "%s", err_msg());
+    char diff[256];
+    CHECKF(config_diff(c, d, diff, sizeof diff) == 0, "%s", diff);
+    CHECK(config_float(d, "learning_rate") == 0.1 && config_int(d, "batch_size") == 32);
+    CHECK(streq(config_str(d, "run_name"), "with \"quotes\" and # hash\n"));
+    CHECK(streq(config_origin(d, "batch_size"), path));
+    CHECK(config_get_raw(d, "prompts") == NULL);
+
+    Config *e = new_config();
+    const char *some[] = {"batch_size", "resume", NULL};
+    CHECK(config_load_ckpt(e, k, some) == 0);
+    CHECK(config_int(e, "batch_size") == 32 && config_bool(e, "resume") == 0);
+    CHECK(config_float(e, "learning_rate") == 3e-4); /* not asked for */
+    const char *with_missing[] = {"batch_size", "prompts", NULL};
+    CHECK(config_load_ckpt(e, k, with_missing) == -1);
+    CHECK_MSG(path, ": /config has no attribute 'prompts'");
+    const char *undeclared[] = {"nope", NULL};
+    CHECK(config_load_ckpt(e, k, undeclared) == -1);
+    CHECK_MSG(path, "config key 'nope' is not declared");
+    config_free(e);
+    ckpt_close(k);
+
+    /* a stored value that does not parse names the file and the key */
+    const char *bad = tmp_path("cfg-bad.h5");
+    CHECKF(save_ckpt(bad, c, "batch_size", "eight", (const char *)NULL) == 0, "%s", err_msg());
+    k = ckpt_open(bad);
+    if (k) {
+        CHECK(config_load_ckpt(d, k, NULL) == -1);
+        CHECK_MSG(bad, "/config: 'batch_size' expects an integer, got 'eight'");
+        ckpt_close(k);
+    }
+    config_free(c);
+    config_free(d);
+}
+
+TEST(config_diff_lists_differences) {
+    Config *a = new_config(), *b = new_config();
+    if (!a || !b) return;
+    char buf[256];
+    CHECK(config_diff(a, b, buf, sizeof buf) == 0 && streq(buf, ""));
+    CHECK(config_set(b, "learning_rate", "0.0003", "x") == 0); /* same value as the default "3e-4" */
+    CHECK(config_set(b, "resume", "yes", "x") == 0);            /* same as true */
+    CHECK(config_diff(a, b, buf, sizeof buf) == 0);
+    CHECK(config_set(b, "batch_size", "16", "x") == 0);
+    CHECK(config_set(b, "kl_coef", "0.2", "x") == 0);
+    CHECK(config_set(a, "prompts", "a.jsonl", "x") == 0);
+    CHECK(config_diff(a, b, buf, sizeof buf) == 3);
+    CHECKF(streq(buf, "batch_size (8 vs 16), prompts (a.jsonl vs (not set)), kl_coef (0.1 vs 0.2)"), "%s", buf);
+    CHECK(config_diff(b, a, NULL, 0) == 3);
+    char small[20];
+    CHECK(config_diff(a, b, small, sizeof small) == 3);
+    CHECKF(streq(small, "batch_size (8 vs..."), "%s", small);
+
+    /* only keys declared in both are compared */
+    const CfgKey *const one[] = {common_keys};
+    Config *only_common = config_new(one, 1);
+    CHECK(config_diff(a, only_common, buf, sizeof buf) == 0);
+    CHECK(config_diff(b, only_common, buf, sizeof buf) == 1 && streq(buf, "batch_size (16 vs 8)"));
+    config_free(only_common);
+    config_free(a);
+    config_free(b);
+}
+
+/* ---- misuse ------------------------------------------------------------- */
+
+/* 1 if fn(c) aborts (SIGABRT) in a child process. */
+static int aborts(void (*fn)(const Config *), const Config *c) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr)) _exit(3);
+        fn(c);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void get_undeclared(const Config *c) { (void)config_int(c, "nope"); }
+static void get_wrong_type(const Config *c) { (void)config_int(c, "learning_rate"); }
+static void get_unset(const Config *c) { (void)config_str(c, "prompts"); }
+static void get_enum_as_bool(const Config *c) { (void)config_bool(c, "kl_estimator"); }
+static void get_fine(const Config *c) { (void)config_int(c, "batch_size"); }
+
+TEST(config_getters_abort_on_misuse) {
+    Config *c = new_config();
+    if (!c) return;
+    CHECK(aborts(get_undeclared, c));
+    CHECK(aborts(get_wrong_type, c));
+    CHECK(aborts(get_unset, c));
+    CHECK(aborts(get_enum_as_bool, c));
+    CHECK(!aborts(get_fine, c));
+    config_free(c);
+}

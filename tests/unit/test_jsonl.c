@@ -1,0 +1,272 @@
+/* Tests for jsonl: reading good files (blank lines, CRLF, BOM, no final
+ * newline, escapes, extra fields), every kind of malformed line and field,
+ * with messages checked for the path, the line number and the field. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/io/jsonl.h"
+#include "tests/harness.h"
+
+/* Writes len bytes to a file in the scratch dir; returns its path (static). */
+static const char *write_file(const char *name, const char *data, size_t len) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", harness_tmpdir(), name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return path;
+    fwrite(data, 1, len, f);
+    fclose(f);
+    return path;
+}
+
+static const char *write_text(const char *name, const char *text) {
+    return write_file(name, text, strlen(text));
+}
+
+static int msg_has(const char *needle) { return strstr(err_msg(), needle) != NULL; }
+
+/* Expects "PATH:LINE:" at the start of the current error message. */
+static int msg_starts_with_place(const char *path, int line) {
+    char want[600];
+    snprintf(want, sizeof want, "%s:%d: ", path, line);
+    return strncmp(err_msg(), want, strlen(want)) == 0;
+}
+
+TEST(jsonl_reads_good_file) {
+    const char *text =
+        "{\"prompt\": \"Hi\", \"completion\": \" there\", \"extra\": {\"x\": [1]}}\n"
+        "\n"
+        "  \t \r\n"
+        "{\"prompt\":\"Q2\",\"chosen\":\"a\\nb\",\"rejected\":\"\\u00e9\"}\r\n"
+        "{\"prompt\": \"caf\xc3\xa9 \xe2\x9c\x93\", \"ranking\": [\"best\", \"mid\", \"worst\"],"
+        " \"n\": 3, \"m\": 4.0, \"score\": -2.5}";
+    const char *path = write_text("good.jsonl", text);
+    Jsonl *j = jsonl_open(path);
+    CHECK(j != NULL);
+    if (!j) return;
+    CHECK(strcmp(jsonl_path(j), path) == 0);
+    CHECK(jsonl_line(j) == 0);
+    json_t *rec;
+    const char *s;
+
+    CHECK(jsonl_next(j, &rec) == 1);
+    CHECK(jsonl_line(j) == 1);
+    CHECK(jsonl_get_str(j, rec, "prompt", &s) == 0 && strcmp(s, "Hi") == 0);
+    CHECK(jsonl_get_str(j, rec, "completion", &s) == 0 && strcmp(s, " there") == 0);
+
+    CHECK(jsonl_next(j, &rec) == 1);
+    CHECK(jsonl_line(j) == 4); /* blank and whitespace-only lines skipped */
+    CHECK(jsonl_get_str(j, rec, "chosen", &s) == 0 && strcmp(s, "a\nb") == 0);
+    CHECK(jsonl_get_str(j, rec, "rejected", &s) == 0 && strcmp(s, "\xc3\xa9") == 0);
+
+    CHECK(jsonl_next(j, &rec) == 1); /* the last line has no newline */
+    CHECK(jsonl_line(j) == 5);
+    CHECK(jsonl_get_str(j, rec, "prompt", &s) == 0 && strcmp(s, "caf\xc3\xa9 \xe2\x9c\x93") == 0);
+    const char **rank;
+    int n;
+    CHECK(jsonl_get_str_array(j, rec, "ranking", &rank, &n) == 0);
+    CHECK(n == 3);
+    if (n == 3)
+        CHECK(strcmp(rank[0], "best") == 0 && strcmp(rank[1], "mid") == 0 &&
+              strcmp(rank[2], "worst") == 0);
+    free(rank);
+    long long i;
+    double d;
+    CHECK(jsonl_get_int(j, rec, "n", &i) == 0 && i == 3);
+    CHECK(jsonl_get_int(j, rec, "m", &i) == 0 && i == 4); /* 4.0 is exact */
+    CHECK(jsonl_get_num(j, rec, "score", &d) == 0 && d == -2.5);
+    CHECK(jsonl_get_num(j, rec, "n", &d) == 0 && d == 3);
+
+    CHECK(jsonl_next(j, &rec) == 0);
+    CHECK(rec == NULL);
+    CHECK(jsonl_next(j, &rec) == 0); /* stays at end */
+    CHECK(jsonl_line(j) == 5);
+    jsonl_close(j);
+}
+
+TEST(jsonl_bom_and_trailing_newline) {
+    const char *path = write_text("bom.jsonl", "\xEF\xBB\xBF{\"prompt\": \"x\"}\n{\"prompt\": \"y\"}\n");
+    Jsonl *j = jsonl_open(path);
+    json_t *rec;
+    const char *s;
+    CHECK(jsonl_next(j, &rec) == 1 && jsonl_get_str(j, rec, "prompt", &s) == 0 && s[0] == 'x');
+    CHECK(jsonl_next(j, &rec) == 1 && jsonl_get_str(j, rec, "prompt", &s) == 0 && s[0] == 'y');
+    CHECK(jsonl_next(j, &rec) == 0);
+    CHECK(jsonl_line(j) == 2);
+    jsonl_close(j);
+}
+
+TEST(jsonl_empty_and_missing_files) {
+    json_t *rec = (json_t *)1;
+    const char *path = write_text("empty.jsonl", "");
+    Jsonl *j = jsonl_open(path);
+    CHECK(j != NULL);
+    CHECK(jsonl_next(j, &rec) == 0 && rec == NULL);
+    CHECK(jsonl_line(j) == 0);
+    jsonl_close(j);
+
+    path = write_text("blank.jsonl", "\n\n  \n");
+    j = jsonl_open(path);
+    CHECK(jsonl_next(j, &rec) == 0);
+    jsonl_close(j);
+
+    char missing[512];
+    snprintf(missing, sizeof missing, "%s/no-such.jsonl", harness_tmpdir());
+    CHECK(jsonl_open(missing) == NULL);
+    char want[600];
+    snprintf(want, sizeof want, "%s: No such file or directory", missing);
+    CHECKF(strcmp(err_msg(), want) == 0, "msg: %s", err_msg());
+
+    CHECK(jsonl_open(harness_tmpdir()) == NULL);
+    CHECKF(msg_has(harness_tmpdir()) && msg_has("directory"), "msg: %s", err_msg());
+    jsonl_close(NULL);
+}
+
+/* One bad line after a good line and a blank one, so it is line 3. */
+static void expect_bad_line(const char *name, const char *bad, size_t bad_len,
+                            const char *needle) {
+    char text[512];
+    size_t head = (size_t)snprintf(text, sizeof text, "{\"prompt\": \"ok\"}\n\n");
+    memcpy(text + head, bad, bad_len);
+    memcpy(text + head + bad_len, "\n{\"prompt\": \"after\"}\n", 22);
+    const char *path = write_file(name, text, head + bad_len + 22);
+    Jsonl *j = jsonl_open(path);
+    json_t *rec;
+    CHECK(jsonl_next(j, &rec) == 1);
+    CHECKF(jsonl_next(j, &rec) == -1 && rec == NULL, "%s: bad line accepted", name);
+    CHECKF(msg_starts_with_place(path, 3) && msg_has(needle), "%s: msg: %s", name, err_msg());
+    /* Reading can go on after a bad line. */
+    const char *s;
+    CHECK(jsonl_next(j, &rec) == 1 && jsonl_line(j) == 4);
+    CHECK(jsonl_get_str(j, rec, "prompt", &s) == 0 && strcmp(s, "after") == 0);
+    jsonl_close(j);
+}
+
+#define BAD(name, literal, needle) expect_bad_line(name, literal, sizeof(literal) - 1, needle)
+
+TEST(jsonl_rejects_malformed_lines) {
+    BAD("trailing_comma.jsonl", "{\"prompt\": \"x\",}", "invalid JSON at column");
+    BAD("truncated.jsonl", "{\"prompt\": \"x\"", "expected at end of line");
+    BAD("two_values.jsonl", "{\"a\": 1} {\"b\": 2}", "invalid JSON");
+    BAD("unquoted.jsonl", "{prompt: 1}", "invalid JSON");
+    BAD("array.jsonl", "[\"a\", \"b\"]", "expected a JSON object {...}, got array");
+    BAD("number.jsonl", "42", "expected a JSON object {...}, got number");
+    BAD("string.jsonl", "\"just text\"", "got string");
+    BAD("latin1.jsonl", "{\"prompt\": \"caf\xe9\"}", "invalid UTF-8");
+    BAD("overlong.jsonl", "{\"prompt\": \"\xc0\xaf\"}", "invalid UTF-8");
+    BAD("bad_byte_outside_string.jsonl", "{\"prompt\": \xff}", "invalid UTF-8");
+    BAD("duplicate.jsonl", "{\"prompt\": \"a\", \"prompt\": \"b\"}", "duplicate");
+    BAD("nul_escape.jsonl", "{\"prompt\": \"a\\u0000b\"}", "invalid JSON");
+    BAD("raw_nul.jsonl", "{\"prompt\": \"a\0b\"}", "invalid JSON");
+}
+
+TEST(jsonl_rejects_overlong_line) {
+    size_t big = JSONL_MAX_LINE + 100;
+    char *text = malloc(big + 64);
+    size_t n = 0;
+    n += (size_t)sprintf(text, "{\"prompt\": \"");
+    memset(text + n, 'a', big - n);
+    n = big;
+    n += (size_t)sprintf(text + n, "\"}\n{\"prompt\": \"next\"}");
+    const char *path = write_file("long.jsonl", text, n);
+    free(text);
+    Jsonl *j = jsonl_open(path);
+    json_t *rec;
+    CHECK(jsonl_next(j, &rec) == -1);
+    CHECKF(msg_starts_with_place(path, 1) && msg_has("line longer than"), "msg: %s", err_msg());
+    const char *s;
+    CHECK(jsonl_next(j, &rec) == 1 && jsonl_line(j) == 2);
+    CHECK(jsonl_get_str(j, rec, "prompt", &s) == 0 && strcmp(s, "next") == 0);
+    jsonl_close(j);
+
+    /* Just under the limit is fine. */
+    size_t len = JSONL_MAX_LINE;
+    text = malloc(len + 1);
+    n = (size_t)sprintf(text, "{\"prompt\": \"");
+    memset(text + n, 'b', len - n - 2);
+    memcpy(text + len - 2, "\"}", 2);
+    path = write_file("limit.jsonl", text, len);
+    free(text);
+    j = jsonl_open(path);
+    CHECK(jsonl_next(j, &rec) == 1);
+    CHECK(jsonl_get_str(j, rec, "prompt", &s) == 0 && strlen(s) == len - 14);
+    jsonl_close(j);
+}
+
+/* Opens a one-record file whose record is on line 2 and returns it. */
+static Jsonl *open_record(const char *name, const char *record, json_t **rec,
+                          const char **path) {
+    char text[512];
+    snprintf(text, sizeof text, "\n%s\n", record);
+    *path = write_text(name, text);
+    Jsonl *j = jsonl_open(*path);
+    CHECK(jsonl_next(j, rec) == 1);
+    return j;
+}
+
+static void expect_msg(const char *path, const char *rest) {
+    char want[700];
+    snprintf(want, sizeof want, "%s:2: %s", path, rest);
+    CHECKF(strcmp(err_msg(), want) == 0, "got \"%s\", want \"%s\"", err_msg(), want);
+}
+
+TEST(jsonl_field_errors_name_path_line_field) {
+    const char *path;
+    json_t *rec;
+    Jsonl *j = open_record("fields.jsonl",
+                           "{\"completion\": \"x\", \"prompt\": 5, \"p2\": null, \"p3\": [\"a\"],"
+                           " \"p4\": true, \"p5\": {}, \"n\": \"7\", \"f\": 2.5}",
+                           &rec, &path);
+    const char *s = "untouched";
+    CHECK(jsonl_get_str(j, rec, "missing", &s) == -1 && s == NULL);
+    expect_msg(path, "field \"missing\": missing");
+    CHECK(jsonl_get_str(j, rec, "prompt", &s) == -1);
+    expect_msg(path, "field \"prompt\": expected a string, got number");
+    CHECK(jsonl_get_str(j, rec, "p2", &s) == -1);
+    expect_msg(path, "field \"p2\": expected a string, got null");
+    CHECK(jsonl_get_str(j, rec, "p3", &s) == -1);
+    expect_msg(path, "field \"p3\": expected a string, got array");
+    CHECK(jsonl_get_str(j, rec, "p4", &s) == -1);
+    expect_msg(path, "field \"p4\": expected a string, got boolean");
+    CHECK(jsonl_get_str(j, rec, "p5", &s) == -1);
+    expect_msg(path, "field \"p5\": expected a string, got object");
+
+    long long i;
+    double d;
+    CHECK(jsonl_get_int(j, rec, "n", &i) == -1);
+    expect_msg(path, "field \"n\": expected an integer, got string");
+    CHECK(jsonl_get_int(j, rec, "f", &i) == -1);
+    expect_msg(path, "field \"f\": expected an integer, got 2.5");
+    CHECK(jsonl_get_int(j, rec, "nope", &i) == -1);
+    expect_msg(path, "field \"nope\": missing");
+    CHECK(jsonl_get_num(j, rec, "n", &d) == -1);
+    expect_msg(path, "field \"n\": expected a number, got string");
+    CHECK(jsonl_get_num(j, rec, "f", &d) == 0 && d == 2.5);
+    jsonl_close(j);
+}
+
+TEST(jsonl_ranking_errors) {
+    const char *path;
+    json_t *rec;
+    Jsonl *j = open_record("rank.jsonl",
+                           "{\"one\": [\"a\"], \"none\": [], \"mixed\": [\"a\", 3, \"c\"],"
+                           " \"str\": \"a\", \"two\": [\"x\", \"\"]}",
+                           &rec, &path);
+    const char **out = (const char **)1;
+    int n = 99;
+    CHECK(jsonl_get_str_array(j, rec, "one", &out, &n) == -1 && out == NULL && n == 0);
+    expect_msg(path, "field \"one\": expected at least 2 strings, got 1");
+    CHECK(jsonl_get_str_array(j, rec, "none", &out, &n) == -1);
+    expect_msg(path, "field \"none\": expected at least 2 strings, got 0");
+    CHECK(jsonl_get_str_array(j, rec, "mixed", &out, &n) == -1);
+    expect_msg(path, "field \"mixed\"[1]: expected a string, got number");
+    CHECK(jsonl_get_str_array(j, rec, "str", &out, &n) == -1);
+    expect_msg(path, "field \"str\": expected an array of strings, got string");
+    CHECK(jsonl_get_str_array(j, rec, "ranking", &out, &n) == -1);
+    expect_msg(path, "field \"ranking\": missing");
+    CHECK(jsonl_get_str_array(j, rec, "two", &out, &n) == 0 && n == 2);
+    if (n == 2) CHECK(strcmp(out[0], "x") == 0 && out[1][0] == 0);
+    free(out);
+    jsonl_close(j);
+}

@@ -1,0 +1,572 @@
+/* Tests for rng (xoshiro256** / splitmix64 against reference outputs,
+ * moments, unbiased bounded integers) and sampler (greedy, temperature,
+ * top-k, top-p against hand-computed nuclei and a brute-force reference,
+ * log-probs, reproducibility, config validation). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/rng.h"
+#include "common/model/sampler.h"
+#include "tests/harness.h"
+
+/* ---- rng ---------------------------------------------------------------- */
+
+/* Reference values below come from tests/fixtures/rng_reference.py, an
+ * independent Python transcription of Vigna's splitmix64.c and
+ * xoshiro256starstar.c. The {1,2,3,4} sequence also matches the list
+ * published with the reference code. */
+TEST(rng_xoshiro256ss_reference_outputs) {
+    static const uint64_t expect[10] = {
+        11520ull, 0ull, 1509978240ull, 1215971899390074240ull,
+        1216172134540287360ull, 607988272756665600ull, 16172922978634559625ull,
+        8476171486693032832ull, 10595114339597558777ull, 2904607092377533576ull,
+    };
+    Rng r = {{1, 2, 3, 4}};
+    for (int i = 0; i < 10; i++) {
+        uint64_t v = rng_u64(&r);
+        CHECKF(v == expect[i], "output %d: got %llu, expected %llu", i,
+               (unsigned long long)v, (unsigned long long)expect[i]);
+    }
+}
+
+TEST(rng_seed_is_splitmix64) {
+    static const uint64_t from0[4] = {0xe220a8397b1dcdafull, 0x6e789e6aa1b965f4ull,
+                                      0x06c45d188009454full, 0xf88bb8a8724c81ecull};
+    static const uint64_t from42[4] = {0xbdd732262feb6e95ull, 0x28efe333b266f103ull,
+                                       0x47526757130f9f52ull, 0x581ce1ff0e4ae394ull};
+    static const uint64_t out42[4] = {0x15780b2e0c2ec716ull, 0x6104d9866d113a7eull,
+                                      0xae17533239e499a1ull, 0xecb8ad4703b360a1ull};
+    Rng r;
+    rng_seed(&r, 0);
+    for (int i = 0; i < 4; i++) CHECKF(r.s[i] == from0[i], "seed 0: state word %d", i);
+    rng_seed(&r, 42);
+    for (int i = 0; i < 4; i++) CHECKF(r.s[i] == from42[i], "seed 42: state word %d", i);
+    for (int i = 0; i < 4; i++) CHECKF(rng_u64(&r) == out42[i], "seed 42: output %d", i);
+}
+
+TEST(rng_uniform_uses_top_bits) {
+    /* Same first outputs of seed 42 as above, converted by the script. */
+    static const float f[4] = {0.0838629603f, 0.378980219f, 0.680043399f, 0.924692929f};
+    static const double d[4] = {0.083862971059882163, 0.37898025066266861,
+                                0.68004341102813937, 0.92469294532538759};
+    Rng r;
+    rng_seed(&r, 42);
+    for (int i = 0; i < 4; i++) CHECK(rng_uniform(&r) == f[i]);
+    rng_seed(&r, 42);
+    for (int i = 0; i < 4; i++) CHECK(rng_uniform_double(&r) == d[i]);
+    /* The largest possible word must still give a value below 1. */
+    CHECK((float)(UINT64_MAX >> 40) * 0x1.0p-24f < 1.0f);
+    CHECK((double)(UINT64_MAX >> 11) * 0x1.0p-53 < 1.0);
+}
+
+TEST(rng_uniform_moments) {
+    Rng r;
+    rng_seed(&r, 7);
+    const int n = 1000000;
+    double sum = 0, sum2 = 0, sumd = 0;
+    int in_range = 1, low_decile = 0;
+    for (int i = 0; i < n; i++) {
+        float u = rng_uniform(&r);
+        double ud = rng_uniform_double(&r);
+        if (!(u >= 0 && u < 1 && ud >= 0 && ud < 1)) in_range = 0;
+        sum += u;
+        sum2 += (double)u * u;
+        sumd += ud;
+        low_decile += u < 0.1f;
+    }
+    CHECK(in_range);
+    /* Standard error of the mean: sqrt(1/12/n) = 2.9e-4; tolerances ~5 sigma. */
+    CHECK_NEAR(sum / n, 0.5, 1.5e-3);
+    CHECK_NEAR(sumd / n, 0.5, 1.5e-3);
+    CHECK_NEAR(sum2 / n - (sum / n) * (sum / n), 1.0 / 12, 1e-3);
+    CHECK_NEAR((double)low_decile / n, 0.1, 1.5e-3);
+}
+
+TEST(rng_normal_moments) {
+    Rng r;
+    rng_seed(&r, 11);
+    const int n = 1000000;
+    double m1 = 0, m2 = 0, m3 = 0, m4 = 0;
+    int within1 = 0, finite = 1;
+    for (int i = 0; i < n; i++) {
+        double z = rng_normal(&r);
+        if (!isfinite(z)) finite = 0;
+        m1 += z;
+        m2 += z * z;
+        m3 += z * z * z;
+        m4 += z * z * z * z;
+        within1 += fabs(z) < 1;
+    }
+    CHECK(finite);
+    CHECK_NEAR(m1 / n, 0, 5e-3);
+    CHECK_NEAR(m2 / n, 1, 1e-2);
+    CHECK_NEAR(m3 / n, 0, 2e-2);
+    CHECK_NEAR(m4 / n, 3, 5e-2); /* kurtosis of a normal */
+    CHECK_NEAR((double)within1 / n, 0.682689, 3e-3);
+}
+
+TEST(rng_state_is_four_words) {
+    Rng a, b;
+    rng_seed(&a, 123);
+    for (int i = 0; i < 5; i++) rng_normal(&a);
+    b = a; /* a checkpoint restores exactly this */
+    for (int i = 0; i < 100; i++) {
+        CHECK(rng_normal(&a) == rng_normal(&b));
+        CHECK(rng_u64(&a) == rng_u64(&b));
+    }
+    CHECK(sizeof(Rng) == 4 * sizeof(uint64_t));
+}
+
+TEST(rng_below_range_and_bias) {
+    Rng r;
+    rng_seed(&r, 5);
+    CHECK(rng_below(&r, 0) == 0);
+    int ok = 1, counts[3] = {0};
+    for (int i = 0; i < 30000; i++) {
+        if (rng_below(&r, 1) != 0) ok = 0;
+        uint32_t v = rng_below(&r, 3);
+        if (v >= 3) ok = 0;
+        else counts[v]++;
+    }
+    CHECK(ok);
+    for (int i = 0; i < 3; i++) CHECK_NEAR(counts[i] / 30000.0, 1.0 / 3, 0.015);
+    /* n = 3 * 2^30: plain modulo of a 32-bit word would hit [0, 2^30) twice as
+     * often (probability 1/2 instead of 1/3). Rejection must remove that. */
+    const uint32_t n = 3u << 30;
+    int low = 0, big_ok = 1;
+    for (int i = 0; i < 60000; i++) {
+        uint32_t v = rng_below(&r, n);
+        if (v >= n) big_ok = 0;
+        low += v < (1u << 30);
+    }
+    CHECK(big_ok);
+    CHECK_NEAR(low / 60000.0, 1.0 / 3, 0.01);
+}
+
+/* ---- sampler: helpers --------------------------------------------------- */
+
+static SamplerConfig config(float temperature, int top_k, float top_p) {
+    SamplerConfig c = sampler_default();
+    c.temperature = temperature;
+    c.top_k = top_k;
+    c.top_p = top_p;
+    return c;
+}
+
+/* Pearson chi-square of counts against probabilities expect[0..n). */
+static double chi_square(const int *counts, const double *expect, int n, int draws) {
+    double chi = 0;
+    for (int i = 0; i < n; i++) {
+        double e = expect[i] * draws;
+        chi += e > 0 ? (counts[i] - e) * (counts[i] - e) / e : (counts[i] ? 1e300 : 0);
+    }
+    return chi;
+}
+
+static void softmax_ref(const float *logits, int n, double temperature, double *p) {
+    double max = logits[0], sum = 0;
+    for (int i = 1; i < n; i++) max = fmax(max, logits[i]);
+    for (int i = 0; i < n; i++) sum += p[i] = exp((logits[i] - max) / temperature);
+    for (int i = 0; i < n; i++) p[i] /= sum;
+}
+
+/* ---- sampler: config ---------------------------------------------------- */
+
+TEST(sampler_validate_rejects_bad_configs) {
+    SamplerConfig c = sampler_default();
+    CHECK(sampler_validate(&c) == 0);
+    CHECK(c.temperature == 1 && c.top_k == 0 && c.top_p == 1 && !c.greedy);
+
+    c = config(0, 0, 1);
+    CHECK(sampler_validate(&c) == -1);
+    CHECKF(strstr(err_msg(), "temperature") && strstr(err_msg(), "got 0"), "msg: %s", err_msg());
+    c = config(-1, 0, 1);
+    CHECK(sampler_validate(&c) == -1);
+    c = config(NAN, 0, 1);
+    CHECK(sampler_validate(&c) == -1);
+    c = config(INFINITY, 0, 1);
+    CHECK(sampler_validate(&c) == -1);
+    c = config(0, 0, 1);
+    c.greedy = 1; /* temperature is ignored when greedy */
+    CHECK(sampler_validate(&c) == 0);
+
+    c = config(1, -1, 1);
+    CHECK(sampler_validate(&c) == -1);
+    CHECKF(strstr(err_msg(), "top_k must be >= 0") && strstr(err_msg(), "got -1"), "msg: %s",
+           err_msg());
+
+    c = config(1, 0, 1.5f);
+    CHECK(sampler_validate(&c) == -1);
+    CHECKF(strcmp(err_msg(), "top_p must be in (0, 1], got 1.5") == 0, "msg: %s", err_msg());
+    c = config(1, 0, 0);
+    CHECK(sampler_validate(&c) == -1);
+    CHECK(strstr(err_msg(), "top_p") != NULL);
+    c = config(1, 0, NAN);
+    CHECK(sampler_validate(&c) == -1);
+    c = config(1, 0, 1e-6f);
+    CHECK(sampler_validate(&c) == 0);
+
+    /* sampler_sample refuses a bad config instead of sampling garbage. */
+    Sampler s;
+    sampler_init(&s, 4);
+    Rng r;
+    rng_seed(&r, 1);
+    float logits[4] = {0, 1, 2, 3};
+    c = config(1, 0, 2);
+    CHECK(sampler_sample(&s, &c, logits, &r, NULL, NULL) == -1);
+    CHECK(strstr(err_msg(), "top_p") != NULL);
+    float bad[4] = {NAN, 1, 2, 3};
+    c = sampler_default();
+    CHECK(sampler_sample(&s, &c, bad, &r, NULL, NULL) == -1);
+    float bad2[4] = {0, NAN, 2, 3};
+    CHECK(sampler_sample(&s, &c, bad2, &r, NULL, NULL) == -1);
+    CHECKF(strstr(err_msg(), "NaN") != NULL, "msg: %s", err_msg());
+    sampler_free(&s);
+}
+
+/* ---- sampler: modes ----------------------------------------------------- */
+
+TEST(sampler_greedy_is_argmax_lowest_id) {
+    Sampler s;
+    sampler_init(&s, 5);
+    Rng r, before;
+    rng_seed(&r, 3);
+    before = r;
+    SamplerConfig c = sampler_default();
+    c.greedy = 1;
+    float logits[5] = {1, 3, -2, 3, 2};
+    float lps = 99, lpm = 99;
+    CHECK(sampler_sample(&s, &c, logits, &r, &lps, &lpm) == 1);
+    CHECK(lps == 0);
+    /* log softmax at 3 of {1, 3, -2, 3, 2}, by hand. */
+    double z = log(exp(1) + 2 * exp(3) + exp(-2) + exp(2));
+    CHECK_NEAR(lpm, 3 - z, 1e-6);
+    CHECK(memcmp(&r, &before, sizeof r) == 0); /* greedy draws nothing */
+    float tie[5] = {-1, -1, -1, -1, -1};
+    CHECK(sampler_sample(&s, &c, tie, &r, NULL, NULL) == 0);
+    CHECK(sampler_sample(&s, &c, tie, &r, &lps, &lpm) == 0);
+    CHECK_NEAR(lpm, -log(5.0), 1e-6);
+    sampler_free(&s);
+}
+
+/* logits {0, 1, 2, 3}, top_k 2, temperature 0.5: tokens 3 and 2 remain with
+ * scaled logits 6 and 4, so p(3) = 1/(1+e^-2) = 0.880797, log = -0.126928,
+ * p(2) = e^-2/(1+e^-2), log = -2.126928. Under the raw model,
+ * log p = l - log(1+e+e^2+e^3) = l - 3.440190. */
+TEST(sampler_logp_hand_example) {
+    Sampler s;
+    sampler_init(&s, 4);
+    Rng r;
+    rng_seed(&r, 99);
+    float logits[4] = {0, 1, 2, 3};
+    SamplerConfig c = config(0.5f, 2, 1);
+    int counts[4] = {0}, ok = 1;
+    const int draws = 20000;
+    for (int i = 0; i < draws; i++) {
+        float lps, lpm;
+        int t = sampler_sample(&s, &c, logits, &r, &lps, &lpm);
+        if (t != 2 && t != 3) {
+            ok = 0;
+            continue;
+        }
+        counts[t]++;
+        double want_s = t == 3 ? -0.1269280110 : -2.1269280110;
+        double want_m = t == 3 ? -0.4401896986 : -1.4401896986;
+        if (fabs(lps - want_s) > 1e-5 || fabs(lpm - want_m) > 1e-5) ok = 0;
+    }
+    CHECK(ok);
+    CHECK_NEAR(counts[3] / (double)draws, 0.8807970780, 0.012);
+    sampler_free(&s);
+}
+
+TEST(sampler_logp_model_stable_for_large_logits) {
+    Sampler s;
+    sampler_init(&s, 2);
+    Rng r;
+    rng_seed(&r, 1);
+    float logits[2] = {1000, 999};
+    SamplerConfig c = sampler_default();
+    c.greedy = 1;
+    float lpm;
+    CHECK(sampler_sample(&s, &c, logits, &r, NULL, &lpm) == 0);
+    CHECK_NEAR(lpm, -0.3132616875, 1e-5); /* -log(1 + e^-1) */
+    c = sampler_default();
+    for (int i = 0; i < 50; i++) {
+        float lps;
+        int t = sampler_sample(&s, &c, logits, &r, &lps, &lpm);
+        CHECK(isfinite(lps) && isfinite(lpm));
+        CHECK_NEAR(lps, t == 0 ? -0.3132616875 : -1.3132616875, 1e-5);
+    }
+    sampler_free(&s);
+}
+
+TEST(sampler_temperature_frequencies_match_softmax) {
+    enum { V = 5 };
+    float logits[V] = {0.3f, -1, 2, 0.5f, 1};
+    const float temps[2] = {1.0f, 2.0f};
+    Sampler s;
+    sampler_init(&s, V);
+    Rng r;
+    rng_seed(&r, 2024);
+    for (int k = 0; k < 2; k++) {
+        SamplerConfig c = config(temps[k], 0, 1);
+        double p[V];
+        softmax_ref(logits, V, temps[k], p);
+        int counts[V] = {0};
+        const int draws = 200000;
+        int lp_ok = 1;
+        for (int i = 0; i < draws; i++) {
+            float lps, lpm;
+            int t = sampler_sample(&s, &c, logits, &r, &lps, &lpm);
+            counts[t]++;
+            if (fabs(lps - log(p[t])) > 1e-5) lp_ok = 0;
+        }
+        CHECK(lp_ok);
+        /* 4 degrees of freedom: P(chi2 > 18.47) = 0.001. */
+        double chi = chi_square(counts, p, V, draws);
+        CHECKF(chi < 18.47, "T=%g: chi-square %g", temps[k], chi);
+    }
+    sampler_free(&s);
+}
+
+TEST(sampler_low_temperature_is_greedy) {
+    enum { V = 64 };
+    Sampler s;
+    sampler_init(&s, V);
+    Rng r;
+    rng_seed(&r, 8);
+    float logits[V];
+    for (int i = 0; i < V; i++) logits[i] = rng_normal(&r);
+    logits[37] = 10; /* the clear max: 5+ above everything else */
+    SamplerConfig c = config(0.01f, 0, 1);
+    int ok = 1;
+    for (int i = 0; i < 2000; i++) {
+        float lps;
+        if (sampler_sample(&s, &c, logits, &r, &lps, NULL) != 37 || fabs(lps) > 1e-6) ok = 0;
+    }
+    CHECK(ok);
+    sampler_free(&s);
+}
+
+/* Is token t among the k best of logits (order: logit desc, id asc)? */
+static int in_top_k(const float *logits, int n, int k, int t) {
+    int better = 0;
+    for (int i = 0; i < n; i++)
+        if (logits[i] > logits[t] || (logits[i] == logits[t] && i < t)) better++;
+    return better < k;
+}
+
+TEST(sampler_top_k_stays_in_k_best) {
+    enum { V = 1000, K = 10 };
+    Sampler s;
+    sampler_init(&s, V);
+    Rng r;
+    rng_seed(&r, 31);
+    float logits[V];
+    for (int i = 0; i < V; i++) logits[i] = 0.5f * rng_normal(&r);
+    SamplerConfig c = config(1.5f, K, 1);
+    int ok = 1, distinct = 0, seen[V] = {0};
+    for (int i = 0; i < 20000; i++) {
+        int t = sampler_sample(&s, &c, logits, &r, NULL, NULL);
+        if (t < 0 || t >= V || !in_top_k(logits, V, K, t)) ok = 0;
+        else if (!seen[t]++) distinct++;
+    }
+    CHECK(ok);
+    CHECK(distinct == K); /* all k are reachable, not just the best */
+
+    /* Ties at the boundary: of the three 5s only ids 0 and 2 make top 2. */
+    float tie[5] = {5, 1, 5, 5, 0};
+    Sampler s5;
+    sampler_init(&s5, 5);
+    c = config(1, 2, 1);
+    int counts[5] = {0};
+    for (int i = 0; i < 4000; i++) counts[sampler_sample(&s5, &c, tie, &r, NULL, NULL)]++;
+    CHECK(counts[1] == 0 && counts[3] == 0 && counts[4] == 0);
+    CHECK_NEAR(counts[0] / 4000.0, 0.5, 0.04);
+    sampler_free(&s5);
+    sampler_free(&s);
+}
+
+/* probs {0.10, 0.25, 0.05, 0.50, 0.07, 0.03}, top_p 0.8: sorted mass
+ * 0.50 (id 3), 0.75 (+id 1) < 0.8, 0.85 (+id 0) >= 0.8, so the nucleus is
+ * {3, 1, 0}, renormalised to 0.50/0.85, 0.25/0.85, 0.10/0.85. */
+TEST(sampler_top_p_hand_nucleus) {
+    enum { V = 6 };
+    const double p[V] = {0.10, 0.25, 0.05, 0.50, 0.07, 0.03};
+    float logits[V];
+    for (int i = 0; i < V; i++) logits[i] = (float)log(p[i]) + 1.7f; /* shift: no effect */
+    const double nucleus[V] = {0.10 / 0.85, 0.25 / 0.85, 0, 0.50 / 0.85, 0, 0};
+    Sampler s;
+    sampler_init(&s, V);
+    Rng r;
+    rng_seed(&r, 77);
+    SamplerConfig c = config(1, 0, 0.8f);
+    int counts[V] = {0}, lp_ok = 1;
+    const int draws = 200000;
+    for (int i = 0; i < draws; i++) {
+        float lps, lpm;
+        int t = sampler_sample(&s, &c, logits, &r, &lps, &lpm);
+        counts[t]++;
+        if (nucleus[t] > 0 &&
+            (fabs(lps - log(nucleus[t])) > 1e-5 || fabs(lpm - log(p[t])) > 1e-5))
+            lp_ok = 0;
+    }
+    CHECK(counts[2] == 0 && counts[4] == 0 && counts[5] == 0);
+    CHECK(lp_ok);
+    double chi = chi_square(counts, nucleus, V, draws);
+    CHECKF(chi < 13.82, "chi-square %g (2 dof, P = 0.001 at 13.82)", chi);
+
+    /* Top-p acts after top-k: top 2 renormalise to {2/3, 1/3}, and 2/3 >= 0.6
+     * so only token 3 is left (without top-k, 0.5 < 0.6 keeps token 1 too). */
+    c = config(1, 2, 0.6f);
+    int only3 = 1;
+    for (int i = 0; i < 2000; i++) {
+        float lps;
+        if (sampler_sample(&s, &c, logits, &r, &lps, NULL) != 3 || fabs(lps) > 1e-6) only3 = 0;
+    }
+    CHECK(only3);
+    c = config(1, 0, 0.6f);
+    int saw1 = 0;
+    for (int i = 0; i < 2000; i++) saw1 |= sampler_sample(&s, &c, logits, &r, NULL, NULL) == 1;
+    CHECK(saw1);
+    sampler_free(&s);
+}
+
+TEST(sampler_top_p_ties_and_tiny_p) {
+    enum { V = 4 };
+    float flat[V] = {0, 0, 0, 0};
+    Sampler s;
+    sampler_init(&s, V);
+    Rng r;
+    rng_seed(&r, 4);
+    /* p below 1/V: the nucleus is the single best token (lowest id on ties);
+     * a naive (1-p)/(V-1) pre-filter would keep nothing here. */
+    SamplerConfig c = config(1, 0, 0.1f);
+    int ok = 1;
+    for (int i = 0; i < 500; i++) {
+        float lps;
+        if (sampler_sample(&s, &c, flat, &r, &lps, NULL) != 0 || fabs(lps) > 1e-6) ok = 0;
+    }
+    CHECK(ok);
+    /* p = 0.5 over four equal tokens: {0, 1}, each 1/2. */
+    c = config(1, 0, 0.5f);
+    int counts[V] = {0};
+    for (int i = 0; i < 4000; i++) counts[sampler_sample(&s, &c, flat, &r, NULL, NULL)]++;
+    CHECK(counts[2] == 0 && counts[3] == 0);
+    CHECK_NEAR(counts[0] / 4000.0, 0.5, 0.04);
+    sampler_free(&s);
+}
+
+/* A flat distribution defeats the pre-filter (every token passes it), so
+ * this exercises the selection on the whole vocabulary: 1000 equal logits
+ * with top_p 0.25 must keep exactly ids 0..249 (ties: lowest id). */
+TEST(sampler_top_p_flat_distribution) {
+    enum { V = 1000 };
+    float flat[V];
+    for (int i = 0; i < V; i++) flat[i] = 0.5f;
+    Sampler s;
+    sampler_init(&s, V);
+    Rng r;
+    rng_seed(&r, 6);
+    SamplerConfig c = config(1, 0, 0.25f);
+    int ok = 1, below_125 = 0;
+    const int draws = 20000;
+    for (int i = 0; i < draws; i++) {
+        float lps;
+        int t = sampler_sample(&s, &c, flat, &r, &lps, NULL);
+        if (t < 0 || t >= 250 || fabs(lps + log(250.0)) > 1e-5) ok = 0;
+        below_125 += t < 125;
+    }
+    CHECK(ok);
+    CHECK_NEAR(below_125 / (double)draws, 0.5, 0.02);
+    sampler_free(&s);
+}
+
+TEST(sampler_seed_reproducibility) {
+    enum { V = 50, N = 200 };
+    float logits[V];
+    for (int i = 0; i < V; i++) logits[i] = 0.1f * (float)(i % 7);
+    Sampler s;
+    sampler_init(&s, V);
+    SamplerConfig c = config(0.9f, 20, 0.95f);
+    int a[N], b[N], d[N];
+    Rng r;
+    rng_seed(&r, 1234);
+    for (int i = 0; i < N; i++) a[i] = sampler_sample(&s, &c, logits, &r, NULL, NULL);
+    rng_seed(&r, 1234);
+    for (int i = 0; i < N; i++) b[i] = sampler_sample(&s, &c, logits, &r, NULL, NULL);
+    rng_seed(&r, 1235);
+    for (int i = 0; i < N; i++) d[i] = sampler_sample(&s, &c, logits, &r, NULL, NULL);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(memcmp(a, d, sizeof a) != 0);
+    sampler_free(&s);
+}
+
+/* Brute-force reference for the 50257 case: full sort, then top-k, then
+ * top-p, in doubles. Fills keep[] (0/1) and returns the kept mass. */
+static int ref_compare_logits_desc(const void *a, const void *b, void *ctx) {
+    const float *l = ctx;
+    int i = *(const int *)a, j = *(const int *)b;
+    if (l[i] != l[j]) return l[i] > l[j] ? -1 : 1;
+    return i - j;
+}
+
+static double reference_filter(const float *logits, int n, double temperature, int top_k,
+                               double top_p, char *keep) {
+    int *order = malloc(sizeof *order * n);
+    double *p = malloc(sizeof *p * n);
+    for (int i = 0; i < n; i++) order[i] = i;
+    qsort_r(order, n, sizeof *order, ref_compare_logits_desc, (void *)logits);
+    softmax_ref(logits, n, temperature, p);
+    int m = top_k > 0 && top_k < n ? top_k : n;
+    double mass_k = 0, cum = 0;
+    for (int i = 0; i < m; i++) mass_k += p[order[i]];
+    memset(keep, 0, n);
+    for (int i = 0; i < m; i++) {
+        keep[order[i]] = 1;
+        cum += p[order[i]];
+        if (cum >= top_p * mass_k) break;
+    }
+    free(order);
+    free(p);
+    return cum;
+}
+
+TEST(sampler_gpt2_vocab_matches_reference) {
+    enum { V = 50257 };
+    float *logits = malloc(sizeof *logits * V);
+    char *keep = malloc(V);
+    double *p = malloc(sizeof *p * V);
+    Rng r;
+    rng_seed(&r, 50257);
+    Sampler s;
+    sampler_init(&s, V);
+    /* Peaked (scale 3) and nearly flat (scale 0.05, like an untrained model). */
+    const float scale[6] = {3, 3, 3, 3, 0.05f, 0.05f};
+    const SamplerConfig cases[6] = {config(1, 0, 0.9f),   config(0.7f, 50, 1),
+                                    config(1.3f, 200, 0.5f), config(1, 0, 1),
+                                    config(1, 0, 0.9f),   config(0.8f, 0, 0.3f)};
+    for (int k = 0; k < 6; k++) {
+        const SamplerConfig *c = &cases[k];
+        for (int i = 0; i < V; i++) logits[i] = scale[k] * rng_normal(&r);
+        double mass = reference_filter(logits, V, c->temperature, c->top_k, c->top_p, keep);
+        softmax_ref(logits, V, c->temperature, p);
+        int ok = 1;
+        for (int i = 0; i < 300; i++) {
+            float lps, lpm;
+            int t = sampler_sample(&s, c, logits, &r, &lps, &lpm);
+            if (t < 0 || t >= V || !keep[t]) {
+                ok = 0;
+                break;
+            }
+            if (fabs(lps - log(p[t] / mass)) > 1e-4) ok = 0;
+        }
+        CHECKF(ok, "case %d: sampled outside the reference set or wrong logp_sample", k);
+    }
+    sampler_free(&s);
+    free(logits);
+    free(keep);
+    free(p);
+}
