@@ -632,8 +632,6 @@ void gpt_kv_free(GptKV *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
-void gpt_kv_reset(GptKV *kv) { memset(kv->len, 0, kv->n_seq * sizeof(int)); }
-
 typedef struct {
     float *x, *ln, *qkv, *atty, *tmp, *fch, *fch_gelu, *scores, *logits;
     int *pos, *rows;

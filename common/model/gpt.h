@@ -170,7 +170,6 @@ void gpt_pack_head(Gpt *m);
 
 int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len);
 void gpt_kv_free(GptKV *kv);
-void gpt_kv_reset(GptKV *kv);
 
 /* The cache belongs to the weights it was filled with: the model must not
  * change between gpt_kv_init and gpt_kv_free (batched decoding also keeps a

@@ -677,8 +677,6 @@ void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, i
     ops_parallel_for(OC, grain, few_rows_nt_range, &f);
 }
 
-float ops_dot(const float *a, const float *b, int n) { return dot16(a, b, n); }
-
 /* out[j] = scale * sum_d x[d] * a[d*lda + j], in whole vectors: the
  * caller pads rows and out (see ops.h). Four accumulators hide the FMA
  * latency over d. */

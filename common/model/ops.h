@@ -90,8 +90,6 @@ void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, i
 size_t ops_panels_size(int OC, int C);
 void ops_pack_panels(float *dst, const float *w, int OC, int C);
 void ops_matmul_panels(float *out, size_t ldo, const float *inp, const float *panels, int N, int C, int OC);
-/* Dot product of two float vectors (vectorised, fixed summation order). */
-float ops_dot(const float *a, const float *b, int n);
 /* KV-cache attention pieces. out[j] = scale * sum_{d<D} x[d] * a[d*lda + j]
  * for j < n: scores of one query against keys stored transposed. Works in
  * whole vectors: every row of a and out must hold n rounded up to 16 floats
