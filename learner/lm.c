@@ -14,16 +14,18 @@ typedef struct {
 } LmState;
 
 static const CfgKey pretrain_keys[] = {
-    {"init", CFG_STR, "", "checkpoint to continue from (empty: a fresh model from the keys below)", NULL},
-    {"tokenizer", CFG_STR, "byte", "fresh model's tokenizer: byte, or a directory with GPT-2 vocab.json + merges.txt", NULL},
-    {"n_layer", CFG_INT, "4", "fresh model: transformer blocks", NULL},
-    {"n_head", CFG_INT, "4", "fresh model: attention heads", NULL},
-    {"n_embd", CFG_INT, "128", "fresh model: width", NULL},
-    {"n_ctx", CFG_INT, "64", "fresh model: context length", NULL},
+    {.key = "init", .type = CFG_STR, .def = "",
+     .help = "checkpoint to continue from (empty: a fresh model from the keys below)"},
+    {.key = "tokenizer", .type = CFG_STR, .def = "byte",
+     .help = "fresh model's tokenizer: byte, or a directory with GPT-2 vocab.json + merges.txt"},
+    {.key = "n_layer", .type = CFG_INT, .def = "4", .help = "fresh model: transformer blocks"},
+    {.key = "n_head", .type = CFG_INT, .def = "4", .help = "fresh model: attention heads"},
+    {.key = "n_embd", .type = CFG_INT, .def = "128", .help = "fresh model: width"},
+    {.key = "n_ctx", .type = CFG_INT, .def = "64", .help = "fresh model: context length"},
     {0}};
 
 static const CfgKey sft_keys[] = {
-    {"init", CFG_STR, NULL, "checkpoint to fine-tune (a pretrained language model)", NULL},
+    {.key = "init", .type = CFG_STR, .def = NULL, .help = "checkpoint to fine-tune (a pretrained language model)"},
     {0}};
 
 static void lm_alloc(Trainer *t) {
@@ -38,7 +40,11 @@ static void lm_alloc(Trainer *t) {
 
 static void lm_teardown(Trainer *t) {
     LmState *s = t->state;
-    free(s->tokens), free(s->targets), free(s->logp), free(s->dlogp), free(s);
+    free(s->tokens);
+    free(s->targets);
+    free(s->logp);
+    free(s->dlogp);
+    free(s);
 }
 
 /* Forward (and backward if grad) over examples idx of d. */
@@ -78,8 +84,12 @@ static int new_model(Trainer *t) {
         snprintf(m, sizeof m, "%s/merges.txt", tk);
         if (!(t->tok = tok_gpt2_load(v, m))) return -1;
     }
-    GptConfig c = {tok_vocab_size(t->tok), config_int(t->cfg, "n_ctx"), config_int(t->cfg, "n_layer"),
-                   config_int(t->cfg, "n_head"), config_int(t->cfg, "n_embd"), GPT_HEAD_LM};
+    GptConfig c = {.vocab_size = tok_vocab_size(t->tok),
+                   .n_ctx = config_int(t->cfg, "n_ctx"),
+                   .n_layer = config_int(t->cfg, "n_layer"),
+                   .n_head = config_int(t->cfg, "n_head"),
+                   .n_embd = config_int(t->cfg, "n_embd"),
+                   .head = GPT_HEAD_LM};
     if (gpt_init(&t->model, &c)) return -1;
     gpt_init_random(&t->model, t->seed);
     return 0;
@@ -118,9 +128,27 @@ static int sft_setup(Trainer *t) {
 }
 
 const TrainStage lm_pretrain_stage = {
-    "pretrain", "Next-token pretraining on plain text (a fresh model or a checkpoint).",
-    pretrain_keys, "policy", {NULL}, pretrain_setup, lm_micro_batch, lm_evaluate, NULL, NULL, lm_teardown};
+    .name = "pretrain",
+    .summary = "Next-token pretraining on plain text (a fresh model or a checkpoint).",
+    .keys = pretrain_keys,
+    .kind = "policy",
+    .metric_names = {NULL},
+    .setup = pretrain_setup,
+    .micro_batch = lm_micro_batch,
+    .evaluate = lm_evaluate,
+    .save_extra = NULL,
+    .finish = NULL,
+    .teardown = lm_teardown};
 
 const TrainStage lm_sft_stage = {
-    "sft", "Supervised fine-tuning on {\"prompt\",\"completion\"} JSONL; loss on completion tokens only.",
-    sft_keys, "policy", {NULL}, sft_setup, lm_micro_batch, lm_evaluate, NULL, NULL, lm_teardown};
+    .name = "sft",
+    .summary = "Supervised fine-tuning on {\"prompt\",\"completion\"} JSONL; loss on completion tokens only.",
+    .keys = sft_keys,
+    .kind = "policy",
+    .metric_names = {NULL},
+    .setup = sft_setup,
+    .micro_batch = lm_micro_batch,
+    .evaluate = lm_evaluate,
+    .save_extra = NULL,
+    .finish = NULL,
+    .teardown = lm_teardown};

@@ -49,7 +49,10 @@ double loss_kwise(const double *r, int k, double *d_r, double *accuracy) {
             double dz;
             loss += loss_bt(r[i], r[j], &dz, NULL);
             correct += r[i] > r[j];
-            if (d_r) d_r[i] += dz / pairs, d_r[j] -= dz / pairs;
+            if (d_r) {
+                d_r[i] += dz / pairs;
+                d_r[j] -= dz / pairs;
+            }
         }
     store(accuracy, correct / pairs);
     return loss / pairs;
@@ -106,7 +109,10 @@ enum { DPO_TYPES = sizeof dpo_type_names / sizeof dpo_type_names[0] };
 
 int loss_dpo_type_parse(const char *name, LossDpoType *type) {
     for (int t = 0; name && t < DPO_TYPES; t++)
-        if (!strcmp(name, dpo_type_names[t])) return *type = (LossDpoType)t, 0;
+        if (!strcmp(name, dpo_type_names[t])) {
+            *type = (LossDpoType)t;
+            return 0;
+        }
     return err_set("unknown DPO loss type '%s' (expected dpo, cdpo or ipo)", name ? name : "(null)");
 }
 
@@ -172,9 +178,10 @@ double loss_dpo_batch(const LossDpoConfig *c, size_t n, const float *policy_chos
                       float *d_policy_rejected, LossDpoMetrics *metrics) {
     if (!denom_ok("loss_dpo_batch", denom)) return NAN;
     double loss = 0;
-    LossDpoMetrics sum = {0, 0, 0, 0};
+    LossDpoMetrics sum = {0};
     for (size_t b = 0; b < n; b++) {
-        LossDpoPair p = {policy_chosen[b], policy_rejected[b], ref_chosen[b], ref_rejected[b]};
+        LossDpoPair p = {.policy_chosen = policy_chosen[b], .policy_rejected = policy_rejected[b],
+                         .ref_chosen = ref_chosen[b], .ref_rejected = ref_rejected[b]};
         LossDpoMetrics m;
         double dc;
         loss += loss_dpo(c, &p, &dc, NULL, &m);
@@ -186,7 +193,9 @@ double loss_dpo_batch(const LossDpoConfig *c, size_t n, const float *policy_chos
         sum.accuracy += m.accuracy;
     }
     if (metrics)
-        *metrics = (LossDpoMetrics){sum.chosen_reward / denom, sum.rejected_reward / denom,
-                                    sum.margin / denom, sum.accuracy / denom};
+        *metrics = (LossDpoMetrics){.chosen_reward = sum.chosen_reward / denom,
+                                    .rejected_reward = sum.rejected_reward / denom,
+                                    .margin = sum.margin / denom,
+                                    .accuracy = sum.accuracy / denom};
     return loss / denom;
 }

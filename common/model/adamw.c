@@ -15,7 +15,15 @@
 #define ADAMW_GRAIN 32768
 
 AdamWConfig adamw_default(void) {
-    AdamWConfig c = {3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0.0f};
+    AdamWConfig c = {.lr = 3e-4f,
+                     .beta1 = 0.9f,
+                     .beta2 = 0.95f,
+                     .eps = 1e-8f,
+                     .weight_decay = 0.1f,
+                     .grad_clip = 1.0f,
+                     .warmup_steps = 0,
+                     .total_steps = 0,
+                     .lr_min = 0.0f};
     return c;
 }
 
@@ -70,7 +78,7 @@ static void scale_range(void *ctx, size_t lo, size_t hi) {
 
 float adamw_clip_grad_norm(float *grads, size_t n, float max_norm) {
     size_t chunks = (n + ADAMW_GRAIN - 1) / ADAMW_GRAIN;
-    AdamWRange r = {grads, n, err_malloc((chunks ? chunks : 1) * sizeof(double)), 1.0f};
+    AdamWRange r = {.x = grads, .n = n, .partial = err_malloc((chunks ? chunks : 1) * sizeof(double)), .scale = 1.0f};
     ops_parallel_for(chunks, 1, sumsq_range, &r);
     double sum = 0.0;
     for (size_t c = 0; c < chunks; c++) sum += r.partial[c]; /* in order */
@@ -120,8 +128,15 @@ float adamw_step(AdamW *o, Gpt *m) {
     for (int t = 0; t < m->n_tensors; t++) {
         const GptTensor *x = &m->tensors[t];
         float decay = x->decay ? o->cfg.weight_decay : 0.0f;
-        AdamWSlice sl = {&o->cfg, m->params + x->offset, o->m + x->offset, o->v + x->offset,
-                         m->grads + x->offset, lr, decay, bc1, bc2};
+        AdamWSlice sl = {.c = &o->cfg,
+                         .p = m->params + x->offset,
+                         .m = o->m + x->offset,
+                         .v = o->v + x->offset,
+                         .g = m->grads + x->offset,
+                         .lr = lr,
+                         .decay = decay,
+                         .bc1 = bc1,
+                         .bc2 = bc2};
         ops_parallel_for(x->size, ADAMW_GRAIN, update_range, &sl);
     }
     return norm;

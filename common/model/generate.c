@@ -62,7 +62,10 @@ static int prefill(const Gpt *m, GptKV *kv, const int *const *prompts,
                 rows = 0;
             }
         }
-    free(tok), free(seq), free(want), free(out);
+    free(tok);
+    free(seq);
+    free(want);
+    free(out);
     return rc;
 }
 
@@ -123,8 +126,11 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
     float *step = err_malloc((size_t)n * V * sizeof(float));
     const float **next = err_malloc(n * sizeof *next);
     for (int i = 0; i < n; i++) next[i] = logits + (size_t)i * V;
-    int *tok = err_malloc(n * sizeof(int)), *seq = err_malloc(n * sizeof(int)), *todo = err_malloc(n * sizeof(int));
-    int rc = prefill(m, &kv, prompts, prompt_len, n, logits), active = n;
+    int *tok = err_malloc(n * sizeof(int));
+    int *seq = err_malloc(n * sizeof(int));
+    int *todo = err_malloc(n * sizeof(int));
+    int rc = prefill(m, &kv, prompts, prompt_len, n, logits);
+    int active = n;
     result_alloc(out, n, c->max_new);
     unsigned char *done = err_calloc(n, 1);
     while (!rc && active > 0) {
@@ -132,7 +138,8 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
         for (int i = 0; i < n; i++)
             if (!done[i]) todo[n_todo++] = i;
         int per_chunk = (n_todo + chunks - 1) / chunks;
-        SampleStep st = {c, out, samplers, rngs, next, todo, n_todo, per_chunk};
+        SampleStep st = {.c = c, .out = out, .samplers = samplers, .rngs = rngs, .next = next,
+                         .todo = todo, .n_todo = n_todo, .per_chunk = per_chunk};
         ops_parallel_for((size_t)(n_todo + per_chunk - 1) / per_chunk, 1, sample_range, &st);
         for (int q = 0; q < n_todo && !rc; q++) {
             int i = todo[q];
@@ -150,10 +157,14 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
             GenStop why = t == c->eot ? GEN_STOP_EOT : out->len[i] >= c->max_new ? GEN_STOP_LENGTH
                         : prompt_len[i] + out->len[i] >= m->cfg.n_ctx ? GEN_STOP_CONTEXT : (GenStop)-1;
             if ((int)why >= 0) {
-                done[i] = 1, out->stop[i] = why, active--;
+                done[i] = 1;
+                out->stop[i] = why;
+                active--;
                 continue;
             }
-            tok[rows] = t, seq[rows++] = i;
+            tok[rows] = t;
+            seq[rows] = i;
+            rows++;
         }
         if (rows) { /* every row was sampled above, so the step's output can be overwritten */
             rc = gpt_forward_cached(m, &kv, tok, seq, rows, NULL, step, V);
@@ -161,7 +172,14 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
         }
     }
     if (rc) gen_result_free(out);
-    free(done), free(tok), free(seq), free(todo), free(logits), free(step), free(next), free(rngs);
+    free(done);
+    free(tok);
+    free(seq);
+    free(todo);
+    free(logits);
+    free(step);
+    free(next);
+    free(rngs);
     for (int j = 0; j < chunks; j++) sampler_free(&samplers[j]);
     free(samplers);
     gpt_kv_free(&kv);

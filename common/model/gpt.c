@@ -47,8 +47,11 @@ static int build_table(const GptConfig *c, GptTensor *t, size_t *total) {
     size_t off = 0;
     char name[48];
 #define ADD(nm, d0, d1, dec) add_tensor(t, &n, &off, nm, d0, d1, dec)
-#define LADD(suffix, d0, d1, dec) \
-    (snprintf(name, sizeof name, "h.%d.%s", l, suffix), ADD(name, d0, d1, dec))
+#define LADD(suffix, d0, d1, dec)                          \
+    do {                                                    \
+        snprintf(name, sizeof name, "h.%d.%s", l, suffix); \
+        ADD(name, d0, d1, dec);                             \
+    } while (0)
     ADD("wte.weight", c->vocab_size, C, 1);
     ADD("wpe.weight", c->n_ctx, C, 1);
     for (int l = 0; l < c->n_layer; l++) {
@@ -100,7 +103,11 @@ static void set_views(const Gpt *m, float *base, GptViews *v) {
     v->score_b = view(base, m, "score.bias");
     for (int l = 0; l < m->cfg.n_layer; l++) {
         GptLayer *y = &v->layer[l];
-#define V(field, suffix) snprintf(name, sizeof name, "h.%d.%s", l, suffix), y->field = view(base, m, name)
+#define V(field, suffix)                                   \
+    do {                                                   \
+        snprintf(name, sizeof name, "h.%d.%s", l, suffix); \
+        y->field = view(base, m, name);                    \
+    } while (0)
         V(ln1_w, "ln_1.weight");
         V(ln1_b, "ln_1.bias");
         V(qkv_w, "attn.c_attn.weight");
@@ -392,7 +399,10 @@ static float row_logsumexp(const float *z, int V, float *entropy) {
             s[0] += x;
             w[0] += x * d;
         }
-        for (int l = 0; l < LSE_LANES; l++) sum += s[l], wsum += w[l];
+        for (int l = 0; l < LSE_LANES; l++) {
+            sum += s[l];
+            wsum += w[l];
+        }
     }
     float lse = mx + (float)log(sum);
     if (entropy) *entropy = (float)(log(sum) - wsum / sum); /* H = lse - E[z] */
@@ -423,14 +433,14 @@ static void lse_rows(void *ctx, size_t n0, size_t n1) {
 
 void gpt_token_logprobs(const Gpt *m, const int *targets, float *logp, float *entropy) {
     int N = m->B * m->T;
-    LogitRows r = {m, targets, NULL, NULL, NULL, entropy, logp};
+    LogitRows r = {.m = m, .targets = targets, .entropy = entropy, .logp = logp};
     ops_parallel_for(N, logit_rows_grain(m->cfg.vocab_size), lse_rows, &r);
 }
 
 float gpt_ce_loss(const Gpt *m, const int *targets, const float *mask, float *dlogp) {
     int N = m->B * m->T, V = m->cfg.vocab_size;
     float *logp = err_malloc((size_t)N * sizeof(float));
-    LogitRows r = {m, targets, NULL, NULL, NULL, NULL, logp};
+    LogitRows r = {.m = m, .targets = targets, .logp = logp};
     ops_parallel_for(N, logit_rows_grain(V), lse_rows, &r);
     double total = 0.0, weight = 0.0;
     for (int n = 0; n < N; n++) {
@@ -476,7 +486,7 @@ static void dlogits_rows(void *ctx, size_t n0, size_t n1) {
 /* Turns the logits into dLoss/dlogits in place, row by row. */
 static void lm_head_dlogits(Gpt *m, const int *targets, const float *dlogp,
                             const float *dentropy) {
-    LogitRows r = {m, targets, dlogp, dentropy, NULL, NULL, NULL};
+    LogitRows r = {.m = m, .targets = targets, .dlogp = dlogp, .dentropy = dentropy};
     ops_parallel_for((size_t)m->B * m->T, logit_rows_grain(m->cfg.vocab_size), dlogits_rows, &r);
 }
 
@@ -521,7 +531,10 @@ static void embedding_grads(void *ctx, size_t c0, size_t c1) {
     for (int n = 0; n < N; n++) {
         const float *d = a->dres + (size_t)n * C;
         float *gte = m->g.wte + (size_t)a->tokens[n] * C, *gpe = m->g.wpe + (size_t)(n % T) * C;
-        for (size_t i = c0; i < c1; i++) gte[i] += d[i], gpe[i] += d[i];
+        for (size_t i = c0; i < c1; i++) {
+            gte[i] += d[i];
+            gpe[i] += d[i];
+        }
     }
 }
 
@@ -557,7 +570,8 @@ void gpt_backward_scalar(Gpt *m, const float *dvalues) {
     int N = m->B * m->T, C = m->cfg.n_embd;
     for (int n = 0; n < N; n++) {
         const float *x = a->lnf + (size_t)n * C;
-        float *dx = a->dlnf + (size_t)n * C, d = dvalues[n];
+        float *dx = a->dlnf + (size_t)n * C;
+        float d = dvalues[n];
         for (int i = 0; i < C; i++) {
             dx[i] = d * m->p.score_w[i];
             m->g.score_w[i] += d * x[i];
@@ -637,6 +651,13 @@ typedef struct {
     int *pos, *rows;
 } KVScratch;
 
+/* The next n floats of the scratch block at *p; advances *p past them. */
+static float *carve(float **p, size_t n) {
+    float *start = *p;
+    *p += n;
+    return start;
+}
+
 static void kv_scratch(const Gpt *m, GptKV *kv, int R, KVScratch *s) {
     size_t C = m->cfg.n_embd, V = m->cfg.vocab_size, NH = m->cfg.n_head;
     size_t ld = kv_key_stride(kv->max_len);
@@ -647,16 +668,16 @@ static void kv_scratch(const Gpt *m, GptKV *kv, int R, KVScratch *s) {
         kv->scratch_size = need;
     }
     float *p = kv->scratch;
-    s->x = p, p += R * C;
-    s->ln = p, p += R * C;
-    s->qkv = p, p += R * 3 * C;
-    s->atty = p, p += R * C;
-    s->tmp = p, p += R * C;
-    s->fch = p, p += R * 4 * C;
-    s->fch_gelu = p, p += R * 4 * C;
-    s->scores = p, p += R * NH * ld; /* one row per (row, head): tasks run in parallel */
-    s->logits = p, p += (size_t)R * V;
-    s->pos = (int *)p, p += R;
+    s->x = carve(&p, R * C);
+    s->ln = carve(&p, R * C);
+    s->qkv = carve(&p, R * 3 * C);
+    s->atty = carve(&p, R * C);
+    s->tmp = carve(&p, R * C);
+    s->fch = carve(&p, R * 4 * C);
+    s->fch_gelu = carve(&p, R * 4 * C);
+    s->scores = carve(&p, R * NH * ld); /* one row per (row, head): tasks run in parallel */
+    s->logits = carve(&p, (size_t)R * V);
+    s->pos = (int *)carve(&p, R);
     s->rows = (int *)p;
 }
 
@@ -682,10 +703,14 @@ static void kv_attention_range(void *ctx, size_t t0, size_t t1) {
         const float *q = s->qkv + (size_t)i * 3 * C + h * hs;
         const float *kt = kv->k + (cache * C + (size_t)h * hs) * ld;
         const float *v = kv->v + cache * kv->max_len * C + h * hs;
-        float *sc = s->scores + t * ld, *y = s->atty + (size_t)i * C + h * hs, mx = -INFINITY, sum = 0.0f;
+        float *sc = s->scores + t * ld, *y = s->atty + (size_t)i * C + h * hs;
+        float mx = -INFINITY, sum = 0.0f;
         ops_matvec_t(sc, q, kt, hs, n, ld, scale);
         for (int j = 0; j < n; j++) mx = sc[j] > mx ? sc[j] : mx;
-        for (int j = 0; j < n; j++) sc[j] = ops_expf(sc[j] - mx), sum += sc[j];
+        for (int j = 0; j < n; j++) {
+            sc[j] = ops_expf(sc[j] - mx);
+            sum += sc[j];
+        }
         float inv = 1.0f / sum;
         for (int j = 0; j < n; j++) sc[j] *= inv;
         ops_weighted_rows(y, sc, v, n, hs, C);
@@ -694,7 +719,7 @@ static void kv_attention_range(void *ctx, size_t t0, size_t t1) {
 
 /* Attention of each row over its sequence's cache at layer l. */
 static void kv_attention(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVScratch *s) {
-    KVAttention a = {m, kv, l, seq, s};
+    KVAttention a = {.m = m, .kv = kv, .l = l, .seq = seq, .s = s};
     size_t work = 0, tasks = (size_t)R * m->cfg.n_head;
     for (int i = 0; i < R; i++) work += (size_t)(s->pos[i] + 1) * m->cfg.n_embd;
     /* ~2 multiply-adds per cached float: a few thousand are not worth a hand-off */

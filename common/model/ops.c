@@ -187,7 +187,7 @@ void ops_parallel_for(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {
     }
     pool.busy = 1;
     uint32_t id = pool.job.id + 1 ? pool.job.id + 1 : 1; /* 0: no job yet */
-    pool.job = (PoolJob){fn, ctx, n, grain, chunks, id};
+    pool.job = (PoolJob){.fn = fn, .ctx = ctx, .n = n, .grain = grain, .chunks = chunks, .id = id};
     atomic_store_explicit(&pool.finished, 0, memory_order_relaxed);
     atomic_store_explicit(&pool.claim, (uint64_t)id << 32, memory_order_release);
     pthread_cond_broadcast(&pool.go);
@@ -378,7 +378,9 @@ static void gemm_panels_range(void *ctx, size_t p0, size_t p1) {
         int j0 = (int)p * g0->panel, j1 = j0 + g0->panel < g0->N ? j0 + g0->panel : g0->N;
         Gemm g = *g0;
         transpose(panel_buf, g0->bt + (size_t)j0 * g0->ldbt, j1 - j0, g0->K, g0->ldbt);
-        g.b = panel_buf, g.ldb = (size_t)(j1 - j0), g.b_col0 = j0;
+        g.b = panel_buf;
+        g.ldb = (size_t)(j1 - j0);
+        g.b_col0 = j0;
         for (int i0 = 0; i0 < g.M; i0 += GEMM_MB) {
             int i1 = i0 + GEMM_MB < g.M ? i0 + GEMM_MB : g.M;
             for (int k0 = 0; k0 < g.K; k0 += GEMM_KB)
@@ -392,8 +394,12 @@ void ops_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
                const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #if VL == 16
-    Gemm g = {C, (size_t)ldc, A, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, B, (size_t)ldb,
-              M, N, K, beta != 0.0f, alpha, ((size_t)N + GEMM_NB - 1) / GEMM_NB, 0, NULL, 0, 0};
+    /* b_col0, bt, ldbt, panel start at 0: bt and panel are set below when B is transposed */
+    Gemm g = {.c = C, .ldc = (size_t)ldc,
+              .a = A, .a_rs = trans_a ? 1 : (size_t)lda, .a_ks = trans_a ? (size_t)lda : 1,
+              .b = B, .ldb = (size_t)ldb,
+              .M = M, .N = N, .K = K, .add = beta != 0.0f, .alpha = alpha,
+              .col_blocks = ((size_t)N + GEMM_NB - 1) / GEMM_NB};
     if (K <= 0) {
         if (!g.add)
             for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
@@ -403,7 +409,8 @@ void ops_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
     if (trans_b) { /* B is N x K: tiles want K x N, made panel by panel */
         int per = N / (3 * VL * 8); /* panels of 48..192 columns, >= ~8 of them */
         g.panel = 3 * VL * (per < 1 ? 1 : per > 4 ? 4 : per);
-        g.bt = B, g.ldbt = (size_t)ldb;
+        g.bt = B;
+        g.ldbt = (size_t)ldb;
         size_t panels = ((size_t)N + g.panel - 1) / g.panel;
         ops_parallel_for(panels, small ? panels : 1, gemm_panels_range, &g);
         return;
@@ -505,7 +512,7 @@ static void few_rows_range(void *ctx, size_t j0, size_t j1) {
 
 /* out (N, OC) += inp (N, C) @ w (C, OC), N <= OPS_FEW_ROWS. */
 static void matmul_few_rows(float *out, const float *inp, const float *w, int N, int C, int OC) {
-    FewRows f = {out, inp, w, N, C, OC};
+    FewRows f = {.out = out, .inp = inp, .w = w, .N = N, .C = C, .OC = OC};
     size_t grain = (size_t)tile_vectors(N < 8 ? N : 8) * VL;
     /* Below ~8 rows the product streams w from L3 at one core's bandwidth,
      * but splitting it measured slower (gen b1 at load ~2: 4,000 vs 5,000
@@ -564,7 +571,7 @@ static void pack_range(void *ctx, size_t p0, size_t p1) {
 }
 
 void ops_pack_panels(float *dst, const float *w, int OC, int C) {
-    Pack pk = {dst, w, OC, C};
+    Pack pk = {.dst = dst, .w = w, .OC = OC, .C = C};
     size_t panels = ops_panels_size(OC, C) / ((size_t)OPS_PANEL * C);
     ops_parallel_for(panels, 16, pack_range, &pk);
 }
@@ -593,7 +600,7 @@ static void panels_range(void *ctx, size_t p0, size_t p1) {
 }
 
 void ops_matmul_panels(float *out, size_t ldo, const float *inp, const float *panels, int N, int C, int OC) {
-    PanelProduct f = {out, ldo, inp, panels, N, C, OC};
+    PanelProduct f = {.out = out, .ldo = ldo, .inp = inp, .panels = panels, .N = N, .C = C, .OC = OC};
     size_t n_panels = ops_panels_size(OC, C) / ((size_t)OPS_PANEL * C);
     ops_parallel_for(n_panels, (size_t)N * C * OC < PARALLEL_MIN_FMA ? n_panels : 8, panels_range, &f);
 }
@@ -672,7 +679,7 @@ void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, i
         ops_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
         return;
     }
-    FewRowsNT f = {out, inp, w, N, C, OC};
+    FewRowsNT f = {.out = out, .inp = inp, .w = w, .N = N, .C = C, .OC = OC};
     size_t grain = (size_t)N * C * OC < PARALLEL_MIN_FMA ? (size_t)OC : 64;
     ops_parallel_for(OC, grain, few_rows_nt_range, &f);
 }
@@ -748,7 +755,7 @@ void ops_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, int N, int C, int OC) {
     ops_sgemm(0, 1, N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
     ops_sgemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
-    ColumnSums cs = {db, dout, N, OC};
+    ColumnSums cs = {.db = db, .dout = dout, .N = N, .OC = OC};
     ops_parallel_for(OC, (size_t)N * OC < 65536 ? (size_t)OC : 64, column_sums_range, &cs);
 }
 
@@ -796,7 +803,10 @@ static void layernorm_forward_rows(void *ctx, size_t n0, size_t n1) {
         float s = 1.0f / sqrtf(row_sq_dev(x, m, C) / C + 1e-5f);
         float *o = a->out + n * C;
         for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * a->w[i] + a->b[i];
-        if (a->mean) a->mean[n] = m, a->rstd[n] = s;
+        if (a->mean) {
+            a->mean[n] = m;
+            a->rstd[n] = s;
+        }
     }
 }
 
@@ -823,7 +833,8 @@ static void layernorm_backward_rows(void *ctx, size_t n0, size_t n1) {
             acc += dnorm;
             accn = vfma(dnorm, norm, accn);
         }
-        dnorm_mean = vhsum(acc), dnorm_norm_mean = vhsum(accn);
+        dnorm_mean = vhsum(acc);
+        dnorm_norm_mean = vhsum(accn);
         for (; i < C; i++) {
             float norm = (x[i] - m) * s, dnorm = a->w[i] * d[i];
             dnorm_mean += dnorm;
@@ -921,9 +932,13 @@ void ops_dropout_backward(float *dx, const unsigned char *mask, size_t n, float 
 /* Row-wise causal softmax of S (T, T) in place: row t keeps columns 0..t. */
 static void causal_softmax(float *S, int T) {
     for (int t = 0; t < T; t++) {
-        float *row = S + (size_t)t * T, mx = row[0], sum = 0.0f;
+        float *row = S + (size_t)t * T;
+        float mx = row[0], sum = 0.0f;
         for (int j = 1; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j <= t; j++) row[j] = ops_expf(row[j] - mx), sum += row[j];
+        for (int j = 0; j <= t; j++) {
+            row[j] = ops_expf(row[j] - mx);
+            sum += row[j];
+        }
         float inv = 1.0f / sum;
         for (int j = 0; j <= t; j++) row[j] *= inv;
         for (int j = t + 1; j < T; j++) row[j] = 0.0f;
@@ -967,7 +982,8 @@ static Gemm att_gemm(float *c, size_t ldc, const float *a, size_t a_rs, size_t a
 static void att_forward_range(void *ctx, size_t t0, size_t t1) {
     const Att *s = ctx;
     int T = s->T, C = s->C, C3 = 3 * C, hs = C / s->NH;
-    float scale = 1.0f / sqrtf((float)hs), *kt = att_scratch((size_t)hs * T + (size_t)T * T);
+    float scale = 1.0f / sqrtf((float)hs);
+    float *kt = att_scratch((size_t)hs * T + (size_t)T * T);
     float *pd = kt + (size_t)hs * T;
     for (size_t task = t0; task < t1; task++) {
         int b = (int)(task / s->NH), h = (int)(task % s->NH);
@@ -999,7 +1015,8 @@ void ops_attention_forward(float *atty, float *att, unsigned char *att_mask,
                            const float *qkv, int B, int T, int C, int NH, float p,
                            Rng *rng, float *pd) {
     (void)pd; /* scratch is per thread now */
-    Att s = {atty, att, NULL, qkv, NULL, NULL, att_mask, NULL, B, T, C, NH, p, rng};
+    Att s = {.atty = atty, .att = att, .qkv = qkv, .mask_out = att_mask,
+             .B = B, .T = T, .C = C, .NH = NH, .p = p, .rng = rng};
     size_t tasks = (size_t)B * NH;
     if (att_mask) /* one random stream in (b, h, i, j) order, as ops_dropout_forward draws it */
         for (size_t i = 0; i < tasks * T * T; i++) att_mask[i] = rng_uniform(rng) >= p;
@@ -1010,7 +1027,9 @@ static void att_backward_range(void *ctx, size_t t0, size_t t1) {
     const Att *s = ctx;
     int T = s->T, C = s->C, C3 = 3 * C, hs = C / s->NH;
     float scale = 1.0f / sqrtf((float)hs);
-    float *vt = att_scratch((size_t)hs * T + 2 * (size_t)T * T), *dP = vt + (size_t)hs * T, *pd = dP + (size_t)T * T;
+    float *vt = att_scratch((size_t)hs * T + 2 * (size_t)T * T);
+    float *dP = vt + (size_t)hs * T;
+    float *pd = dP + (size_t)T * T;
     for (size_t task = t0; task < t1; task++) {
         int b = (int)(task / s->NH), h = (int)(task % s->NH);
         size_t row0 = (size_t)b * T;
@@ -1037,7 +1056,8 @@ static void att_backward_range(void *ctx, size_t t0, size_t t1) {
         /* softmax backward: dS = P * (dP - sum_j P dP), causal part only */
         for (int t = 0; t < T; t++) {
             const float *pr = P + (size_t)t * T;
-            float *dr = dP + (size_t)t * T, dot = 0.0f;
+            float *dr = dP + (size_t)t * T;
+            float dot = 0.0f;
             for (int j = 0; j <= t; j++) dot += pr[j] * dr[j];
             for (int j = 0; j <= t; j++) dr[j] = pr[j] * (dr[j] - dot);
             for (int j = t + 1; j < T; j++) dr[j] = 0.0f;
@@ -1056,8 +1076,10 @@ static void att_backward_range(void *ctx, size_t t0, size_t t1) {
 void ops_attention_backward(float *dqkv, const float *datty, const float *qkv,
                             const float *att, const unsigned char *att_mask, int B,
                             int T, int C, int NH, float p, float *dP, float *pd) {
-    (void)dP, (void)pd; /* scratch is per thread now */
-    Att s = {NULL, NULL, dqkv, qkv, datty, att, NULL, att_mask, B, T, C, NH, p, NULL};
+    (void)dP; /* scratch is per thread now */
+    (void)pd;
+    Att s = {.dqkv = dqkv, .qkv = qkv, .datty = datty, .att_in = att, .mask_in = att_mask,
+             .B = B, .T = T, .C = C, .NH = NH, .p = p};
     size_t tasks = (size_t)B * NH;
     ops_parallel_for(tasks, (double)tasks * T * T * C / NH < PARALLEL_MIN_FMA ? tasks : 1, att_backward_range, &s);
 }
@@ -1122,7 +1144,8 @@ void ops_attention_backward(float *dqkv, const float *datty, const float *qkv,
             /* softmax backward: dS = P * (dP - sum_j P dP), causal part only */
             for (int t = 0; t < T; t++) {
                 const float *pr = P + (size_t)t * T;
-                float *dr = dP + (size_t)t * T, dot = 0.0f;
+                float *dr = dP + (size_t)t * T;
+                float dot = 0.0f;
                 for (int j = 0; j <= t; j++) dot += pr[j] * dr[j];
                 for (int j = 0; j <= t; j++) dr[j] = pr[j] * (dr[j] - dot);
                 for (int j = t + 1; j < T; j++) dr[j] = 0.0f;

@@ -595,7 +595,7 @@ static void bpe_consider(const Tok *t, Bpe *s, int pos) {
     int left = s->sym[pos], right = s->sym[s->next[pos]];
     long slot = pairmap_find(&t->merges, left, right);
     if (slot < 0) return;
-    Cand c = {t->merges.rank[slot], pos, left, right, t->merges.merged[slot]};
+    Cand c = {.rank = t->merges.rank[slot], .pos = pos, .left = left, .right = right, .merged = t->merges.merged[slot]};
     heap_push(s, c);
 }
 
@@ -791,9 +791,13 @@ char *tok_utf8_clean(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         int len = utf8_seq_len((const unsigned char *)s + i, n - i);
         if (len) {
-            memcpy(o, s + i, len), o += len, i += len;
+            memcpy(o, s + i, len);
+            o += len;
+            i += len;
         } else {
-            memcpy(o, "\xEF\xBF\xBD", 3), o += 3, i++;
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
         }
     }
     *o = 0;
