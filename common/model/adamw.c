@@ -78,7 +78,8 @@ static void scale_range(void *ctx, size_t lo, size_t hi) {
 
 float adamw_clip_grad_norm(float *grads, size_t n, float max_norm) {
     size_t chunks = (n + ADAMW_GRAIN - 1) / ADAMW_GRAIN;
-    AdamWRange r = {.x = grads, .n = n, .partial = err_malloc((chunks ? chunks : 1) * sizeof(double)), .scale = 1.0f};
+    AdamWRange r = {.x = grads, .n = n, .scale = 1.0f,
+                    .partial = err_malloc((chunks ? chunks : 1) * sizeof(double))};
     ops_parallel_for(chunks, 1, sumsq_range, &r);
     double sum = 0.0;
     for (size_t c = 0; c < chunks; c++) sum += r.partial[c]; /* in order */

@@ -48,9 +48,9 @@ static int build_table(const GptConfig *c, GptTensor *t, size_t *total) {
     char name[48];
 #define ADD(nm, d0, d1, dec) add_tensor(t, &n, &off, nm, d0, d1, dec)
 #define LADD(suffix, d0, d1, dec)                          \
-    do {                                                    \
+    do {                                                   \
         snprintf(name, sizeof name, "h.%d.%s", l, suffix); \
-        ADD(name, d0, d1, dec);                             \
+        ADD(name, d0, d1, dec);                            \
     } while (0)
     ADD("wte.weight", c->vocab_size, C, 1);
     ADD("wpe.weight", c->n_ctx, C, 1);
