@@ -94,7 +94,7 @@ static void check_doubles(const char *what, const double *got, const double *wan
                           size_t n, double rtol, double atol) {
     for (size_t i = 0; i < n; i++)
         if ((!mask || mask[i] != 0) && !close_enough(got[i], want[i], rtol, atol)) {
-            CHECKF(0, "%s[%zu] = %.17g, torch %.17g", what, i, got[i], want[i]);
+            CHECKF(0, "%s[%zu] = %.17g, reference %.17g", what, i, got[i], want[i]);
             return;
         }
 }
