@@ -315,9 +315,14 @@ TEST(ppo_whiten_large_mean_small_spread_matches_numpy) {
         CHECK(ppo_whiten_with(n / 3, y, fm, &g, 1) == 0);
         CHECK(ppo_whiten_with(n - n / 3, y + n / 3, fm + n / 3, &g, 1) == 0);
         check_floats("masked_shift (two ranks)", y, want_masked, mask, n);
-        free(fm), free(y);
+        free(fm);
+        free(y);
     }
-    free(x), free(mask), free(want_all), free(want_masked), free(want_noshift);
+    free(x);
+    free(mask);
+    free(want_all);
+    free(want_masked);
+    free(want_noshift);
     H5Fclose(f);
 }
 

@@ -105,9 +105,13 @@ TEST(rewarder_kl_estimators_match_torch) {
         for (size_t i = 0; i < n; i++) dd[i] = rewarder_kl(REWARDER_KL_K3, lp[i], lq[i]);
         /* small values come from a cancellation in torch's formula; expm1 here */
         check_doubles("k3", dd, k3, n, 1e-9, 1e-12);
-        free(out), free(dd);
+        free(out);
+        free(dd);
     }
-    free(lp), free(lq), free(k1), free(k3);
+    free(lp);
+    free(lq);
+    free(k1);
+    free(k3);
     H5Fclose(f);
 }
 
@@ -186,7 +190,9 @@ TEST(rewarder_shape_rewards_matches_torch) {
         CHECK(rewarder_shape_rewards((int)T, kl, fixture_attr(f, g, "kl_coef"), fixture_attr(f, g, "score"),
                                      fixture_attr(f, g, "score_clip"), r) == 0);
         if (want) check_floats(g, r, want, T);
-        free(kl), free(want), free(r);
+        free(kl);
+        free(want);
+        free(r);
     }
     CHECK(cases >= 4);
     H5Fclose(f);
