@@ -34,6 +34,13 @@ static int set_value(const OptSpec *s, const Opt *o, const char *v) {
         *(float *)o->dest = x;
         return 0;
     }
+    case OPT_DOUBLE: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end)
+            return err_set("%s: --%s expects a number, got '%s'", s->command, o->name, v);
+        *(double *)o->dest = x;
+        return 0;
+    }
     case OPT_FLAG:
         break;
     }
@@ -83,6 +90,9 @@ static void print_default(const Opt *o, FILE *f) {
         break;
     case OPT_FLOAT:
         fprintf(f, " (default: %g)", *(float *)o->dest);
+        break;
+    case OPT_DOUBLE:
+        fprintf(f, " (default: %g)", *(double *)o->dest);
         break;
     case OPT_FLAG:
         break;

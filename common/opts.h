@@ -7,12 +7,14 @@
 
 #include <stdio.h>
 
-typedef enum { OPT_STR, OPT_INT, OPT_FLOAT, OPT_FLAG } OptType;
+/* OPT_DOUBLE for values that must not be narrowed to float (a discount of
+ * 0.99 is 0.99000001 as a float). */
+typedef enum { OPT_STR, OPT_INT, OPT_FLOAT, OPT_FLAG, OPT_DOUBLE } OptType;
 
 typedef struct {
     const char *name;    /* without the leading "--" */
     OptType type;
-    void *dest;          /* char**, int*, float*, int* (flag set to 1) */
+    void *dest;          /* char**, int*, float*, int* (flag set to 1), double* */
     const char *metavar; /* shown in help, e.g. "FILE"; NULL for flags */
     const char *help;
 } Opt;

@@ -532,15 +532,15 @@ static void print_verdict(const GridworldPath *p, int safe, const GridworldEval 
 int gridworld_main(int argc, char **argv) {
     GridworldConfig c = gridworld_config_default();
     const char *map = gridworld_default_map;
-    float slip = (float)c.slip, gamma = (float)c.gamma, lambda = (float)c.lambda, lr = (float)c.lr;
+    float slip = (float)c.slip, lr = (float)c.lr;
     float value_lr = (float)c.value_lr, clip = (float)c.clip, value_clip = (float)c.value_clip;
     float ent = (float)c.ent_coef, min_success = 0.95f;
     int seed = (int)c.seed, eval_episodes = 5000, log_every = 10;
     Opt o[] = {
         {"map", OPT_STR, &map, "ROWS", "grid rows top to bottom, '/' between rows: . C B T M"},
         {"slip", OPT_FLOAT, &slip, "P", "probability that a move goes in a random other direction"},
-        {"gamma", OPT_FLOAT, &gamma, "G", "discount factor"},
-        {"lambda", OPT_FLOAT, &lambda, "L", "GAE lambda"},
+        {"gamma", OPT_DOUBLE, &c.gamma, "G", "discount factor"},
+        {"lambda", OPT_DOUBLE, &c.lambda, "L", "GAE lambda"},
         {"max-steps", OPT_INT, &c.max_steps, "N", "steps per episode before it is cut off"},
         {"iterations", OPT_INT, &c.iterations, "N", "PPO iterations (collect, then update)"},
         {"episodes", OPT_INT, &c.episodes, "N", "episodes collected per iteration"},
@@ -578,7 +578,7 @@ int gridworld_main(int argc, char **argv) {
     int n_pos, rc = opts_parse(&spec, argc, argv, pos, &n_pos);
     if (rc == 1) return 0;
     if (rc) err_die_last();
-    c.slip = slip, c.gamma = gamma, c.lambda = lambda, c.lr = lr, c.value_lr = value_lr, c.clip = clip;
+    c.slip = slip, c.lr = lr, c.value_lr = value_lr, c.clip = clip;
     c.value_clip = value_clip, c.ent_coef = ent, c.seed = (uint64_t)(int64_t)seed;
     if (gridworld_config_check(&c)) err_die_last();
     if (eval_episodes < 1) err_die("gridworld: --eval-episodes must be >= 1, got %d", eval_episodes);

@@ -297,8 +297,32 @@ static void compute_values(Learner *L, const int *idx, int n) {
 
 /* ---- advantages ------------------------------------------------------------------ */
 
+/* Sums n doubles over the learners (in place). */
+static void learners_sum(const Learner *L, double *x, int n) {
+    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+}
+
+/* Whitens every learner's advantages with the moments of all of them, in
+ * ppo_math's two passes: global count and sum first, then the squared
+ * deviations about the global mean. */
+static void whiten_advantages(Learner *L) {
+    PpoMoments mo = {0};
+    for (int i = 0; i < L->n; i++) ppo_moments_add(&mo, (size_t)L->s[i].r.resp_len, L->s[i].adv, NULL);
+    double first[2] = {mo.count, mo.sum};
+    learners_sum(L, first, 2);
+    mo.count = first[0];
+    mo.sum = first[1];
+    if (mo.count < 2) return; /* the same decision on every learner */
+    for (int i = 0; i < L->n; i++) ppo_moments_add_sq_dev(&mo, (size_t)L->s[i].r.resp_len, L->s[i].adv, NULL);
+    learners_sum(L, &mo.sq_dev, 1);
+    for (int i = 0; i < L->n; i++)
+        if (ppo_whiten_with((size_t)L->s[i].r.resp_len, L->s[i].adv, NULL, &mo, 1)) err_die("learner: %s", err_msg());
+}
+
 static void advantages(Learner *L) {
-    float gamma = (float)config_float(L->cfg, "gamma"), lam = (float)config_float(L->cfg, "lam");
+    /* double all the way to ppo_gae: a float gamma of 0.99 is 0.99000001 */
+    double gamma = config_float(L->cfg, "gamma");
+    double lam = config_float(L->cfg, "lam");
     int mb = config_int(L->cfg, "micro_batch"), idx[mb];
     L->value.training = 0;
     for (int start = 0; start < L->n; start += mb) {
@@ -306,16 +330,12 @@ static void advantages(Learner *L) {
         for (int i = 0; i < n; i++) idx[i] = start + i;
         compute_values(L, idx, n);
     }
-    PpoMoments mo = {0, 0, 0}; /* over all learners' advantages */
     for (int i = 0; i < L->n; i++) {
         Sample *s = &L->s[i];
-        if (s->r.resp_len && ppo_gae(s->r.resp_len, s->r.reward, s->values, 0.0, gamma, lam, s->adv, s->ret))
+        if (ppo_gae(s->r.resp_len, s->r.reward, s->values, 0.0, gamma, lam, s->adv, s->ret))
             err_die("learner: %s", err_msg());
-        ppo_moments_add(&mo, (size_t)s->r.resp_len, s->adv, NULL);
     }
-    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &mo, 3, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
-    if (!config_bool(L->cfg, "whiten_advantages") || mo.count < 2) return;
-    for (int i = 0; i < L->n; i++) ppo_whiten_with((size_t)L->s[i].r.resp_len, L->s[i].adv, NULL, &mo, 1);
+    if (config_bool(L->cfg, "whiten_advantages")) whiten_advantages(L);
 }
 
 /* ---- PPO updates ------------------------------------------------------------------ */

@@ -1,11 +1,10 @@
-/* ppo_math — GAE, whitening, clipped policy/value losses, entropy bonus, KL
- * estimators, adaptive KL controller and response rewards for the PPO
- * learner and the grid world (see ppo_math.h). All arithmetic is in double;
+/* ppo_math — GAE, whitening, clipped policy/value losses, entropy bonus and
+ * the adaptive KL controller for the PPO learner and the grid world (see
+ * ppo_math.h). All arithmetic is in double;
  * float appears only at the array interfaces the models use. */
 #include "learner/ppo_math.h"
 
 #include <math.h>
-#include <string.h>
 
 #include "common/err.h"
 
@@ -52,31 +51,22 @@ int ppo_gae(int T, const float *rewards, const float *values, double bootstrap, 
     return 0;
 }
 
-int ppo_gae_rows(int n, int stride, const int *len, const float *rewards, const float *values,
-                 double gamma, double lambda, float *adv, float *ret) {
-    if (n < 0 || stride < 0) return err_set("GAE: bad batch shape %d x %d", n, stride);
-    if (!gae_params_ok(gamma, lambda)) return -1;
-    for (int i = 0; i < n; i++)
-        if (len[i] < 0 || len[i] > stride)
-            return err_set("GAE: row %d has length %d, expected 0..%d", i, len[i], stride);
-    for (int i = 0; i < n; i++) {
-        size_t off = (size_t)i * (size_t)stride;
-        gae_run(len[i], rewards + off, values + off, 0.0, gamma, lambda, adv + off, ret ? ret + off : NULL);
-        for (int t = len[i]; t < stride; t++) {
-            adv[off + t] = 0;
-            if (ret) ret[off + t] = 0;
-        }
-    }
-    return 0;
-}
-
 /* ---- whitening ------------------------------------------------------------ */
 
 void ppo_moments_add(PpoMoments *m, size_t n, const float *x, const float *mask) {
     for (size_t i = 0; i < n; i++)
         if (selected(mask, i)) {
-            double v = x[i];
-            m->count += 1, m->sum += v, m->sum_sq += v * v;
+            m->count += 1;
+            m->sum += x[i];
+        }
+}
+
+void ppo_moments_add_sq_dev(PpoMoments *m, size_t n, const float *x, const float *mask) {
+    double mean = ppo_moments_mean(m);
+    for (size_t i = 0; i < n; i++)
+        if (selected(mask, i)) {
+            double d = x[i] - mean;
+            m->sq_dev += d * d;
         }
 }
 
@@ -84,19 +74,14 @@ double ppo_moments_mean(const PpoMoments *m) {
     return m->count > 0 ? m->sum / m->count : 0.0;
 }
 
-/* From the raw sums so that ranks only need to all-reduce three numbers; in
- * double the cancellation of sum_sq - sum^2/n costs about mean^2/var * 1e-16
- * relative, negligible for advantages (mean ~ spread). */
 double ppo_moments_var(const PpoMoments *m) {
-    if (m->count < 2) return 0.0;
-    double ss = m->sum_sq - m->sum * m->sum / m->count;
-    return ss > 0 ? ss / (m->count - 1) : 0.0;
+    return m->count >= 2 ? m->sq_dev / (m->count - 1) : 0.0;
 }
 
 int ppo_whiten_with(size_t n, float *x, const float *mask, const PpoMoments *m, int shift_mean) {
-    if (!(m->count >= 0 && isfinite(m->count) && isfinite(m->sum) && m->sum_sq >= 0 && isfinite(m->sum_sq)))
-        return err_set("whitening: bad moments (count %g, sum %g, sum of squares %g)", m->count, m->sum,
-                       m->sum_sq);
+    if (!(m->count >= 0 && isfinite(m->count) && isfinite(m->sum) && m->sq_dev >= 0 && isfinite(m->sq_dev)))
+        return err_set("whitening: bad moments (count %g, sum %g, sum of squared deviations %g)", m->count,
+                       m->sum, m->sq_dev);
     double mean = ppo_moments_mean(m);
     double scale = 1.0 / sqrt(ppo_moments_var(m) + PPO_WHITEN_EPS);
     double add_back = shift_mean ? 0.0 : mean;
@@ -108,6 +93,7 @@ int ppo_whiten_with(size_t n, float *x, const float *mask, const PpoMoments *m, 
 int ppo_whiten(size_t n, float *x, const float *mask, int shift_mean) {
     PpoMoments m = {0};
     ppo_moments_add(&m, n, x, mask);
+    ppo_moments_add_sq_dev(&m, n, x, mask);
     return ppo_whiten_with(n, x, mask, &m, shift_mean);
 }
 
@@ -216,39 +202,6 @@ double ppo_entropy_loss_batch(size_t n, const float *entropy, const float *mask,
     return -c2 * sum / denom;
 }
 
-/* ---- KL estimators -------------------------------------------------------- */
-
-static const char *const kl_names[] = {[PPO_KL_K1] = "k1", [PPO_KL_K3] = "k3"};
-enum { KL_ESTIMATORS = sizeof kl_names / sizeof kl_names[0] };
-
-int ppo_kl_parse(const char *name, PpoKlEstimator *est) {
-    for (int e = 0; name && e < KL_ESTIMATORS; e++)
-        if (!strcmp(name, kl_names[e])) return *est = (PpoKlEstimator)e, 0;
-    return err_set("unknown KL estimator '%s' (expected k1 or k3)", name ? name : "(null)");
-}
-
-const char *ppo_kl_name(PpoKlEstimator est) {
-    return (unsigned)est < KL_ESTIMATORS ? kl_names[est] : "?";
-}
-
-double ppo_kl(PpoKlEstimator est, double logp, double logq) {
-    double log_r = logq - logp; /* log(q/p) */
-    switch (est) {
-    case PPO_KL_K1:
-        return -log_r;
-    case PPO_KL_K3:
-        /* expm1(x) >= x for every x; fmax guards the last rounding bit */
-        return fmax(0.0, expm1(log_r) - log_r);
-    }
-    return NAN;
-}
-
-int ppo_kl_tokens(PpoKlEstimator est, size_t n, const float *logp, const float *logq, float *kl) {
-    if ((unsigned)est >= KL_ESTIMATORS) return err_set("KL estimator: invalid value %d", (int)est);
-    for (size_t i = 0; i < n; i++) kl[i] = (float)ppo_kl(est, logp[i], logq[i]);
-    return 0;
-}
-
 /* ---- adaptive KL controller ----------------------------------------------- */
 
 int ppo_klctl_init(PpoKlController *c, double value, double target, double horizon) {
@@ -266,21 +219,5 @@ int ppo_klctl_update(PpoKlController *c, double current_kl, double n_steps) {
     if (c->target <= 0) return 0;
     double e = fmin(fmax(current_kl / c->target - 1, -0.2), 0.2);
     c->value *= 1 + e * n_steps / c->horizon;
-    return 0;
-}
-
-/* ---- response rewards ----------------------------------------------------- */
-
-int ppo_shape_rewards(int T, const float *kl, double kl_coef, double score, double score_clip,
-                      float *rewards) {
-    if (T < 1) return err_set("reward: a response needs at least one token for its score, got %d", T);
-    if (!isfinite(kl_coef)) return err_set("reward: KL coefficient must be finite, got %g", kl_coef);
-    if (!isfinite(score)) return err_set("reward: score must be finite, got %g", score);
-    if (!(score_clip >= 0 && isfinite(score_clip)))
-        return err_set("reward: score clip must be >= 0 (0 = off), got %g", score_clip);
-    if (score_clip > 0) score = fmin(fmax(score, -score_clip), score_clip);
-    for (int t = 0; t < T; t++) rewards[t] = kl ? (float)(-kl_coef * kl[t]) : 0.0f;
-    /* one rounding to float for the last token, not two */
-    rewards[T - 1] = (float)((kl ? -kl_coef * kl[T - 1] : 0.0) + score);
     return 0;
 }

@@ -2,9 +2,10 @@
  * (language-model responses, one terminal trajectory per response) and by
  * `rlhf gridworld` (multi-step episodes with gamma < 1): generalised
  * advantage estimation, advantage whitening, the clipped policy and value
- * losses with their gradients, the entropy bonus, per-token KL estimators,
- * the adaptive KL controller and the per-token reward of a response.
- * Model-free: callers feed log-probs, values and entropies from their model
+ * losses with their gradients, the entropy bonus and the adaptive KL
+ * controller (the learner owns lambda). The per-token KL estimators and the
+ * reward shaping r = score - lambda * KL are the rewarder's
+ * (rewarder/rewarder.h). Model-free: callers feed log-probs, values and entropies from their model
  * and push the returned gradients back through it. Everything is computed in
  * double; checked against a torch autograd fixture
  * (tests/fixtures/make_ppo_fixture.py).
@@ -49,29 +50,36 @@
 int ppo_gae(int T, const float *rewards, const float *values, double bootstrap, double gamma,
             double lambda, float *adv, float *ret);
 
-/* n trajectories stored as rows of a padded [n x stride] matrix, row i of
- * length len[i] <= stride, each terminal at its end (bootstrap 0): the
- * language-model case, one response per row. Padding of adv and ret is set
- * to 0. Returns 0 or -1 with an error (a bad length names its row). */
-int ppo_gae_rows(int n, int stride, const int *len, const float *rewards, const float *values,
-                 double gamma, double lambda, float *adv, float *ret);
-
 /* ---- advantage whitening ----------------------------------------------- */
 
-/* Count, sum and sum of squares of the selected entries: each a plain sum,
- * so data-parallel ranks all-reduce-sum the three fields and whiten with the
- * global moments. */
+/* Moments of the selected entries in two passes, so the variance stays
+ * accurate when the mean is far larger than the spread (a one-pass
+ * sum_sq - sum^2 / count cancels: at mean 1e4 and spread 1e-2 it loses about
+ * 8 of double's 16 digits before the float rounding of the data is even
+ * counted). Every field is a plain sum, so data-parallel ranks whiten with
+ * the global moments in two all-reduces:
+ *   pass 1: ppo_moments_add over every array; all-reduce-sum count and sum
+ *   pass 2: ppo_moments_add_sq_dev over the same arrays (deviations about the
+ *           GLOBAL mean, sum / count); all-reduce-sum sq_dev
+ * A single process runs the two passes without the all-reduces. */
 typedef struct {
-    double count, sum, sum_sq;
+    double count;  /* selected entries */
+    double sum;    /* their sum */
+    double sq_dev; /* sum of (x - sum / count)^2, from pass 2 */
 } PpoMoments;
 
-/* Adds the entries with mask[i] != 0 (mask NULL = all n) to *m; start from
- * (PpoMoments){0}. Several arrays may be added to one PpoMoments. */
+/* Pass 1: adds the count and sum of the entries with mask[i] != 0 (mask NULL
+ * = all n) to *m; start from (PpoMoments){0}. Several arrays may be added to
+ * one PpoMoments. */
 void ppo_moments_add(PpoMoments *m, size_t n, const float *x, const float *mask);
+/* Pass 2: adds the squared deviations of the same entries about
+ * ppo_moments_mean(m) to m->sq_dev. Call it only once count and sum are
+ * final (global) and on the same arrays and masks as pass 1. */
+void ppo_moments_add_sq_dev(PpoMoments *m, size_t n, const float *x, const float *mask);
 /* Mean (0 when count is 0). */
 double ppo_moments_mean(const PpoMoments *m);
-/* Unbiased variance sum((x - mean)^2) / (count - 1), as torch.var and TRL's
- * masked_var; 0 when count < 2 (one value has no spread). Never negative. */
+/* Unbiased variance sq_dev / (count - 1), as torch.var and TRL's masked_var;
+ * 0 when count < 2 (one value has no spread). Never negative. */
 double ppo_moments_var(const PpoMoments *m);
 
 /* Whitening epsilon: x' = (x - mean) / sqrt(var + PPO_WHITEN_EPS), as TRL's
@@ -86,7 +94,8 @@ double ppo_moments_var(const PpoMoments *m);
  * none — and returns 0. Returns -1 with an error for negative or non-finite
  * moments. */
 int ppo_whiten_with(size_t n, float *x, const float *mask, const PpoMoments *m, int shift_mean);
-/* The single-process version: moments of x itself, then ppo_whiten_with. */
+/* The single-process version: both passes over x itself, then
+ * ppo_whiten_with. */
 int ppo_whiten(size_t n, float *x, const float *mask, int shift_mean);
 
 /* ---- clipped policy loss ----------------------------------------------- */
@@ -147,28 +156,6 @@ double ppo_value_loss_batch(size_t n, const float *v, const float *v_old, const 
 double ppo_entropy_loss_batch(size_t n, const float *entropy, const float *mask, double c2,
                               double denom, double *d_entropy);
 
-/* ---- KL estimators ----------------------------------------------------- */
-
-/* Per-token estimators of KL(p || q) from a token sampled from the policy p,
- * given log p and log q (q: the frozen reference) of that token
- * (Schulman, "Approximating KL divergence", 2020):
- *   k1 = log p - log q                  unbiased, can be negative
- *   k3 = (q/p - 1) - log(q/p)           unbiased, never negative, lower variance */
-typedef enum {
-    PPO_KL_K1,
-    PPO_KL_K3,
-} PpoKlEstimator;
-
-/* "k1", "k3" -> *est; anything else: -1 and an error naming it. */
-int ppo_kl_parse(const char *name, PpoKlEstimator *est);
-/* The name ppo_kl_parse accepts ("?" for an invalid value). */
-const char *ppo_kl_name(PpoKlEstimator est);
-/* One token's estimate; NAN for an invalid estimator. */
-double ppo_kl(PpoKlEstimator est, double logp, double logq);
-/* kl[i] = ppo_kl(est, logp[i], logq[i]) for n tokens. -1 and an error for an
- * invalid estimator. */
-int ppo_kl_tokens(PpoKlEstimator est, size_t n, const float *logp, const float *logq, float *kl);
-
 /* ---- adaptive KL controller -------------------------------------------- */
 
 /* Ziegler et al. 2019, as TRL's AdaptiveKLController: the KL coefficient
@@ -192,15 +179,5 @@ int ppo_klctl_init(PpoKlController *c, double value, double target, double horiz
  * current_kl is not finite or n_steps is negative or not finite: a NaN KL
  * would otherwise poison the coefficient for the rest of the run. */
 int ppo_klctl_update(PpoKlController *c, double current_kl, double n_steps);
-
-/* ---- per-token reward of a response ------------------------------------ */
-
-/* rewards[t] = -kl_coef * kl[t] for the T response tokens, plus the sequence
- * score on the last token. score_clip > 0 clips the score to [-score_clip,
- * score_clip] first (0 = off). kl may be NULL (no KL penalty). T >= 1 (the
- * score needs a token to land on); kl_coef, score and score_clip finite,
- * score_clip >= 0: else -1 and an error. Returns 0. */
-int ppo_shape_rewards(int T, const float *kl, double kl_coef, double score, double score_clip,
-                      float *rewards);
 
 #endif

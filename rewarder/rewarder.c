@@ -16,15 +16,64 @@ typedef struct {
     Gpt rm, ref;
     int eot;
     double offset, scale, clip;
-    KlEstimator kl;
+    RewarderKl kl;
     const PpoLayout *layout;
 } Rewarder;
 
-double rewarder_kl(KlEstimator e, double logp, double logq) {
-    if (e == KL_K1) return logp - logq;
-    double log_ratio = logq - logp; /* log(q/p) */
-    return exp(log_ratio) - 1.0 - log_ratio;
+/* ---- KL estimators -------------------------------------------------------- */
+
+static const char *const kl_names[] = {[REWARDER_KL_K1] = "k1", [REWARDER_KL_K3] = "k3"};
+enum { KL_ESTIMATORS = sizeof kl_names / sizeof kl_names[0] };
+
+int rewarder_kl_parse(const char *name, RewarderKl *est) {
+    for (int e = 0; name && e < KL_ESTIMATORS; e++)
+        if (!strcmp(name, kl_names[e])) {
+            *est = (RewarderKl)e;
+            return 0;
+        }
+    return err_set("unknown KL estimator '%s' (expected k1 or k3)", name ? name : "(null)");
 }
+
+const char *rewarder_kl_name(RewarderKl est) {
+    return (unsigned)est < KL_ESTIMATORS ? kl_names[est] : "?";
+}
+
+double rewarder_kl(RewarderKl est, double logp, double logq) {
+    double log_r = logq - logp; /* log(q/p) */
+    switch (est) {
+    case REWARDER_KL_K1:
+        return -log_r;
+    case REWARDER_KL_K3:
+        /* expm1 keeps k3 accurate for q close to p, where exp(x) - 1 - x
+         * cancels; expm1(x) >= x for every x and fmax guards the last bit */
+        return fmax(0.0, expm1(log_r) - log_r);
+    }
+    return NAN;
+}
+
+int rewarder_kl_tokens(RewarderKl est, size_t n, const float *logp, const float *logq, float *kl) {
+    if ((unsigned)est >= KL_ESTIMATORS) return err_set("KL estimator: invalid value %d", (int)est);
+    for (size_t i = 0; i < n; i++) kl[i] = (float)rewarder_kl(est, logp[i], logq[i]);
+    return 0;
+}
+
+/* ---- response rewards ----------------------------------------------------- */
+
+int rewarder_shape_rewards(int T, const float *kl, double kl_coef, double score, double score_clip,
+                           float *rewards) {
+    if (T < 1) return err_set("reward: a response needs at least one token for its score, got %d", T);
+    if (!isfinite(kl_coef)) return err_set("reward: KL coefficient must be finite, got %g", kl_coef);
+    if (!isfinite(score)) return err_set("reward: score must be finite, got %g", score);
+    if (!(score_clip >= 0 && isfinite(score_clip)))
+        return err_set("reward: score clip must be >= 0 (0 = off), got %g", score_clip);
+    if (score_clip > 0) score = fmin(fmax(score, -score_clip), score_clip);
+    for (int t = 0; t < T; t++) rewards[t] = kl ? (float)(-kl_coef * kl[t]) : 0.0f;
+    /* one rounding to float for the last token, not two */
+    rewards[T - 1] = (float)((kl ? -kl_coef * kl[T - 1] : 0.0) + score);
+    return 0;
+}
+
+/* ---- the role ------------------------------------------------------------- */
 
 static double now_s(void) {
     struct timespec t;
@@ -64,8 +113,7 @@ static int rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
     if (config_bool(cfg, "normalize_reward") && eval_rm_norm(config_str(cfg, "reward_model"), &w->offset, &w->scale))
         return -1;
     w->clip = config_float(cfg, "reward_clip");
-    w->kl = strcmp(config_str(cfg, "kl_estimator"), "k3") ? KL_K1 : KL_K3;
-    return 0;
+    return rewarder_kl_parse(config_str(cfg, "kl_estimator"), &w->kl);
 }
 
 /* Reference log-prob of every response token, for all samples at once. */
@@ -113,21 +161,25 @@ static void rm_scores(Rewarder *w, RolloutBatch *rb) {
     }
 }
 
+/* Per-token KL to the reference and shaped rewards of one scored rollout.
+ * r_theta is already normalised and clipped (rm_scores), so no second clip.
+ * An empty response has no token for its score: no KL, no reward. */
+static void shape(const Rewarder *w, double lambda, Rollout *r) {
+    r->kl_sum = 0;
+    if (r->resp_len == 0) return;
+    if (rewarder_kl_tokens(w->kl, (size_t)r->resp_len, r->logp_behav, r->logp_ref, r->kl) ||
+        rewarder_shape_rewards(r->resp_len, r->kl, lambda, r->r_theta, 0.0, r->reward))
+        err_die("rewarder: %s", err_msg());
+    double sum = 0;
+    for (int k = 0; k < r->resp_len; k++) sum += r->kl[k];
+    r->kl_sum = (float)sum;
+}
+
 static void score(Rewarder *w, RolloutBatch *rb) {
     rollout_batch_alloc_scores(rb);
     ref_logprobs(w, rb);
     rm_scores(w, rb);
-    for (int i = 0; i < rb->n; i++) {
-        Rollout *r = &rb->r[i];
-        double sum = 0;
-        for (int k = 0; k < r->resp_len; k++) {
-            r->kl[k] = (float)rewarder_kl(w->kl, r->logp_behav[k], r->logp_ref[k]);
-            r->reward[k] = (float)(-rb->lambda * r->kl[k]);
-            sum += r->kl[k];
-        }
-        r->kl_sum = (float)sum;
-        if (r->resp_len) r->reward[r->resp_len - 1] += r->r_theta; /* the score lands on the last token */
-    }
+    for (int i = 0; i < rb->n; i++) shape(w, rb->lambda, &rb->r[i]);
 }
 
 int rewarder_run(const Config *cfg, const PpoLayout *l) {

@@ -5,19 +5,55 @@
  * log-prob of every response token, the per-token KL estimate between the
  * behaviour policy and the reference, and the per-token reward
  * r_t = -lambda * KL_t with the score added on the last token; every
- * component is kept for the log. Then it passes the batch on to a learner. */
+ * component is kept for the log. Then it passes the batch on to a learner.
+ *
+ * The KL estimators and the reward shaping below are the code the role runs
+ * and the code tests/unit/test_rewarder.c checks against the torch fixture
+ * (tests/fixtures/make_ppo_fixture.py). Everything is computed in double;
+ * float appears only at the array interfaces. lambda itself is owned by the
+ * learner (learner/ppo_math.h's adaptive controller) and rides each order. */
 #ifndef REWARDER_H
 #define REWARDER_H
+
+#include <stddef.h>
 
 #include "common/config.h"
 #include "common/mpi/ppo_config.h"
 
-typedef enum { KL_K1 = 0, KL_K3 = 1 } KlEstimator;
+/* ---- KL estimators ----------------------------------------------------- */
 
-/* Per-token KL estimate from the sampled token's log-probs under the policy
- * (logp) and the reference (logq): k1 = logp - logq; k3 = (q/p - 1) - log(q/p),
- * never negative. */
-double rewarder_kl(KlEstimator e, double logp, double logq);
+/* Per-token estimators of KL(p || q) from a token sampled from the policy p,
+ * given log p and log q (q: the frozen reference) of that token
+ * (Schulman, "Approximating KL divergence", 2020):
+ *   k1 = log p - log q                  unbiased, can be negative
+ *   k3 = (q/p - 1) - log(q/p)           unbiased, never negative, lower variance
+ * The names are those of the kl_estimator key (common/mpi/ppo_config.c). */
+typedef enum {
+    REWARDER_KL_K1,
+    REWARDER_KL_K3,
+} RewarderKl;
+
+/* "k1", "k3" -> *est; anything else: -1 and an error naming it. */
+int rewarder_kl_parse(const char *name, RewarderKl *est);
+/* The name rewarder_kl_parse accepts ("?" for an invalid value). */
+const char *rewarder_kl_name(RewarderKl est);
+/* One token's estimate; NAN for an invalid estimator. */
+double rewarder_kl(RewarderKl est, double logp, double logq);
+/* kl[i] = rewarder_kl(est, logp[i], logq[i]) for n tokens. -1 and an error
+ * for an invalid estimator. */
+int rewarder_kl_tokens(RewarderKl est, size_t n, const float *logp, const float *logq, float *kl);
+
+/* ---- per-token reward of a response ------------------------------------ */
+
+/* rewards[t] = -kl_coef * kl[t] for the T response tokens, plus the sequence
+ * score on the last token. score_clip > 0 clips the score to [-score_clip,
+ * score_clip] first (0 = off). kl may be NULL (no KL penalty). T >= 1 (the
+ * score needs a token to land on); kl_coef, score and score_clip finite,
+ * score_clip >= 0: else -1 and an error. Returns 0. */
+int rewarder_shape_rewards(int T, const float *kl, double kl_coef, double score, double score_clip,
+                           float *rewards);
+
+/* ---- the role ---------------------------------------------------------- */
 
 int rewarder_run(const Config *cfg, const PpoLayout *layout);
 

@@ -1,20 +1,224 @@
-/* The rewarder's KL estimators (rewarder/rewarder.c, which may not include
- * learner code) against the PPO mathematics module's (learner/ppo_math.c,
- * checked against torch) and against hand values. */
-#include "learner/ppo_math.h"
+/* Tests for the rewarder's mathematics (rewarder/rewarder.c): the k1/k3
+ * per-token KL estimators and the reward shaping r = -lambda * KL with the
+ * score on the last token, against the torch fixture tests/fixtures/ppo-ref.h5
+ * (groups kl/ and rewards/, float64, written by
+ * tests/fixtures/make_ppo_fixture.py) and hand values; invariants (k3 >= 0
+ * and finite for q near p and far from it); the estimator names against the
+ * choices of the kl_estimator key the rewarder parses; bad input. */
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/mpi/ppo_config.h"
+#include "common/rng.h"
 #include "rewarder/rewarder.h"
 #include "tests/harness.h"
 
-TEST(rewarder_kl_matches_ppo_math_and_hand_values) {
-    double worst = 0;
-    for (double p = -6; p <= 0; p += 0.37)
-        for (double q = -6; q <= 0; q += 0.41) {
-            worst = fmax(worst, fabs(rewarder_kl(KL_K1, p, q) - ppo_kl(PPO_KL_K1, p, q)));
-            worst = fmax(worst, fabs(rewarder_kl(KL_K3, p, q) - ppo_kl(PPO_KL_K3, p, q)));
-            CHECK(rewarder_kl(KL_K3, p, q) >= 0);
+/* arrays pass through float: agreement with torch to float rounding */
+#define TOL_FLOAT 1e-6
+
+/* ---- fixture access ---------------------------------------------------- */
+
+static hid_t fixture_open(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/ppo-ref.h5", harness_fixtures());
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CHECKF(f >= 0, "cannot open %s", path);
+    return f;
+}
+
+/* A float64 dataset as doubles (NULL and a failed check when missing). */
+static double *fixture_read(hid_t f, const char *name, size_t *n) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) {
+        CHECKF(0, "fixture has no dataset %s", name);
+        return NULL;
+    }
+    hid_t s = H5Dget_space(d);
+    hssize_t count = H5Sget_simple_extent_npoints(s);
+    double *buf = calloc((size_t)(count > 0 ? count : 1), sizeof *buf);
+    herr_t rc = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    H5Sclose(s);
+    H5Dclose(d);
+    CHECKF(rc >= 0, "cannot read %s", name);
+    if (n) *n = (size_t)count;
+    return buf;
+}
+
+static float *fixture_floats(hid_t f, const char *name, size_t *n) {
+    size_t m = 0;
+    double *x = fixture_read(f, name, &m);
+    float *y = calloc(m ? m : 1, sizeof *y);
+    for (size_t i = 0; x && i < m; i++) y[i] = (float)x[i];
+    free(x);
+    if (n) *n = x ? m : 0;
+    return y;
+}
+
+static double fixture_attr(hid_t f, const char *group, const char *attr) {
+    double v = NAN;
+    hid_t a = H5Aopen_by_name(f, group, attr, H5P_DEFAULT, H5P_DEFAULT);
+    CHECKF(a >= 0, "fixture group %s has no attribute %s", group, attr);
+    if (a >= 0) {
+        H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+        H5Aclose(a);
+    }
+    return v;
+}
+
+/* Reports the first miss only; false for NaN. */
+static void check_doubles(const char *what, const double *got, const double *want, size_t n, double rtol,
+                          double atol) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= rtol * fabs(want[i]) + atol)) {
+            CHECKF(0, "%s[%zu] = %.17g, torch %.17g", what, i, got[i], want[i]);
+            return;
         }
-    CHECKF(worst < 1e-12, "rewarder vs ppo_math KL: %.3g", worst);
-    /* k1 = log p - log q; k3 = (q/p - 1) - log(q/p): p = 0.5, q = 0.25 */
-    CHECK_NEAR(rewarder_kl(KL_K1, log(0.5), log(0.25)), log(2.0), 1e-12);
-    CHECK_NEAR(rewarder_kl(KL_K3, log(0.5), log(0.25)), (0.5 - 1) - log(0.5), 1e-12);
+}
+
+static void check_floats(const char *what, const float *got, const double *want, size_t n) {
+    double *g = malloc((n ? n : 1) * sizeof *g);
+    for (size_t i = 0; i < n; i++) g[i] = got[i];
+    check_doubles(what, g, want, n, TOL_FLOAT, 1e-9);
+    free(g);
+}
+
+/* ---- KL estimators ----------------------------------------------------- */
+
+TEST(rewarder_kl_estimators_match_torch) {
+    hid_t f = fixture_open();
+    if (f < 0) return;
+    size_t n = 0;
+    float *lp = fixture_floats(f, "kl/logp", &n), *lq = fixture_floats(f, "kl/logq", NULL);
+    double *k1 = fixture_read(f, "kl/k1", NULL), *k3 = fixture_read(f, "kl/k3", NULL);
+    CHECK(n >= 8);
+    if (k1 && k3) {
+        float *out = malloc((n ? n : 1) * sizeof *out);
+        double *dd = malloc((n ? n : 1) * sizeof *dd);
+        CHECK(rewarder_kl_tokens(REWARDER_KL_K1, n, lp, lq, out) == 0);
+        check_floats("k1 (tokens)", out, k1, n);
+        CHECK(rewarder_kl_tokens(REWARDER_KL_K3, n, lp, lq, out) == 0);
+        check_floats("k3 (tokens)", out, k3, n);
+        for (size_t i = 0; i < n; i++) dd[i] = rewarder_kl(REWARDER_KL_K3, lp[i], lq[i]);
+        /* small values come from a cancellation in torch's formula; expm1 here */
+        check_doubles("k3", dd, k3, n, 1e-9, 1e-12);
+        free(out);
+        free(dd);
+    }
+    free(lp);
+    free(lq);
+    free(k1);
+    free(k3);
+    H5Fclose(f);
+}
+
+TEST(rewarder_kl_k3_is_never_negative) {
+    /* exp(x) - 1 - x rounds below 0 for x near 0; the rewarder once ran that */
+    Rng rng;
+    rng_seed(&rng, 3);
+    int ok = 1;
+    for (int i = 0; i < 20000 && ok; i++) {
+        double scale = i % 4 == 0 ? 1e-9 : i % 4 == 1 ? 1e-4 : i % 4 == 2 ? 1.0 : 30.0;
+        double lp = -10 * rng_uniform_double(&rng), lq = lp + scale * rng_normal(&rng);
+        double k = rewarder_kl(REWARDER_KL_K3, lp, lq);
+        ok = k >= 0 && isfinite(k);
+        if (!ok) CHECKF(0, "k3(%.17g, %.17g) = %g", lp, lq, k);
+    }
+    CHECK(rewarder_kl(REWARDER_KL_K3, -1.5, -1.5) == 0 && rewarder_kl(REWARDER_KL_K1, -1.5, -1.5) == 0);
+    /* hand: p = 0.5, q = 0.25: k1 = log 2, k3 = (0.5 - 1) - log 0.5 = log 2 - 0.5 */
+    CHECK_NEAR(rewarder_kl(REWARDER_KL_K1, log(0.5), log(0.25)), log(2.0), 1e-15);
+    CHECK_NEAR(rewarder_kl(REWARDER_KL_K3, log(0.5), log(0.25)), log(2.0) - 0.5, 1e-15);
+    /* k1 can be negative */
+    CHECK(rewarder_kl(REWARDER_KL_K1, log(0.25), log(0.5)) < 0);
+}
+
+TEST(rewarder_kl_names) {
+    RewarderKl e = REWARDER_KL_K1;
+    CHECK(rewarder_kl_parse("k3", &e) == 0 && e == REWARDER_KL_K3);
+    CHECK(rewarder_kl_parse("k1", &e) == 0 && e == REWARDER_KL_K1);
+    CHECK(!strcmp(rewarder_kl_name(REWARDER_KL_K3), "k3") && !strcmp(rewarder_kl_name((RewarderKl)7), "?"));
+    CHECK(rewarder_kl_parse("k2", &e) == -1 && e == REWARDER_KL_K1);
+    CHECKF(strstr(err_msg(), "'k2'") && strstr(err_msg(), "k1 or k3"), "message: %s", err_msg());
+    CHECK(rewarder_kl_parse("K1", &e) == -1);
+    CHECK(rewarder_kl_parse(NULL, &e) == -1);
+    float a = 0, b = 0, out;
+    CHECK(rewarder_kl_tokens((RewarderKl)9, 1, &a, &b, &out) == -1);
+    CHECK(isnan(rewarder_kl((RewarderKl)9, 0, 0)));
+}
+
+TEST(rewarder_kl_parses_every_kl_estimator_choice) {
+    /* the config validates kl_estimator against its choices and the rewarder
+     * parses the value: every choice must parse, and name every estimator */
+    const CfgKey *k = ppo_keys;
+    while (k->key && strcmp(k->key, "kl_estimator")) k++;
+    CHECK(k->key && k->choices);
+    if (!k->key || !k->choices) return;
+    char choices[64];
+    snprintf(choices, sizeof choices, "%s", k->choices);
+    int seen = 0, n = 0;
+    for (char *save = NULL, *c = strtok_r(choices, "|", &save); c; c = strtok_r(NULL, "|", &save)) {
+        RewarderKl e;
+        CHECKF(rewarder_kl_parse(c, &e) == 0, "choice %s: %s", c, err_msg());
+        CHECK(!strcmp(rewarder_kl_name(e), c));
+        seen |= 1 << e;
+        n++;
+    }
+    CHECK(n == 2 && seen == 3);
+    CHECK(!strcmp(k->def, "k1"));
+}
+
+/* ---- response rewards -------------------------------------------------- */
+
+TEST(rewarder_shape_rewards_matches_torch) {
+    hid_t f = fixture_open();
+    if (f < 0) return;
+    int cases = 0;
+    for (int k = 0;; k++) {
+        char g[64], name[96];
+        snprintf(g, sizeof g, "rewards/case%d", k);
+        if (H5Lexists(f, "rewards", H5P_DEFAULT) <= 0 || H5Lexists(f, g, H5P_DEFAULT) <= 0) break;
+        cases++;
+        size_t T = 0;
+        snprintf(name, sizeof name, "%s/kl", g);
+        float *kl = fixture_floats(f, name, &T);
+        snprintf(name, sizeof name, "%s/rewards", g);
+        double *want = fixture_read(f, name, NULL);
+        float *r = calloc(T ? T : 1, sizeof *r);
+        CHECK(rewarder_shape_rewards((int)T, kl, fixture_attr(f, g, "kl_coef"), fixture_attr(f, g, "score"),
+                                     fixture_attr(f, g, "score_clip"), r) == 0);
+        if (want) check_floats(g, r, want, T);
+        free(kl);
+        free(want);
+        free(r);
+    }
+    CHECK(cases >= 4);
+    H5Fclose(f);
+}
+
+TEST(rewarder_shape_rewards_hand_and_bad_input) {
+    const float kl[3] = {0.5f, -0.25f, 1.0f};
+    float r[3];
+    /* coef 0.1, score 7 clipped to 5: (-0.05, 0.025, -0.1 + 5) */
+    CHECK(rewarder_shape_rewards(3, kl, 0.1, 7.0, 5.0, r) == 0);
+    CHECK_NEAR(r[0], -0.05, 1e-7);
+    CHECK_NEAR(r[1], 0.025, 1e-7);
+    CHECK_NEAR(r[2], 4.9, 1e-6);
+    /* the last token is rounded to float once: (2^24 + 1) - 0.75 rounds to
+     * 2^24; rounding the score first (to 2^24), then the sum (2^24 - 0.75),
+     * would give 2^24 - 1 */
+    const float one = 1.0f;
+    CHECK(rewarder_shape_rewards(1, &one, 0.75, 16777217.0, 0.0, r) == 0);
+    CHECK(r[0] == 16777216.0f);
+    /* no KL: only the score, unclipped */
+    CHECK(rewarder_shape_rewards(3, NULL, 0.1, -7.0, 0.0, r) == 0);
+    CHECK(r[0] == 0 && r[1] == 0 && r[2] == -7.0f);
+    CHECK(rewarder_shape_rewards(0, kl, 0.1, 1.0, 0.0, r) == -1);
+    CHECKF(strstr(err_msg(), "token") != NULL, "message: %s", err_msg());
+    CHECK(rewarder_shape_rewards(3, kl, 0.1, NAN, 0.0, r) == -1);
+    CHECKF(strstr(err_msg(), "score") != NULL, "message: %s", err_msg());
+    CHECK(rewarder_shape_rewards(3, kl, 0.1, 1.0, -2.0, r) == -1);
+    CHECK(rewarder_shape_rewards(3, kl, INFINITY, 1.0, 0.0, r) == -1);
 }
