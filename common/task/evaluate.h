@@ -4,7 +4,9 @@
  * (per response: the sum over its tokens of log pi(y_t) - log ref(y_t), an
  * unbiased estimate under the policy's own samples) and the response length,
  * each as mean +- standard error. Used by `rlhf eval`, the demo's final
- * table and PPO's per-iteration gold score. */
+ * table and PPO's per-iteration gold score. Also scores JSONL records with
+ * a reward model for `rlhf score`. Log-probs and RM scores come from
+ * common/model/score, as everywhere else. */
 #ifndef EVALUATE_H
 #define EVALUATE_H
 
