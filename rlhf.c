@@ -51,6 +51,15 @@ static Tok *load_model_or_die(const char *path, Gpt *m, char *kind, size_t kind_
     return tok;
 }
 
+/* Loads a checkpoint's model and tokenizer as want expects or dies naming
+ * the file and what differs. */
+static Tok *load_as_or_die(const char *path, Gpt *m, const CkptWant *want) {
+    Tok *tok = NULL;
+    if (!path) err_die("--model is required");
+    if (ckpt_load_model_as(path, m, &tok, want)) err_die_last();
+    return tok;
+}
+
 /* ---- init ---------------------------------------------------------------- */
 
 static int cmd_init(int argc, char **argv) {
@@ -188,9 +197,7 @@ static int cmd_generate(int argc, char **argv) {
     GenConfig gc = {max_new, 0, {greedy, temperature, top_k, top_p}};
     if (sampler_validate(&gc.sampler)) err_die("generate: %s", err_msg());
     Gpt m;
-    char kind[32];
-    Tok *tok = load_model_or_die(model, &m, kind, sizeof kind);
-    if (m.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s model (scalar head); generate needs a language model", model, kind);
+    Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "generate --model"});
     if (batch > 1) gpt_pack_head(&m); /* once for every batch */
     gc.eot = tok_eot(tok);
     PromptList pl = {0};
@@ -290,9 +297,7 @@ static int cmd_nll(int argc, char **argv) {
     if (!model || !text) err_die("nll: --model and --text are required");
     if (batch < 1) err_die("nll: --batch must be >= 1");
     Gpt m;
-    char kind[32];
-    Tok *tok = load_model_or_die(model, &m, kind, sizeof kind);
-    if (m.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s model (scalar head); nll needs a language model", model, kind);
+    Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "nll --model"});
     size_t len;
     char *buf = read_file_or_die(text, &len);
     int n;
@@ -514,15 +519,15 @@ static int cmd_ppo(int argc, char **argv) {
 
 /* ---- eval / score ----------------------------------------------------------- */
 
-static Gpt *load_optional(const char *path, GptHead head, const char *what, int vocab) {
+/* The --ref or --rm model of eval, checked against the policy; NULL if not
+ * given. */
+static Gpt *load_optional(const char *path, GptHead head, const char *what, const Gpt *policy, const Tok *tok) {
     if (!path) return NULL;
     Gpt *m = err_calloc(1, sizeof *m);
-    char kind[32];
-    if (ckpt_load_model(path, m, NULL, kind, sizeof kind)) err_die_last();
-    if (m->cfg.head != head) err_die("%s: is a %s checkpoint; --%s needs a %s", path, kind, what,
-                                     head == GPT_HEAD_LM ? "language model" : "reward model (scalar head)");
-    if (m->cfg.vocab_size != vocab)
-        err_die("%s: vocabulary %d differs from the policy's %d", path, m->cfg.vocab_size, vocab);
+    /* the reference scores every token of a response: it needs the policy's context */
+    CkptWant want = {.head = head, .what = what, .vocab = policy->cfg.vocab_size,
+                     .min_ctx = head == GPT_HEAD_LM ? policy->cfg.n_ctx : 0, .tok = tok, .like = "the policy"};
+    if (ckpt_load_model_as(path, m, NULL, &want)) err_die_last();
     return m;
 }
 
@@ -579,13 +584,18 @@ static int cmd_eval(int argc, char **argv) {
     if (!policy || !prompts) err_die("eval: --policy and --prompts are required");
     if (batch < 1 || max_new < 1) err_die("eval: --batch and --max-new must be >= 1");
     Gpt m;
-    char kind[32];
-    Tok *tok = load_model_or_die(policy, &m, kind, sizeof kind);
-    if (m.cfg.head != GPT_HEAD_LM) err_die("%s: is a %s checkpoint (scalar head); --policy needs a language model", policy, kind);
+    Tok *tok = load_as_or_die(policy, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "eval --policy"});
     gpt_pack_head(&m); /* once for every batch */
-    EvalSetup es = {&m, tok, load_optional(ref, GPT_HEAD_LM, "ref", m.cfg.vocab_size),
-                    load_optional(rm, GPT_HEAD_SCALAR, "rm", m.cfg.vocab_size), 0, 1,
-                    {max_new, tok_eot(tok), {greedy, temperature, top_k, top_p}}, (uint64_t)seed, batch, NULL};
+    EvalSetup es = {.policy = &m,
+                    .tok = tok,
+                    .ref = load_optional(ref, GPT_HEAD_LM, "eval --ref", &m, tok),
+                    .rm = load_optional(rm, GPT_HEAD_SCALAR, "eval --rm", &m, tok),
+                    .rm_offset = 0,
+                    .rm_scale = 1,
+                    .gen = {max_new, tok_eot(tok), {greedy, temperature, top_k, top_p}},
+                    .seed = (uint64_t)seed,
+                    .batch = batch,
+                    .samples = NULL};
     if (sampler_validate(&es.gen.sampler)) err_die("eval: %s", err_msg());
     if (rm && eval_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
     PromptList pl = {0};
@@ -607,28 +617,6 @@ static int cmd_eval(int argc, char **argv) {
     return 0;
 }
 
-/* Scores prompt + each response (+ end token) with the reward model. */
-static void score_responses(Gpt *rm, const Tok *tok, const char *prompt, const char **resp, int k, float *out,
-                            const char *path, int line) {
-    int *seq[64], len[64], np, n_ctx = rm->cfg.n_ctx;
-    int *pt = tok_encode(tok, prompt, strlen(prompt), &np);
-    if (!pt) err_die("%s:%d: %s", path, line, err_msg());
-    for (int i = 0; i < k; i++) {
-        int nr, *rt = tok_encode(tok, resp[i], strlen(resp[i]), &nr);
-        if (!rt) err_die("%s:%d: %s", path, line, err_msg());
-        seq[i] = err_malloc((size_t)(np + nr + 1) * sizeof(int));
-        memcpy(seq[i], pt, np * sizeof(int));
-        memcpy(seq[i] + np, rt, nr * sizeof(int));
-        seq[i][np + nr] = tok_eot(tok);
-        len[i] = np + nr + 1 < n_ctx ? np + nr + 1 : n_ctx;
-        free(rt);
-    }
-    if (np >= n_ctx) err_die("%s:%d: prompt of %d tokens does not fit the context (%d)", path, line, np, n_ctx);
-    if (gpt_score_last(rm, (const int *const *)seq, len, k, out)) err_die("%s:%d: %s", path, line, err_msg());
-    for (int i = 0; i < k; i++) free(seq[i]);
-    free(pt);
-}
-
 static int cmd_score(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
     int raw = 0;
@@ -646,47 +634,32 @@ static int cmd_score(int argc, char **argv) {
     parse_or_die(&s, argc, argv, pos, &np);
     if (!model || !data) err_die("score: --model and --data are required");
     Gpt m;
-    char kind[32];
-    double off = 0, scale = 1;
-    Tok *tok = load_model_or_die(model, &m, kind, sizeof kind);
-    if (m.cfg.head != GPT_HEAD_SCALAR) err_die("%s: is a %s checkpoint (language model); score needs a reward model", model, kind);
-    if (!raw && eval_rm_norm(model, &off, &scale)) err_die_last();
+    Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_SCALAR, .what = "score --model"});
+    EvalScorer sc = {.rm = &m, .tok = tok, .conv = {.eot = tok_eot(tok), .offset = 0, .scale = 1, .clip = 0}};
+    if (!raw && eval_rm_norm(model, &sc.conv.offset, &sc.conv.scale)) err_die_last();
     Jsonl *j = jsonl_open(data);
     if (!j) err_die_last();
     json_t *rec;
-    int rc, pairs = 0, right = 0, records = 0;
+    EvalTally tally = {0};
+    int rc;
     while ((rc = jsonl_next(j, &rec)) == 1) {
-        const char *prompt, *resp[64], **rank = NULL;
-        int k = 0;
-        if (jsonl_get_str(j, rec, "prompt", &prompt)) err_die_last();
-        if (json_object_get(rec, "ranking")) {
-            if (jsonl_get_str_array(j, rec, "ranking", &rank, &k)) err_die_last();
-            if (k > 64) err_die("%s:%d: ranking of %d responses; at most 64", data, jsonl_line(j), k);
-            for (int i = 0; i < k; i++) resp[i] = rank[i];
-        } else if (json_object_get(rec, "chosen")) {
-            if (jsonl_get_str(j, rec, "chosen", &resp[0]) || jsonl_get_str(j, rec, "rejected", &resp[1])) err_die_last();
-            k = 2;
-        } else {
-            if (jsonl_get_str(j, rec, "completion", &resp[0])) err_die_last();
-            k = 1;
-        }
-        float sc[64];
-        score_responses(&m, tok, prompt, resp, k, sc, data, jsonl_line(j));
+        double scores[EVAL_MAX_RESPONSES];
+        int k;
+        if (eval_score_record(&sc, j, rec, scores, &k, &tally)) err_die_last();
         json_t *arr = json_array();
-        for (int i = 0; i < k; i++) json_array_append_new(arr, json_real((sc[i] - off) / scale));
+        for (int i = 0; i < k; i++) json_array_append_new(arr, json_real(scores[i]));
         char *line = json_dumps(arr, JSON_COMPACT);
         printf("{\"line\": %d, \"scores\": %s}\n", jsonl_line(j), line);
-        free(line), json_decref(arr), free(rank);
-        for (int a = 0; a < k && k > 1; a++)
-            for (int b = a + 1; b < k; b++) pairs++, right += sc[a] > sc[b];
-        records++;
+        free(line);
+        json_decref(arr);
     }
     if (rc < 0) err_die_last();
-    if (!records) err_die("%s: no records", data);
+    if (!tally.records) err_die("%s: no records", data);
     jsonl_close(j);
-    if (pairs) fprintf(stderr, "score: %d records, pairwise accuracy %.4f (%d of %d comparisons)\n", records,
-                       (double)right / pairs, right, pairs);
-    else fprintf(stderr, "score: %d records\n", records);
+    if (tally.pairs)
+        fprintf(stderr, "score: %d records, pairwise accuracy %.4f (%d of %d comparisons)\n", tally.records,
+                (double)tally.right / tally.pairs, tally.right, tally.pairs);
+    else fprintf(stderr, "score: %d records\n", tally.records);
     gpt_free(&m);
     tok_free(tok);
     return 0;

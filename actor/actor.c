@@ -71,12 +71,11 @@ static void serve(Actor *a, const RolloutOrder *o) {
 }
 
 static int actor_setup(Actor *a, const Config *cfg, const PpoLayout *l) {
-    char kind[32];
     const char *path = config_str(cfg, "policy");
     memset(a, 0, sizeof *a);
     a->layout = l;
-    if (ckpt_load_model(path, &a->policy, &a->tok, kind, sizeof kind)) return -1;
-    if (a->policy.cfg.head != GPT_HEAD_LM) return err_set("%s: is a %s checkpoint; policy must be a language model", path, kind);
+    CkptWant want = {.head = GPT_HEAD_LM, .what = "the policy"};
+    if (ckpt_load_model_as(path, &a->policy, &a->tok, &want)) return -1;
     if (ppo_prompts_load(&a->prompts, config_str(cfg, "prompts"), a->tok, a->policy.cfg.n_ctx)) return -1;
     a->gen = (GenConfig){config_int(cfg, "max_new"), tok_eot(a->tok),
                          {0, (float)config_float(cfg, "temperature"), config_int(cfg, "top_k"),

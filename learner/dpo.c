@@ -14,8 +14,8 @@
 typedef struct {
     LossDpoConfig loss;
     float *ref_train, *ref_valid; /* reference log-prob sum per sequence */
-    int *tokens, *targets;
-    float *logp, *dlogp;
+    ScoreBatch sb;  /* the last packed forward: its targets drive the backward */
+    float *dlogp;
 } DpoState;
 
 static const CfgKey dpo_keys[] = {
@@ -34,15 +34,6 @@ static void pair_of(const Dataset *d, int e, const Seq **c, const Seq **r) {
     *r = &q[k - 1];
 }
 
-/* Summed response log-probs of rows of a packed forward. */
-static void response_logp(Gpt *m, DpoState *s, int rows, int T, double *sums) {
-    gpt_token_logprobs(m, s->targets, s->logp, NULL);
-    for (int i = 0; i < rows; i++) {
-        sums[i] = 0;
-        for (int t = 0; t < T; t++) sums[i] += s->targets[i * T + t] >= 0 ? s->logp[i * T + t] : 0.0;
-    }
-}
-
 /* Packs examples idx[0..n) as 2n rows (chosen, rejected) and runs m. */
 static int forward_pairs(Gpt *m, DpoState *s, const Dataset *d, const int *idx, int n, int eot, double *sums) {
     const Seq *seqs[2 * n];
@@ -52,10 +43,10 @@ static int forward_pairs(Gpt *m, DpoState *s, const Dataset *d, const int *idx, 
         from[2 * i] = seqs[2 * i]->prompt_len;
         from[2 * i + 1] = seqs[2 * i + 1]->prompt_len;
     }
-    int T = trainer_pack(seqs, from, 2 * n, eot, s->tokens, s->targets);
-    if (gpt_forward(m, s->tokens, 2 * n, T)) err_die("dpo: %s", err_msg());
-    response_logp(m, s, 2 * n, T, sums);
-    return T;
+    ScoreRow rows[2 * n];
+    trainer_seq_rows(seqs, from, 2 * n, rows);
+    if (score_response_logp(m, &s->sb, rows, 2 * n, eot, NULL, sums)) err_die("dpo: %s", err_msg());
+    return s->sb.T;
 }
 
 /* Reference log-prob sums of every example (ranks share the work). */
@@ -93,23 +84,11 @@ static int dpo_setup(Trainer *t) {
     const char *valid = config_str(t->cfg, "valid_data");
     if (*valid && data_load_prefs(&t->valid, valid, t->tok, n_ctx, p)) return -1;
     t->has_valid = *valid != 0;
-    size_t n = (size_t)2 * t->micro_batch * n_ctx;
-    s->tokens = err_malloc(n * sizeof(int));
-    s->targets = err_malloc(n * sizeof(int));
-    s->logp = err_malloc(n * sizeof(float));
-    s->dlogp = err_malloc(n * sizeof(float));
+    s->dlogp = err_malloc((size_t)2 * t->micro_batch * n_ctx * sizeof(float));
     Gpt ref;
-    Tok *ref_tok = NULL;
-    char kind[32];
-    if (ckpt_load_model(*ref_path ? ref_path : init, &ref, &ref_tok, kind, sizeof kind)) return -1;
-    int bad = ref.cfg.head != GPT_HEAD_LM || ref.cfg.vocab_size != t->model.cfg.vocab_size ||
-              ref.cfg.n_ctx < n_ctx;
-    tok_free(ref_tok);
-    if (bad) {
-        gpt_free(&ref);
-        return err_set("%s: the reference must be a language model with the policy's vocabulary (%d) and context",
-                       *ref_path ? ref_path : init, t->model.cfg.vocab_size);
-    }
+    CkptWant want = {.head = GPT_HEAD_LM, .what = "the reference", .vocab = t->model.cfg.vocab_size,
+                     .min_ctx = n_ctx, .tok = t->tok, .like = "the policy"};
+    if (ckpt_load_model_as(*ref_path ? ref_path : init, &ref, NULL, &want)) return -1;
     trainer_log(t, "reference log-probs for %d + %d examples", t->train.n, t->has_valid ? t->valid.n : 0);
     s->ref_train = reference_logps(t, &ref, &t->train);
     if (t->has_valid) s->ref_valid = reference_logps(t, &ref, &t->valid);
@@ -127,7 +106,7 @@ static void dpo_run(Trainer *t, const Dataset *d, const float *ref, const int *i
         double dc, dr, loss = loss_dpo(&s->loss, &pr, &dc, &dr, &mt);
         for (int row = 2 * i; row < 2 * i + 2; row++)
             for (int x = 0; x < T; x++)
-                s->dlogp[row * T + x] = s->targets[row * T + x] >= 0 ? (float)(row == 2 * i ? dc : dr) : 0.0f;
+                s->dlogp[row * T + x] = s->sb.targets[row * T + x] >= 0 ? (float)(row == 2 * i ? dc : dr) : 0.0f;
         acc->loss += loss;
         acc->weight += 1;
         acc->metric[0] += mt.accuracy;
@@ -136,7 +115,7 @@ static void dpo_run(Trainer *t, const Dataset *d, const float *ref, const int *i
         acc->metric[3] += mt.rejected_reward;
     }
     acc->tokens += 2.0 * n * T;
-    if (grad) gpt_backward_lm(&t->model, s->targets, s->dlogp, NULL);
+    if (grad) gpt_backward_lm(&t->model, s->sb.targets, s->dlogp, NULL);
 }
 
 static void dpo_micro_batch(Trainer *t, const int *idx, int n, TrainAcc *acc) {
@@ -149,7 +128,8 @@ static void dpo_evaluate(Trainer *t, const int *idx, int n, TrainAcc *acc) {
 
 static void dpo_teardown(Trainer *t) {
     DpoState *s = t->state;
-    free(s->ref_train), free(s->ref_valid), free(s->tokens), free(s->targets), free(s->logp), free(s->dlogp);
+    free(s->ref_train), free(s->ref_valid), free(s->dlogp);
+    score_batch_free(&s->sb);
     free(s);
 }
 

@@ -56,7 +56,9 @@ static void lm_run(Trainer *t, const Dataset *d, const int *idx, int n, TrainAcc
         data_example_seqs(d, idx[i], &seqs[i]);
         from[i] = seqs[i]->prompt_len;
     }
-    int T = trainer_pack(seqs, from, n, tok_eot(t->tok), s->tokens, s->targets);
+    ScoreRow rows[n];
+    trainer_seq_rows(seqs, from, n, rows);
+    int T = score_pack_rows(rows, n, tok_eot(t->tok), s->tokens, s->targets);
     if (gpt_forward(&t->model, s->tokens, n, T)) err_die("%s: %s", t->stage->name, err_msg());
     gpt_token_logprobs(&t->model, s->targets, s->logp, NULL);
     double loss = 0, count = 0;

@@ -61,7 +61,8 @@ typedef struct {
     int64_t perm_epoch;
     /* scratch for packed forward passes */
     int *tokens, *targets;
-    float *logp, *ent, *dlogp, *dent, *dval;
+    float *dlogp, *dent, *dval;
+    ScoreBatch policy_pass;   /* the policy's forward of the current micro-batch */
 } Learner;
 
 static double now_s(void) {
@@ -262,28 +263,25 @@ static double gather(Learner *L, int64_t it) {
 
 /* ---- packed forward passes ---------------------------------------------------- */
 
+/* Samples idx[0..n) as prompt + response rows. */
+static void rows_of(const Learner *L, const int *idx, int n, ScoreRow *rows) {
+    for (int i = 0; i < n; i++) {
+        const Rollout *r = &L->s[idx[i]].r;
+        rows[i] = (ScoreRow){.prompt = r->prompt, .prompt_len = r->prompt_len, .resp = r->resp,
+                             .resp_len = r->resp_len};
+    }
+}
+
 /* Packs samples idx[0..n) as rows prompt + response; targets are the response
  * tokens. Returns T. */
 static int pack(Learner *L, const int *idx, int n) {
-    int T = 1;
-    for (int i = 0; i < n; i++) {
-        const Rollout *r = &L->s[idx[i]].r;
-        T = r->prompt_len + r->resp_len - 1 > T ? r->prompt_len + r->resp_len - 1 : T;
-    }
-    for (int i = 0; i < n; i++) {
-        const Rollout *r = &L->s[idx[i]].r;
-        int len = r->prompt_len + r->resp_len;
-        for (int t = 0; t < T; t++) {
-            L->tokens[i * T + t] = t < len - 1 ? (t < r->prompt_len ? r->prompt[t] : r->resp[t - r->prompt_len])
-                                               : tok_eot(L->tok);
-            L->targets[i * T + t] = t + 1 >= r->prompt_len && t + 1 < len ? r->resp[t + 1 - r->prompt_len] : -1;
-        }
-    }
-    return T;
+    ScoreRow rows[n];
+    rows_of(L, idx, n, rows);
+    return score_pack_rows(rows, n, tok_eot(L->tok), L->tokens, L->targets);
 }
 
 /* Position in the packed row of response token k's prediction. */
-static inline int at(const Rollout *r, int k) { return r->prompt_len - 1 + k; }
+static inline int at(const Rollout *r, int k) { return score_resp_pos(r->prompt_len, k); }
 
 /* Values of every response token of samples idx (no gradients). */
 static void compute_values(Learner *L, const int *idx, int n) {
@@ -350,9 +348,12 @@ typedef struct {
  * divided by denom (the minibatch's response tokens over all learners). */
 static void policy_micro(Learner *L, const int *idx, int n, double denom, Stats *st, int first) {
     float clip = (float)config_float(L->cfg, "clip"), c2 = (float)config_float(L->cfg, "ent_coef");
-    int T = pack(L, idx, n);
-    if (gpt_forward(&L->policy, L->tokens, n, T)) err_die("learner: %s", err_msg());
-    gpt_token_logprobs(&L->policy, L->targets, L->logp, L->ent);
+    ScoreRow rows[n];
+    rows_of(L, idx, n, rows);
+    ScoreBatch *sb = &L->policy_pass;
+    sb->want_entropy = 1;
+    if (score_response_logp(&L->policy, sb, rows, n, tok_eot(L->tok), NULL, NULL)) err_die("learner: %s", err_msg());
+    int T = sb->T;
     memset(L->dlogp, 0, (size_t)n * T * sizeof(float));
     memset(L->dent, 0, (size_t)n * T * sizeof(float));
     for (int i = 0; i < n; i++) {
@@ -360,17 +361,17 @@ static void policy_micro(Learner *L, const int *idx, int n, double denom, Stats 
         for (int k = 0; k < s->r.resp_len; k++) {
             int p = i * T + at(&s->r, k);
             PpoPolicyStats ps;
-            double d, loss = ppo_policy_loss(L->logp[p], s->r.logp_behav[k], s->adv[k], clip, &d, &ps);
+            double d, loss = ppo_policy_loss(sb->logp[p], s->r.logp_behav[k], s->adv[k], clip, &d, &ps);
             L->dlogp[p] = (float)(d / denom);
             L->dent[p] = (float)(-c2 / denom);
             st->policy_loss += loss / denom;
-            st->entropy += L->ent[p] / denom;
+            st->entropy += sb->entropy[p] / denom;
             st->clipfrac += ps.clip_frac / denom;
             st->approx_kl += ps.approx_kl / denom;
             if (first) st->ratio_dev_first = fmax(st->ratio_dev_first, ps.ratio_dev_max);
         }
     }
-    gpt_backward_lm(&L->policy, L->targets, L->dlogp, c2 != 0.0f ? L->dent : NULL);
+    gpt_backward_lm(&L->policy, sb->targets, L->dlogp, c2 != 0.0f ? L->dent : NULL);
 }
 
 static void value_micro(Learner *L, const int *idx, int n, double denom, Stats *st) {
@@ -401,7 +402,9 @@ static void ptx_micro(Learner *L, int64_t step, Stats *st) {
         data_example_seqs(&L->ptx, idx[i], &seqs[i]);
         from[i] = 0;
     }
-    int T = trainer_pack(seqs, from, n, tok_eot(L->tok), L->tokens, L->targets);
+    ScoreRow rows[n];
+    trainer_seq_rows(seqs, from, n, rows);
+    int T = score_pack_rows(rows, n, tok_eot(L->tok), L->tokens, L->targets);
     if (gpt_forward(&L->policy, L->tokens, n, T)) err_die("learner: %s", err_msg());
     float loss = gpt_ce_loss(&L->policy, L->targets, NULL, L->dlogp);
     float coef = (float)config_float(L->cfg, "ptx_coef") / (float)L->lay->n_learners;
@@ -643,15 +646,6 @@ static int resume(Learner *L, int64_t it) {
 
 /* ---- set-up --------------------------------------------------------------------------------- */
 
-static int load_lm(Gpt *m, Tok **tok, const char *path, GptHead head, const char *what) {
-    char kind[32];
-    if (ckpt_load_model(path, m, tok, kind, sizeof kind)) return -1;
-    if (m->cfg.head != head)
-        return err_set("%s: is a %s checkpoint; the %s must be a %s", path, kind, what,
-                head == GPT_HEAD_LM ? "language model" : "scalar-head (reward/value) model");
-    return 0;
-}
-
 static AdamWConfig adam_of(const Config *c, const char *lr_key) {
     AdamWConfig a = adamw_default();
     a.lr = (float)config_float(c, lr_key);
@@ -686,11 +680,11 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     L->perm_epoch = -1;
     snprintf(L->out_dir, sizeof L->out_dir, "%s", config_str(cfg, "out_dir"));
     const char *vinit = config_str(cfg, "value_init");
-    if (load_lm(&L->policy, &L->tok, config_str(cfg, "policy"), GPT_HEAD_LM, "policy") ||
-        load_lm(&L->value, NULL, *vinit ? vinit : config_str(cfg, "reward_model"), GPT_HEAD_SCALAR, "value model"))
-        return -1;
-    if (L->value.cfg.vocab_size != L->policy.cfg.vocab_size || L->value.cfg.n_ctx < L->policy.cfg.n_ctx)
-        return err_set("%s: the value model's vocabulary/context must match the policy's", *vinit ? vinit : config_str(cfg, "reward_model"));
+    CkptWant pw = {.head = GPT_HEAD_LM, .what = "the policy"};
+    if (ckpt_load_model_as(config_str(cfg, "policy"), &L->policy, &L->tok, &pw)) return -1;
+    CkptWant vw = {.head = GPT_HEAD_SCALAR, .what = "the value model", .vocab = L->policy.cfg.vocab_size,
+                   .min_ctx = L->policy.cfg.n_ctx, .tok = L->tok, .like = "the policy"};
+    if (ckpt_load_model_as(*vinit ? vinit : config_str(cfg, "reward_model"), &L->value, NULL, &vw)) return -1;
     L->n_ctx = L->policy.cfg.n_ctx;
     L->max_new = config_int(cfg, "max_new");
     if (L->lag < 0) return err_set("max_policy_lag must be >= 0");
@@ -709,7 +703,6 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
                                                                               : config_int(cfg, "ptx_batch");
     size_t n = (size_t)rows * L->n_ctx;
     L->tokens = err_malloc(n * sizeof(int)), L->targets = err_malloc(n * sizeof(int));
-    L->logp = err_malloc(n * sizeof(float)), L->ent = err_malloc(n * sizeof(float));
     L->dlogp = err_malloc(n * sizeof(float)), L->dent = err_malloc(n * sizeof(float));
     L->dval = err_malloc(n * sizeof(float));
     L->s = err_calloc((size_t)L->B, sizeof(Sample));
@@ -720,7 +713,8 @@ static void learner_free(Learner *L) {
     samples_free(L);
     for (int i = 0; i < L->n_pending; i++) rollout_batch_free(&L->pending[i]);
     free(L->pending), free(L->s), free(L->perm);
-    free(L->tokens), free(L->targets), free(L->logp), free(L->ent), free(L->dlogp), free(L->dent), free(L->dval);
+    free(L->tokens), free(L->targets), free(L->dlogp), free(L->dent), free(L->dval);
+    score_batch_free(&L->policy_pass);
     adamw_free(&L->popt), adamw_free(&L->vopt);
     gpt_free(&L->policy), gpt_free(&L->value);
     if (L->has_ptx) data_free(&L->ptx);

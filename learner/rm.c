@@ -8,6 +8,7 @@
 #include "common/io/ckpt.h"
 #include "common/err.h"
 #include "common/model/generate.h"
+#include "common/model/score.h"
 #include "learner/losses.h"
 
 typedef struct {
@@ -41,14 +42,9 @@ static int scalar_from_lm(Gpt *out, const Gpt *lm, uint64_t seed) {
 static int rm_setup(Trainer *t) {
     LongPolicy p;
     Gpt lm;
-    char kind[32];
     if (data_long_policy(config_str(t->cfg, "long_sequences"), &p)) return -1;
-    const char *init = config_str(t->cfg, "init");
-    if (ckpt_load_model(init, &lm, &t->tok, kind, sizeof kind)) return -1;
-    if (lm.cfg.head != GPT_HEAD_LM) {
-        gpt_free(&lm);
-        return err_set("%s: is a %s checkpoint with a scalar head; rm starts from an SFT language model", init, kind);
-    }
+    CkptWant want = {.head = GPT_HEAD_LM, .what = "rm's init (an SFT model)"};
+    if (ckpt_load_model_as(config_str(t->cfg, "init"), &lm, &t->tok, &want)) return -1;
     int rc = scalar_from_lm(&t->model, &lm, t->seed);
     gpt_free(&lm);
     if (rc) return -1;
@@ -141,20 +137,17 @@ static int score_batch(Trainer *t, const Gpt *policy, const int *ex, int n, uint
     rng_seed(&rng, seed);
     GenResult res;
     if (gen_run(policy, prompts, plen, n, &gc, &rng, &res)) return -1;
-    int *seqs[8], len[8], n_ctx = t->model.cfg.n_ctx;
-    for (int i = 0; i < n; i++) {
-        seqs[i] = err_malloc((size_t)(plen[i] + res.len[i] + 1) * sizeof(int));
-        memcpy(seqs[i], prompts[i], plen[i] * sizeof(int));
-        memcpy(seqs[i] + plen[i], res.tokens[i], res.len[i] * sizeof(int));
-        len[i] = plen[i] + res.len[i];
-        if (seqs[i][len[i] - 1] != eot && len[i] < n_ctx) seqs[i][len[i]++] = eot; /* as in training */
-    }
+    ScoreRow rows[8];
+    for (int i = 0; i < n; i++)
+        rows[i] = (ScoreRow){.prompt = prompts[i], .prompt_len = plen[i], .resp = res.tokens[i], .resp_len = res.len[i]};
+    ScoreRm raw_scores = {.eot = eot, .offset = 0, .scale = 1, .clip = 0};
     float scores[8];
     t->model.training = 0;
-    int rc = gpt_score_last(&t->model, (const int *const *)seqs, len, n, scores);
-    for (int i = 0; i < n; i++) {
-        if (!rc) sums[0] += scores[i], sums[1] += (double)scores[i] * scores[i], sums[2] += 1;
-        free(seqs[i]);
+    int rc = score_reward(&t->model, &raw_scores, rows, n, scores, NULL);
+    for (int i = 0; i < n && !rc; i++) {
+        sums[0] += scores[i];
+        sums[1] += (double)scores[i] * scores[i];
+        sums[2] += 1;
     }
     gen_result_free(&res);
     return rc;
@@ -168,8 +161,8 @@ static int rm_finish(Trainer *t) {
     int want = config_int(t->cfg, "norm_samples");
     if (want <= 0) return 0;
     Gpt policy;
-    char kind[32];
-    if (ckpt_load_model(config_str(t->cfg, "init"), &policy, NULL, kind, sizeof kind)) return -1;
+    CkptWant sft = {.head = GPT_HEAD_LM, .what = "rm's init (an SFT model)"};
+    if (ckpt_load_model_as(config_str(t->cfg, "init"), &policy, NULL, &sft)) return -1;
     double sums[3] = {0, 0, 0};
     int rc = 0;
     for (int b = 0; b * 8 < want && !rc; b++) {

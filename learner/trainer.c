@@ -66,29 +66,18 @@ uint64_t trainer_dropout_seed(const Trainer *t, int j) {
 }
 
 int trainer_load_init(Trainer *t, const char *path, GptHead want_head) {
-    char kind[32];
-    if (ckpt_load_model(path, &t->model, &t->tok, kind, sizeof kind)) return -1;
-    if (t->model.cfg.head != want_head) {
-        gpt_free(&t->model);
-        return err_set("%s: is a %s checkpoint (%s head); %s needs a %s", path, kind,
-                       t->model.cfg.head == GPT_HEAD_LM ? "language-model" : "scalar",
-                       t->stage->name, want_head == GPT_HEAD_LM ? "language model" : "reward model");
-    }
-    return 0;
+    char what[64];
+    snprintf(what, sizeof what, "%s's init", t->stage->name);
+    CkptWant want = {.head = want_head, .what = what};
+    return ckpt_load_model_as(path, &t->model, &t->tok, &want);
 }
 
-int trainer_pack(const Seq *const *seqs, const int *from, int n, int pad, int *tokens, int *targets) {
-    int T = 1;
-    for (int i = 0; i < n; i++) T = seqs[i]->len - 1 > T ? seqs[i]->len - 1 : T;
+void trainer_seq_rows(const Seq *const *seqs, const int *from, int n, ScoreRow *rows) {
     for (int i = 0; i < n; i++) {
         const Seq *s = seqs[i];
-        for (int t = 0; t < T; t++) {
-            int in = t < s->len - 1;
-            tokens[i * T + t] = in ? s->tokens[t] : pad;
-            targets[i * T + t] = in && t + 1 >= from[i] ? s->tokens[t + 1] : -1;
-        }
+        rows[i] = (ScoreRow){.prompt = s->tokens, .prompt_len = from[i], .resp = s->tokens + from[i],
+                             .resp_len = s->len - from[i]};
     }
-    return T;
 }
 
 /* ---- checkpoints ------------------------------------------------------- */

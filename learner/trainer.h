@@ -29,6 +29,7 @@
 #include "common/model/adamw.h"
 #include "common/config.h"
 #include "common/model/gpt.h"
+#include "common/model/score.h"
 #include "common/model/tok.h"
 #include "learner/dataset.h"
 #include "learner/dp.h"
@@ -93,9 +94,8 @@ int trainer_load_init(Trainer *t, const char *path, GptHead want_head);
 /* Print on rank 0 only (stderr, with the stage name). */
 void trainer_log(const Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Helpers for language-model micro-batches: pack sequences into (n, T)
- * padded token/target arrays. Targets of positions before from[i] (and of
- * padding) are -1. Returns T. Arrays are sized by the caller to n*n_ctx. */
-int trainer_pack(const Seq *const *seqs, const int *from, int n, int pad, int *tokens, int *targets);
+/* Sequences as prompt + response rows for score_pack_rows: seqs[i]'s
+ * tokens before from[i] are the prompt (from[i] = 0: plain text). */
+void trainer_seq_rows(const Seq *const *seqs, const int *from, int n, ScoreRow *rows);
 
 #endif

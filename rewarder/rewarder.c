@@ -10,12 +10,13 @@
 #include "common/err.h"
 #include "common/task/evaluate.h"
 #include "common/model/gpt.h"
+#include "common/model/score.h"
 #include "common/mpi/rollout.h"
 
 typedef struct {
     Gpt rm, ref;
     int eot;
-    double offset, scale, clip;
+    ScoreRm rm_conv; /* the reward model's end token, normalisation and clip */
     RewarderKl kl;
     const PpoLayout *layout;
 } Rewarder;
@@ -81,19 +82,6 @@ static double now_s(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-static int load(Gpt *m, const char *path, GptHead head, const char *what, int vocab, int n_ctx) {
-    char kind[32];
-    if (ckpt_load_model(path, m, NULL, kind, sizeof kind)) return -1;
-    if (m->cfg.head != head)
-        return err_set("%s: is a %s checkpoint; the %s must be a %s", path, kind, what,
-                head == GPT_HEAD_LM ? "language model" : "reward model (scalar head)");
-    if (m->cfg.vocab_size != vocab)
-        return err_set("%s: the %s's vocabulary (%d) differs from the policy's (%d)", path, what, m->cfg.vocab_size, vocab);
-    if (m->cfg.n_ctx < n_ctx)
-        return err_set("%s: the %s's context (%d) is shorter than the policy's (%d)", path, what, m->cfg.n_ctx, n_ctx);
-    return 0;
-}
-
 static int rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
     memset(w, 0, sizeof *w);
     w->layout = l;
@@ -105,60 +93,55 @@ static int rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
     ckpt_close(k);
     if (!tok) return -1;
     w->eot = tok_eot(tok);
+    CkptWant rm_want = {.head = GPT_HEAD_SCALAR, .what = "the reward model", .vocab = pc.vocab_size,
+                        .min_ctx = pc.n_ctx, .tok = tok, .like = "the policy"};
+    CkptWant ref_want = rm_want;
+    ref_want.head = GPT_HEAD_LM;
+    ref_want.what = "the reference";
+    int rc = ckpt_load_model_as(config_str(cfg, "reward_model"), &w->rm, NULL, &rm_want) ||
+             ckpt_load_model_as(*ref ? ref : policy, &w->ref, NULL, &ref_want);
     tok_free(tok);
-    if (load(&w->rm, config_str(cfg, "reward_model"), GPT_HEAD_SCALAR, "reward model", pc.vocab_size, pc.n_ctx) ||
-        load(&w->ref, *ref ? ref : policy, GPT_HEAD_LM, "reference", pc.vocab_size, pc.n_ctx))
+    if (rc) return -1;
+    w->rm_conv = (ScoreRm){.eot = w->eot, .offset = 0, .scale = 1, .clip = config_float(cfg, "reward_clip")};
+    if (config_bool(cfg, "normalize_reward") &&
+        eval_rm_norm(config_str(cfg, "reward_model"), &w->rm_conv.offset, &w->rm_conv.scale))
         return -1;
-    w->offset = 0, w->scale = 1;
-    if (config_bool(cfg, "normalize_reward") && eval_rm_norm(config_str(cfg, "reward_model"), &w->offset, &w->scale))
-        return -1;
-    w->clip = config_float(cfg, "reward_clip");
     return rewarder_kl_parse(config_str(cfg, "kl_estimator"), &w->kl);
 }
 
-/* Reference log-prob of every response token, for all samples at once. */
-static void ref_logprobs(Rewarder *w, RolloutBatch *rb) {
-    int n = rb->n, T = 1;
-    for (int i = 0; i < n; i++) T = rb->r[i].prompt_len + rb->r[i].resp_len - 1 > T ? rb->r[i].prompt_len + rb->r[i].resp_len - 1 : T;
-    int *in = err_calloc((size_t)n * T, sizeof(int)), *tg = err_malloc((size_t)n * T * sizeof(int));
-    float *logp = err_malloc((size_t)n * T * sizeof(float));
-    for (int i = 0; i < n; i++) {
+/* The rollouts as prompt + response rows. */
+static ScoreRow *rows_of(const RolloutBatch *rb) {
+    ScoreRow *rows = err_malloc((size_t)(rb->n ? rb->n : 1) * sizeof *rows);
+    for (int i = 0; i < rb->n; i++) {
         const Rollout *r = &rb->r[i];
-        for (int t = 0; t < T; t++) {
-            int pos = t + 1; /* token predicted at t */
-            int len = r->prompt_len + r->resp_len;
-            in[i * T + t] = t < len - 1 ? (t < r->prompt_len ? r->prompt[t] : r->resp[t - r->prompt_len]) : w->eot;
-            tg[i * T + t] = pos >= r->prompt_len && pos < len ? r->resp[pos - r->prompt_len] : -1;
-        }
+        rows[i] = (ScoreRow){.prompt = r->prompt, .prompt_len = r->prompt_len, .resp = r->resp,
+                             .resp_len = r->resp_len};
     }
-    if (gpt_forward(&w->ref, in, n, T)) err_die("rewarder: %s", err_msg());
-    gpt_token_logprobs(&w->ref, tg, logp, NULL);
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < rb->r[i].resp_len; k++) rb->r[i].logp_ref[k] = logp[i * T + rb->r[i].prompt_len - 1 + k];
-    free(in), free(tg), free(logp);
+    return rows;
 }
 
-/* Reward-model scores of prompt + response (+ end token, as in RM training). */
-static void rm_scores(Rewarder *w, RolloutBatch *rb) {
-    int n = rb->n, n_ctx = w->rm.cfg.n_ctx;
-    int *seq[n], len[n];
-    float raw[n];
+/* Reference log-prob of every response token, for all samples at once. */
+static void ref_logprobs(Rewarder *w, RolloutBatch *rb, const ScoreRow *rows) {
+    float **out = err_malloc((size_t)(rb->n ? rb->n : 1) * sizeof *out);
+    ScoreBatch sb = {0};
+    for (int i = 0; i < rb->n; i++) out[i] = rb->r[i].logp_ref;
+    if (score_response_logp(&w->ref, &sb, rows, rb->n, w->eot, out, NULL)) err_die("rewarder: %s", err_msg());
+    score_batch_free(&sb);
+    free(out);
+}
+
+/* Reward-model scores of prompt + response, raw and as configured. */
+static void rm_scores(Rewarder *w, RolloutBatch *rb, const ScoreRow *rows) {
+    int n = rb->n;
+    double *s = err_malloc((size_t)(n ? n : 1) * sizeof *s);
+    float *raw = err_malloc((size_t)(n ? n : 1) * sizeof *raw);
+    if (score_reward(&w->rm, &w->rm_conv, rows, n, raw, s)) err_die("rewarder: %s", err_msg());
     for (int i = 0; i < n; i++) {
-        const Rollout *r = &rb->r[i];
-        seq[i] = err_malloc((size_t)(r->prompt_len + r->resp_len + 1) * sizeof(int));
-        memcpy(seq[i], r->prompt, r->prompt_len * sizeof(int));
-        memcpy(seq[i] + r->prompt_len, r->resp, r->resp_len * sizeof(int));
-        len[i] = r->prompt_len + r->resp_len;
-        if ((r->resp_len == 0 || r->resp[r->resp_len - 1] != w->eot) && len[i] < n_ctx) seq[i][len[i]++] = w->eot;
-    }
-    if (gpt_score_last(&w->rm, (const int *const *)seq, len, n, raw)) err_die("rewarder: %s", err_msg());
-    for (int i = 0; i < n; i++) {
-        double s = (raw[i] - w->offset) / w->scale;
-        if (w->clip > 0) s = s > w->clip ? w->clip : s < -w->clip ? -w->clip : s;
         rb->r[i].r_raw = raw[i];
-        rb->r[i].r_theta = (float)s;
-        free(seq[i]);
+        rb->r[i].r_theta = (float)s[i];
     }
+    free(s);
+    free(raw);
 }
 
 /* Per-token KL to the reference and shaped rewards of one scored rollout.
@@ -177,8 +160,10 @@ static void shape(const Rewarder *w, double lambda, Rollout *r) {
 
 static void score(Rewarder *w, RolloutBatch *rb) {
     rollout_batch_alloc_scores(rb);
-    ref_logprobs(w, rb);
-    rm_scores(w, rb);
+    ScoreRow *rows = rows_of(rb);
+    ref_logprobs(w, rb, rows);
+    rm_scores(w, rb, rows);
+    free(rows);
     for (int i = 0; i < rb->n; i++) shape(w, rb->lambda, &rb->r[i]);
 }
 

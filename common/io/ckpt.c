@@ -1008,3 +1008,49 @@ int ckpt_load_model(const char *path, Gpt *m, Tok **tok, char *kind, size_t kind
     ckpt_close(c);
     return rc;
 }
+
+/* 1 if two tokenizers encode alike: the same kind and files, or the byte
+ * tokenizer and a GPT-2 one that is plain bytes. */
+static int tok_alike(const Tok *a, const Tok *b) {
+    if (tok_kind(a) != tok_kind(b)) return tok_is_plain_bytes(a) || tok_is_plain_bytes(b);
+    if (tok_kind(a) == TOK_BYTE) return 1;
+    size_t va, vb, ma, mb;
+    const char *ja = tok_vocab_json(a, &va), *jb = tok_vocab_json(b, &vb);
+    const char *ra = tok_merges_txt(a, &ma), *rb = tok_merges_txt(b, &mb);
+    return va == vb && ma == mb && !memcmp(ja, jb, va) && !memcmp(ra, rb, ma);
+}
+
+static const char *head_name(GptHead h) { return h == GPT_HEAD_LM ? "language-model" : "scalar"; }
+
+/* The checks of ckpt_load_model_as on an open checkpoint's model. */
+static int check_wanted(Ckpt *c, const Gpt *m, const CkptWant *w) {
+    const GptConfig *g = &m->cfg;
+    if (g->head != w->head)
+        return err_set("%s: is a %s checkpoint (%s head); %s must be a %s", c->path, *c->kind ? c->kind : "model",
+                       head_name(g->head), w->what,
+                       w->head == GPT_HEAD_LM ? "language model" : "scalar-head (reward/value) model");
+    if (w->vocab > 0 && g->vocab_size != w->vocab)
+        return err_set("%s: %s must be of the same vocabulary as %s (%d tokens); it has %d", c->path, w->what,
+                       w->like, w->vocab, g->vocab_size);
+    if (w->min_ctx > 0 && g->n_ctx < w->min_ctx)
+        return err_set("%s: %s must have at least the context of %s (%d tokens); it has %d", c->path, w->what,
+                       w->like, w->min_ctx, g->n_ctx);
+    if (!w->tok || !ckpt_has_attr(c, "/", "tokenizer")) return 0;
+    Tok *t = ckpt_get_tok(c);
+    int same = t && tok_alike(t, w->tok);
+    tok_free(t);
+    if (!t) return -1;
+    return same ? 0 : err_set("%s: %s must use the same tokenizer as %s", c->path, w->what, w->like);
+}
+
+int ckpt_load_model_as(const char *path, Gpt *m, Tok **tok, const CkptWant *want) {
+    memset(m, 0, sizeof *m);
+    if (tok) *tok = NULL;
+    Ckpt *c = ckpt_open(path);
+    if (!c) return -1;
+    int rc = ckpt_get_model(c, m) || check_wanted(c, m, want);
+    if (!rc && tok && !(*tok = ckpt_get_tok(c))) rc = -1;
+    if (rc && m->params) gpt_free(m);
+    ckpt_close(c);
+    return rc ? -1 : 0;
+}

@@ -111,4 +111,20 @@ int ckpt_save_model(const char *path, const Gpt *m, const Tok *tok, const char *
  * kind != NULL) + close. On error nothing is left allocated. */
 int ckpt_load_model(const char *path, Gpt *m, Tok **tok, char *kind, size_t kind_len);
 
+/* What a caller expects of the model it loads (ckpt_load_model_as). */
+typedef struct {
+    GptHead head;          /* the head the caller needs */
+    const char *what;      /* the model's role in messages: "the reference", "generate --model" */
+    int vocab;             /* > 0: vocab_size must equal it */
+    int min_ctx;           /* > 0: n_ctx must be at least it */
+    const Tok *tok;        /* non-NULL: a stored tokenizer must encode as this one */
+    const char *like;      /* whose vocab/context/tokenizer those are: "the policy" */
+} CkptWant;
+
+/* ckpt_load_model (tok may be NULL) that also checks the model against
+ * want: one error naming the file and the field that differs, e.g.
+ * "PATH: is a reward checkpoint (scalar head); the reference must be a
+ * language model". On error nothing is left allocated. */
+int ckpt_load_model_as(const char *path, Gpt *m, Tok **tok, const CkptWant *want);
+
 #endif

@@ -9,6 +9,7 @@
 #include "common/task/arith.h"
 #include "common/io/ckpt.h"
 #include "common/err.h"
+#include "common/model/score.h"
 
 void eval_add(EvalStat *s, double x) {
     s->sum += x, s->sum2 += x * x, s->n++;
@@ -35,29 +36,6 @@ int eval_rm_norm(const char *path, double *offset, double *scale) {
     return rc;
 }
 
-int eval_logprob_sums(Gpt *lm, const int *const *tokens, const int *len, const int *from, int n, double *sums) {
-    int T = 1;
-    for (int i = 0; i < n; i++) T = len[i] - 1 > T ? len[i] - 1 : T;
-    int *in = err_calloc((size_t)n * T, sizeof(int)), *tg = err_malloc((size_t)n * T * sizeof(int));
-    float *logp = err_malloc((size_t)n * T * sizeof(float));
-    for (int i = 0; i < n; i++)
-        for (int t = 0; t < T; t++) {
-            int ok = t < len[i] - 1;
-            in[i * T + t] = ok ? tokens[i][t] : 0;
-            tg[i * T + t] = ok && t + 1 >= from[i] ? tokens[i][t + 1] : -1;
-        }
-    int rc = gpt_forward(lm, in, n, T);
-    if (!rc) {
-        gpt_token_logprobs(lm, tg, logp, NULL);
-        for (int i = 0; i < n; i++) {
-            sums[i] = 0;
-            for (int t = 0; t < T; t++) sums[i] += logp[i * T + t];
-        }
-    }
-    free(in), free(tg), free(logp);
-    return rc;
-}
-
 /* One sample's line in the samples file. */
 static void write_sample(FILE *f, const char *prompt, const char *resp, size_t resp_len, double gold, double rm,
                          double kl, int len) {
@@ -77,25 +55,18 @@ static void write_sample(FILE *f, const char *prompt, const char *resp, size_t r
 /* Scores one generated batch into the report. */
 static int score_batch(const EvalSetup *s, char *const *prompts, int **ids, const int *plen, int n,
                        const GenResult *g, EvalReport *out) {
-    int eot = tok_eot(s->tok), n_ctx = s->policy->cfg.n_ctx, rc = 0;
-    int *seq[n], len[n];
-    double ref_sum[n];
-    float score[n];
-    for (int i = 0; i < n; i++) {
-        seq[i] = err_malloc((size_t)(plen[i] + g->len[i] + 1) * sizeof(int));
-        memcpy(seq[i], ids[i], plen[i] * sizeof(int));
-        memcpy(seq[i] + plen[i], g->tokens[i], g->len[i] * sizeof(int));
-        len[i] = plen[i] + g->len[i];
+    int eot = tok_eot(s->tok), rc = 0;
+    ScoreRow rows[n];
+    double ref_sum[n], score[n];
+    for (int i = 0; i < n; i++)
+        rows[i] = (ScoreRow){.prompt = ids[i], .prompt_len = plen[i], .resp = g->tokens[i], .resp_len = g->len[i]};
+    if (s->ref) {
+        ScoreBatch sb = {0};
+        rc = score_response_logp(s->ref, &sb, rows, n, eot, NULL, ref_sum);
+        score_batch_free(&sb);
     }
-    if (s->ref) rc = eval_logprob_sums(s->ref, (const int *const *)seq, len, plen, n, ref_sum);
-    if (s->rm && !rc) {
-        int rlen[n];
-        for (int i = 0; i < n; i++) { /* responses that ran out of room get the end token, as in training */
-            rlen[i] = len[i];
-            if (seq[i][len[i] - 1] != eot && len[i] < n_ctx) seq[i][rlen[i]++] = eot;
-        }
-        rc = gpt_score_last(s->rm, (const int *const *)seq, rlen, n, score);
-    }
+    ScoreRm conv = {.eot = eot, .offset = s->rm_offset, .scale = s->rm_scale, .clip = 0};
+    if (s->rm && !rc) rc = score_reward(s->rm, &conv, rows, n, NULL, score);
     for (int i = 0; i < n && !rc; i++) {
         int body = g->len[i] - (g->stop[i] == GEN_STOP_EOT);
         size_t tl;
@@ -110,12 +81,11 @@ static int score_batch(const EvalSetup *s, char *const *prompts, int **ids, cons
             for (int k = 0; k < g->len[i]; k++) lp += g->logp_model[i][k];
             eval_add(&out->kl, kl = lp - ref_sum[i]);
         }
-        if (s->rm) eval_add(&out->rm, rm = (score[i] - s->rm_offset) / s->rm_scale);
+        if (s->rm) eval_add(&out->rm, rm = score[i]);
         eval_add(&out->length, body);
         if (s->samples) write_sample(s->samples, prompts[i], text, tl, gold, rm, kl, body);
         free(text);
     }
-    for (int i = 0; i < n; i++) free(seq[i]);
     if (!rc) err_clear(); /* the judge's note on a foreign prompt is not an error here */
     return rc;
 }
@@ -140,4 +110,55 @@ int eval_run(const EvalSetup *s, char *const *prompts, int n, EvalReport *out) {
         for (int i = 0; i < b; i++) free(ids[i]);
     }
     return rc;
+}
+
+/* The responses of a record: completion, chosen + rejected, or a ranking. */
+static int record_responses(Jsonl *j, json_t *rec, const char **resp, const char ***rank, int *k) {
+    *rank = NULL;
+    if (json_object_get(rec, "ranking")) {
+        if (jsonl_get_str_array(j, rec, "ranking", rank, k)) return -1;
+        if (*k > EVAL_MAX_RESPONSES)
+            return err_set("%s:%d: ranking of %d responses; at most %d", jsonl_path(j), jsonl_line(j), *k,
+                           EVAL_MAX_RESPONSES);
+        for (int i = 0; i < *k; i++) resp[i] = (*rank)[i];
+        return 0;
+    }
+    *k = json_object_get(rec, "chosen") ? 2 : 1;
+    if (*k == 1) return jsonl_get_str(j, rec, "completion", &resp[0]);
+    return jsonl_get_str(j, rec, "chosen", &resp[0]) || jsonl_get_str(j, rec, "rejected", &resp[1]) ? -1 : 0;
+}
+
+/* Encodes prompt and responses and scores them; ids are freed here. */
+static int score_texts(const EvalScorer *s, const char *prompt, const char **resp, int k, float *raw,
+                       double *scores) {
+    ScoreRow rows[EVAL_MAX_RESPONSES];
+    int np, rc = 0;
+    int *pt = tok_encode(s->tok, prompt, strlen(prompt), &np);
+    if (!pt) return -1;
+    for (int i = 0; i < k; i++) {
+        rows[i] = (ScoreRow){.prompt = pt, .prompt_len = np};
+        int *rt = rc ? NULL : tok_encode(s->tok, resp[i], strlen(resp[i]), &rows[i].resp_len);
+        if (!rt) rc = -1;
+        rows[i].resp = rt;
+    }
+    if (!rc) rc = score_reward(s->rm, &s->conv, rows, k, raw, scores);
+    for (int i = 0; i < k; i++) free((int *)rows[i].resp);
+    free(pt);
+    return rc;
+}
+
+int eval_score_record(const EvalScorer *s, Jsonl *j, json_t *rec, double *scores, int *k, EvalTally *tally) {
+    const char *prompt, *resp[EVAL_MAX_RESPONSES], **rank;
+    float raw[EVAL_MAX_RESPONSES];
+    if (jsonl_get_str(j, rec, "prompt", &prompt) || record_responses(j, rec, resp, &rank, k)) return -1;
+    int rc = score_texts(s, prompt, resp, *k, raw, scores);
+    free(rank);
+    if (rc) return err_prefix("%s:%d: ", jsonl_path(j), jsonl_line(j));
+    for (int a = 0; a < *k && *k > 1; a++)
+        for (int b = a + 1; b < *k; b++) {
+            tally->pairs++;
+            tally->right += raw[a] > raw[b];
+        }
+    tally->records++;
+    return 0;
 }

@@ -4,14 +4,18 @@
  * (per response: the sum over its tokens of log pi(y_t) - log ref(y_t), an
  * unbiased estimate under the policy's own samples) and the response length,
  * each as mean +- standard error. Used by `rlhf eval`, the demo's final
- * table and PPO's per-iteration gold score. */
+ * table and PPO's per-iteration gold score. Also scores JSONL records with
+ * a reward model for `rlhf score`. Log-probs and RM scores come from
+ * common/model/score, as everywhere else. */
 #ifndef EVALUATE_H
 #define EVALUATE_H
 
 #include <stdio.h>
 
+#include "common/io/jsonl.h"
 #include "common/model/generate.h"
 #include "common/model/gpt.h"
+#include "common/model/score.h"
 #include "common/model/tok.h"
 
 typedef struct {
@@ -43,13 +47,31 @@ typedef struct {
 /* Evaluates prompts[0..n). 0, or -1 + err_set. */
 int eval_run(const EvalSetup *s, char *const *prompts, int n, EvalReport *out);
 
-/* Sum of log p(tokens[t]) for t >= from under a language model, for n
- * sequences (right-padded batch). */
-int eval_logprob_sums(Gpt *lm, const int *const *tokens, const int *len, const int *from, int n,
-                      double *sums);
-
 /* Reads a reward checkpoint's stored normalisation (offset 0, scale 1 when
  * absent). */
 int eval_rm_norm(const char *path, double *offset, double *scale);
+
+/* ---- scoring JSONL records with a reward model (`rlhf score`) ---- */
+
+#define EVAL_MAX_RESPONSES 64
+
+typedef struct {
+    Gpt *rm;
+    const Tok *tok;
+    ScoreRm conv;  /* end token and normalisation (offset 0, scale 1: raw) */
+} EvalScorer;
+
+typedef struct {
+    int records;
+    int pairs, right; /* comparisons within records, and how many the raw scores order as given */
+} EvalTally;
+
+/* Scores one record: {"prompt","completion"} (one score), {"prompt",
+ * "chosen","rejected"} (two) or {"prompt","ranking":[best..worst]} (at most
+ * EVAL_MAX_RESPONSES): *k scores into scores[0..*k), each response scored
+ * after the prompt with score_reward's convention; tally counts the record
+ * and, for k >= 2, its pairwise comparisons. 0, or -1 + err_set naming
+ * file:line. */
+int eval_score_record(const EvalScorer *s, Jsonl *j, json_t *rec, double *scores, int *k, EvalTally *tally);
 
 #endif
