@@ -55,10 +55,12 @@ static int rd_range(Reader *r, const char *field, int32_t *v, int32_t lo, int32_
     return 0;
 }
 
-/* A double that must be finite and at least lo. */
+/* A double that must be finite and at least lo (-HUGE_VAL: any finite;
+ * lambda may be negative, since kl_coef has no lower bound). */
 static int rd_finite(Reader *r, const char *field, double *v, double lo) {
     if (rd_f64(r, field, v)) return -1;
-    if (!isfinite(*v) || *v < lo) return rd_fail(r, field, "%g is not a finite number >= %g", *v, lo);
+    if (!isfinite(*v)) return rd_fail(r, field, "%g is not a finite number", *v);
+    if (*v < lo) return rd_fail(r, field, "%g is below %g", *v, lo);
     return 0;
 }
 
@@ -119,7 +121,7 @@ void rollout_order_pack(const RolloutOrder *o, MsgBuf *b) {
 
 static int order_fields(Reader *r, RolloutOrder *o) {
     if (rd_header(r, MSG_ORDER) || rd_range(r, "iteration", &o->iteration, 0, INT32_MAX) ||
-        rd_range(r, "chunk", &o->chunk, 0, INT32_MAX) || rd_finite(r, "lambda", &o->lambda, 0) ||
+        rd_range(r, "chunk", &o->chunk, 0, INT32_MAX) || rd_finite(r, "lambda", &o->lambda, -HUGE_VAL) ||
         rd_u64(r, "seed", &o->seed))
         return -1;
     /* n >= 1: the actor sizes arrays by it */
@@ -228,7 +230,7 @@ static int batch_fields(Reader *r, RolloutBatch *rb) {
     if (rd_header(r, rb->scored ? MSG_SCORED : MSG_ROLLOUT) ||
         rd_range(r, "iteration", &rb->iteration, 0, INT32_MAX) || rd_range(r, "chunk", &rb->chunk, 0, INT32_MAX) ||
         rd_range(r, "version", &rb->version, 0, INT32_MAX) || rd_range(r, "actor", &rb->actor, 0, INT32_MAX) ||
-        rd_finite(r, "lambda", &rb->lambda, 0) || rd_finite(r, "t_generate", &rb->t_generate, 0) ||
+        rd_finite(r, "lambda", &rb->lambda, -HUGE_VAL) || rd_finite(r, "t_generate", &rb->t_generate, 0) ||
         rd_finite(r, "t_score", &rb->t_score, 0) || rd_finite(r, "t_sent", &rb->t_sent, 0))
         return -1;
     /* a sample is drawn from a snapshot no newer than its order's iteration */
@@ -385,7 +387,7 @@ void rollout_logrows_pack(const RolloutLogRow *rows, int n, MsgBuf *b) {
 static int logrow_fields(Reader *r, RolloutLogRow *w) {
     int rc = 0;
     if (rd_range(r, "version", &w->version, 0, INT32_MAX) || rd_range(r, "actor", &w->actor, 0, INT32_MAX) ||
-        rd_finite(r, "lambda", &w->lambda, 0) || rd_finite(r, "t_generate", &w->t_generate, 0) ||
+        rd_finite(r, "lambda", &w->lambda, -HUGE_VAL) || rd_finite(r, "t_generate", &w->t_generate, 0) ||
         rd_finite(r, "t_score", &w->t_score, 0) || rd_f64(r, "gold", &w->gold)) /* gold: NaN when not judged */
         return -1;
     if (unpack_one(r, &w->r, 1)) return -1;

@@ -134,7 +134,7 @@ TEST(rollout_order_refuses_truncated_and_corrupt) {
     CHECK(patched_i32_fails(&b, ORD_ITERATION, -1, unpack_order, w, "iteration"));
     CHECK(patched_i32_fails(&b, ORD_CHUNK, -3, unpack_order, w, "chunk"));
     CHECK(patched_f64_fails(&b, ORD_LAMBDA, NAN, unpack_order, w, "lambda"));
-    CHECK(patched_f64_fails(&b, ORD_LAMBDA, -0.5, unpack_order, w, "lambda"));
+    CHECK(patched_f64_fails(&b, ORD_LAMBDA, INFINITY, unpack_order, w, "lambda"));
     CHECK(patched_i32_fails(&b, ORD_N, -1, unpack_order, w, "n: -1"));
     CHECK(patched_i32_fails(&b, ORD_N, 0, unpack_order, w, "n: 0"));
     CHECK(patched_i32_fails(&b, ORD_N, INT32_MAX, unpack_order, w, "n:"));
