@@ -25,15 +25,15 @@ static double now_s(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+/* Replaces the policy with the snapshot whose header is in b; its weights
+ * arrive in place, checked against the header's count and checksum. */
 static void take_snapshot(Actor *a, MsgBuf *b) {
-    int learner = a->layout->learners[0];
-    int version = msg_get_i32(b);
-    long long n = msg_get_i32(b);
-    if (b->bad || n != (long long)a->policy.n_params)
-        err_die("actor %d: snapshot of %lld parameters, expected %zu", a->layout->index, n, a->policy.n_params);
-    msg_recv_f32(a->policy.params, a->policy.n_params, learner, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+    RolloutSnapshot s;
+    if (rollout_snapshot_unpack(b, &s) ||
+        rollout_snapshot_recv(&s, a->policy.params, a->policy.n_params, a->layout->learners[0], MPI_COMM_WORLD))
+        err_die("actor %d: %s", a->layout->index, err_msg());
     gpt_pack_head(&a->policy); /* once per snapshot, not once per order */
-    a->version = version;
+    a->version = (int)s.version;
 }
 
 /* Samples an order's prompts and sends the batch to its rewarder. */
@@ -50,8 +50,15 @@ static void serve(Actor *a, const RolloutOrder *o) {
     GenResult g;
     double t0 = now_s();
     if (gen_run(&a->policy, prompts, plen, o->n, &a->gen, &rng, &g)) err_die("actor: %s", err_msg());
-    RolloutBatch rb = {o->iteration, o->chunk, a->version, a->layout->rank, 0, o->lambda, now_s() - t0, 0, 0, o->n,
-                       err_calloc((size_t)o->n, sizeof(Rollout))};
+    RolloutBatch rb = {.iteration = o->iteration,
+                       .chunk = o->chunk,
+                       .version = a->version,
+                       .actor = a->layout->rank,
+                       .scored = 0,
+                       .lambda = o->lambda,
+                       .t_generate = now_s() - t0,
+                       .n = o->n,
+                       .r = err_calloc((size_t)o->n, sizeof(Rollout))};
     for (int i = 0; i < o->n; i++) {
         Rollout *r = &rb.r[i];
         r->prompt_index = o->prompt_index[i], r->prompt_len = plen[i], r->resp_len = g.len[i], r->stop = g.stop[i];
@@ -91,7 +98,10 @@ int actor_run(const Config *cfg, const PpoLayout *l) {
     msg_buf_init(&b);
     for (;;) {
         int tag = msg_recv(&b, l->learners[0], MPI_ANY_TAG, MPI_COMM_WORLD, NULL);
-        if (tag == MSG_STOP) break;
+        if (tag == MSG_STOP) {
+            if (rollout_stop_unpack(&b)) err_die("actor: %s", err_msg());
+            break;
+        }
         if (tag == MSG_SNAPSHOT) {
             take_snapshot(&a, &b);
         } else if (tag == MSG_ORDER) {

@@ -113,6 +113,33 @@ static int prompt_of(Learner *L, int64_t g) {
     return perm[pos];
 }
 
+/* What the learner alone can check of a scored batch: that it answers an
+ * order this learner owns and its samples fit the prompts and the context
+ * (slots and packed rows are sized by them). */
+static int check_scored(const Learner *L, const RolloutBatch *rb) {
+    if (rb->chunk >= L->n_chunks || rb->chunk % L->lay->n_learners != L->lay->index)
+        return err_set("scored batch message: chunk: %d is not one of this learner's %d chunks", rb->chunk, L->n_chunks);
+    if (rb->n != L->chunk) return err_set("scored batch message: n: %d samples, a chunk has %d", rb->n, L->chunk);
+    for (int i = 0; i < rb->n; i++) {
+        const Rollout *r = &rb->r[i];
+        if (r->prompt_index >= L->prompts.n)
+            return err_set("scored batch message: sample %d: prompt_index: %d of %d prompts", i, r->prompt_index,
+                           L->prompts.n);
+        if (r->resp_len > L->max_new || r->prompt_len + r->resp_len > L->n_ctx)
+            return err_set("scored batch message: sample %d: resp_len: %d response tokens after %d of prompt (max_new "
+                           "%d, context %d)", i, r->resp_len, r->prompt_len, L->max_new, L->n_ctx);
+    }
+    return 0;
+}
+
+/* Receives and checks the next scored batch (any rewarder). */
+static void recv_scored(Learner *L, MsgBuf *b, RolloutBatch *rb) {
+    int src;
+    msg_recv(b, MPI_ANY_SOURCE, MSG_SCORED, MPI_COMM_WORLD, &src);
+    if (rollout_batch_unpack(b, 1, rb)) err_die("learner: from rank %d: %s", src, err_msg());
+    if (check_scored(L, rb)) err_die("learner: from rank %d: %s", src, err_msg());
+}
+
 /* Keeps scored rollouts flowing in while our own sends wait: with
  * max_policy_lag > 0 the learner may be sending a snapshot to an actor that
  * is itself waiting to hand a rollout to a rewarder that waits on us; large
@@ -120,11 +147,9 @@ static int prompt_of(Learner *L, int64_t g) {
  * would close that circle. */
 static void take_scored_message(Learner *L) {
     MsgBuf b;
-    int src;
-    msg_buf_init(&b);
-    msg_recv(&b, MPI_ANY_SOURCE, MSG_SCORED, MPI_COMM_WORLD, &src);
     RolloutBatch rb;
-    if (rollout_batch_unpack(&b, &rb)) err_die("learner: from rank %d: %s", src, err_msg());
+    msg_buf_init(&b);
+    recv_scored(L, &b, &rb);
     L->pending = err_realloc(L->pending, (size_t)(L->n_pending + 1) * sizeof(RolloutBatch));
     L->pending[L->n_pending++] = rb;
     msg_buf_free(&b);
@@ -151,7 +176,7 @@ static void send_orders(Learner *L, int64_t it) {
         RolloutOrder o = {(int32_t)it, c, L->kl_coef, mix64(L->seed * 1000003u + (uint64_t)it * 7919u + (uint64_t)c),
                           L->chunk, idx};
         rollout_order_pack(&o, &b[c]);
-        MPI_Isend(b[c].data, (int)b[c].len, MPI_BYTE, l->actors[c % l->n_actors], MSG_ORDER, MPI_COMM_WORLD, &req[c]);
+        msg_isend(&b[c], l->actors[c % l->n_actors], MSG_ORDER, MPI_COMM_WORLD, &req[c]);
     }
     wait_sends(L, req, L->n_chunks);
     for (int c = 0; c < L->n_chunks; c++) msg_buf_free(&b[c]);
@@ -162,14 +187,11 @@ static void send_snapshot(Learner *L) {
     const PpoLayout *l = L->lay;
     MsgBuf b;
     msg_buf_init(&b);
-    msg_put_i32(&b, (int32_t)L->iteration);
-    msg_put_i32(&b, (int32_t)L->policy.n_params);
+    RolloutSnapshot s = rollout_snapshot_of(L->iteration, L->policy.params, L->policy.n_params);
+    rollout_snapshot_pack(&s, &b); /* one header (and checksum) per version, the weights sent from where they are */
     MPI_Request *req = err_malloc((size_t)2 * l->n_actors * sizeof(MPI_Request));
-    for (int a = 0; a < l->n_actors; a++) {
-        MPI_Isend(b.data, (int)b.len, MPI_BYTE, l->actors[a], MSG_SNAPSHOT, MPI_COMM_WORLD, &req[2 * a]);
-        MPI_Isend(L->policy.params, (int)L->policy.n_params, MPI_FLOAT, l->actors[a], MSG_SNAPSHOT_DATA,
-                  MPI_COMM_WORLD, &req[2 * a + 1]);
-    }
+    for (int a = 0; a < l->n_actors; a++)
+        rollout_snapshot_isend(&b, L->policy.params, L->policy.n_params, l->actors[a], MPI_COMM_WORLD, &req[2 * a]);
     wait_sends(L, req, 2 * l->n_actors);
     free(req);
     msg_buf_free(&b);
@@ -179,7 +201,7 @@ static void send_stop(Learner *L) {
     const PpoLayout *l = L->lay;
     MsgBuf b;
     msg_buf_init(&b);
-    msg_put_i32(&b, 0);
+    rollout_stop_pack(&b);
     for (int a = 0; a < l->n_actors; a++) msg_send(&b, l->actors[a], MSG_STOP, MPI_COMM_WORLD);
     for (int r = 0; r < l->n_rewarders; r++) msg_send(&b, l->rewarders[r], MSG_STOP, MPI_COMM_WORLD);
     msg_buf_free(&b);
@@ -211,8 +233,7 @@ static void sample_from(Learner *L, Sample *s, Rollout *r, const RolloutBatch *r
 static void samples_free(Learner *L) {
     for (int i = 0; i < L->n; i++) {
         Sample *s = &L->s[i];
-        Rollout *r = &s->r;
-        free(r->prompt), free(r->resp), free(r->logp_behav), free(r->logp_ref), free(r->kl), free(r->reward);
+        rollout_free(&s->r);
         free(s->values), free(s->adv), free(s->ret);
     }
     L->n = 0;
@@ -246,10 +267,8 @@ static double gather(Learner *L, int64_t it) {
     MsgBuf b;
     msg_buf_init(&b);
     while (got < mine) {
-        int src;
-        msg_recv(&b, MPI_ANY_SOURCE, MSG_SCORED, MPI_COMM_WORLD, &src);
         RolloutBatch rb;
-        if (rollout_batch_unpack(&b, &rb)) err_die("learner: from rank %d: %s", src, err_msg());
+        recv_scored(L, &b, &rb);
         if (rb.iteration == it) {
             take_batch(L, &rb, &got);
         } else {
@@ -725,52 +744,73 @@ static void learner_free(Learner *L) {
 /* ---- one iteration ---------------------------------------------------------------------------- */
 
 /* Other learners send their samples to the leader, which logs them all. */
-static void pack_samples(const Learner *L, MsgBuf *b) {
-    RolloutBatch rb = {0};
-    rb.scored = 1, rb.n = 1;
-    msg_put_i32(b, L->n);
+static void send_log_rows(const Learner *L) {
+    RolloutLogRow *rows = err_calloc((size_t)(L->n ? L->n : 1), sizeof *rows);
     for (int i = 0; i < L->n; i++) {
         const Sample *s = &L->s[i];
-        rb.r = (Rollout *)&s->r;
-        rb.version = s->version, rb.actor = s->actor, rb.lambda = s->lambda;
-        rb.t_generate = s->t_generate, rb.t_score = s->t_score;
-        rollout_batch_pack(&rb, b);
-        msg_put_f64(b, s->gold);
-        msg_put_f32s(b, s->values, s->r.resp_len);
-        msg_put_f32s(b, s->adv, s->r.resp_len);
+        rows[i] = (RolloutLogRow){.r = s->r, /* borrowed */
+                                  .version = s->version,
+                                  .actor = s->actor,
+                                  .lambda = s->lambda,
+                                  .t_generate = s->t_generate,
+                                  .t_score = s->t_score,
+                                  .gold = s->gold,
+                                  .values = s->values,
+                                  .adv = s->adv};
+    }
+    MsgBuf b;
+    msg_buf_init(&b);
+    rollout_logrows_pack(rows, L->n, &b);
+    msg_send(&b, 0, MSG_LOGROWS, L->lay->role_comm);
+    msg_buf_free(&b);
+    free(rows);
+}
+
+/* Learner k's rows as samples of other (whose s holds room for them). */
+static void samples_of_rows(Learner *L, Learner *other, RolloutLogRow *rows, int n) {
+    for (int i = 0; i < n; i++) {
+        RolloutLogRow *w = &rows[i];
+        if (w->r.prompt_index >= L->prompts.n)
+            err_die("learner: log rows message: sample %d: prompt_index: %d of %d prompts", i, w->r.prompt_index,
+                    L->prompts.n);
+        RolloutBatch meta = {.version = w->version,
+                             .actor = w->actor,
+                             .lambda = w->lambda,
+                             .t_generate = w->t_generate,
+                             .t_score = w->t_score};
+        Sample *s = &other->s[other->n++];
+        sample_from(L, s, &w->r, &meta);
+        s->gold = w->gold;
+        memcpy(s->values, w->values, (size_t)s->r.resp_len * sizeof(float));
+        memcpy(s->adv, w->adv, (size_t)s->r.resp_len * sizeof(float));
     }
 }
 
-static void gather_logs(Learner *L) {
+static void recv_log_rows(Learner *L, int k) {
     MsgBuf b;
+    RolloutLogRow *rows;
+    int n;
     msg_buf_init(&b);
-    if (!L->leader) {
-        pack_samples(L, &b);
-        msg_send(&b, 0, MSG_LOGROWS, L->lay->role_comm);
-    } else {
-        log_samples(L);
-        for (int k = 1; k < L->lay->n_learners; k++) {
-            msg_recv(&b, k, MSG_LOGROWS, L->lay->role_comm, NULL);
-            Learner other = *L; /* log_samples reads s/n only */
-            int n = msg_get_i32(&b);
-            other.s = err_calloc((size_t)(n > 0 ? n : 1), sizeof(Sample));
-            other.n = 0;
-            for (int i = 0; i < n; i++) {
-                RolloutBatch rb;
-                if (rollout_batch_unpack(&b, &rb)) err_die("learner: log rows: %s", err_msg());
-                Sample *s = &other.s[other.n++];
-                sample_from(L, s, &rb.r[0], &rb);
-                rollout_batch_free(&rb);
-                s->gold = msg_get_f64(&b);
-                msg_get_f32s(&b, s->values, s->r.resp_len);
-                msg_get_f32s(&b, s->adv, s->r.resp_len);
-            }
-            log_samples(&other);
-            samples_free(&other);
-            free(other.s);
-        }
-    }
+    msg_recv(&b, k, MSG_LOGROWS, L->lay->role_comm, NULL);
+    if (rollout_logrows_unpack(&b, &rows, &n)) err_die("learner: from learner %d: %s", k, err_msg());
     msg_buf_free(&b);
+    Learner other = *L; /* log_samples reads s/n only */
+    other.s = err_calloc((size_t)(n > 0 ? n : 1), sizeof(Sample));
+    other.n = 0;
+    samples_of_rows(L, &other, rows, n);
+    rollout_logrows_free(rows, n);
+    log_samples(&other);
+    samples_free(&other);
+    free(other.s);
+}
+
+static void gather_logs(Learner *L) {
+    if (!L->leader) {
+        send_log_rows(L);
+        return;
+    }
+    log_samples(L);
+    for (int k = 1; k < L->lay->n_learners; k++) recv_log_rows(L, k);
 }
 
 enum { SUM_N, SUM_REWARD, SUM_RTHETA, SUM_KL, SUM_GOLD, SUM_GOLD_N, SUM_CORRECT, SUM_LEN, SUM_LAG, SUM_TGEN,

@@ -174,10 +174,13 @@ int rewarder_run(const Config *cfg, const PpoLayout *l) {
     msg_buf_init(&b);
     for (;;) {
         int src, tag = msg_recv(&b, MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &src);
-        if (tag == MSG_STOP) break;
+        if (tag == MSG_STOP) {
+            if (rollout_stop_unpack(&b)) err_die("rewarder: from rank %d: %s", src, err_msg());
+            break;
+        }
         if (tag != MSG_ROLLOUT) err_die("rewarder: unexpected message tag %d from rank %d", tag, src);
         RolloutBatch rb;
-        if (rollout_batch_unpack(&b, &rb)) err_die("rewarder: from rank %d: %s", src, err_msg());
+        if (rollout_batch_unpack(&b, 0, &rb)) err_die("rewarder: from rank %d: %s", src, err_msg());
         double t0 = now_s();
         score(&w, &rb);
         rb.t_score = now_s() - t0;

@@ -29,31 +29,6 @@ void msg_put_f64(MsgBuf *b, double v) { msg_put(b, &v, sizeof v); }
 void msg_put_i32s(MsgBuf *b, const int32_t *v, int n) { msg_put(b, v, (size_t)n * sizeof *v); }
 void msg_put_f32s(MsgBuf *b, const float *v, int n) { msg_put(b, v, (size_t)n * sizeof *v); }
 
-static void get(MsgBuf *b, void *out, size_t n) {
-    if (b->pos + n > b->len) {
-        b->bad = 1;
-        memset(out, 0, n);
-        return;
-    }
-    if (n) memcpy(out, b->data + b->pos, n);
-    b->pos += n;
-}
-
-int32_t msg_get_i32(MsgBuf *b) {
-    int32_t v;
-    get(b, &v, sizeof v);
-    return v;
-}
-
-double msg_get_f64(MsgBuf *b) {
-    double v;
-    get(b, &v, sizeof v);
-    return v;
-}
-
-void msg_get_i32s(MsgBuf *b, int32_t *out, int n) { get(b, out, (size_t)(n > 0 ? n : 0) * sizeof *out); }
-void msg_get_f32s(MsgBuf *b, float *out, int n) { get(b, out, (size_t)(n > 0 ? n : 0) * sizeof *out); }
-
 void msg_wait(MPI_Request *r) {
     int done = 0;
     struct timespec nap = {0, 1000000}; /* 1 ms: ~1% CPU while waiting */
@@ -64,24 +39,51 @@ void msg_wait(MPI_Request *r) {
     }
 }
 
+const char *msg_tag_name(int tag) {
+    switch (tag) {
+    case MSG_SNAPSHOT: return "snapshot header";
+    case MSG_ORDER: return "work order";
+    case MSG_ROLLOUT: return "rollout batch";
+    case MSG_SCORED: return "scored batch";
+    case MSG_STOP: return "stop";
+    case MSG_LOGROWS: return "log rows";
+    case MSG_SNAPSHOT_DATA: return "snapshot weights";
+    default: return "unknown";
+    }
+}
+
+void msg_isend(const MsgBuf *b, int dest, int tag, MPI_Comm comm, MPI_Request *r) {
+    if (b->len > INT_MAX) err_die("%s message of %zu bytes is too large", msg_tag_name(tag), b->len);
+    MPI_Isend(b->data, (int)b->len, MPI_BYTE, dest, tag, comm, r);
+}
+
 void msg_send(const MsgBuf *b, int dest, int tag, MPI_Comm comm) {
-    if (b->len > INT_MAX) err_die("message of %zu bytes is too large", b->len);
     MPI_Request r;
-    MPI_Isend(b->data, (int)b->len, MPI_BYTE, dest, tag, comm, &r);
+    msg_isend(b, dest, tag, comm, &r);
     msg_wait(&r);
+}
+
+void msg_isend_f32(const float *v, size_t n, int dest, int tag, MPI_Comm comm, MPI_Request *r) {
+    if (n > INT_MAX) err_die("%s message of %zu floats is too large", msg_tag_name(tag), n);
+    MPI_Isend(v, (int)n, MPI_FLOAT, dest, tag, comm, r);
 }
 
 void msg_send_f32(const float *v, size_t n, int dest, int tag, MPI_Comm comm) {
-    if (n > INT_MAX) err_die("message of %zu floats is too large", n);
     MPI_Request r;
-    MPI_Isend(v, (int)n, MPI_FLOAT, dest, tag, comm, &r);
+    msg_isend_f32(v, n, dest, tag, comm, &r);
     msg_wait(&r);
 }
 
-void msg_recv_f32(float *v, size_t n, int src, int tag, MPI_Comm comm) {
+size_t msg_recv_f32(float *v, size_t n, int src, int tag, MPI_Comm comm) {
+    if (n > INT_MAX) err_die("%s message of %zu floats is too large", msg_tag_name(tag), n);
     MPI_Request r;
+    MPI_Status st;
+    int done = 0, count = 0;
+    struct timespec nap = {0, 1000000};
     MPI_Irecv(v, (int)n, MPI_FLOAT, src, tag, comm, &r);
-    msg_wait(&r);
+    for (MPI_Test(&r, &done, &st); !done; MPI_Test(&r, &done, &st)) nanosleep(&nap, NULL);
+    MPI_Get_count(&st, MPI_FLOAT, &count);
+    return count < 0 ? 0 : (size_t)count;
 }
 
 int msg_probe(int src, int tag, MPI_Comm comm, int *source, int *tag_out) {
@@ -102,8 +104,8 @@ int msg_recv(MsgBuf *b, int src, int tag, MPI_Comm comm, int *source) {
     for (MPI_Iprobe(src, tag, comm, &flag, &st); !flag; MPI_Iprobe(src, tag, comm, &flag, &st))
         nanosleep(&nap, NULL);
     MPI_Get_count(&st, MPI_BYTE, &count);
-    b->len = b->pos = 0;
-    b->bad = 0;
+    b->len = 0;
+    b->pos = 0;
     if ((size_t)count > b->cap) {
         b->cap = (size_t)count;
         b->data = err_realloc(b->data, b->cap);

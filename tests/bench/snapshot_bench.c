@@ -3,9 +3,11 @@
  *   raw       MPI_Send / MPI_Recv of the floats (Open MPI's busy-polling path)
  *   msg       msg_send_f32 / msg_recv_f32 (common/mpi/msg.h: non-blocking calls
  *             polled with ~1 ms sleeps so waiting ranks do not spin a core)
- *   snapshot  what learner/ppo.c sends: a MSG_SNAPSHOT header (version,
- *             count) through msg_send/msg_recv, then the weights through
- *             msg_send_f32/msg_recv_f32
+ *   snapshot  what learner/ppo.c and actor/actor.c do (common/mpi/rollout):
+ *             the sender checksums the weights and posts the MSG_SNAPSHOT
+ *             header and the weights (rollout_snapshot_of, _pack, _isend);
+ *             the receiver unpacks the header, receives the weights in
+ *             place and checks count and checksum (rollout_snapshot_recv)
  * Each repetition starts at a barrier and is timed on the receiving rank
  * (the moment the actor holds the weights); the three methods run back to
  * back in rotating order and the median is reported. Run with
@@ -17,8 +19,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/err.h"
 #include "common/model/gpt.h"
 #include "common/mpi/msg.h"
+#include "common/mpi/rollout.h"
 #include "tests/bench/bench_util.h"
 
 enum { METHOD_RAW, METHOD_MSG, METHOD_SNAPSHOT, METHOD_COUNT };
@@ -39,18 +43,20 @@ static double transfer(int method, float *buf, size_t n, int rank) {
         MsgBuf b;
         msg_buf_init(&b);
         if (rank == 0) {
-            msg_put_i32(&b, 7);          /* version */
-            msg_put_i32(&b, (int32_t)n); /* parameter count */
-            msg_send(&b, 1, MSG_SNAPSHOT, MPI_COMM_WORLD);
-            msg_send_f32(buf, n, 1, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
+            RolloutSnapshot s = rollout_snapshot_of(7, buf, n);
+            MPI_Request req[2];
+            rollout_snapshot_pack(&s, &b);
+            rollout_snapshot_isend(&b, buf, n, 1, MPI_COMM_WORLD, req);
+            msg_wait(&req[0]);
+            msg_wait(&req[1]);
         } else {
+            RolloutSnapshot s;
             msg_recv(&b, 0, MSG_SNAPSHOT, MPI_COMM_WORLD, NULL);
-            int32_t version = msg_get_i32(&b), count = msg_get_i32(&b);
-            if (b.bad || version != 7 || (size_t)count != n) {
-                fprintf(stderr, "snapshot_bench: bad snapshot header\n");
+            int rc = rollout_snapshot_unpack(&b, &s) || rollout_snapshot_recv(&s, buf, n, 0, MPI_COMM_WORLD);
+            if (rc || s.version != 7) {
+                fprintf(stderr, "snapshot_bench: %s\n", rc ? err_msg() : "bad snapshot version");
                 MPI_Abort(MPI_COMM_WORLD, 1);
             }
-            msg_recv_f32(buf, n, 0, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
         }
         msg_buf_free(&b);
     }
