@@ -11,6 +11,7 @@
 #include "common/task/evaluate.h"
 #include "common/model/gpt.h"
 #include "common/mpi/rollout.h"
+#include "common/fsutil.h"
 
 typedef struct {
     Gpt rm, ref;
@@ -24,12 +25,6 @@ double rewarder_kl(KlEstimator e, double logp, double logq) {
     if (e == KL_K1) return logp - logq;
     double log_ratio = logq - logp; /* log(q/p) */
     return exp(log_ratio) - 1.0 - log_ratio;
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 static int load(Gpt *m, const char *path, GptHead head, const char *what, int vocab, int n_ctx) {
@@ -141,9 +136,9 @@ int rewarder_run(const Config *cfg, const PpoLayout *l) {
         if (tag != MSG_ROLLOUT) err_die("rewarder: unexpected message tag %d from rank %d", tag, src);
         RolloutBatch rb;
         if (rollout_batch_unpack(&b, &rb)) err_die("rewarder: from rank %d: %s", src, err_msg());
-        double t0 = now_s();
+        double t0 = fs_now();
         score(&w, &rb);
-        rb.t_score = now_s() - t0;
+        rb.t_score = fs_now() - t0;
         b.len = b.pos = 0;
         rollout_batch_pack(&rb, &b);
         msg_send(&b, l->learners[rb.chunk % l->n_learners], MSG_SCORED, MPI_COMM_WORLD);

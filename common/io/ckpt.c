@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/io/h5err.h"
 
 #define CKPT_NAME_MAX 1024
@@ -386,9 +387,10 @@ static void remove_dead_temps(const char *path) {
     size_t n = strlen(base);
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, ".tmp.", 5)) continue;
+        size_t infix = strlen(FS_TMP_INFIX);
+        if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, FS_TMP_INFIX, infix)) continue;
         char *end;
-        long pid = strtol(e->d_name + n + 5, &end, 10);
+        long pid = strtol(e->d_name + n + infix, &end, 10);
         if (*end || pid <= 0 || pid == (long)getpid() || !pid_dead(pid)) continue;
         snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name);
         unlink(stale);
@@ -402,10 +404,10 @@ Ckpt *ckpt_create(const char *path) {
         err_set("ckpt_create: empty checkpoint path");
         return NULL;
     }
+    if (fs_check_target(path)) return NULL;
     Ckpt *c = err_calloc(1, sizeof *c);
     c->path = err_strdup(path);
-    c->tmp = err_malloc(strlen(path) + 32);
-    sprintf(c->tmp, "%s.tmp.%ld", path, (long)getpid());
+    c->tmp = fs_tmp_name(path);
     remove_dead_temps(path);
     /* Create it ourselves first for a plain errno message ("No such file or
      * directory"). A stale temporary with our pid can only be left over from
@@ -465,29 +467,6 @@ void ckpt_discard(Ckpt *c) {
     ckpt_free(c);
 }
 
-/* fsync of a file or directory by name. */
-static int sync_path(const char *p, int flags) {
-    int fd = open(p, flags);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-/* Makes the rename itself durable. Best effort: the checkpoint is already
- * complete under its name, and some filesystems refuse directory fsync. */
-static void sync_parent_dir(const char *path) {
-    char *dir = err_strdup(path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, 2, ".");
-    else if (slash == dir) dir[1] = 0;
-    else *slash = 0;
-    sync_path(dir, O_RDONLY | O_DIRECTORY);
-    free(dir);
-}
-
 /* Allocates disk blocks for the whole file before the final flush. HDF5
  * 1.10 cannot recover from a failed flush (its metadata cache is left
  * inconsistent and the file can then never be closed), so a full disk must
@@ -527,16 +506,13 @@ int ckpt_commit(Ckpt *c) {
         c->file = H5I_INVALID_HID; /* even a failed close must not be retried */
         if (closed < 0)
             rc = h5_fail(c, NULL, "cannot finish writing");
-        else if (sync_path(c->tmp, O_RDONLY))
-            rc = err_set("%s: cannot sync %s: %s", c->path, c->tmp, strerror(errno));
-        else if (rename(c->tmp, c->path))
-            rc = err_set("%s: cannot rename %s into place: %s", c->path, c->tmp, strerror(errno));
+        else
+            rc = fs_commit(c->tmp, c->path); /* removes the temporary if it fails */
     }
     if (rc) {
         ckpt_discard(c);
         return -1;
     }
-    sync_parent_dir(c->path);
     ckpt_free(c);
     return 0;
 }

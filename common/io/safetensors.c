@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 
 /* Tensor bytes are copied to and from memory as is. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -374,16 +375,18 @@ static int write_body(FILE *fp, const char *header, size_t hlen, const StWriteTe
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
         if (numel && fwrite(t[i].data, sizeof(float), numel, fp) != numel) return -1;
     }
-    if (fflush(fp) || fsync(fileno(fp))) return -1;
-    return 0;
+    return fflush(fp) ? -1 : 0; /* fs_commit syncs */
 }
 
 int st_write_f32(const char *path, const StWriteTensor *t, int n) {
     size_t hlen;
     char *header = build_header(t, n, &hlen);
     if (!header) return err_prefix("%s: ", path);
-    char *tmp = err_malloc(strlen(path) + 32);
-    sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (fs_check_target(path)) {
+        free(header);
+        return -1;
+    }
+    char *tmp = fs_tmp_name(path);
     int rc = 0;
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
@@ -391,8 +394,8 @@ int st_write_f32(const char *path, const StWriteTensor *t, int n) {
     } else {
         if (write_body(fp, header, hlen, t, n)) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
         if (fclose(fp) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-        if (!rc && rename(tmp, path)) rc = err_set("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
         if (rc) unlink(tmp);
+        else rc = fs_commit(tmp, path);
     }
     free(tmp);
     free(header);
