@@ -536,7 +536,7 @@ static void ckpt_name(const Learner *L, int64_t it, char *buf, size_t n) {
 static int write_ckpt(Learner *L, const char *path, int final) {
     Ckpt *k = ckpt_create(path);
     if (!k) return -1;
-    int rc = ckpt_put_model(k, &L->policy, L->tok, "policy") || config_save(L->cfg, k) ||
+    int rc = ckpt_put_model(k, &L->policy, L->tok, "policy") || ckpt_save_config(k, L->cfg) ||
              ckpt_put_attr_i64(k, "/state", "iteration", L->iteration) ||
              ckpt_put_attr_f64(k, "/state", "kl_coef", L->kl_coef) ||
              ckpt_put_attr_str(k, "/state", "stage", "ppo");
@@ -579,7 +579,7 @@ static int resume(Learner *L, int64_t it) {
     if (!k) return -1;
     Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
     int64_t iter, pstep, vstep;
-    int rc = config_load_ckpt(saved, k, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
+    int rc = ckpt_load_config(k, saved, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
              ckpt_get_attr_f64(k, "/state", "kl_coef", &L->kl_coef) ||
              ckpt_get_attr_i64(k, "/state", "policy_adam_step", &pstep) ||
              ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep);

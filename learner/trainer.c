@@ -102,7 +102,7 @@ static int write_ckpt(Trainer *t, const char *path) {
              ckpt_put_attr_i64(k, "/state", "total_steps", t->total_steps) ||
              ckpt_put_attr_str(k, "/state", "stage", t->stage->name) ||
              ckpt_put_attr_i64(k, "/state", "world", t->dp.world) ||
-             config_save(t->cfg, k) || (t->stage->save_extra && t->stage->save_extra(t, k));
+             ckpt_save_config(k, t->cfg) || (t->stage->save_extra && t->stage->save_extra(t, k));
     if (rc) {
         ckpt_discard(k);
         return -1;
@@ -132,7 +132,7 @@ static int resume(Trainer *t, int64_t step) {
     if (!k) return -1;
     Config *saved = config_new((const CfgKey *const[]){trainer_keys, t->stage->keys}, 2);
     int64_t s, a, world;
-    int rc = config_load_ckpt(saved, k, NULL) ||
+    int rc = ckpt_load_config(k, saved, NULL) ||
              ckpt_get_attr_i64(k, "/state", "step", &s) || ckpt_get_attr_i64(k, "/state", "adam_step", &a) ||
              ckpt_get_attr_i64(k, "/state", "world", &world);
     /* may change between runs; out_dir too: a run moved off a full disk resumes where it now is */
@@ -404,7 +404,7 @@ static void write_final(Trainer *t) {
     int rc = 0;
     if (t->dp.rank == 0) {
         Ckpt *k = ckpt_create(path);
-        rc = !k || ckpt_put_model(k, &t->model, t->tok, t->stage->kind) || config_save(t->cfg, k) ||
+        rc = !k || ckpt_put_model(k, &t->model, t->tok, t->stage->kind) || ckpt_save_config(k, t->cfg) ||
              ckpt_put_attr_i64(k, "/state", "step", t->step) ||
              (t->stage->save_extra && t->stage->save_extra(t, k));
         if (k) rc = rc ? (ckpt_discard(k), 1) : ckpt_commit(k) != 0;

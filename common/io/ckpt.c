@@ -958,6 +958,44 @@ void ckpt_close(Ckpt *c) {
     ckpt_free(c);
 }
 
+/* ---- run configuration ------------------------------------------------- */
+
+int ckpt_save_config(Ckpt *c, const Config *cfg) {
+    for (int i = 0; i < config_count(cfg); i++) {
+        const char *key = config_key_at(cfg, i)->key, *val = config_get_raw(cfg, key);
+        if (val && ckpt_put_attr_str(c, "/config", key, val)) return -1;
+    }
+    return 0;
+}
+
+/* Reads one key from /config; a missing attribute is an error only when
+ * the caller asked for the key by name. */
+static int load_config_key(Ckpt *c, Config *cfg, const char *key, int must_exist, char *buf, size_t n) {
+    if (!ckpt_has_attr(c, "/config", key)) {
+        if (!must_exist) return 0;
+        return err_set("%s: /config has no attribute '%s'", c->path, key);
+    }
+    if (ckpt_get_attr_str(c, "/config", key, buf, n)) return -1;
+    char where[4096];
+    snprintf(where, sizeof where, "%s: /config", c->path); /* error messages name the group */
+    if (config_set(cfg, key, buf, where)) return -1;
+    return config_set_origin(cfg, key, c->path); /* config_print shows the file */
+}
+
+int ckpt_load_config(Ckpt *c, Config *cfg, const char *const *keys) {
+    size_t n = 1 << 16;
+    char *buf = err_malloc(n);
+    int rc = 0;
+    for (int i = 0; !keys && i < config_count(cfg) && !rc; i++)
+        rc = load_config_key(c, cfg, config_key_at(cfg, i)->key, 0, buf, n);
+    for (int j = 0; keys && keys[j] && !rc; j++) {
+        if (!config_origin(cfg, keys[j])) rc = err_set("%s: config key '%s' is not declared", c->path, keys[j]);
+        else rc = load_config_key(c, cfg, keys[j], 1, buf, n);
+    }
+    free(buf);
+    return rc;
+}
+
 /* ---- convenience -------------------------------------------------------- */
 
 int ckpt_save_model(const char *path, const Gpt *m, const Tok *tok, const char *kind) {
