@@ -150,21 +150,39 @@ int fs_commit(const char *tmp, const char *path) {
     return 0;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len) {
+int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx) {
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return err_set("%s: cannot create: %s", tmp, strerror(errno));
+    int rc = write(f, ctx);
+    if (!rc && (ferror(f) || fflush(f))) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
+    if (fclose(f) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+int fs_write_atomic_with(const char *path, FsWriteFn write, void *ctx) {
     if (fs_check_target(path)) return -1;
     char *tmp = fs_tmp_name(path);
-    int rc = 0;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = err_set("%s: cannot create: %s", tmp, strerror(errno));
-    } else {
-        if (fwrite(data, 1, len, fp) != len || fflush(fp)) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-        if (fclose(fp) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-        if (rc) unlink(tmp);
-        else rc = fs_commit(tmp, path);
-    }
+    int rc = fs_write_tmp(tmp, write, ctx);
+    if (!rc) rc = fs_commit(tmp, path);
     free(tmp);
     return rc;
+}
+
+typedef struct {
+    const void *data;
+    size_t len;
+} FsBytes;
+
+static int write_bytes(FILE *f, void *ctx) {
+    const FsBytes *b = ctx;
+    fwrite(b->data, 1, b->len, f); /* a short write sets ferror */
+    return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len) {
+    FsBytes b = {data, len};
+    return fs_write_atomic_with(path, write_bytes, &b);
 }
 
 /* ---- clocks --------------------------------------------------------------- */

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* What an atomic writer's temporary adds to the final name, before the
  * writer's pid: "PATH.tmp.<pid>" (ckpt recognises dead writers' leftovers
@@ -52,7 +53,17 @@ char *fs_tmp_name(const char *path);
  * filesystems refuse a directory fsync). On failure tmp is removed and
  * -1 + err_set names path, tmp and the reason. */
 int fs_commit(const char *tmp, const char *path);
-/* data[0..len) as the new contents of path, through the two calls above. */
+/* Fills an open file; 0, or -1 after err_set for a failure of its own
+ * (stdio write errors need no message: fs_write_tmp finds them with
+ * ferror and reports errno). */
+typedef int (*FsWriteFn)(FILE *f, void *ctx);
+/* Creates tmp and fills it with write(f, ctx). "TMP: cannot create: ..."
+ * or "TMP: write failed: ..."; on any failure tmp is removed. */
+int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx);
+/* The new contents of path from write(f, ctx): fs_check_target, then a
+ * temporary filled by fs_write_tmp and committed by fs_commit. */
+int fs_write_atomic_with(const char *path, FsWriteFn write, void *ctx);
+/* data[0..len) as the new contents of path, the same way. */
 int fs_write_atomic(const char *path, const void *data, size_t len);
 
 /* ---- clocks --------------------------------------------------------------- */

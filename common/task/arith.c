@@ -677,15 +677,22 @@ static const struct {
 #define N_FILES ((int)(sizeof FILES / sizeof *FILES))
 
 
+/* One file's generator with its arguments, for fs_write_tmp. */
+typedef struct {
+    int k;
+    const Ctx *c;
+    Rng *r;
+} GenCall;
+
+static int run_gen(FILE *f, void *ctx) {
+    GenCall *g = ctx;
+    return FILES[g->k].gen(f, g->c, g->r);
+}
+
 /* Writes one file's contents to tmp (fs_commit syncs it). */
 static int write_tmp(const char *tmp, int k, const Ctx *c, Rng *r) {
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return err_set("%s: cannot create: %s", tmp, strerror(errno));
-    int rc = FILES[k].gen(f, c, r);
-    if (!rc && (ferror(f) || fflush(f)))
-        rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-    if (fclose(f) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-    return rc;
+    GenCall g = {k, c, r};
+    return fs_write_tmp(tmp, run_gen, &g);
 }
 
 static int check_sizes(int n, const ArithSizes *s) {
