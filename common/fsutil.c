@@ -185,6 +185,24 @@ int fs_write_atomic(const char *path, const void *data, size_t len) {
     return fs_write_atomic_with(path, write_bytes, &b);
 }
 
+unsigned long long fs_process_start(long pid) {
+    char p[64], buf[1024], *save = NULL;
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *s = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!s) return 0;
+    int field = 2;
+    for (char *tok = strtok_r(s + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (++field == 3 && (tok[0] == 'Z' || tok[0] == 'X')) return 0;
+        if (field == 22) return strtoull(tok, NULL, 10);
+    }
+    return 0;
+}
+
 /* ---- clocks --------------------------------------------------------------- */
 
 static double clock_seconds(clockid_t id) {

@@ -66,6 +66,12 @@ int fs_write_atomic_with(const char *path, FsWriteFn write, void *ctx);
 /* data[0..len) as the new contents of path, the same way. */
 int fs_write_atomic(const char *path, const void *data, size_t len);
 
+/* Start time of a process in clock ticks since boot (field 22 of
+ * /proc/PID/stat), 0 if there is no such process, it has exited and only
+ * waits to be reaped (a zombie, state Z or X), or there is no /proc. With
+ * the pid it names a process uniquely, even after its pid was reused. */
+unsigned long long fs_process_start(long pid);
+
 /* ---- clocks --------------------------------------------------------------- */
 
 /* Seconds on the monotonic clock: for durations (never jumps). */

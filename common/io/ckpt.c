@@ -307,15 +307,8 @@ static void ckpt_free(Ckpt *c) {
  * moment after a rerun has started). */
 static int pid_dead(long pid) {
     if (kill((pid_t)pid, 0) && errno == ESRCH) return 1;
-    char stat_path[64], buf[512];
-    snprintf(stat_path, sizeof stat_path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(stat_path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *paren = strrchr(buf, ')'); /* "pid (comm) S ...": comm may hold spaces */
-    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+    if (!fs_process_start(getpid())) return 0; /* no /proc: kill's answer is all we have */
+    return !fs_process_start(pid);
 }
 
 static void remove_dead_temps(const char *path) {

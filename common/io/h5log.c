@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/io/h5util.h"
 
 /* Storage. Under SWMR, HDF5 1.10 did not reuse freed file space in our
@@ -300,34 +301,12 @@ int h5log_close(H5log *l) {
 
 /* ---- who is writing ----------------------------------------------------- */
 
-/* Start time of a process in clock ticks since boot (field 22 of
- * /proc/PID/stat), 0 if there is no such process or it has exited and only
- * waits to be reaped (a zombie, state Z or X: it writes nothing any more).
- * With the pid it names a process uniquely, even after its pid was reused. */
-static unsigned long long process_start(long pid) {
-    char p[64], buf[1024], *save = NULL;
-    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
-    FILE *f = fopen(p, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *s = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!s) return 0;
-    int field = 2;
-    for (char *tok = strtok_r(s + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        if (++field == 3 && (tok[0] == 'Z' || tok[0] == 'X')) return 0;
-        if (field == 22) return strtoull(tok, NULL, 10);
-    }
-    return 0;
-}
-
 /* "HOST PID START": recorded in the file by each process that writes it. */
 static void writer_identity(char out[WRITER_MAX]) {
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = 0;
-    snprintf(out, WRITER_MAX, "%s %ld %llu", host, (long)getpid(), process_start(getpid()));
+    snprintf(out, WRITER_MAX, "%s %ld %llu", host, (long)getpid(), fs_process_start(getpid()));
 }
 
 /* 1 if the writer recorded as ident is a live process on this host other
@@ -342,9 +321,9 @@ static int writer_alive(const char *ident, long *pid_out) {
     me[sizeof me - 1] = 0;
     *pid_out = pid;
     if (strcmp(host, me) || pid == (long)getpid() || pid <= 0) return 0;
-    if (process_start(getpid()) == 0) /* no /proc: the pid alone must do */
+    if (fs_process_start(getpid()) == 0) /* no /proc: the pid alone must do */
         return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-    return process_start(pid) == start;
+    return fs_process_start(pid) == start;
 }
 
 /* The log is marked "open for write": refuse if its writer still runs. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -235,4 +236,24 @@ TEST(fs_clocks) {
     CHECKF(b - a >= 0.019 && b - a < 5, "monotonic step %g s", b - a);
     double wall = fs_wall_now(), now = (double)time(NULL);
     CHECKF(wall > now - 2 && wall < now + 2, "wall %f vs time() %f", wall, now);
+}
+
+/* ---- processes ------------------------------------------------------------------ */
+
+/* Our own start time is known; a child that exited but is not reaped yet
+ * (a zombie) and a reaped one both count as gone. */
+TEST(fs_process_start_live_zombie_and_gone) {
+    CHECK(fs_process_start(getpid()) > 0);
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    CHECK(child > 0);
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    unsigned long long start = 1;
+    for (int i = 0; i < 200 && start; i++) { /* until the child has exited */
+        nanosleep(&pause, NULL);
+        start = fs_process_start(child);
+    }
+    CHECKF(start == 0, "zombie child %ld still has start time %llu", (long)child, start);
+    waitpid(child, NULL, 0);
+    CHECK(fs_process_start(child) == 0);
 }
