@@ -9,6 +9,7 @@
 #include "common/err.h"
 #include "common/model/generate.h"
 #include "common/mpi/rollout.h"
+#include "common/fsutil.h"
 
 typedef struct {
     Gpt policy;
@@ -18,12 +19,6 @@ typedef struct {
     GenConfig gen;
     const PpoLayout *layout;
 } Actor;
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 /* Replaces the policy with the snapshot whose header is in b; its weights
  * arrive in place, checked against the header's count and checksum. */
@@ -48,7 +43,7 @@ static void serve(Actor *a, const RolloutOrder *o) {
     Rng rng;
     rng_seed(&rng, o->seed);
     GenResult g;
-    double t0 = now_s();
+    double t0 = fs_now();
     if (gen_run(&a->policy, prompts, plen, o->n, &a->gen, &rng, &g)) err_die("actor: %s", err_msg());
     RolloutBatch rb = {.iteration = o->iteration,
                        .chunk = o->chunk,
@@ -56,7 +51,7 @@ static void serve(Actor *a, const RolloutOrder *o) {
                        .actor = a->layout->rank,
                        .scored = 0,
                        .lambda = o->lambda,
-                       .t_generate = now_s() - t0,
+                       .t_generate = fs_now() - t0,
                        .n = o->n,
                        .r = err_calloc((size_t)o->n, sizeof(Rollout))};
     for (int i = 0; i < o->n; i++) {
@@ -68,7 +63,7 @@ static void serve(Actor *a, const RolloutOrder *o) {
     }
     MsgBuf b;
     msg_buf_init(&b);
-    rb.t_sent = now_s();
+    rb.t_sent = fs_now();
     rollout_batch_pack(&rb, &b);
     const PpoLayout *l = a->layout;
     msg_send(&b, l->rewarders[o->chunk % l->n_rewarders], MSG_ROLLOUT, MPI_COMM_WORLD);

@@ -1,6 +1,7 @@
 /* config — run configuration from key tables, config files and key=value
- * arguments, validated on every set; printing, --help, Markdown reference
- * and checkpoint storage. See config.h for the file syntax. */
+ * arguments, validated on every set; printing, --help and Markdown
+ * reference. See config.h for the file syntax; checkpoints store a Config
+ * through ckpt_save_config / ckpt_load_config (common/io/ckpt.h). */
 #include "common/config.h"
 
 #include <ctype.h>
@@ -498,6 +499,14 @@ const char *config_origin(const Config *c, const char *key) {
 int config_count(const Config *c) { return c->n; }
 const CfgKey *config_key_at(const Config *c, int i) { return i >= 0 && i < c->n ? c->e[i].k : NULL; }
 
+int config_set_origin(Config *c, const char *key, const char *origin) {
+    int i = find_key(c, key);
+    if (i < 0) return err_set("config key '%s' is not declared", key);
+    free(c->e[i].origin);
+    c->e[i].origin = err_strdup(origin);
+    return 0;
+}
+
 /* ---- Printing ----------------------------------------------------------- */
 
 static int needs_quotes(const char *v) {
@@ -619,46 +628,6 @@ void config_markdown(const CfgKey *const *tables, int n_tables, FILE *f) {
             fput_cell(k->help ? k->help : "", f);
             fputs(" |\n", f);
         }
-}
-
-/* ---- Checkpoints -------------------------------------------------------- */
-
-int config_save(const Config *c, Ckpt *k) {
-    for (int i = 0; i < c->n; i++)
-        if (c->e[i].val.text && ckpt_put_attr_str(k, "/config", c->e[i].k->key, c->e[i].val.text)) return -1;
-    return 0;
-}
-
-/* Reads entry i from the checkpoint; a missing attribute is an error only
- * when the caller asked for the key by name. */
-static int load_ckpt_entry(Config *c, Ckpt *k, int i, int must_exist, char *buf, size_t n) {
-    const char *key = c->e[i].k->key;
-    if (!ckpt_has_attr(k, "/config", key)) {
-        if (!must_exist) return 0;
-        return err_set("%s: /config has no attribute '%s'", ckpt_path(k), key);
-    }
-    if (ckpt_get_attr_str(k, "/config", key, buf, n)) return -1;
-    char origin[4096];
-    snprintf(origin, sizeof origin, "%s: /config", ckpt_path(k));
-    if (set_entry(&c->e[i], buf, origin)) return -1;
-    free(c->e[i].origin);
-    c->e[i].origin = err_strdup(ckpt_path(k));
-    return 0;
-}
-
-int config_load_ckpt(Config *c, Ckpt *k, const char *const *keys) {
-    size_t n = 1 << 16;
-    char *buf = err_malloc(n);
-    int rc = 0;
-    if (!keys)
-        for (int i = 0; i < c->n && !rc; i++) rc = load_ckpt_entry(c, k, i, 0, buf, n);
-    for (int j = 0; keys && keys[j] && !rc; j++) {
-        int i = find_key(c, keys[j]);
-        rc = i < 0 ? err_set("%s: config key '%s' is not declared", ckpt_path(k), keys[j])
-                   : load_ckpt_entry(c, k, i, 1, buf, n);
-    }
-    free(buf);
-    return rc;
 }
 
 /* ---- Comparing ---------------------------------------------------------- */

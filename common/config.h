@@ -9,8 +9,9 @@
  * same tables produce --help and the README's Markdown reference, so they
  * never disagree. A run prints the resolved configuration (config_print,
  * whose output is itself a valid config file) and stores it in its
- * checkpoints as string attributes of /config (config_save); a resumed run
- * reads it back (config_load_ckpt) and compares (config_diff).
+ * checkpoints as string attributes of /config (ckpt_save_config in
+ * common/io/ckpt.h); a resumed run reads it back (ckpt_load_config) and
+ * compares (config_diff).
  *
  * Declaring keys (tables end with {NULL}; they must outlive the Config):
  *   static const CfgKey ppo_keys[] = {
@@ -33,7 +34,7 @@
  * line overrides an earlier one.
  *
  * Values are stored in canonical form (what config_get_raw, config_print,
- * config_save and config_diff see): ints in decimal, floats in the shortest
+ * ckpt_save_config and config_diff see): ints in decimal, floats in the shortest
  * text that reads back to the same double ("3e-4" -> "0.0003"), bools as
  * true/false, enums as the declared spelling. */
 #ifndef CONFIG_H
@@ -41,8 +42,6 @@
 
 #include <stddef.h>
 #include <stdio.h>
-
-#include "common/io/ckpt.h"
 
 typedef enum {
     CFG_INT,   /* a C int, decimal: "8", "-1" */
@@ -114,6 +113,11 @@ const char *config_get_raw(const Config *c, const char *key);
 const char *config_origin(const Config *c, const char *key);
 int config_count(const Config *c);
 const CfgKey *config_key_at(const Config *c, int i);
+/* Replaces the origin recorded for key (after a config_set whose origin
+ * named the exact place for error messages, e.g. "PATH: /config", where
+ * the value should be shown as coming from "PATH"). -1 + err_set for an
+ * undeclared key. */
+int config_set_origin(Config *c, const char *key, const char *origin);
 
 /* The resolved configuration, one "key = value" line per key in table
  * order, keys padded to one width; values that differ from the default end
@@ -126,15 +130,6 @@ void config_print(const Config *c, FILE *f);
 void config_help(const CfgKey *const *tables, int n_tables, FILE *f);
 /* The same as a Markdown table (key | type | default | description). */
 void config_markdown(const CfgKey *const *tables, int n_tables, FILE *f);
-
-/* Every key that has a value, as a string attribute of /config. */
-int config_save(const Config *c, Ckpt *k);
-/* Reads values back from /config with origin = the checkpoint path.
- * keys == NULL: every declared key the checkpoint has (others keep their
- * value, attributes of undeclared keys are ignored). Otherwise keys is a
- * NULL-terminated list and each must be declared and present. A stored
- * value that does not parse is an error naming the file and key. */
-int config_load_ckpt(Config *c, Ckpt *k, const char *const *keys);
 
 /* Number of keys declared in both a and b whose values differ (an unset
  * required key counts as a value of its own). buf[0..n) receives them as

@@ -1,12 +1,16 @@
-/* fsutil — mkdir -p and numbered checkpoint files; see fsutil.h. */
+/* fsutil — whole-file reads, path joining, atomic output, clocks, mkdir -p
+ * and numbered checkpoint files; see fsutil.h. */
 #include "common/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/err.h"
 
@@ -57,3 +61,155 @@ void fs_prune_numbered(const char *dir, const char *prefix, int width, int64_t b
         if (!stat(path, &st) && ++kept > keep) remove(path);
     }
 }
+
+char *fs_read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_set("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16;
+    size_t n = 0;
+    char *buf = err_malloc(cap);
+    for (;;) { /* one byte always stays free for the NUL */
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        cap *= 2;
+        buf = err_realloc(buf, cap);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        err_set("%s: read error", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+char *fs_join(const char *dir, const char *name) {
+    size_t n = strlen(dir);
+    const char *sep = n && dir[n - 1] != '/' ? "/" : "";
+    size_t size = n + strlen(sep) + strlen(name) + 1;
+    char *p = err_malloc(size);
+    snprintf(p, size, "%s%s%s", dir, sep, name);
+    return p;
+}
+
+/* ---- atomic output -------------------------------------------------------- */
+
+int fs_check_target(const char *path) {
+    struct stat st;
+    if (stat(path, &st)) return 0; /* absent (or unreadable: the create will say why) */
+    if (!S_ISREG(st.st_mode)) return err_set("%s: exists and is not a regular file", path);
+    return 0;
+}
+
+char *fs_tmp_name(const char *path) {
+    size_t size = strlen(path) + strlen(FS_TMP_INFIX) + 24;
+    char *tmp = err_malloc(size);
+    snprintf(tmp, size, "%s%s%ld", path, FS_TMP_INFIX, (long)getpid());
+    return tmp;
+}
+
+/* fsync of a file or directory by name; errno kept for the caller. */
+static int sync_path(const char *p, int flags) {
+    int fd = open(p, flags);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* Makes the rename itself durable (best effort, see fsutil.h). */
+static void sync_parent_dir(const char *path) {
+    char *dir = err_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, 2, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    sync_path(dir, O_RDONLY | O_DIRECTORY);
+    free(dir);
+}
+
+int fs_commit(const char *tmp, const char *path) {
+    int rc = fs_check_target(path);
+    if (!rc && sync_path(tmp, O_RDONLY))
+        rc = err_set("%s: cannot sync %s: %s", path, tmp, strerror(errno));
+    else if (!rc && rename(tmp, path))
+        rc = err_set("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        return -1;
+    }
+    sync_parent_dir(path);
+    return 0;
+}
+
+int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx) {
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return err_set("%s: cannot create: %s", tmp, strerror(errno));
+    int rc = write(f, ctx);
+    if (!rc && (ferror(f) || fflush(f))) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
+    if (fclose(f) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+int fs_write_atomic_with(const char *path, FsWriteFn write, void *ctx) {
+    if (fs_check_target(path)) return -1;
+    char *tmp = fs_tmp_name(path);
+    int rc = fs_write_tmp(tmp, write, ctx);
+    if (!rc) rc = fs_commit(tmp, path);
+    free(tmp);
+    return rc;
+}
+
+typedef struct {
+    const void *data;
+    size_t len;
+} FsBytes;
+
+static int write_bytes(FILE *f, void *ctx) {
+    const FsBytes *b = ctx;
+    fwrite(b->data, 1, b->len, f); /* a short write sets ferror */
+    return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len) {
+    FsBytes b = {data, len};
+    return fs_write_atomic_with(path, write_bytes, &b);
+}
+
+unsigned long long fs_process_start(long pid) {
+    char p[64], buf[1024], *save = NULL;
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *s = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!s) return 0;
+    int field = 2;
+    for (char *tok = strtok_r(s + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (++field == 3 && (tok[0] == 'Z' || tok[0] == 'X')) return 0;
+        if (field == 22) return strtoull(tok, NULL, 10);
+    }
+    return 0;
+}
+
+/* ---- clocks --------------------------------------------------------------- */
+
+static double clock_seconds(clockid_t id) {
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+double fs_now(void) { return clock_seconds(CLOCK_MONOTONIC); }
+double fs_wall_now(void) { return clock_seconds(CLOCK_REALTIME); }

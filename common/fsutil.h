@@ -1,11 +1,20 @@
-/* fsutil — small file-system helpers shared by the trainers, PPO and the
- * exporters: mkdir -p, and numbered checkpoint files in a run directory
- * (DIR/PREFIX<number>.h5): the latest one, and pruning old ones. */
+/* fsutil — the file-system helpers every module shares, so each has one
+ * home: reading a whole file, joining paths, atomic output (a temporary in
+ * the target's directory, fsync, rename, fsync of the directory), clocks,
+ * mkdir -p, and numbered checkpoint files in a run directory
+ * (DIR/PREFIX<number>.h5): the latest one, and pruning old ones.
+ * Foundation: includes only common/err.h and system headers. */
 #ifndef FSUTIL_H
 #define FSUTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+/* What an atomic writer's temporary adds to the final name, before the
+ * writer's pid: "PATH.tmp.<pid>" (ckpt recognises dead writers' leftovers
+ * by it). */
+#define FS_TMP_INFIX ".tmp."
 
 /* Like mkdir -p; -1 + err_set naming the path that failed. */
 int fs_mkdirs(const char *dir);
@@ -16,5 +25,58 @@ int64_t fs_latest_numbered(const char *dir, const char *prefix);
 /* Removes numbered files below `below`, keeping the newest keep - 1 of them
  * (the file at `below` itself counts as one kept). */
 void fs_prune_numbered(const char *dir, const char *prefix, int width, int64_t below, int keep);
+
+/* The whole file, malloc'd, with a NUL after the last byte (not counted in
+ * *len) so text callers can use it as a string. NULL + err_set
+ * "PATH: cannot open: <reason>" or "PATH: read error". */
+char *fs_read_all(const char *path, size_t *len);
+
+/* "dir/name", malloc'd; no second '/' when dir already ends with one, and
+ * just name when dir is empty. */
+char *fs_join(const char *dir, const char *name);
+
+/* ---- atomic output -------------------------------------------------------
+ * A writer creates fs_tmp_name(path), writes and closes it, then calls
+ * fs_commit; readers of path see the old file or the whole new one, never
+ * a part, and a crash leaves at most the temporary behind. */
+
+/* 0 if path may be replaced: it does not exist or is a regular file (a
+ * symlink counts as what it points to). A directory, device or FIFO is
+ * refused with -1 + err_set("PATH: exists and is not a regular file"),
+ * before anything is written. */
+int fs_check_target(const char *path);
+/* "PATH.tmp.<pid>", malloc'd: in path's directory, so the rename stays on
+ * one filesystem. */
+char *fs_tmp_name(const char *path);
+/* fsync(tmp), rename(tmp, path), then fsync of path's directory (best
+ * effort: the file is already complete under its name, and some
+ * filesystems refuse a directory fsync). On failure tmp is removed and
+ * -1 + err_set names path, tmp and the reason. */
+int fs_commit(const char *tmp, const char *path);
+/* Fills an open file; 0, or -1 after err_set for a failure of its own
+ * (stdio write errors need no message: fs_write_tmp finds them with
+ * ferror and reports errno). */
+typedef int (*FsWriteFn)(FILE *f, void *ctx);
+/* Creates tmp and fills it with write(f, ctx). "TMP: cannot create: ..."
+ * or "TMP: write failed: ..."; on any failure tmp is removed. */
+int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx);
+/* The new contents of path from write(f, ctx): fs_check_target, then a
+ * temporary filled by fs_write_tmp and committed by fs_commit. */
+int fs_write_atomic_with(const char *path, FsWriteFn write, void *ctx);
+/* data[0..len) as the new contents of path, the same way. */
+int fs_write_atomic(const char *path, const void *data, size_t len);
+
+/* Start time of a process in clock ticks since boot (field 22 of
+ * /proc/PID/stat), 0 if there is no such process, it has exited and only
+ * waits to be reaped (a zombie, state Z or X), or there is no /proc. With
+ * the pid it names a process uniquely, even after its pid was reused. */
+unsigned long long fs_process_start(long pid);
+
+/* ---- clocks --------------------------------------------------------------- */
+
+/* Seconds on the monotonic clock: for durations (never jumps). */
+double fs_now(void);
+/* Seconds since the Unix epoch (CLOCK_REALTIME): for timestamps in logs. */
+double fs_wall_now(void);
 
 #endif

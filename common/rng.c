@@ -9,14 +9,23 @@
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-/* splitmix64 step: advances *x and returns a well-mixed word. Used only to
- * spread one 64-bit seed over the 256-bit state (never all zero). */
-static uint64_t splitmix64_next(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+uint64_t rng_mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+uint64_t rng_splitmix64_mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
+
+/* splitmix64 step: advances *x and returns a well-mixed word. Used only to
+ * spread one 64-bit seed over the 256-bit state (never all zero). */
+static uint64_t splitmix64_next(uint64_t *x) { return rng_splitmix64_mix(*x += 0x9e3779b97f4a7c15ull); }
 
 void rng_seed(Rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64_next(&seed);

@@ -19,4 +19,11 @@ float rng_normal(Rng *r);
 /* Uniform integer in [0, n). */
 uint32_t rng_below(Rng *r, uint32_t n);
 
+/* Stateless 64-bit mixers: every input bit affects every output bit, and
+ * each is a bijection. rng_mix64 is MurmurHash3's fmix64 finaliser (derives
+ * seeds from seed, step, epoch...); rng_splitmix64_mix is splitmix64's
+ * output function (without its additive step; also a hash for tables). */
+uint64_t rng_mix64(uint64_t x);
+uint64_t rng_splitmix64_mix(uint64_t z);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "common/io/jsonl.h"
+#include "common/fsutil.h"
 
 int data_long_policy(const char *name, LongPolicy *out) {
     if (!strcmp(name, "truncate")) *out = LONG_TRUNCATE;
@@ -144,24 +145,10 @@ int data_load_prefs(Dataset *d, const char *path, const Tok *tok, int n_ctx, Lon
     return 0;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("%s: %s", path, strerror(errno)), NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = err_malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n, f)) > 0)
-        if ((n += got) == cap) buf = err_realloc(buf, cap *= 2);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) return free(buf), err_set("%s: read error", path), NULL;
-    *len = n;
-    return buf;
-}
-
 int data_load_text(Dataset *d, const char *path, const Tok *tok, int n_ctx) {
     data_init(d, DATA_TEXT, path);
     size_t len;
-    char *text = slurp(path, &len);
+    char *text = fs_read_all(path, &len);
     if (!text) return data_free(d), -1;
     int n;
     int *ids = tok_encode(tok, text, len, &n);

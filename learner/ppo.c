@@ -20,6 +20,7 @@
 #include "common/fsutil.h"
 #include "common/io/h5log.h"
 #include "common/mpi/rollout.h"
+#include "common/rng.h"
 #include "learner/dataset.h"
 #include "learner/dp.h"
 #include "learner/ppo_math.h"
@@ -65,24 +66,6 @@ typedef struct {
     ScoreBatch policy_pass;   /* the policy's forward of the current micro-batch */
 } Learner;
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static double wall_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33, x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33, x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 static void learner_log(const Learner *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void learner_log(const Learner *L, const char *fmt, ...) {
     if (!L->leader) return;
@@ -103,7 +86,7 @@ static int prompt_of(Learner *L, int64_t g) {
     if (epoch != L->perm_epoch) { /* a fresh seeded permutation per pass */
         for (int i = 0; i < n; i++) perm[i] = i;
         Rng r;
-        rng_seed(&r, mix64(L->seed ^ (uint64_t)(epoch + 1) * 0x9e3779b97f4a7c15ULL));
+        rng_seed(&r, rng_mix64(L->seed ^ (uint64_t)(epoch + 1) * 0x9e3779b97f4a7c15ULL));
         for (int i = n - 1; i > 0; i--) {
             int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
             perm[i] = perm[j], perm[j] = x;
@@ -173,7 +156,7 @@ static void send_orders(Learner *L, int64_t it) {
     for (int c = 0; c < L->n_chunks; c++) {
         int32_t idx[L->chunk];
         for (int i = 0; i < L->chunk; i++) idx[i] = prompt_of(L, it * L->B + (int64_t)c * L->chunk + i);
-        RolloutOrder o = {(int32_t)it, c, L->kl_coef, mix64(L->seed * 1000003u + (uint64_t)it * 7919u + (uint64_t)c),
+        RolloutOrder o = {(int32_t)it, c, L->kl_coef, rng_mix64(L->seed * 1000003u + (uint64_t)it * 7919u + (uint64_t)c),
                           L->chunk, idx};
         rollout_order_pack(&o, &b[c]);
         msg_isend(&b[c], l->actors[c % l->n_actors], MSG_ORDER, MPI_COMM_WORLD, &req[c]);
@@ -263,7 +246,7 @@ static double gather(Learner *L, int64_t it) {
             i++;
         }
     }
-    double t0 = now_s();
+    double t0 = fs_now();
     MsgBuf b;
     msg_buf_init(&b);
     while (got < mine) {
@@ -277,7 +260,7 @@ static double gather(Learner *L, int64_t it) {
         }
     }
     msg_buf_free(&b);
-    return now_s() - t0;
+    return fs_now() - t0;
 }
 
 /* ---- packed forward passes ---------------------------------------------------- */
@@ -447,7 +430,7 @@ static void ppo_epochs(Learner *L, Stats *st) {
     L->policy.training = L->value.training = 1;
     for (int e = 0; e < epochs; e++) {
         Rng r;
-        rng_seed(&r, mix64(L->seed ^ (uint64_t)(L->iteration * 131 + e + 1)));
+        rng_seed(&r, rng_mix64(L->seed ^ (uint64_t)(L->iteration * 131 + e + 1)));
         for (int i = 0; i < L->n; i++) perm[i] = i;
         for (int i = L->n - 1; i > 0; i--) {
             int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
@@ -519,7 +502,7 @@ static void rollout_columns(const Learner *L, H5logColumn *c) {
 #define ROLLOUT_COLS 22
 
 static void log_samples(Learner *L) {
-    double t = wall_s();
+    double t = fs_wall_now();
     for (int i = 0; i < L->n; i++) {
         const Sample *s = &L->s[i];
         const Rollout *r = &s->r;
@@ -595,7 +578,7 @@ static void ckpt_name(const Learner *L, int64_t it, char *buf, size_t n) {
 static int write_ckpt(Learner *L, const char *path, int final) {
     Ckpt *k = ckpt_create(path);
     if (!k) return -1;
-    int rc = ckpt_put_model(k, &L->policy, L->tok, "policy") || config_save(L->cfg, k) ||
+    int rc = ckpt_put_model(k, &L->policy, L->tok, "policy") || ckpt_save_config(k, L->cfg) ||
              ckpt_put_attr_i64(k, "/state", "iteration", L->iteration) ||
              ckpt_put_attr_f64(k, "/state", "kl_coef", L->kl_coef) ||
              ckpt_put_attr_str(k, "/state", "stage", "ppo");
@@ -638,7 +621,7 @@ static int resume(Learner *L, int64_t it) {
     if (!k) return -1;
     Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
     int64_t iter, pstep, vstep;
-    int rc = config_load_ckpt(saved, k, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
+    int rc = ckpt_load_config(k, saved, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
              ckpt_get_attr_f64(k, "/state", "kl_coef", &L->kl_coef) ||
              ckpt_get_attr_i64(k, "/state", "policy_adam_step", &pstep) ||
              ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep);
@@ -876,7 +859,7 @@ static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, d
                                sum[SUM_KL] / n, L->kl_coef, gold,
                                sum[SUM_GOLD_N] ? sum[SUM_CORRECT] / sum[SUM_GOLD_N] : NAN, sum[SUM_LEN] / n, st[2],
                                st[0], st[1], st[3], st[4], st[5], sum[SUM_LAG] / n, sum[SUM_LAGMAX],
-                               sum[SUM_TGEN], sum[SUM_TSCORE], t_learn, t_wait, n / t_iter, now_s() - L->t_start,
+                               sum[SUM_TGEN], sum[SUM_TSCORE], t_learn, t_wait, n / t_iter, fs_now() - L->t_start,
                                st[6]};
     for (int i = 0; i < METRIC_COLS; i++) h5log_set_f64(L->metrics, metric_names[i], row[i]);
     if (h5log_row_done(L->metrics)) err_die("%s", err_msg());
@@ -903,13 +886,13 @@ static void update_kl(Learner *L) {
 }
 
 static void iterate(Learner *L, int64_t it) {
-    double t0 = now_s(), t_wait = gather(L, it);
-    double t1 = now_s();
+    double t0 = fs_now(), t_wait = gather(L, it);
+    double t1 = fs_now();
     advantages(L);
     Stats st;
     ppo_epochs(L, &st);
-    double t_learn = now_s() - t1;
-    report(L, it, &st, t_learn, t_wait, now_s() - t0);
+    double t_learn = fs_now() - t1;
+    report(L, it, &st, t_learn, t_wait, fs_now() - t0);
     gather_logs(L);
     update_kl(L);
     samples_free(L);
@@ -939,7 +922,7 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile int *stop_
     learner_log(L, "%d learner(s), %d rewarder(s), %d actor(s); %lld iterations of %d rollouts; policy %zu "
                 "parameters, value %zu", lay->n_learners, lay->n_rewarders, lay->n_actors, (long long)L->iterations,
                 L->B, L->policy.n_params, L->value.n_params);
-    L->t_start = now_s();
+    L->t_start = fs_now();
     if (L->leader && L->iteration < L->iterations) {
         send_snapshot(L);
         for (int64_t j = L->iteration; j <= L->iteration + L->lag && j < L->iterations; j++) send_orders(L, j);

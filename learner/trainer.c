@@ -55,14 +55,8 @@ void trainer_log(const Trainer *t, const char *fmt, ...) {
     va_end(ap);
 }
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33, x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33, x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 uint64_t trainer_dropout_seed(const Trainer *t, int j) {
-    return mix64(t->seed ^ mix64((uint64_t)t->step * 1000003u + (uint64_t)j + 0x9e37));
+    return rng_mix64(t->seed ^ rng_mix64((uint64_t)t->step * 1000003u + (uint64_t)j + 0x9e37));
 }
 
 int trainer_load_init(Trainer *t, const char *path, GptHead want_head) {
@@ -97,7 +91,7 @@ static int write_ckpt(Trainer *t, const char *path) {
              ckpt_put_attr_i64(k, "/state", "total_steps", t->total_steps) ||
              ckpt_put_attr_str(k, "/state", "stage", t->stage->name) ||
              ckpt_put_attr_i64(k, "/state", "world", t->dp.world) ||
-             config_save(t->cfg, k) || (t->stage->save_extra && t->stage->save_extra(t, k));
+             ckpt_save_config(k, t->cfg) || (t->stage->save_extra && t->stage->save_extra(t, k));
     if (rc) {
         ckpt_discard(k);
         return -1;
@@ -127,7 +121,7 @@ static int resume(Trainer *t, int64_t step) {
     if (!k) return -1;
     Config *saved = config_new((const CfgKey *const[]){trainer_keys, t->stage->keys}, 2);
     int64_t s, a, world;
-    int rc = config_load_ckpt(saved, k, NULL) ||
+    int rc = ckpt_load_config(k, saved, NULL) ||
              ckpt_get_attr_i64(k, "/state", "step", &s) || ckpt_get_attr_i64(k, "/state", "adam_step", &a) ||
              ckpt_get_attr_i64(k, "/state", "world", &world);
     /* may change between runs; out_dir too: a run moved off a full disk resumes where it now is */
@@ -160,15 +154,9 @@ static int resume(Trainer *t, int64_t step) {
 
 /* ---- the loop ------------------------------------------------------------ */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 static void epoch_perm(const Trainer *t, int64_t epoch, int *perm) {
     Rng r;
-    rng_seed(&r, mix64(t->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch + 1));
+    rng_seed(&r, rng_mix64(t->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch + 1));
     for (int i = 0; i < t->train.n; i++) perm[i] = i;
     for (int i = t->train.n - 1; i > 0; i--) {
         int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
@@ -235,7 +223,7 @@ typedef struct {
 } LoopState;
 
 static void progress(Trainer *t, LoopState *ls, const TrainAcc *acc, float lr, float norm) {
-    double el = now_s() - ls->t_start, per = el / (double)(t->step - ls->step_start);
+    double el = fs_now() - ls->t_start, per = el / (double)(t->step - ls->step_start);
     char eta[32];
     fmt_duration(per * (double)(t->total_steps - t->step), eta, sizeof eta);
     char line[512];
@@ -296,7 +284,7 @@ static int run_loop(Trainer *t, LoopState *ls) {
         if (!ok) trainer_log(t, "warning: step %lld: non-finite loss or gradient, step skipped", (long long)t->step);
         ls->tokens += acc.tokens;
         double row[6 + TRAIN_MAX_METRICS] = {(double)t->step, acc.loss / acc.weight, lr, norm, acc.tokens,
-                                             now_s() - ls->t_start};
+                                             fs_now() - ls->t_start};
         for (int i = 0; i < t->n_metrics; i++) row[6 + i] = acc.metric[i] / acc.weight;
         if (ls->train_log) metrics_append(ls->train_log, row);
         if (!ok && bad >= config_int(t->cfg, "max_bad_steps")) {
@@ -405,7 +393,7 @@ static void write_final(Trainer *t) {
     int rc = 0;
     if (t->dp.rank == 0) {
         Ckpt *k = ckpt_create(path);
-        rc = !k || ckpt_put_model(k, &t->model, t->tok, t->stage->kind) || config_save(t->cfg, k) ||
+        rc = !k || ckpt_put_model(k, &t->model, t->tok, t->stage->kind) || ckpt_save_config(k, t->cfg) ||
              ckpt_put_attr_i64(k, "/state", "step", t->step) ||
              (t->stage->save_extra && t->stage->save_extra(t, k));
         if (k) rc = rc ? (ckpt_discard(k), 1) : ckpt_commit(k) != 0;
@@ -446,14 +434,14 @@ int trainer_main(const TrainStage *stage, int argc, char **argv) {
     LoopState ls = {0};
     open_logs(t, &ls, last >= 0 ? t->step : -1);
     install_signals();
-    ls.t_start = now_s();
+    ls.t_start = fs_now();
     ls.step_start = t->step;
     if (t->step == 0) evaluate(t, ls.eval_log);
     int rc = run_loop(t, &ls);
     if (t->dp.world > 1 && t->step > ls.step_start)
         trainer_log(t, "gradient sums: %.2f s waited after backward over %lld steps (%.1f%% of training time)",
                     t->gradsum.wait_s, (long long)(t->step - ls.step_start),
-                    100 * t->gradsum.wait_s / (now_s() - ls.t_start));
+                    100 * t->gradsum.wait_s / (fs_now() - ls.t_start));
     if (rc == 0 && stage->finish && stage->finish(t)) err_die("%s: %s", stage->name, err_msg());
     if (rc == 0) write_final(t);
     char why[1024]; /* a failed checkpoint's message, before closing the logs can replace it */

@@ -28,6 +28,7 @@
 
 #include "common/model/adamw.h"
 #include "common/config.h"
+#include "common/io/ckpt.h"
 #include "common/model/gpt.h"
 #include "common/model/score.h"
 #include "common/model/tok.h"

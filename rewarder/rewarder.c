@@ -12,6 +12,7 @@
 #include "common/model/gpt.h"
 #include "common/model/score.h"
 #include "common/mpi/rollout.h"
+#include "common/fsutil.h"
 
 typedef struct {
     Gpt rm, ref;
@@ -75,12 +76,6 @@ int rewarder_shape_rewards(int T, const float *kl, double kl_coef, double score,
 }
 
 /* ---- the role ------------------------------------------------------------- */
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static int rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
     memset(w, 0, sizeof *w);
@@ -181,9 +176,9 @@ int rewarder_run(const Config *cfg, const PpoLayout *l) {
         if (tag != MSG_ROLLOUT) err_die("rewarder: unexpected message tag %d from rank %d", tag, src);
         RolloutBatch rb;
         if (rollout_batch_unpack(&b, 0, &rb)) err_die("rewarder: from rank %d: %s", src, err_msg());
-        double t0 = now_s();
+        double t0 = fs_now();
         score(&w, &rb);
-        rb.t_score = now_s() - t0;
+        rb.t_score = fs_now() - t0;
         b.len = b.pos = 0;
         rollout_batch_pack(&rb, &b);
         msg_send(&b, l->learners[rb.chunk % l->n_learners], MSG_SCORED, MPI_COMM_WORLD);

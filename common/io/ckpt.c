@@ -21,12 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
-#include "common/io/h5err.h"
+#include "common/fsutil.h"
+#include "common/io/h5util.h"
 
 #define CKPT_NAME_MAX 1024
 
@@ -40,28 +40,18 @@ struct Ckpt {
 
 /* ---- HDF5 plumbing ------------------------------------------------------ */
 
-/* Our callers get one-line messages; HDF5's multi-line stack dumps on
- * stderr would only confuse them. */
-static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
 /* err_set("PATH: obj: what (reason)") from the current HDF5 error stack. */
 static int h5_fail(const Ckpt *c, const char *obj, const char *what) {
-    char reason[200];
-    h5err_reason(reason, sizeof reason);
-    if (obj) return err_set("%s: %s: %s (%s)", c->path, obj, what, reason);
-    return err_set("%s: %s (%s)", c->path, what, reason);
+    if (!obj) return h5util_fail(c->path, what);
+    char where[8192];
+    snprintf(where, sizeof where, "%s: %s", c->path, obj);
+    return h5util_fail(where, what);
 }
 
-/* File access: H5F_CLOSE_SEMI (see top); no file locking, because a
+/* File access (h5util_fapl): no file locking is safe here because a
  * checkpoint is never written and read at once (writes go to a private
- * temporary) and locking fails on cluster filesystems without flock. */
-static hid_t make_fapl(void) {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fapl_sec2(fapl); /* close_abandoned relies on its plain fd */
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI);
-    H5Pset_file_locking(fapl, 0, 1);
-    return fapl;
-}
+ * temporary). */
+static hid_t make_fapl(void) { return h5util_fapl(0); }
 
 /* Link-creation properties that create missing intermediate groups. */
 static hid_t make_lcpl(void) {
@@ -70,56 +60,21 @@ static hid_t make_lcpl(void) {
     return lcpl;
 }
 
-static hid_t mem_type(CkptType t) {
-    switch (t) {
-    case CKPT_F32: return H5T_NATIVE_FLOAT;
-    case CKPT_F64: return H5T_NATIVE_DOUBLE;
-    case CKPT_I32: return H5T_NATIVE_INT32;
-    case CKPT_I64: return H5T_NATIVE_INT64;
-    case CKPT_U8: return H5T_NATIVE_UINT8;
-    case CKPT_U64: return H5T_NATIVE_UINT64;
-    }
-    return H5I_INVALID_HID;
-}
-
-/* Fixed little-endian file types, so files are the same on every host. */
-static hid_t file_type(CkptType t) {
-    switch (t) {
-    case CKPT_F32: return H5T_IEEE_F32LE;
-    case CKPT_F64: return H5T_IEEE_F64LE;
-    case CKPT_I32: return H5T_STD_I32LE;
-    case CKPT_I64: return H5T_STD_I64LE;
-    case CKPT_U8: return H5T_STD_U8LE;
-    case CKPT_U64: return H5T_STD_U64LE;
-    }
-    return H5I_INVALID_HID;
-}
-
-static const char *type_name(CkptType t) {
-    static const char *names[] = {"f32", "f64", "i32", "i64", "u8", "u64"};
-    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "invalid type";
-}
-
 static int type_valid(CkptType t) { return (unsigned)t <= CKPT_U64; }
 
-/* "f32", "i16", "u64", "string", ... for a stored HDF5 type. */
-static void describe_type(hid_t h5t, char *out, size_t n) {
-    H5T_class_t cls = H5Tget_class(h5t);
-    size_t bits = 8 * H5Tget_size(h5t);
-    if (cls == H5T_FLOAT) snprintf(out, n, "f%zu", bits);
-    else if (cls == H5T_INTEGER)
-        snprintf(out, n, "%c%zu", H5Tget_sign(h5t) == H5T_SGN_NONE ? 'u' : 'i', bits);
-    else if (cls == H5T_STRING) snprintf(out, n, "string");
-    else snprintf(out, n, "non-numeric type");
+/* CkptType as h5util's element type (callers check type_valid first). */
+static H5utilType as_h5util(CkptType t) {
+    static const H5utilType map[] = {
+        [CKPT_F32] = H5UTIL_F32, [CKPT_F64] = H5UTIL_F64, [CKPT_I32] = H5UTIL_I32,
+        [CKPT_I64] = H5UTIL_I64, [CKPT_U8] = H5UTIL_U8,   [CKPT_U64] = H5UTIL_U64,
+    };
+    return map[t];
 }
 
-/* Exact match of class, width and signedness (byte order is converted). */
-static int type_matches(hid_t h5t, CkptType t) {
-    hid_t want = file_type(t);
-    if (H5Tget_class(h5t) != H5Tget_class(want)) return 0;
-    if (H5Tget_size(h5t) != H5Tget_size(want)) return 0;
-    return H5Tget_class(h5t) != H5T_INTEGER || H5Tget_sign(h5t) == H5Tget_sign(want);
-}
+static hid_t mem_type(CkptType t) { return h5util_mem_type(as_h5util(t)); }
+static hid_t file_type(CkptType t) { return h5util_file_type(as_h5util(t)); }
+static const char *type_name(CkptType t) { return type_valid(t) ? h5util_type_name(as_h5util(t)) : "invalid type"; }
+static int type_matches(hid_t h5t, CkptType t) { return h5util_type_of(h5t) == (int)as_h5util(t); }
 
 /* "/a/b" from "a/b", "/a/b" or "a/b/"; "/" for "" or "/". */
 static int norm_path(const Ckpt *c, const char *in, char out[CKPT_NAME_MAX]) {
@@ -233,17 +188,7 @@ static int write_attr(Ckpt *c, const char *obj_in, const char *name, hid_t ftype
     if (o < 0) return -1;
     char what[160];
     snprintf(what, sizeof what, "cannot write attribute %.100s", name);
-    int rc = 0;
-    htri_t exists = H5Aexists(o, name);
-    if (exists < 0 || (exists && H5Adelete(o, name) < 0)) {
-        rc = h5_fail(c, obj, what);
-    } else {
-        hid_t space = H5Screate(H5S_SCALAR);
-        hid_t a = H5Acreate2(o, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
-        if (a < 0 || H5Awrite(a, mtype, val) < 0) rc = h5_fail(c, obj, what);
-        if (a >= 0) H5Aclose(a);
-        H5Sclose(space);
-    }
+    int rc = h5util_put_attr(o, name, ftype, mtype, val) ? h5_fail(c, obj, what) : 0;
     H5Oclose(o);
     return rc;
 }
@@ -251,9 +196,7 @@ static int write_attr(Ckpt *c, const char *obj_in, const char *name, hid_t ftype
 int ckpt_put_attr_str(Ckpt *c, const char *obj, const char *name, const char *val) {
     if (!val) return mark(c, err_set("%s: %s: attribute %s: NULL string", c->path, obj, name));
     /* Variable-length UTF-8: h5py reads it as str, h5dump shows it plainly. */
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t t = h5util_str_type();
     int rc = write_attr(c, obj, name, t, t, &val);
     H5Tclose(t);
     return mark(c, rc);
@@ -364,15 +307,8 @@ static void ckpt_free(Ckpt *c) {
  * moment after a rerun has started). */
 static int pid_dead(long pid) {
     if (kill((pid_t)pid, 0) && errno == ESRCH) return 1;
-    char stat_path[64], buf[512];
-    snprintf(stat_path, sizeof stat_path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(stat_path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *paren = strrchr(buf, ')'); /* "pid (comm) S ...": comm may hold spaces */
-    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+    if (!fs_process_start(getpid())) return 0; /* no /proc: kill's answer is all we have */
+    return !fs_process_start(pid);
 }
 
 static void remove_dead_temps(const char *path) {
@@ -386,9 +322,10 @@ static void remove_dead_temps(const char *path) {
     size_t n = strlen(base);
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, ".tmp.", 5)) continue;
+        size_t infix = strlen(FS_TMP_INFIX);
+        if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, FS_TMP_INFIX, infix)) continue;
         char *end;
-        long pid = strtol(e->d_name + n + 5, &end, 10);
+        long pid = strtol(e->d_name + n + infix, &end, 10);
         if (*end || pid <= 0 || pid == (long)getpid() || !pid_dead(pid)) continue;
         snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name);
         unlink(stale);
@@ -397,15 +334,15 @@ static void remove_dead_temps(const char *path) {
 }
 
 Ckpt *ckpt_create(const char *path) {
-    quiet_hdf5();
+    h5util_quiet();
     if (!path || !path[0]) {
         err_set("ckpt_create: empty checkpoint path");
         return NULL;
     }
+    if (fs_check_target(path)) return NULL;
     Ckpt *c = err_calloc(1, sizeof *c);
     c->path = err_strdup(path);
-    c->tmp = err_malloc(strlen(path) + 32);
-    sprintf(c->tmp, "%s.tmp.%ld", path, (long)getpid());
+    c->tmp = fs_tmp_name(path);
     remove_dead_temps(path);
     /* Create it ourselves first for a plain errno message ("No such file or
      * directory"). A stale temporary with our pid can only be left over from
@@ -442,14 +379,7 @@ Ckpt *ckpt_create(const char *path) {
  * then succeed, and nothing more reaches the disk. */
 static void close_abandoned(Ckpt *c) {
     if (c->file < 0) return;
-    void *handle = NULL;
-    if (H5Fget_vfd_handle(c->file, H5P_DEFAULT, &handle) >= 0 && handle) {
-        int mem = memfd_create("ckpt-abandoned", MFD_CLOEXEC);
-        if (mem >= 0) {
-            dup2(mem, *(int *)handle);
-            close(mem);
-        }
-    }
+    h5util_detach(c->file);
     H5Fclose(c->file);
     c->file = H5I_INVALID_HID;
 }
@@ -465,29 +395,6 @@ void ckpt_discard(Ckpt *c) {
     ckpt_free(c);
 }
 
-/* fsync of a file or directory by name. */
-static int sync_path(const char *p, int flags) {
-    int fd = open(p, flags);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-/* Makes the rename itself durable. Best effort: the checkpoint is already
- * complete under its name, and some filesystems refuse directory fsync. */
-static void sync_parent_dir(const char *path) {
-    char *dir = err_strdup(path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, 2, ".");
-    else if (slash == dir) dir[1] = 0;
-    else *slash = 0;
-    sync_path(dir, O_RDONLY | O_DIRECTORY);
-    free(dir);
-}
-
 /* Allocates disk blocks for the whole file before the final flush. HDF5
  * 1.10 cannot recover from a failed flush (its metadata cache is left
  * inconsistent and the file can then never be closed), so a full disk must
@@ -497,14 +404,12 @@ static void sync_parent_dir(const char *path) {
  * without fallocate skip the check. */
 static int reserve_flush_space(Ckpt *c) {
     hsize_t size = 0;
-    void *handle = NULL;
-    if (H5Fget_filesize(c->file, &size) < 0 ||
-        H5Fget_vfd_handle(c->file, H5P_DEFAULT, &handle) < 0 || !handle || !size)
-        return 0;
+    int fd = h5util_fd(c->file);
+    if (H5Fget_filesize(c->file, &size) < 0 || fd < 0 || !size) return 0;
     /* KEEP_SIZE: the file keeps the length HDF5 gives it, so a truncated
      * copy is still detected. The price: the few KB of aggregation space
      * HDF5 gives back on close may stay reserved past the end of file. */
-    if (!fallocate(*(int *)handle, FALLOC_FL_KEEP_SIZE, 0, (off_t)size)) return 0;
+    if (!fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size)) return 0;
     if (errno == ENOSPC || errno == EDQUOT || errno == EFBIG)
         return err_set("%s: cannot finish writing (%s)", c->path, strerror(errno));
     return 0;
@@ -527,34 +432,18 @@ int ckpt_commit(Ckpt *c) {
         c->file = H5I_INVALID_HID; /* even a failed close must not be retried */
         if (closed < 0)
             rc = h5_fail(c, NULL, "cannot finish writing");
-        else if (sync_path(c->tmp, O_RDONLY))
-            rc = err_set("%s: cannot sync %s: %s", c->path, c->tmp, strerror(errno));
-        else if (rename(c->tmp, c->path))
-            rc = err_set("%s: cannot rename %s into place: %s", c->path, c->tmp, strerror(errno));
+        else
+            rc = fs_commit(c->tmp, c->path); /* removes the temporary if it fails */
     }
     if (rc) {
         ckpt_discard(c);
         return -1;
     }
-    sync_parent_dir(c->path);
     ckpt_free(c);
     return 0;
 }
 
 /* ---- reading ------------------------------------------------------------ */
-
-/* HDF5's 8-byte signature at offset 0 (files with a user block put it at
- * 512, 1024, ...; we never write those, so offset 0 is enough to tell a
- * damaged HDF5 file from something else). */
-static int has_hdf5_signature(const char *path) {
-    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    unsigned char buf[8];
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    return n == sizeof buf && !memcmp(buf, sig, sizeof sig);
-}
 
 static hid_t open_attr(const Ckpt *c, const char *obj_in, const char *name, char obj[CKPT_NAME_MAX]) {
     if (norm_path(c, obj_in, obj)) return H5I_INVALID_HID;
@@ -577,19 +466,20 @@ static int read_attr_num(const Ckpt *c, const char *obj_in, const char *name,
     char obj[CKPT_NAME_MAX], have[32];
     hid_t a = open_attr(c, obj_in, name, obj);
     if (a < 0) return -1;
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
     int rc = 0;
-    if (H5Tget_class(t) != cls) {
-        describe_type(t, have, sizeof have);
+    switch (h5util_read_num(a, cls, mtype, out)) {
+    case H5UTIL_READ_OK: break;
+    case H5UTIL_WRONG_CLASS: {
+        hid_t t = H5Aget_type(a);
+        h5util_describe_type(t, have, sizeof have);
+        H5Tclose(t);
         rc = err_set("%s: %s: attribute %s is %s, expected %s", c->path, obj, name, have,
                      cls == H5T_FLOAT ? "a float" : "an integer");
-    } else if (H5Sget_simple_extent_npoints(s) != 1) {
-        rc = err_set("%s: %s: attribute %s is not a single value", c->path, obj, name);
-    } else if (H5Aread(a, mtype, out) < 0) {
-        rc = h5_fail(c, obj, "cannot read attribute");
+        break;
     }
-    H5Sclose(s);
-    H5Tclose(t);
+    case H5UTIL_NOT_SCALAR: rc = err_set("%s: %s: attribute %s is not a single value", c->path, obj, name); break;
+    case H5UTIL_READ_FAILED: rc = h5_fail(c, obj, "cannot read attribute"); break;
+    }
     H5Aclose(a);
     return rc;
 }
@@ -608,26 +498,10 @@ static char *read_attr_string(const Ckpt *c, const char *obj_in, const char *nam
     char obj[CKPT_NAME_MAX];
     hid_t a = open_attr(c, obj_in, name, obj);
     if (a < 0) return NULL;
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
     char *out = NULL;
-    if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_npoints(s) != 1) {
-        err_set("%s: %s: attribute %s is not a single string", c->path, obj, name);
-    } else if (H5Tis_variable_str(t) > 0) {
-        char *v = NULL;
-        if (H5Aread(a, t, &v) < 0) h5_fail(c, obj, "cannot read attribute");
-        else out = err_strdup(v ? v : "");
-        if (v) H5free_memory(v);
-    } else {
-        size_t n = H5Tget_size(t);
-        out = err_calloc(n + 1, 1);
-        if (H5Aread(a, t, out) < 0) {
-            h5_fail(c, obj, "cannot read attribute");
-            free(out);
-            out = NULL;
-        }
-    }
-    H5Sclose(s);
-    H5Tclose(t);
+    H5utilRead rc = h5util_read_str(a, &out);
+    if (rc == H5UTIL_READ_FAILED) h5_fail(c, obj, "cannot read attribute");
+    else if (rc) err_set("%s: %s: attribute %s is not a single string", c->path, obj, name);
     H5Aclose(a);
     return out;
 }
@@ -698,7 +572,7 @@ static int read_dataset(const Ckpt *c, const char *path, CkptType t, int64_t cou
     char tn[32];
     int rc = 0;
     if (!type_matches(ft, t)) {
-        describe_type(ft, tn, sizeof tn);
+        h5util_describe_type(ft, tn, sizeof tn);
         rc = err_set("%s: %s: stored as %s, expected %s", c->path, path, tn, type_name(t));
     } else if (have != count) {
         rc = err_set("%s: %s: holds %lld elements, expected %lld", c->path, path,
@@ -937,7 +811,7 @@ static int check_format(Ckpt *c) {
 }
 
 Ckpt *ckpt_open(const char *path) {
-    quiet_hdf5();
+    h5util_quiet();
     struct stat st;
     if (!path || stat(path, &st)) {
         err_set("%s: %s", path ? path : "(null)", path ? strerror(errno) : "no checkpoint path");
@@ -952,10 +826,10 @@ Ckpt *ckpt_open(const char *path) {
     hid_t fapl = make_fapl();
     c->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     char reason[200];
-    if (c->file < 0) h5err_reason(reason, sizeof reason); /* before H5Pclose clears the stack */
+    if (c->file < 0) h5util_reason(reason, sizeof reason); /* before H5Pclose clears the stack */
     H5Pclose(fapl);
     if (c->file < 0) {
-        if (!has_hdf5_signature(path)) err_set("%s: not an HDF5 file", path);
+        if (h5util_signature(path) != 1) err_set("%s: not an HDF5 file", path);
         else err_set("%s: damaged or truncated HDF5 file (%s)", path, reason);
         ckpt_free(c);
         return NULL;
@@ -980,6 +854,44 @@ void ckpt_close(Ckpt *c) {
     }
     if (c->file >= 0) H5Fclose(c->file);
     ckpt_free(c);
+}
+
+/* ---- run configuration ------------------------------------------------- */
+
+int ckpt_save_config(Ckpt *c, const Config *cfg) {
+    for (int i = 0; i < config_count(cfg); i++) {
+        const char *key = config_key_at(cfg, i)->key, *val = config_get_raw(cfg, key);
+        if (val && ckpt_put_attr_str(c, "/config", key, val)) return -1;
+    }
+    return 0;
+}
+
+/* Reads one key from /config; a missing attribute is an error only when
+ * the caller asked for the key by name. */
+static int load_config_key(Ckpt *c, Config *cfg, const char *key, int must_exist, char *buf, size_t n) {
+    if (!ckpt_has_attr(c, "/config", key)) {
+        if (!must_exist) return 0;
+        return err_set("%s: /config has no attribute '%s'", c->path, key);
+    }
+    if (ckpt_get_attr_str(c, "/config", key, buf, n)) return -1;
+    char where[4096];
+    snprintf(where, sizeof where, "%s: /config", c->path); /* error messages name the group */
+    if (config_set(cfg, key, buf, where)) return -1;
+    return config_set_origin(cfg, key, c->path); /* config_print shows the file */
+}
+
+int ckpt_load_config(Ckpt *c, Config *cfg, const char *const *keys) {
+    size_t n = 1 << 16;
+    char *buf = err_malloc(n);
+    int rc = 0;
+    for (int i = 0; !keys && i < config_count(cfg) && !rc; i++)
+        rc = load_config_key(c, cfg, config_key_at(cfg, i)->key, 0, buf, n);
+    for (int j = 0; keys && keys[j] && !rc; j++) {
+        if (!config_origin(cfg, keys[j])) rc = err_set("%s: config key '%s' is not declared", c->path, keys[j]);
+        else rc = load_config_key(c, cfg, keys[j], 1, buf, n);
+    }
+    free(buf);
+    return rc;
 }
 
 /* ---- convenience -------------------------------------------------------- */

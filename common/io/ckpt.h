@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/model/gpt.h"
 #include "common/model/tok.h"
 
@@ -102,6 +103,17 @@ int ckpt_get_attr_f64(Ckpt *c, const char *obj, const char *name, double *v);
 /* 1 if obj has the attribute, else 0. */
 int ckpt_has_attr(Ckpt *c, const char *obj, const char *name);
 void ckpt_close(Ckpt *c);
+
+/* ---- Run configuration -------------------------------------------------- */
+
+/* Every key of cfg that has a value, as a string attribute of /config. */
+int ckpt_save_config(Ckpt *c, const Config *cfg);
+/* Reads values back from /config with origin = the checkpoint path.
+ * keys == NULL: every declared key the checkpoint has (others keep their
+ * value, attributes of undeclared keys are ignored). Otherwise keys is a
+ * NULL-terminated list and each must be declared and present. A stored
+ * value that does not parse is an error naming the file and key. */
+int ckpt_load_config(Ckpt *c, Config *cfg, const char *const *keys);
 
 /* ---- Convenience -------------------------------------------------------- */
 

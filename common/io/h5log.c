@@ -11,7 +11,7 @@
  * (disk full) the close's own flush would fail again; so a log whose write
  * failed is closed "abandoned": its descriptor is first pointed at an
  * anonymous in-memory file, leaving on disk exactly what the last
- * successful flush put there (see abandon_file). */
+ * successful flush put there (see h5util_detach). */
 #include "common/io/h5log.h"
 
 #include <errno.h>
@@ -20,11 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/err.h"
-#include "common/io/h5err.h"
+#include "common/fsutil.h"
+#include "common/io/h5util.h"
 
 /* Storage. Under SWMR, HDF5 1.10 did not reuse freed file space in our
  * measurements (with or without a free-space manager strategy), and a
@@ -83,97 +83,49 @@ typedef struct {
 
 /* ---- HDF5 plumbing ------------------------------------------------------ */
 
-static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
 /* err_set("PATH: column 'col': what (reason)") from HDF5's error stack. */
 static int h5_fail(const H5log *l, const char *col, const char *what) {
-    char reason[200];
-    h5err_reason(reason, sizeof reason);
-    if (col) return err_set("%s: column '%s': %s (%s)", l->path, col, what, reason);
-    return err_set("%s: %s (%s)", l->path, what, reason);
+    if (!col) return h5util_fail(l->path, what);
+    char where[4096];
+    snprintf(where, sizeof where, "%s: column '%s'", l->path, col);
+    return h5util_fail(where, what);
 }
 
-/* Latest format (SWMR needs it); no file locking: SWMR does not rely on
- * it, a reader's lock would stop a resumed run from reopening its log,
- * and cluster filesystems often lack flock. clear_flags opens a file whose
- * writer died (HDF5 left it marked "open for write"), as h5clear does. */
+/* Latest format (SWMR needs it); h5util_fapl has no file locking: SWMR
+ * does not rely on it, and a reader's lock would stop a resumed run from
+ * reopening its log. clear_flags opens a file whose writer died (HDF5 left
+ * it marked "open for write"), as h5clear does. */
 static hid_t make_fapl(int clear_flags) {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-    H5Pset_fapl_sec2(fapl); /* abandon_file and fsync use its plain fd */
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI);
-    H5Pset_file_locking(fapl, 0, 1);
-    if (clear_flags) {
-        hbool_t clear = 1;
-        H5Pset(fapl, "clear_status_flags", &clear);
-    }
-    return fapl;
-}
-
-static int put_attr_str(hid_t obj, const char *name, const char *val) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t space = H5Screate(H5S_SCALAR);
-    int rc = 0;
-    if (H5Aexists(obj, name) > 0 && H5Adelete(obj, name) < 0) rc = -1;
-    hid_t a = rc ? H5I_INVALID_HID : H5Acreate2(obj, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, t, &val) < 0) rc = -1;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(space);
-    H5Tclose(t);
-    return rc;
+    return h5util_fapl(H5UTIL_FAPL_LATEST | (clear_flags ? H5UTIL_FAPL_CLEAR_FLAGS : 0));
 }
 
 static int put_attr_i64(hid_t obj, const char *name, int64_t v) {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &v) < 0 ? -1 : 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(space);
-    return rc;
+    return h5util_put_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
+/* Opens an attribute that may be missing: invalid id if it is. */
+static hid_t open_attr(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0) return H5I_INVALID_HID;
+    return H5Aopen(obj, name, H5P_DEFAULT);
 }
 
 /* A scalar string attribute (variable or fixed length) as a malloc'd
  * string; NULL if missing or not a string. */
 static char *get_attr_str(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_attr(obj, name);
     if (a < 0) return NULL;
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
     char *out = NULL;
-    if (H5Tget_class(t) == H5T_STRING && H5Sget_simple_extent_npoints(s) == 1) {
-        if (H5Tis_variable_str(t) > 0) {
-            char *v = NULL;
-            if (H5Aread(a, t, &v) >= 0) out = err_strdup(v ? v : "");
-            if (v) H5free_memory(v);
-        } else {
-            out = err_calloc(H5Tget_size(t) + 1, 1);
-            if (H5Aread(a, t, out) < 0) {
-                free(out);
-                out = NULL;
-            }
-        }
-    }
-    H5Sclose(s);
-    H5Tclose(t);
+    h5util_read_str(a, &out);
     H5Aclose(a);
     return out;
 }
 
 static int get_attr_i64(hid_t obj, const char *name, int64_t *v) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_attr(obj, name);
     if (a < 0) return -1;
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-    int rc = H5Tget_class(t) == H5T_INTEGER && H5Sget_simple_extent_npoints(s) == 1 &&
-                     H5Aread(a, H5T_NATIVE_INT64, v) >= 0
-                 ? 0
-                 : -1;
-    H5Sclose(s);
-    H5Tclose(t);
+    H5utilRead rc = h5util_read_num(a, H5T_INTEGER, H5T_NATIVE_INT64, v);
     H5Aclose(a);
-    return rc;
+    return rc == H5UTIL_READ_OK ? 0 : -1;
 }
 
 /* ---- column types ------------------------------------------------------- */
@@ -185,35 +137,23 @@ const char *h5log_type_name(H5logType t) {
 
 static size_t type_size(H5logType t) { return t == H5LOG_F64 || t == H5LOG_I64 ? 8 : 4; }
 
-static hid_t mem_type(H5logType t) {
-    switch (t) {
-    case H5LOG_F64: return H5T_NATIVE_DOUBLE;
-    case H5LOG_F32: return H5T_NATIVE_FLOAT;
-    case H5LOG_I64: return H5T_NATIVE_INT64;
-    case H5LOG_I32: return H5T_NATIVE_INT32;
-    }
-    return H5I_INVALID_HID;
+/* H5logType as h5util's element type (callers check the type first). */
+static H5utilType as_h5util(H5logType t) {
+    static const H5utilType map[] = {
+        [H5LOG_F64] = H5UTIL_F64, [H5LOG_F32] = H5UTIL_F32,
+        [H5LOG_I64] = H5UTIL_I64, [H5LOG_I32] = H5UTIL_I32,
+    };
+    return map[t];
 }
 
-/* Little-endian on disk, so logs are the same on every host. */
-static hid_t file_type(H5logType t) {
-    switch (t) {
-    case H5LOG_F64: return H5T_IEEE_F64LE;
-    case H5LOG_F32: return H5T_IEEE_F32LE;
-    case H5LOG_I64: return H5T_STD_I64LE;
-    case H5LOG_I32: return H5T_STD_I32LE;
-    }
-    return H5I_INVALID_HID;
-}
+static hid_t file_type(H5logType t) { return h5util_file_type(as_h5util(t)); }
+static hid_t mem_type(H5logType t) { return h5util_mem_type(as_h5util(t)); }
 
 /* The H5logType of a stored type, -1 if none matches exactly. */
 static int type_of_h5(hid_t h5t) {
-    size_t size = H5Tget_size(h5t);
-    H5T_class_t cls = H5Tget_class(h5t);
-    if (cls == H5T_FLOAT && size == 8) return H5LOG_F64;
-    if (cls == H5T_FLOAT && size == 4) return H5LOG_F32;
-    if (cls == H5T_INTEGER && H5Tget_sign(h5t) == H5T_SGN_2 && size == 8) return H5LOG_I64;
-    if (cls == H5T_INTEGER && H5Tget_sign(h5t) == H5T_SGN_2 && size == 4) return H5LOG_I32;
+    int t = h5util_type_of(h5t);
+    for (int k = H5LOG_F64; k <= H5LOG_I32; k++)
+        if (t >= 0 && as_h5util((H5logType)k) == (H5utilType)t) return k;
     return -1;
 }
 
@@ -266,14 +206,9 @@ static int check_path(const char *fn, const char *path) {
 
 /* Missing files and non-HDF5 files get plain messages, not HDF5's. */
 static int check_is_hdf5(const char *path) {
-    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    unsigned char buf[8];
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("%s: cannot open: %s", path, strerror(errno));
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    if (n != sizeof buf || memcmp(buf, sig, sizeof sig))
-        return err_set("%s: not an HDF5 file (so not an rlhf log)", path);
+    int sig = h5util_signature(path);
+    if (sig < 0) return err_set("%s: cannot open: %s", path, strerror(errno));
+    if (!sig) return err_set("%s: not an HDF5 file (so not an rlhf log)", path);
     return 0;
 }
 
@@ -342,25 +277,10 @@ static void scan_free(Scan *s) {
 
 /* ---- closing ------------------------------------------------------------ */
 
-/* Points the file's descriptor at an anonymous in-memory file, so that
- * closing a log we must not write to again (see the top of this file)
- * cannot touch the disk: closing a dataset flushes its chunk cache and
- * closing the file flushes metadata, both of which now go to memory. */
-static void abandon_file(hid_t file) {
-    void *handle = NULL;
-    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle) {
-        int mem = memfd_create("h5log-abandoned", MFD_CLOEXEC);
-        if (mem >= 0) {
-            dup2(mem, *(int *)handle);
-            close(mem);
-        }
-    }
-}
-
 /* Closes every handle and frees l. Returns -1 if the final close failed. */
 static int release(H5log *l, int abandon) {
     int rc = 0;
-    if (abandon && l->file >= 0) abandon_file(l->file);
+    if (abandon && l->file >= 0) h5util_detach(l->file); /* see the top of this file */
     for (int i = 0; i < l->n_cols; i++)
         if (l->cols[i].dset >= 0) H5Dclose(l->cols[i].dset);
     if (l->file >= 0 && H5Fclose(l->file) < 0 && !abandon) rc = h5_fail(l, NULL, "cannot close");
@@ -381,34 +301,12 @@ int h5log_close(H5log *l) {
 
 /* ---- who is writing ----------------------------------------------------- */
 
-/* Start time of a process in clock ticks since boot (field 22 of
- * /proc/PID/stat), 0 if there is no such process or it has exited and only
- * waits to be reaped (a zombie, state Z or X: it writes nothing any more).
- * With the pid it names a process uniquely, even after its pid was reused. */
-static unsigned long long process_start(long pid) {
-    char p[64], buf[1024], *save = NULL;
-    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
-    FILE *f = fopen(p, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *s = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!s) return 0;
-    int field = 2;
-    for (char *tok = strtok_r(s + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        if (++field == 3 && (tok[0] == 'Z' || tok[0] == 'X')) return 0;
-        if (field == 22) return strtoull(tok, NULL, 10);
-    }
-    return 0;
-}
-
 /* "HOST PID START": recorded in the file by each process that writes it. */
 static void writer_identity(char out[WRITER_MAX]) {
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = 0;
-    snprintf(out, WRITER_MAX, "%s %ld %llu", host, (long)getpid(), process_start(getpid()));
+    snprintf(out, WRITER_MAX, "%s %ld %llu", host, (long)getpid(), fs_process_start(getpid()));
 }
 
 /* 1 if the writer recorded as ident is a live process on this host other
@@ -423,9 +321,9 @@ static int writer_alive(const char *ident, long *pid_out) {
     me[sizeof me - 1] = 0;
     *pid_out = pid;
     if (strcmp(host, me) || pid == (long)getpid() || pid <= 0) return 0;
-    if (process_start(getpid()) == 0) /* no /proc: the pid alone must do */
+    if (fs_process_start(getpid()) == 0) /* no /proc: the pid alone must do */
         return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-    return process_start(pid) == start;
+    return fs_process_start(pid) == start;
 }
 
 /* The log is marked "open for write": refuse if its writer still runs. */
@@ -475,7 +373,7 @@ static int create_dataset(H5log *l, int i) {
     hid_t d = H5Dcreate2(l->file, c->name, file_type(c->type), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int rc = 0;
     if (d < 0) rc = h5_fail(l, c->name, "cannot create dataset");
-    else if (put_attr_str(d, "help", c->help)) rc = h5_fail(l, c->name, "cannot write help attribute");
+    else if (h5util_put_attr_str(d, "help", c->help)) rc = h5_fail(l, c->name, "cannot write help attribute");
     if (d >= 0) H5Dclose(d);
     H5Pclose(dcpl);
     H5Sclose(space);
@@ -483,8 +381,8 @@ static int create_dataset(H5log *l, int i) {
 }
 
 static int write_layout(H5log *l) {
-    if (put_attr_str(l->file, "format", H5LOG_FORMAT) ||
-        put_attr_i64(l->file, "version", H5LOG_VERSION) || put_attr_str(l->file, "kind", l->kind))
+    if (h5util_put_attr_str(l->file, "format", H5LOG_FORMAT) ||
+        put_attr_i64(l->file, "version", H5LOG_VERSION) || h5util_put_attr_str(l->file, "kind", l->kind))
         return h5_fail(l, NULL, "cannot write root attributes");
     for (int i = 0; i < l->n_cols; i++)
         if (create_dataset(l, i)) return -1;
@@ -678,7 +576,7 @@ static int truncate_rows(H5log *l, const Scan *s, int64_t keep_rows) {
 static int start_writing(H5log *l) {
     char ident[WRITER_MAX];
     writer_identity(ident);
-    if (put_attr_str(l->file, "writer", ident)) return h5_fail(l, NULL, "cannot write root attributes");
+    if (h5util_put_attr_str(l->file, "writer", ident)) return h5_fail(l, NULL, "cannot write root attributes");
     if (H5Fstart_swmr_write(l->file) < 0) return h5_fail(l, NULL, "cannot start SWMR writing");
     for (int i = 0; i < l->n_cols; i++) {
         /* A chunk cache of two chunks, not HDF5's 1 MiB per dataset: the
@@ -708,7 +606,7 @@ static int check_args(const char *fn, const char *path, const H5logColumn *cols,
 }
 
 H5log *h5log_create(const char *path, const H5logColumn *cols, int n_cols, const char *kind) {
-    quiet_hdf5();
+    h5util_quiet();
     if (check_args("h5log_create", path, cols, n_cols, kind)) return NULL;
     H5log *l = log_new(path);
     set_columns(l, cols, n_cols);
@@ -734,7 +632,7 @@ static int open_rdwr(H5log *l) {
     char reason[200];
     hid_t fapl = make_fapl(0);
     l->file = H5Fopen(l->path, H5F_ACC_RDWR, fapl);
-    if (l->file < 0) h5err_reason(reason, sizeof reason);
+    if (l->file < 0) h5util_reason(reason, sizeof reason);
     H5Pclose(fapl);
     if (l->file >= 0) return 0;
     if (!strstr(reason, "already open for write"))
@@ -755,7 +653,7 @@ static int open_rdwr(H5log *l) {
 
 H5log *h5log_open_append(const char *path, const H5logColumn *cols, int n_cols, const char *kind,
                          int64_t keep_rows) {
-    quiet_hdf5();
+    h5util_quiet();
     if (check_args("h5log_open_append", path, cols, n_cols, kind)) return NULL;
     if (keep_rows < -1) {
         err_set("%s: keep_rows %lld: expected -1 (keep all) or a row count", path, (long long)keep_rows);
@@ -841,10 +739,9 @@ int h5log_append(H5log *l, int n_rows, const void *const *cols) {
 }
 
 static int sync_file(H5log *l) {
-    void *handle = NULL;
-    if (H5Fget_vfd_handle(l->file, H5P_DEFAULT, &handle) < 0 || !handle)
-        return h5_fail(l, NULL, "cannot find the file descriptor to sync");
-    if (fsync(*(int *)handle) && errno != EINVAL && errno != EROFS)
+    int fd = h5util_fd(l->file);
+    if (fd < 0) return h5_fail(l, NULL, "cannot find the file descriptor to sync");
+    if (fsync(fd) && errno != EINVAL && errno != EROFS)
         return err_set("%s: cannot sync: %s", l->path, strerror(errno));
     return 0;
 }
@@ -992,7 +889,7 @@ static int open_for_reading(H5log *l) {
 }
 
 H5log *h5log_open_read(const char *path) {
-    quiet_hdf5();
+    h5util_quiet();
     if (check_path("h5log_open_read", path) || check_is_hdf5(path)) return NULL;
     H5log *l = log_new(path);
     Scan *s = NULL;

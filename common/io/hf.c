@@ -20,13 +20,6 @@
 
 #define HF_PREFIX "transformer."
 
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = err_malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* ---- config.json -------------------------------------------------------- */
 
 /* A positive int field: 1 found, 0 absent, -1 invalid. */
@@ -251,7 +244,7 @@ static int load_weights(const char *path, GptConfig *c, int classifier, Gpt *m) 
 /* ---- tokenizer ---------------------------------------------------------- */
 
 static Tok *load_tokenizer(const char *dir, int vocab_size) {
-    char *vp = path_join(dir, "vocab.json"), *mp = path_join(dir, "merges.txt");
+    char *vp = fs_join(dir, "vocab.json"), *mp = fs_join(dir, "merges.txt");
     err_clear();
     Tok *t = tok_gpt2_load(vp, mp);
     if (!t && !err_msg()[0]) err_set("%s: cannot load the tokenizer", vp);
@@ -273,7 +266,7 @@ static Tok *load_tokenizer(const char *dir, int vocab_size) {
 int hf_import(const char *dir, Gpt *m, Tok **tok) {
     memset(m, 0, sizeof *m);
     if (tok) *tok = NULL;
-    char *cp = path_join(dir, "config.json"), *wp = path_join(dir, "model.safetensors");
+    char *cp = fs_join(dir, "config.json"), *wp = fs_join(dir, "model.safetensors");
     GptConfig c = {0};
     int classifier = 0;
     int rc = read_config(cp, &c, &classifier);
@@ -288,25 +281,6 @@ int hf_import(const char *dir, Gpt *m, Tok **tok) {
 }
 
 /* ---- export ------------------------------------------------------------- */
-
-
-static int write_file_atomic(const char *path, const char *data, size_t len) {
-    char *tmp = err_malloc(strlen(path) + 32);
-    sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
-    int rc = 0;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = err_set("%s: cannot create: %s", tmp, strerror(errno));
-    } else {
-        if (fwrite(data, 1, len, fp) != len || fflush(fp) || fsync(fileno(fp)))
-            rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-        if (fclose(fp) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-        if (!rc && rename(tmp, path)) rc = err_set("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        if (rc) unlink(tmp);
-    }
-    free(tmp);
-    return rc;
-}
 
 /* config.json as transformers' GPT2Config writes it for gpt2. */
 static char *config_json(const GptConfig *c, int eot) {
@@ -338,11 +312,11 @@ static char *config_json(const GptConfig *c, int eot) {
 
 static int write_config(const char *dir, const Gpt *m, const Tok *tok) {
     int eot = tok ? tok_eot(tok) : m->cfg.vocab_size - 1; /* GPT-2 and bytes: last id */
-    char *s = config_json(&m->cfg, eot), *path = path_join(dir, "config.json");
+    char *s = config_json(&m->cfg, eot), *path = fs_join(dir, "config.json");
     size_t n = strlen(s);
     s = err_realloc(s, n + 2);
     memcpy(s + n, "\n", 2);
-    int rc = write_file_atomic(path, s, n + 1);
+    int rc = fs_write_atomic(path, s, n + 1);
     free(s);
     free(path);
     return rc;
@@ -357,7 +331,7 @@ static int write_weights(const char *dir, const Gpt *m) {
         shape[i][1] = g->shape[1];
         w[i] = (StWriteTensor){g->name, g->ndim, shape[i], m->params + g->offset};
     }
-    char *path = path_join(dir, "model.safetensors");
+    char *path = fs_join(dir, "model.safetensors");
     int rc = st_write_f32(path, w, m->n_tensors);
     free(path);
     free(shape);
@@ -366,8 +340,8 @@ static int write_weights(const char *dir, const Gpt *m) {
 }
 
 static int write_named(const char *dir, const char *name, const char *data, size_t len) {
-    char *path = path_join(dir, name);
-    int rc = write_file_atomic(path, data, len);
+    char *path = fs_join(dir, name);
+    int rc = fs_write_atomic(path, data, len);
     free(path);
     return rc;
 }

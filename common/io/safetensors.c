@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 
 /* Tensor bytes are copied to and from memory as is. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -365,16 +366,25 @@ static char *build_header(const StWriteTensor *t, int n, size_t *len) {
     return h;
 }
 
-static int write_body(FILE *fp, const char *header, size_t hlen, const StWriteTensor *t, int n) {
+typedef struct {
+    const char *header;
+    size_t hlen;
+    const StWriteTensor *t;
+    int n;
+} StBody;
+
+/* The file after the header is built; a failed write stops it early and
+ * leaves ferror set for fs_write_tmp to report. */
+static int write_body(FILE *fp, void *ctx) {
+    const StBody *b = ctx;
     unsigned char le[8];
-    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    if (fwrite(le, 1, 8, fp) != 8 || fwrite(header, 1, hlen, fp) != hlen) return -1;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)b->hlen >> (8 * i));
+    if (fwrite(le, 1, 8, fp) != 8 || fwrite(b->header, 1, b->hlen, fp) != b->hlen) return 0;
+    for (int i = 0; i < b->n; i++) {
         size_t numel = 1;
-        for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
-        if (numel && fwrite(t[i].data, sizeof(float), numel, fp) != numel) return -1;
+        for (int d = 0; d < b->t[i].ndim; d++) numel *= (size_t)b->t[i].shape[d];
+        if (numel && fwrite(b->t[i].data, sizeof(float), numel, fp) != numel) return 0;
     }
-    if (fflush(fp) || fsync(fileno(fp))) return -1;
     return 0;
 }
 
@@ -382,19 +392,8 @@ int st_write_f32(const char *path, const StWriteTensor *t, int n) {
     size_t hlen;
     char *header = build_header(t, n, &hlen);
     if (!header) return err_prefix("%s: ", path);
-    char *tmp = err_malloc(strlen(path) + 32);
-    sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
-    int rc = 0;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = err_set("%s: cannot create: %s", tmp, strerror(errno));
-    } else {
-        if (write_body(fp, header, hlen, t, n)) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-        if (fclose(fp) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-        if (!rc && rename(tmp, path)) rc = err_set("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        if (rc) unlink(tmp);
-    }
-    free(tmp);
+    StBody body = {.header = header, .hlen = hlen, .t = t, .n = n};
+    int rc = fs_write_atomic_with(path, write_body, &body);
     free(header);
     return rc;
 }

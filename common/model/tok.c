@@ -24,6 +24,8 @@
 #include "common/model/tok.h"
 
 #include "common/err.h"
+#include "common/fsutil.h"
+#include "common/rng.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -94,18 +96,10 @@ static int preview_len(const char *s, size_t n) {
 
 /* ---- hash tables ------------------------------------------------------- */
 
-static uint64_t hash_mix(uint64_t x) { /* splitmix64 finaliser */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 static uint64_t hash_bytes(const char *s, size_t n) { /* FNV-1a */
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-    return hash_mix(h);
+    return rng_splitmix64_mix(h);
 }
 
 /* Power of two >= 2n, so the load factor stays <= 1/2. */
@@ -186,7 +180,7 @@ static void pairmap_free(PairMap *m) {
  * encoder.py's dict(zip(merges, range(len(merges)))). */
 static void pairmap_put(PairMap *m, int left, int right, int rank, int merged) {
     uint64_t k = pair_key(left, right);
-    size_t i = hash_mix(k) & m->mask;
+    size_t i = rng_splitmix64_mix(k) & m->mask;
     while (m->key[i] != PAIR_EMPTY && m->key[i] != k) i = (i + 1) & m->mask;
     m->key[i] = k;
     m->rank[i] = rank;
@@ -196,7 +190,7 @@ static void pairmap_put(PairMap *m, int left, int right, int rank, int merged) {
 /* Slot of the pair, or -1 if the pair has no merge. */
 static long pairmap_find(const PairMap *m, int left, int right) {
     uint64_t k = pair_key(left, right);
-    for (size_t i = hash_mix(k) & m->mask; m->key[i] != PAIR_EMPTY; i = (i + 1) & m->mask)
+    for (size_t i = rng_splitmix64_mix(k) & m->mask; m->key[i] != PAIR_EMPTY; i = (i + 1) & m->mask)
         if (m->key[i] == k) return (long)i;
     return -1;
 }
@@ -486,37 +480,10 @@ Tok *tok_gpt2_from_memory(const char *vocab_json, size_t vocab_len,
                           "merges.txt");
 }
 
-/* Reads a whole file into a NUL-terminated buffer. */
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = err_malloc(cap);
-    for (;;) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        cap *= 2;
-        buf = err_realloc(buf, cap);
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        err_set("%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 Tok *tok_gpt2_load(const char *vocab_json_path, const char *merges_txt_path) {
     size_t vlen = 0, mlen = 0;
-    char *vocab = read_file(vocab_json_path, &vlen);
-    char *merges = vocab ? read_file(merges_txt_path, &mlen) : NULL;
+    char *vocab = fs_read_all(vocab_json_path, &vlen);
+    char *merges = vocab ? fs_read_all(merges_txt_path, &mlen) : NULL;
     Tok *t = NULL;
     if (vocab && merges)
         t = tok_gpt2_build(vocab, vlen, vocab_json_path, merges, mlen, merges_txt_path);

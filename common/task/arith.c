@@ -677,22 +677,22 @@ static const struct {
 #define N_FILES ((int)(sizeof FILES / sizeof *FILES))
 
 
-static char *join(const char *dir, const char *name, const char *suffix) {
-    size_t len = strlen(dir) + strlen(name) + strlen(suffix) + 2;
-    char *s = err_malloc(len);
-    snprintf(s, len, "%s/%s%s", dir, name, suffix);
-    return s;
+/* One file's generator with its arguments, for fs_write_tmp. */
+typedef struct {
+    int k;
+    const Ctx *c;
+    Rng *r;
+} GenCall;
+
+static int run_gen(FILE *f, void *ctx) {
+    GenCall *g = ctx;
+    return FILES[g->k].gen(f, g->c, g->r);
 }
 
-/* Writes one file's contents to tmp, flushed to disk. */
+/* Writes one file's contents to tmp (fs_commit syncs it). */
 static int write_tmp(const char *tmp, int k, const Ctx *c, Rng *r) {
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return err_set("%s: cannot create: %s", tmp, strerror(errno));
-    int rc = FILES[k].gen(f, c, r);
-    if (!rc && (ferror(f) || fflush(f) || fsync(fileno(f))))
-        rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-    if (fclose(f) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
-    return rc;
+    GenCall g = {k, c, r};
+    return fs_write_tmp(tmp, run_gen, &g);
 }
 
 static int check_sizes(int n, const ArithSizes *s) {
@@ -737,10 +737,9 @@ int arith_write_dataset(const char *dir, int n, uint64_t seed, const ArithSizes 
     char *paths[N_FILES], *tmps[N_FILES];
     int rc = 0, written = 0;
     for (int k = 0; k < N_FILES; k++) {
-        paths[k] = join(dir, FILES[k].name, "");
-        char suffix[40];
-        snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)getpid());
-        tmps[k] = join(dir, FILES[k].name, suffix);
+        paths[k] = fs_join(dir, FILES[k].name);
+        tmps[k] = fs_tmp_name(paths[k]);
+        if (!rc) rc = fs_check_target(paths[k]);
     }
     for (int k = 0; k < N_FILES; k++) {
         rng_seed(&r, rng_u64(&master)); /* every file draws all its own seeds */
@@ -750,9 +749,7 @@ int arith_write_dataset(const char *dir, int n, uint64_t seed, const ArithSizes 
     }
     /* Each rename is atomic; only a failure between two of them (hardly
      * possible within one directory) could mix old and new files. */
-    for (int k = 0; k < N_FILES && !rc; k++)
-        if (rename(tmps[k], paths[k]))
-            rc = err_set("%s: cannot rename to %s: %s", tmps[k], paths[k], strerror(errno));
+    for (int k = 0; k < N_FILES && !rc; k++) rc = fs_commit(tmps[k], paths[k]);
     if (rc)
         for (int k = 0; k < written; k++) unlink(tmps[k]);
     for (int k = 0; k < N_FILES; k++) {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/io/h5log.h"
 #include "common/opts.h"
 
@@ -36,11 +37,6 @@ static char *strf(const char *fmt, ...) {
     vsnprintf(s, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return s;
-}
-
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir);
-    return strf("%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
 }
 
 static int is_dir(const char *path) {
@@ -174,7 +170,7 @@ static int table_read(Table *t, H5log *l) {
 static int table_load(Table *t, const SourceSpec *spec, const char *root) {
     memset(t, 0, sizeof *t);
     t->spec = spec;
-    t->path = path_join(root, spec->file);
+    t->path = fs_join(root, spec->file);
     if (!exists(t->path)) {
         t->absent = strf("%s not found", t->path);
         return 0;
@@ -202,7 +198,7 @@ static void put_comment_path(FILE *f, const char *s) {
 }
 
 static int table_write(const Table *t, const char *out_dir, FILE *list) {
-    char *name = strf("%s.dat", t->spec->name), *path = path_join(out_dir, name);
+    char *name = strf("%s.dat", t->spec->name), *path = fs_join(out_dir, name);
     FILE *f = fopen(path, "w");
     int rc = 0;
     if (!f) {
@@ -589,7 +585,7 @@ static int draw_plot(const PlotSpec *p, const Table *tables, const Render *r, co
         n_draw += draw[i];
     }
     char *gp = strf("%s.gp", p->name), *png = strf("%s.png", p->name);
-    char *gp_path = path_join(out_dir, gp), *png_path = path_join(out_dir, png);
+    char *gp_path = fs_join(out_dir, gp), *png_path = fs_join(out_dir, png);
     int rc = 0;
     if (!n_draw) {
         note(notes, "skipped %s: %s", png, why[0] ? why[0] : "nothing to draw");
@@ -627,18 +623,18 @@ done:
 /* Where a stage's logs are: RUN/STAGE, or RUN itself for a PPO out_dir
  * given on its own (no stage subdirectories, a ppo-metrics log in it). */
 static char *stage_root(const char *run, const char *stage, int ppo_alone) {
-    return ppo_alone && !strcmp(stage, "ppo") ? err_strdup(run) : path_join(run, stage);
+    return ppo_alone && !strcmp(stage, "ppo") ? err_strdup(run) : fs_join(run, stage);
 }
 
 /* 1 if RUN is a PPO out_dir on its own, 0 if not, -1 on a bad log. */
 static int is_ppo_alone(const char *run) {
     for (int i = 0; i < N_SOURCES; i++) {
-        char *d = path_join(run, source_specs[i].stage);
+        char *d = fs_join(run, source_specs[i].stage);
         int found = is_dir(d);
         free(d);
         if (found) return 0;
     }
-    char *m = path_join(run, "metrics.h5");
+    char *m = fs_join(run, "metrics.h5");
     int rc = 0;
     if (exists(m)) {
         H5log *l = h5log_open_read(m);
@@ -680,7 +676,7 @@ int plot_run(const PlotOptions *o, FILE *list, FILE *notes) {
     if (strchr(r.gnuplot, '/') && r.gnuplot[0] != '/') { /* gnuplot runs in out_dir: make the path absolute */
         char cwd[4096];
         if (!getcwd(cwd, sizeof cwd)) return err_set("getcwd: %s", strerror(errno));
-        r.gnuplot = prog = path_join(cwd, r.gnuplot);
+        r.gnuplot = prog = fs_join(cwd, r.gnuplot);
     }
     Table *tables = err_calloc(N_SOURCES, sizeof(Table));
     int rc = load_tables(o->run_dir, tables), pngs = 0, skipped = 0;
@@ -724,7 +720,7 @@ int plot_main(int argc, char **argv) {
     if (rc == 1) return 0;
     char *default_out = NULL;
     if (!rc) {
-        if (!out) out = default_out = path_join(pos[0], "plots");
+        if (!out) out = default_out = fs_join(pos[0], "plots");
         PlotOptions po = {pos[0], out, gnuplot, width, height};
         rc = plot_run(&po, stdout, stderr) < 0 ? -1 : 0;
     }

@@ -75,8 +75,8 @@ static inline void fuzz_ckpt_misc(Ckpt *c, const char *path) {
     const CfgKey *const tables[] = {fuzz_ckpt_cfg_keys};
     static const char *const keys[] = {"batch_size", "kl_estimator", NULL};
     Config *cfg = config_new(tables, 1);
-    fuzz_ckpt_expect_named(path, config_load_ckpt(cfg, c, NULL));
-    fuzz_ckpt_expect_named(path, config_load_ckpt(cfg, c, keys));
+    fuzz_ckpt_expect_named(path, ckpt_load_config(c, cfg, NULL));
+    fuzz_ckpt_expect_named(path, ckpt_load_config(c, cfg, keys));
     config_free(cfg);
 }
 

@@ -483,7 +483,7 @@ static int save_ckpt(const char *path, const Config *c, ...) {
     if (gpt_init(&m, &gc)) return -1;
     Tok *tok = tok_byte_new();
     Ckpt *k = ckpt_create(path);
-    int rc = !k || ckpt_put_model(k, &m, tok, "policy") || config_save(c, k);
+    int rc = !k || ckpt_put_model(k, &m, tok, "policy") || ckpt_save_config(k, c);
     va_list ap;
     va_start(ap, c);
     for (const char *name; !rc && (name = va_arg(ap, const char *));)
@@ -512,7 +512,7 @@ TEST(config_checkpoint_round_trip) {
     CHECK(ckpt_get_attr_str(k, "/config", "learning_rate", v, sizeof v) == 0 && streq(v, "0.1"));
     CHECK(!ckpt_has_attr(k, "/config", "prompts")); /* unset required key: not written */
 
-    CHECKF(config_load_ckpt(d, k, NULL) == 0, "%s", err_msg());
+    CHECKF(ckpt_load_config(k, d, NULL) == 0, "%s", err_msg());
     char diff[256];
     CHECKF(config_diff(c, d, diff, sizeof diff) == 0, "%s", diff);
     CHECK(config_float(d, "learning_rate") == 0.1 && config_int(d, "batch_size") == 32);
@@ -522,14 +522,14 @@ TEST(config_checkpoint_round_trip) {
 
     Config *e = new_config();
     const char *some[] = {"batch_size", "resume", NULL};
-    CHECK(config_load_ckpt(e, k, some) == 0);
+    CHECK(ckpt_load_config(k, e, some) == 0);
     CHECK(config_int(e, "batch_size") == 32 && config_bool(e, "resume") == 0);
     CHECK(config_float(e, "learning_rate") == 3e-4); /* not asked for */
     const char *with_missing[] = {"batch_size", "prompts", NULL};
-    CHECK(config_load_ckpt(e, k, with_missing) == -1);
+    CHECK(ckpt_load_config(k, e, with_missing) == -1);
     CHECK_MSG(path, ": /config has no attribute 'prompts'");
     const char *undeclared[] = {"nope", NULL};
-    CHECK(config_load_ckpt(e, k, undeclared) == -1);
+    CHECK(ckpt_load_config(k, e, undeclared) == -1);
     CHECK_MSG(path, "config key 'nope' is not declared");
     config_free(e);
     ckpt_close(k);
@@ -539,7 +539,7 @@ TEST(config_checkpoint_round_trip) {
     CHECKF(save_ckpt(bad, c, "batch_size", "eight", (const char *)NULL) == 0, "%s", err_msg());
     k = ckpt_open(bad);
     if (k) {
-        CHECK(config_load_ckpt(d, k, NULL) == -1);
+        CHECK(ckpt_load_config(k, d, NULL) == -1);
         CHECK_MSG(bad, "/config: 'batch_size' expects an integer, got 'eight'");
         ckpt_close(k);
     }

@@ -1,0 +1,259 @@
+/* Tests for common/fsutil.c: fs_read_all on empty, large (buffer-growth
+ * boundaries, NUL bytes) and missing files; fs_join's separator rules; the
+ * atomic writers (content, replacement, no temporary left behind, refusal
+ * of directories and FIFOs only, failures that leave the old file alone);
+ * the two clocks. Files are written and read back here with plain stdio, not
+ * with the functions under test. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "tests/harness.h"
+
+/* A fresh directory under the run's scratch directory. */
+static const char *fresh_dir(const char *name) {
+    static char buf[8][600];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 600, "%s/fsutil_%s", harness_tmpdir(), name);
+    mkdir(p, 0777);
+    return p;
+}
+
+static const char *in_dir(const char *dir, const char *name) {
+    static char buf[8][700];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 700, "%s/%s", dir, name);
+    return p;
+}
+
+static void put_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+/* 1 if path holds exactly data[0..n). */
+static int file_is(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char *got = malloc(n + 1);
+    size_t k = fread(got, 1, n + 1, f);
+    fclose(f);
+    int same = k == n && (n == 0 || memcmp(got, data, n) == 0);
+    free(got);
+    return same;
+}
+
+/* Directory entries whose name contains ".tmp.". */
+static int count_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, FS_TMP_INFIX)) n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- fs_read_all ------------------------------------------------------------ */
+
+TEST(fs_read_all_empty_file) {
+    const char *path = in_dir(fresh_dir("read_empty"), "empty");
+    put_file(path, "", 0);
+    size_t len = 99;
+    char *s = fs_read_all(path, &len);
+    CHECKF(s != NULL, "%s", err_msg());
+    CHECK(len == 0);
+    CHECK(s && s[0] == 0);
+    free(s);
+}
+
+/* Sizes around the 64 KiB starting buffer and its doublings, with NULs and
+ * every byte value, must come back whole and NUL-terminated. */
+TEST(fs_read_all_sizes_across_buffer_growth) {
+    const char *dir = fresh_dir("read_sizes");
+    static const size_t sizes[] = {1, 65534, 65535, 65536, 65537, 131071, 131072, 1000003};
+    unsigned char *data = malloc(1000003);
+    for (size_t i = 0; i < 1000003; i++) data[i] = (unsigned char)(i * 2654435761u >> 13);
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        const char *path = in_dir(dir, "data");
+        put_file(path, data, sizes[k]);
+        size_t len = 0;
+        char *s = fs_read_all(path, &len);
+        CHECKF(s && len == sizes[k], "size %zu: got %zu", sizes[k], s ? len : 0);
+        CHECKF(s && memcmp(s, data, sizes[k]) == 0, "size %zu: contents differ", sizes[k]);
+        CHECKF(s && s[sizes[k]] == 0, "size %zu: no NUL after the data", sizes[k]);
+        free(s);
+    }
+    free(data);
+}
+
+TEST(fs_read_all_missing_file_names_it) {
+    const char *path = in_dir(fresh_dir("read_missing"), "absent.txt");
+    size_t len = 7;
+    CHECK(fs_read_all(path, &len) == NULL);
+    CHECKF(strstr(err_msg(), path) && strstr(err_msg(), "cannot open") && strstr(err_msg(), "No such file"),
+           "%s", err_msg());
+    CHECK(len == 7);
+}
+
+/* ---- fs_join ------------------------------------------------------------------ */
+
+TEST(fs_join_separators) {
+    static const char *const cases[][3] = {
+        {"a", "b", "a/b"},     {"a/", "b", "a/b"},        {"", "b", "b"},
+        {"/", "b", "/b"},      {"run/ppo", "m.h5", "run/ppo/m.h5"},
+        {"a//", "b", "a//b"},  {"a", "", "a/"},           {".", "x/y", "./x/y"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *got = fs_join(cases[i][0], cases[i][1]);
+        CHECKF(!strcmp(got, cases[i][2]), "fs_join(\"%s\", \"%s\") = \"%s\", expected \"%s\"", cases[i][0],
+               cases[i][1], got, cases[i][2]);
+        free(got);
+    }
+}
+
+/* ---- atomic output -------------------------------------------------------------- */
+
+TEST(fs_write_atomic_creates_and_replaces) {
+    const char *dir = fresh_dir("atomic");
+    const char *path = in_dir(dir, "out.txt");
+    CHECKF(fs_write_atomic(path, "first\n", 6) == 0, "%s", err_msg());
+    CHECK(file_is(path, "first\n", 6));
+    CHECKF(fs_write_atomic(path, "second, longer\n", 15) == 0, "%s", err_msg());
+    CHECK(file_is(path, "second, longer\n", 15));
+    CHECKF(fs_write_atomic(path, "", 0) == 0, "%s", err_msg());
+    CHECK(file_is(path, "", 0));
+    CHECK(count_temporaries(dir) == 0);
+}
+
+/* A symlink to a regular file was always replaceable (rename replaces the
+ * link); only non-regular targets are refused. */
+TEST(fs_write_atomic_accepts_a_symlink_to_a_file) {
+    const char *dir = fresh_dir("atomic_link");
+    const char *real = in_dir(dir, "real"), *link = in_dir(dir, "link");
+    put_file(real, "old", 3);
+    CHECK(symlink("real", link) == 0);
+    CHECKF(fs_write_atomic(link, "new", 3) == 0, "%s", err_msg());
+    CHECK(file_is(link, "new", 3));
+    CHECK(count_temporaries(dir) == 0);
+}
+
+TEST(fs_write_atomic_refuses_directories_and_fifos) {
+    const char *dir = fresh_dir("atomic_refuse");
+    const char *sub = in_dir(dir, "sub"), *fifo = in_dir(dir, "fifo");
+    mkdir(sub, 0777);
+    CHECK(mkfifo(fifo, 0666) == 0);
+    CHECK(fs_write_atomic(sub, "x", 1) == -1);
+    CHECKF(strstr(err_msg(), sub) && strstr(err_msg(), "not a regular file"), "%s", err_msg());
+    CHECK(fs_write_atomic(fifo, "x", 1) == -1);
+    CHECKF(strstr(err_msg(), "not a regular file"), "%s", err_msg());
+    struct stat st;
+    CHECK(stat(sub, &st) == 0 && S_ISDIR(st.st_mode));
+    CHECK(stat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    CHECK(count_temporaries(dir) == 0);
+}
+
+TEST(fs_write_atomic_into_missing_directory_fails_cleanly) {
+    const char *path = in_dir(fresh_dir("atomic_missing"), "no/such/x");
+    CHECK(fs_write_atomic(path, "x", 1) == -1);
+    CHECKF(strstr(err_msg(), "cannot create") && strstr(err_msg(), "No such file"), "%s", err_msg());
+}
+
+static int failing_writer(FILE *f, void *ctx) {
+    fputs((const char *)ctx, f);
+    return err_set("writer gave up");
+}
+
+static int good_writer(FILE *f, void *ctx) {
+    fputs((const char *)ctx, f);
+    return 0;
+}
+
+/* A writer's own failure: its message, the old file untouched, no
+ * temporary left. */
+TEST(fs_write_atomic_with_keeps_old_file_on_writer_error) {
+    const char *dir = fresh_dir("atomic_with");
+    const char *path = in_dir(dir, "out.txt");
+    CHECKF(fs_write_atomic_with(path, good_writer, "kept\n") == 0, "%s", err_msg());
+    CHECK(file_is(path, "kept\n", 5));
+    CHECK(fs_write_atomic_with(path, failing_writer, "partial") == -1);
+    CHECKF(strstr(err_msg(), "writer gave up"), "%s", err_msg());
+    CHECK(file_is(path, "kept\n", 5));
+    CHECK(count_temporaries(dir) == 0);
+}
+
+/* The temporary lives beside the target, and a commit that cannot rename
+ * (the temporary is gone) reports both names. */
+TEST(fs_tmp_name_and_commit) {
+    const char *dir = fresh_dir("commit");
+    const char *path = in_dir(dir, "x.h5");
+    char *tmp = fs_tmp_name(path);
+    char want[800];
+    snprintf(want, sizeof want, "%s.tmp.%ld", path, (long)getpid());
+    CHECKF(!strcmp(tmp, want), "%s", tmp);
+    put_file(tmp, "abc", 3);
+    CHECKF(fs_commit(tmp, path) == 0, "%s", err_msg());
+    CHECK(file_is(path, "abc", 3));
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK(fs_commit(tmp, path) == -1);
+    CHECKF(strstr(err_msg(), path) && strstr(err_msg(), tmp), "%s", err_msg());
+    CHECK(file_is(path, "abc", 3));
+    free(tmp);
+}
+
+/* A commit over a directory is refused and removes the temporary. */
+TEST(fs_commit_refuses_directory_and_removes_temporary) {
+    const char *dir = fresh_dir("commit_dir");
+    const char *sub = in_dir(dir, "sub");
+    mkdir(sub, 0777);
+    char *tmp = fs_tmp_name(sub);
+    put_file(tmp, "abc", 3);
+    CHECK(fs_commit(tmp, sub) == -1);
+    CHECKF(strstr(err_msg(), "not a regular file"), "%s", err_msg());
+    CHECK(access(tmp, F_OK) != 0);
+    free(tmp);
+}
+
+/* ---- clocks --------------------------------------------------------------------- */
+
+TEST(fs_clocks) {
+    double a = fs_now();
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    double b = fs_now();
+    CHECKF(b - a >= 0.019 && b - a < 5, "monotonic step %g s", b - a);
+    double wall = fs_wall_now(), now = (double)time(NULL);
+    CHECKF(wall > now - 2 && wall < now + 2, "wall %f vs time() %f", wall, now);
+}
+
+/* ---- processes ------------------------------------------------------------------ */
+
+/* Our own start time is known; a child that exited but is not reaped yet
+ * (a zombie) and a reaped one both count as gone. */
+TEST(fs_process_start_live_zombie_and_gone) {
+    CHECK(fs_process_start(getpid()) > 0);
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    CHECK(child > 0);
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    unsigned long long start = 1;
+    for (int i = 0; i < 200 && start; i++) { /* until the child has exited */
+        nanosleep(&pause, NULL);
+        start = fs_process_start(child);
+    }
+    CHECKF(start == 0, "zombie child %ld still has start time %llu", (long)child, start);
+    waitpid(child, NULL, 0);
+    CHECK(fs_process_start(child) == 0);
+}
