@@ -4,7 +4,8 @@
  * (per response: the sum over its tokens of log pi(y_t) - log ref(y_t), an
  * unbiased estimate under the policy's own samples) and the response length,
  * each as mean +- standard error. Used by `rlhf eval`, the demo's final
- * table and PPO's per-iteration gold score. */
+ * table and PPO's per-iteration gold score. Also the negative
+ * log-likelihood of a text under a language model (`rlhf nll`). */
 #ifndef EVALUATE_H
 #define EVALUATE_H
 
@@ -51,5 +52,14 @@ int eval_logprob_sums(Gpt *lm, const int *const *tokens, const int *len, const i
 /* Reads a reward checkpoint's stored normalisation (offset 0, scale 1 when
  * absent). */
 int eval_rm_norm(const char *path, double *offset, double *scale);
+
+/* Negative log-likelihood of the token sequence ids[0..n) under a language
+ * model: cut into non-overlapping windows of n_ctx predictions (the
+ * remainder last), `batch` windows per forward pass, so every token after
+ * the first is predicted once, from at most n_ctx tokens before it within
+ * its window. *total = -sum log p in nats, *count = n - 1 (the mean is
+ * *total / *count). 0, or -1 + err_set: a scalar-head model, n < 2,
+ * batch < 1, or gpt_forward's error (a token outside the vocabulary). */
+int eval_nll(Gpt *m, const int *ids, int n, int batch, double *total, long *count);
 
 #endif
