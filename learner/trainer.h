@@ -4,7 +4,8 @@
  * A stage supplies callbacks (setup, micro_batch, evaluate, finish); the
  * core owns everything else: configuration, the global batch schedule,
  * gradient all-reduce, AdamW with warm-up + cosine, progress lines, metrics
- * in HDF5, checkpoints, resume and signals.
+ * in HDF5, checkpoints, resume, and stopping when the caller's stop flag
+ * (set by rlhf.c's signal handler) says so.
  *
  * Determinism. The global batch of step s is examples perm_e[s*B ..
  * (s+1)*B) of epoch e's permutation (seeded by seed and e). It is cut into
