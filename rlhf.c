@@ -1,20 +1,27 @@
-/* rlhf — the command-line front end. Parses the subcommand and hands over
- * to it; the one file that knows every part of the system. Subcommands that
- * train (and the PPO roles) will start MPI; the tools below run on one
+/* rlhf — the command-line front end: the one file that knows every role.
+ * One table of subcommands (below, `commands`) drives dispatch, `rlhf
+ * --help`, each subcommand's --help (its option table, opts.h, or its
+ * configuration keys, config.h) and `rlhf config-reference`. Signal
+ * handlers are installed here once, for every subcommand, before it runs:
+ * trainers and PPO get a stop flag and checkpoint before they exit
+ * 128 + signal; the others end at once with that status. This file parses,
+ * checks and prints; the computing is done by the modules it calls.
+ * Training subcommands and the PPO roles start MPI; the rest run on one
  * process. Errors from any module arrive as one line through err.h. */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/task/arith.h"
 #include "common/io/ckpt.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/task/evaluate.h"
 #include "common/model/generate.h"
 #include "common/model/gpt.h"
@@ -36,19 +43,58 @@
 
 #define RLHF_VERSION "0.1.0"
 
-/* Parses options; exits 0 after --help, dies on a bad option. */
-static void parse_or_die(const OptSpec *s, int argc, char **argv, char **pos, int *n_pos) {
-    int rc = opts_parse(s, argc, argv, pos, n_pos);
-    if (rc == 1) exit(0);
-    if (rc) err_die_last();
+/* ---- the subcommand table's row ------------------------------------------- */
+
+typedef struct Command Command;
+
+/* What a subcommand's run function gets. */
+typedef struct {
+    const Command *cmd; /* its row */
+    int argc;           /* positional arguments (option table), else all */
+    char **argv;
+} Invocation;
+
+/* A subcommand. Those with an option table get their arguments parsed (and
+ * --help answered) before run, which receives the positional arguments;
+ * the others (trainers, ppo: configuration keys, MPI) receive the raw
+ * arguments after the subcommand name. */
+struct Command {
+    const char *name;
+    const char *summary;        /* one line of `rlhf --help` */
+    const OptSpec *opts;        /* option table and --help; NULL: see below */
+    void (*set_defaults)(void); /* option defaults known only at run time; may be NULL */
+    const TrainStage *stage;    /* trainers: the stage's keys (with trainer_keys) */
+    const CfgKey *keys;         /* ppo: its configuration keys */
+    int stops;                  /* acts on the stop flag: checkpoints, then exits */
+    int (*run)(const Invocation *in);
+};
+
+/* ---- signals ----------------------------------------------------------------- */
+
+/* The number of the signal that asked the running subcommand to stop; 0 if none. */
+static volatile sig_atomic_t stop_signal;
+/* 1 while the running subcommand checks stop_signal at its checkpoints. */
+static volatile sig_atomic_t stops_at_checkpoints;
+
+/* Subcommands without checkpoints have nothing to save: they end here,
+ * with the status a shell shows for a process killed by the signal. */
+static void on_signal(int sig) {
+    if (!stops_at_checkpoints) _exit(128 + sig);
+    stop_signal = sig;
 }
 
-/* Loads a checkpoint's model and tokenizer or dies naming the file. */
-static Tok *load_model_or_die(const char *path, Gpt *m, char *kind, size_t kind_len) {
-    Tok *tok = NULL;
-    if (!path) err_die("--model is required");
-    if (ckpt_load_model(path, m, &tok, kind, kind_len)) err_die_last();
-    return tok;
+/* On every rank of an MPI job too: srun and mpirun pass SIGTERM and SIGUSR1
+ * straight to the ranks. PPO actors and rewarders keep going until the
+ * learner, which acts on the flag, has checkpointed and tells them to stop. */
+static void install_signals(const Command *c) {
+    stops_at_checkpoints = c->stops;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* Loads a checkpoint's model and tokenizer as want expects or dies naming
@@ -62,42 +108,60 @@ static Tok *load_as_or_die(const char *path, Gpt *m, const CkptWant *want) {
 
 /* ---- init ---------------------------------------------------------------- */
 
-static int cmd_init(int argc, char **argv) {
-    const char *out = NULL, *head = "lm", *hf_tok = NULL;
-    int n_layer = 4, n_head = 4, n_embd = 128, n_ctx = 128, seed = 1;
-    Opt o[] = {
-        {"out", OPT_STR, &out, "CKPT", "checkpoint to write (required)"},
-        {"n-layer", OPT_INT, &n_layer, "N", "transformer blocks"},
-        {"n-head", OPT_INT, &n_head, "N", "attention heads"},
-        {"n-embd", OPT_INT, &n_embd, "N", "model width (multiple of n-head)"},
-        {"n-ctx", OPT_INT, &n_ctx, "N", "context length in tokens"},
-        {"head", OPT_STR, &head, "lm|scalar", "language-model head or scalar (reward/value) head"},
-        {"tokenizer", OPT_STR, &hf_tok, "DIR", "take GPT-2 BPE vocab.json + merges.txt from DIR (default: byte tokenizer)"},
-        {"seed", OPT_INT, &seed, "S", "random seed for the weights"},
-        {0}};
-    OptSpec s = {"init", "rlhf init --out CKPT [options]",
-                 "Create a GPT-2 model with fresh random weights (GPT-2 initialisation).",
-                 NULL, o, 0, 0};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
+static struct {
+    const char *out, *head, *tokenizer;
+    int n_layer, n_head, n_embd, n_ctx, seed;
+} init_args = {.head = "lm", .n_layer = 4, .n_head = 4, .n_embd = 128, .n_ctx = 128, .seed = 1};
+
+static const Opt init_opts[] = {
+    {"out", OPT_STR, &init_args.out, "CKPT", "checkpoint to write (required)"},
+    {"n-layer", OPT_INT, &init_args.n_layer, "N", "transformer blocks"},
+    {"n-head", OPT_INT, &init_args.n_head, "N", "attention heads"},
+    {"n-embd", OPT_INT, &init_args.n_embd, "N", "model width (multiple of n-head)"},
+    {"n-ctx", OPT_INT, &init_args.n_ctx, "N", "context length in tokens"},
+    {"head", OPT_STR, &init_args.head, "lm|scalar", "language-model head or scalar (reward/value) head"},
+    {"tokenizer", OPT_STR, &init_args.tokenizer, "DIR", "take GPT-2 BPE vocab.json + merges.txt from DIR (default: byte tokenizer)"},
+    {"seed", OPT_INT, &init_args.seed, "S", "random seed for the weights"},
+    {0}};
+
+static const OptSpec init_spec = {
+    .command = "init",
+    .usage = "rlhf init --out CKPT [options]",
+    .summary = "Create a GPT-2 model with fresh random weights (GPT-2 initialisation).",
+    .opts = init_opts,
+};
+
+/* The byte tokenizer, or GPT-2 BPE from a Hugging Face directory. */
+static Tok *init_tokenizer(const char *dir) {
+    if (!dir) return tok_byte_new();
+    char v[4096], mg[4096];
+    snprintf(v, sizeof v, "%s/vocab.json", dir);
+    snprintf(mg, sizeof mg, "%s/merges.txt", dir);
+    Tok *tok = tok_gpt2_load(v, mg);
+    if (!tok) err_die_last();
+    return tok;
+}
+
+static int cmd_init(const Invocation *in) {
+    (void)in;
+    const char *out = init_args.out, *head = init_args.head;
     if (!out) err_die("init: --out is required");
     if (strcmp(head, "lm") && strcmp(head, "scalar")) err_die("init: --head must be lm or scalar, got '%s'", head);
-    Tok *tok = hf_tok ? NULL : tok_byte_new();
-    if (hf_tok) {
-        char v[4096], mg[4096];
-        snprintf(v, sizeof v, "%s/vocab.json", hf_tok);
-        snprintf(mg, sizeof mg, "%s/merges.txt", hf_tok);
-        if (!(tok = tok_gpt2_load(v, mg))) err_die_last();
-    }
-    GptConfig c = {tok_vocab_size(tok), n_ctx, n_layer, n_head, n_embd,
-                   strcmp(head, "lm") ? GPT_HEAD_SCALAR : GPT_HEAD_LM};
+    Tok *tok = init_tokenizer(init_args.tokenizer);
+    GptConfig c = {
+        .vocab_size = tok_vocab_size(tok),
+        .n_ctx = init_args.n_ctx,
+        .n_layer = init_args.n_layer,
+        .n_head = init_args.n_head,
+        .n_embd = init_args.n_embd,
+        .head = strcmp(head, "lm") ? GPT_HEAD_SCALAR : GPT_HEAD_LM,
+    };
     Gpt m;
     if (gpt_init(&m, &c)) err_die("init: %s", err_msg());
-    gpt_init_random(&m, (uint64_t)seed);
+    gpt_init_random(&m, (uint64_t)init_args.seed);
     if (ckpt_save_model(out, &m, tok, c.head == GPT_HEAD_LM ? "policy" : "reward")) err_die_last();
     fprintf(stderr, "rlhf init: %s: %zu parameters (%d layers, %d heads, width %d, context %d, vocab %d)\n",
-            out, m.n_params, n_layer, n_head, n_embd, n_ctx, c.vocab_size);
+            out, m.n_params, c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab_size);
     gpt_free(&m);
     tok_free(tok);
     return 0;
@@ -105,30 +169,35 @@ static int cmd_init(int argc, char **argv) {
 
 /* ---- generate ------------------------------------------------------------ */
 
-typedef struct {
-    char **text;   /* prompt strings */
-    int n, cap;
-} PromptList;
+static struct {
+    const char *model, *prompt, *prompts;
+    int max_new, greedy, top_k, seed, jsonl, batch;
+    float temperature, top_p;
+} gen_args = {.max_new = 64, .seed = 1, .batch = 8, .temperature = 1.0f, .top_p = 1.0f};
 
-static void prompts_add(PromptList *p, const char *s) {
-    if (p->n == p->cap) p->cap = p->cap ? 2 * p->cap : 16, p->text = err_realloc(p->text, p->cap * sizeof(char *));
-    p->text[p->n++] = err_strdup(s);
-}
+static const Opt gen_opts[] = {
+    {"model", OPT_STR, &gen_args.model, "CKPT", "policy checkpoint (required)"},
+    {"prompt", OPT_STR, &gen_args.prompt, "TEXT", "one prompt"},
+    {"prompts", OPT_STR, &gen_args.prompts, "FILE.jsonl", "prompts, one {\"prompt\": ...} per line"},
+    {"max-new", OPT_INT, &gen_args.max_new, "N", "new tokens at most per prompt"},
+    {"greedy", OPT_FLAG, &gen_args.greedy, NULL, "always take the most likely token"},
+    {"temperature", OPT_FLOAT, &gen_args.temperature, "T", "sampling temperature (> 0)"},
+    {"top-k", OPT_INT, &gen_args.top_k, "K", "sample among the K most likely tokens (0 = all)"},
+    {"top-p", OPT_FLOAT, &gen_args.top_p, "P", "nucleus sampling: smallest set with mass >= P (1 = off)"},
+    {"seed", OPT_INT, &gen_args.seed, "S", "random seed (same seed, same output)"},
+    {"batch", OPT_INT, &gen_args.batch, "B", "prompts generated together"},
+    {"jsonl", OPT_FLAG, &gen_args.jsonl, NULL, "print one JSON object per prompt"},
+    {0}};
 
-static void prompts_read_jsonl(PromptList *p, const char *path) {
-    Jsonl *j = jsonl_open(path);
-    json_t *obj;
-    const char *s;
-    int rc;
-    if (!j) err_die_last();
-    while ((rc = jsonl_next(j, &obj)) == 1) {
-        if (jsonl_get_str(j, obj, "prompt", &s)) err_die_last();
-        prompts_add(p, s);
-    }
-    if (rc < 0) err_die_last();
-    if (!p->n) err_die("%s: no prompts in file", path);
-    jsonl_close(j);
-}
+static const OptSpec gen_spec = {
+    .command = "generate",
+    .usage = "rlhf generate --model CKPT (--prompt TEXT | --prompts FILE.jsonl) [options]",
+    .summary = "Complete prompts with a KV-cache sampler: greedy, temperature, top-k, top-p.",
+    .details = "Generation stops at the end-of-text token, after --max-new tokens, or when the\n"
+               "context is full. --jsonl prints {\"prompt\", \"completion\", \"tokens\", \"stop\",\n"
+               "\"logprob\"} per prompt; invalid UTF-8 in completions becomes U+FFFD there.",
+    .opts = gen_opts,
+};
 
 static const char *stop_name(GenStop s) {
     return s == GEN_STOP_EOT ? "eot" : s == GEN_STOP_LENGTH ? "length" : "context";
@@ -152,9 +221,11 @@ static void print_completion(const Tok *tok, const GenResult *r, int i, const ch
         for (int k = 0; k < r->len[i]; k++) lp += r->logp_model[i][k];
         json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:f}", "prompt", prompt, "completion", clean,
                               "tokens", r->len[i], "stop", stop_name(r->stop[i]), "logprob", lp);
-        char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII * 0);
+        char *line = json_dumps(o, JSON_COMPACT);
         puts(line);
-        free(line), json_decref(o), free(clean);
+        free(line);
+        json_decref(o);
+        free(clean);
     } else {
         if (numbered) printf("--- %d ---\n", index);
         fputs(prompt, stdout);
@@ -164,68 +235,64 @@ static void print_completion(const Tok *tok, const GenResult *r, int i, const ch
     free(text);
 }
 
-static int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *prompts_file = NULL;
-    int max_new = 64, greedy = 0, top_k = 0, seed = 1, as_jsonl = 0, batch = 8;
-    float temperature = 1.0f, top_p = 1.0f;
-    Opt o[] = {
-        {"model", OPT_STR, &model, "CKPT", "policy checkpoint (required)"},
-        {"prompt", OPT_STR, &prompt, "TEXT", "one prompt"},
-        {"prompts", OPT_STR, &prompts_file, "FILE.jsonl", "prompts, one {\"prompt\": ...} per line"},
-        {"max-new", OPT_INT, &max_new, "N", "new tokens at most per prompt"},
-        {"greedy", OPT_FLAG, &greedy, NULL, "always take the most likely token"},
-        {"temperature", OPT_FLOAT, &temperature, "T", "sampling temperature (> 0)"},
-        {"top-k", OPT_INT, &top_k, "K", "sample among the K most likely tokens (0 = all)"},
-        {"top-p", OPT_FLOAT, &top_p, "P", "nucleus sampling: smallest set with mass >= P (1 = off)"},
-        {"seed", OPT_INT, &seed, "S", "random seed (same seed, same output)"},
-        {"batch", OPT_INT, &batch, "B", "prompts generated together"},
-        {"jsonl", OPT_FLAG, &as_jsonl, NULL, "print one JSON object per prompt"},
-        {0}};
-    OptSpec s = {"generate",
-                 "rlhf generate --model CKPT (--prompt TEXT | --prompts FILE.jsonl) [options]",
-                 "Complete prompts with a KV-cache sampler: greedy, temperature, top-k, top-p.",
-                 "Generation stops at the end-of-text token, after --max-new tokens, or when the\n"
-                 "context is full. --jsonl prints {\"prompt\", \"completion\", \"tokens\", \"stop\",\n"
-                 "\"logprob\"} per prompt; invalid UTF-8 in completions becomes U+FFFD there.",
-                 o, 0, 0};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
-    if (!prompt == !prompts_file) err_die("generate: give exactly one of --prompt or --prompts");
-    if (max_new < 1) err_die("generate: --max-new must be >= 1, got %d", max_new);
+/* Tokenizes prompts[0..n) (an empty prompt becomes the end token) or dies
+ * naming the prompt that does not fit the context. */
+static int **encode_prompts(const Tok *tok, char *const *prompts, int n, int first, int n_ctx, int eot,
+                            const char *source, int *lens) {
+    int **ids = err_calloc(n, sizeof(int *));
+    for (int i = 0; i < n; i++) {
+        if (!(ids[i] = tok_encode(tok, prompts[i], strlen(prompts[i]), &lens[i]))) err_die_last();
+        if (lens[i] == 0) {
+            ids[i] = err_realloc(ids[i], sizeof(int));
+            ids[i][0] = eot;
+            lens[i] = 1;
+        }
+        if (lens[i] >= n_ctx)
+            err_die("%s: prompt %d has %d tokens; the model's context is %d", source, first + i + 1, lens[i], n_ctx);
+    }
+    return ids;
+}
+
+static int cmd_generate(const Invocation *in) {
+    (void)in;
+    const char *model = gen_args.model, *prompts_file = gen_args.prompts;
+    int batch = gen_args.batch;
+    if (!gen_args.prompt == !prompts_file) err_die("generate: give exactly one of --prompt or --prompts");
+    if (gen_args.max_new < 1) err_die("generate: --max-new must be >= 1, got %d", gen_args.max_new);
     if (batch < 1) err_die("generate: --batch must be >= 1, got %d", batch);
-    GenConfig gc = {max_new, 0, {greedy, temperature, top_k, top_p}};
+    GenConfig gc = {
+        .max_new = gen_args.max_new,
+        .sampler = {.greedy = gen_args.greedy,
+                    .temperature = gen_args.temperature,
+                    .top_k = gen_args.top_k,
+                    .top_p = gen_args.top_p},
+    };
     if (sampler_validate(&gc.sampler)) err_die("generate: %s", err_msg());
     Gpt m;
     Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "generate --model"});
     if (batch > 1) gpt_pack_head(&m); /* once for every batch */
     gc.eot = tok_eot(tok);
-    PromptList pl = {0};
-    if (prompt) prompts_add(&pl, prompt);
-    else prompts_read_jsonl(&pl, prompts_file);
+    JsonlPrompts pl = {0};
+    if (gen_args.prompt) jsonl_prompts_add(&pl, gen_args.prompt);
+    else if (jsonl_read_prompts(prompts_file, &pl)) err_die_last();
     Rng rng;
-    rng_seed(&rng, (uint64_t)seed);
+    rng_seed(&rng, (uint64_t)gen_args.seed);
     for (int start = 0; start < pl.n; start += batch) {
         int n = pl.n - start < batch ? pl.n - start : batch;
-        int **ids = err_calloc(n, sizeof(int *)), *lens = err_calloc(n, sizeof(int));
-        for (int i = 0; i < n; i++) {
-            const char *t = pl.text[start + i];
-            if (!(ids[i] = tok_encode(tok, t, strlen(t), &lens[i]))) err_die_last();
-            if (lens[i] == 0) ids[i] = err_realloc(ids[i], sizeof(int)), ids[i][0] = gc.eot, lens[i] = 1;
-            if (lens[i] >= m.cfg.n_ctx)
-                err_die("%s: prompt %d has %d tokens; the model's context is %d", prompts_file ? prompts_file : "--prompt",
-                        start + i + 1, lens[i], m.cfg.n_ctx);
-        }
+        int *lens = err_calloc(n, sizeof(int));
+        int **ids = encode_prompts(tok, pl.text + start, n, start, m.cfg.n_ctx, gc.eot,
+                                   prompts_file ? prompts_file : "--prompt", lens);
         GenResult r;
         if (gen_run(&m, (const int *const *)ids, lens, n, &gc, &rng, &r)) err_die("generate: %s", err_msg());
-        for (int i = 0; i < n; i++) print_completion(tok, &r, i, pl.text[start + i], as_jsonl, pl.n > 1, start + i + 1);
+        for (int i = 0; i < n; i++)
+            print_completion(tok, &r, i, pl.text[start + i], gen_args.jsonl, pl.n > 1, start + i + 1);
         fflush(stdout);
         gen_result_free(&r);
         for (int i = 0; i < n; i++) free(ids[i]);
-        free(ids), free(lens);
+        free(ids);
+        free(lens);
     }
-    for (int i = 0; i < pl.n; i++) free(pl.text[i]);
-    free(pl.text);
+    jsonl_prompts_free(&pl);
     tok_free(tok);
     gpt_free(&m);
     return 0;
@@ -233,82 +300,49 @@ static int cmd_generate(int argc, char **argv) {
 
 /* ---- nll ------------------------------------------------------------------ */
 
-static char *read_file_or_die(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) err_die("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = err_malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) buf = err_realloc(buf, cap *= 2);
-    }
-    if (ferror(f)) err_die("%s: read error", path);
-    fclose(f);
-    *len = n;
-    return buf;
-}
+static struct {
+    const char *model, *text;
+    int batch, json;
+} nll_args = {.batch = 4};
 
-/* -sum log p of B consecutive windows of T tokens starting at ids[0]. */
-static double nll_block(Gpt *m, const int *ids, int B, int T, int *in, int *tg, float *logp) {
-    double total = 0;
-    for (int b = 0; b < B; b++) {
-        memcpy(in + (size_t)b * T, ids + (size_t)b * T, T * sizeof(int));
-        memcpy(tg + (size_t)b * T, ids + (size_t)b * T + 1, T * sizeof(int));
-    }
-    if (gpt_forward(m, in, B, T)) err_die_last();
-    gpt_token_logprobs(m, tg, logp, NULL);
-    for (int i = 0; i < B * T; i++) total -= logp[i];
-    return total;
-}
+static const Opt nll_opts[] = {
+    {"model", OPT_STR, &nll_args.model, "CKPT", "language-model checkpoint (required)"},
+    {"text", OPT_STR, &nll_args.text, "FILE", "plain UTF-8 text (required)"},
+    {"batch", OPT_INT, &nll_args.batch, "B", "context windows evaluated together"},
+    {"json", OPT_FLAG, &nll_args.json, NULL, "print a JSON object instead of text"},
+    {0}};
 
-/* Non-overlapping windows of n_ctx predictions; the remainder last. */
-static double nll_windows(Gpt *m, const int *ids, int n, int batch, long *count) {
-    int W = m->cfg.n_ctx, full = (n - 1) / W, rest = (n - 1) % W;
-    int *in = err_malloc((size_t)batch * W * sizeof(int)), *tg = err_malloc((size_t)batch * W * sizeof(int));
-    float *logp = err_malloc((size_t)batch * W * sizeof(float));
-    double total = 0;
-    for (int w = 0; w < full; w += batch) {
-        int B = full - w < batch ? full - w : batch;
-        total += nll_block(m, ids + (size_t)w * W, B, W, in, tg, logp);
-    }
-    if (rest) total += nll_block(m, ids + (size_t)full * W, 1, rest, in, tg, logp);
-    *count = n - 1;
-    free(in), free(tg), free(logp);
-    return total;
-}
+static const OptSpec nll_spec = {
+    .command = "nll",
+    .usage = "rlhf nll --model CKPT --text FILE [options]",
+    .summary = "Mean negative log-likelihood (nats/token) and perplexity of a text.",
+    .details = "The text is cut into non-overlapping windows of the model's context length;\n"
+               "every token after the first is predicted once.",
+    .opts = nll_opts,
+};
 
-static int cmd_nll(int argc, char **argv) {
-    const char *model = NULL, *text = NULL;
-    int batch = 4, as_json = 0;
-    Opt o[] = {
-        {"model", OPT_STR, &model, "CKPT", "language-model checkpoint (required)"},
-        {"text", OPT_STR, &text, "FILE", "plain UTF-8 text (required)"},
-        {"batch", OPT_INT, &batch, "B", "context windows evaluated together"},
-        {"json", OPT_FLAG, &as_json, NULL, "print a JSON object instead of text"},
-        {0}};
-    OptSpec s = {"nll", "rlhf nll --model CKPT --text FILE [options]",
-                 "Mean negative log-likelihood (nats/token) and perplexity of a text.",
-                 "The text is cut into non-overlapping windows of the model's context length;\n"
-                 "every token after the first is predicted once.", o, 0, 0};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
+static int cmd_nll(const Invocation *in) {
+    (void)in;
+    const char *model = nll_args.model, *text = nll_args.text;
     if (!model || !text) err_die("nll: --model and --text are required");
-    if (batch < 1) err_die("nll: --batch must be >= 1");
+    if (nll_args.batch < 1) err_die("nll: --batch must be >= 1");
     Gpt m;
     Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "nll --model"});
     size_t len;
-    char *buf = read_file_or_die(text, &len);
+    char *buf = fs_read_all(text, &len);
+    if (!buf) err_die_last();
     int n;
     int *ids = tok_encode(tok, buf, len, &n);
+    free(buf);
     if (!ids) err_die("%s: %s", text, err_msg());
-    if (n < 2) err_die("%s: needs at least 2 tokens, has %d", text, n);
+    double total;
     long count;
-    double total = nll_windows(&m, ids, n, batch, &count), mean = total / count;
-    if (as_json) printf("{\"tokens\": %ld, \"nll\": %.6f, \"perplexity\": %.6f}\n", count, mean, exp(mean));
+    int rc = eval_nll(&m, ids, n, nll_args.batch, &total, &count);
+    free(ids);
+    if (rc) err_die("%s: %s", text, err_msg());
+    double mean = total / count;
+    if (nll_args.json) printf("{\"tokens\": %ld, \"nll\": %.6f, \"perplexity\": %.6f}\n", count, mean, exp(mean));
     else printf("tokens %ld  nll %.6f nats/token  perplexity %.4f\n", count, mean, exp(mean));
-    free(ids), free(buf);
     tok_free(tok);
     gpt_free(&m);
     return 0;
@@ -316,165 +350,144 @@ static int cmd_nll(int argc, char **argv) {
 
 /* ---- import-hf / export-hf / inspect ------------------------------------- */
 
-static int cmd_import_hf(int argc, char **argv) {
-    const char *out = NULL;
-    Opt o[] = {{"out", OPT_STR, &out, "CKPT", "checkpoint to write (required)"}, {0}};
-    OptSpec s = {"import-hf", "rlhf import-hf DIR --out CKPT",
-                 "Import a Hugging Face GPT-2 directory (config.json, model.safetensors,\n"
-                 "vocab.json, merges.txt) into an rlhf checkpoint.",
-                 "Accepts F32, F16 and BF16 tensors, keys with or without the \"transformer.\"\n"
-                 "prefix; a model with a score.weight tensor becomes a scalar-head model.", o, 1, 1};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
-    if (!out) err_die("import-hf: --out is required");
+static const char *import_out;
+
+static const Opt import_opts[] = {{"out", OPT_STR, &import_out, "CKPT", "checkpoint to write (required)"}, {0}};
+
+static const OptSpec import_spec = {
+    .command = "import-hf",
+    .usage = "rlhf import-hf DIR --out CKPT",
+    .summary = "Import a Hugging Face GPT-2 directory (config.json, model.safetensors,\n"
+               "vocab.json, merges.txt) into an rlhf checkpoint.",
+    .details = "Accepts F32, F16 and BF16 tensors, keys with or without the \"transformer.\"\n"
+               "prefix; a model with a score.weight tensor becomes a scalar-head model.",
+    .opts = import_opts,
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
+static int cmd_import_hf(const Invocation *in) {
+    const char *dir = in->argv[0];
+    if (!import_out) err_die("import-hf: --out is required");
     Gpt m;
     Tok *tok;
-    if (hf_import(pos[0], &m, &tok)) err_die_last();
-    if (ckpt_save_model(out, &m, tok, m.cfg.head == GPT_HEAD_LM ? "policy" : "reward")) err_die_last();
+    if (hf_import(dir, &m, &tok)) err_die_last();
+    if (ckpt_save_model(import_out, &m, tok, m.cfg.head == GPT_HEAD_LM ? "policy" : "reward")) err_die_last();
     fprintf(stderr, "rlhf import-hf: %s -> %s: %zu parameters, %d layers, width %d, vocab %d (%s tokenizer)\n",
-            pos[0], out, m.n_params, m.cfg.n_layer, m.cfg.n_embd, m.cfg.vocab_size,
+            dir, import_out, m.n_params, m.cfg.n_layer, m.cfg.n_embd, m.cfg.vocab_size,
             tok_kind(tok) == TOK_BYTE ? "byte" : "GPT-2 BPE");
     gpt_free(&m);
     tok_free(tok);
     return 0;
 }
 
-static int cmd_export_hf(int argc, char **argv) {
-    const char *out = NULL;
-    Opt o[] = {{"out", OPT_STR, &out, "DIR", "directory to write (created if missing; required)"}, {0}};
-    OptSpec s = {"export-hf", "rlhf export-hf CKPT --out DIR",
-                 "Export a checkpoint as a Hugging Face GPT-2 directory (config.json,\n"
-                 "model.safetensors, vocab.json, merges.txt).", NULL, o, 1, 1};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
-    if (!out) err_die("export-hf: --out is required");
+static const char *export_out;
+
+static const Opt export_opts[] = {
+    {"out", OPT_STR, &export_out, "DIR", "directory to write (created if missing; required)"}, {0}};
+
+static const OptSpec export_spec = {
+    .command = "export-hf",
+    .usage = "rlhf export-hf CKPT --out DIR",
+    .summary = "Export a checkpoint as a Hugging Face GPT-2 directory (config.json,\n"
+               "model.safetensors, vocab.json, merges.txt).",
+    .opts = export_opts,
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
+static int cmd_export_hf(const Invocation *in) {
+    const char *ckpt = in->argv[0];
+    if (!export_out) err_die("export-hf: --out is required");
     Gpt m;
-    char kind[32];
-    Tok *tok = load_model_or_die(pos[0], &m, kind, sizeof kind);
-    if (hf_export(out, &m, tok)) err_die_last();
-    fprintf(stderr, "rlhf export-hf: %s -> %s/\n", pos[0], out);
+    Tok *tok = NULL;
+    if (ckpt_load_model(ckpt, &m, &tok, NULL, 0)) err_die_last(); /* either head exports */
+    if (hf_export(export_out, &m, tok)) err_die_last();
+    fprintf(stderr, "rlhf export-hf: %s -> %s/\n", ckpt, export_out);
     gpt_free(&m);
     tok_free(tok);
     return 0;
 }
 
-/* The tokenizer of the run that wrote a log: --model, else DIR/final.h5. */
-static Tok *log_tokenizer(const char *log_path, const char *model) {
-    char path[4096];
-    if (model) snprintf(path, sizeof path, "%s", model);
-    else {
-        const char *slash = strrchr(log_path, '/');
-        snprintf(path, sizeof path, "%.*s/final.h5", slash ? (int)(slash - log_path) : 1, slash ? log_path : ".");
-    }
-    Ckpt *k = ckpt_open(path);
-    Tok *tok = k ? ckpt_get_tok(k) : NULL;
-    if (k) ckpt_close(k);
-    if (!tok && model) err_die_last();
-    err_clear();
-    return tok;
-}
+static struct {
+    const char *model;
+    int json;
+} inspect_args;
 
-static void inspect_checkpoint(const char *path) {
-    Gpt m;
-    char kind[32];
-    Tok *tok = load_model_or_die(path, &m, kind, sizeof kind);
-    printf("file        %s\nkind        %s\nhead        %s\n", path, kind,
-           m.cfg.head == GPT_HEAD_LM ? "language model (tied unembedding)" : "scalar");
-    printf("layers      %d\nheads       %d\nwidth       %d\ncontext     %d\nvocab       %d\n",
-           m.cfg.n_layer, m.cfg.n_head, m.cfg.n_embd, m.cfg.n_ctx, m.cfg.vocab_size);
-    printf("tokenizer   %s\nparameters  %zu\n", tok_kind(tok) == TOK_BYTE ? "byte" : "GPT-2 BPE", m.n_params);
-    double sum = 0;
-    for (size_t i = 0; i < m.n_params; i++) sum += (double)m.params[i] * m.params[i];
-    printf("param rms   %.6g\n", sqrt(sum / m.n_params));
-    gpt_free(&m);
-    tok_free(tok);
-}
+static const Opt inspect_opts[] = {
+    {"model", OPT_STR, &inspect_args.model, "CKPT", "tokenizer for decoding a rollout log (default: final.h5 beside it)"},
+    {"json", OPT_FLAG, &inspect_args.json, NULL, "machine-readable output (logs)"},
+    {0}};
 
-static int cmd_inspect(int argc, char **argv) {
-    const char *model = NULL;
-    int as_json = 0;
-    Opt o[] = {{"model", OPT_STR, &model, "CKPT", "tokenizer for decoding a rollout log (default: final.h5 beside it)"},
-               {"json", OPT_FLAG, &as_json, NULL, "machine-readable output (logs)"},
-               {0}};
-    OptSpec s = {"inspect", "rlhf inspect FILE.h5 [--json] [--model CKPT]",
-                 "Summarise a checkpoint (kind, model, tokenizer, parameters) or a log: a rollout log\n"
-                 "(rows, per-iteration reward / r_theta / KL / lambda / gold / length, policy-lag\n"
-                 "histogram, decoded samples) or a metrics table. Logs can be inspected while written.",
-                 NULL, o, 1, 1};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
-    Ckpt *k = ckpt_open(pos[0]);
-    if (k) {
-        ckpt_close(k);
-        inspect_checkpoint(pos[0]);
-        return 0;
-    }
-    char why[600];
-    snprintf(why, sizeof why, "%s", err_msg());
-    if (!strstr(why, "not an rlhf checkpoint")) err_die("%s", why);
-    Tok *tok = log_tokenizer(pos[0], model);
-    if (inspect_log(pos[0], tok, as_json, stdout)) err_die("%s", err_msg());
-    tok_free(tok);
+static const OptSpec inspect_spec = {
+    .command = "inspect",
+    .usage = "rlhf inspect FILE.h5 [--json] [--model CKPT]",
+    .summary = "Summarise a checkpoint (kind, model, tokenizer, parameters) or a log: a rollout log\n"
+               "(rows, per-iteration reward / r_theta / KL / lambda / gold / length, policy-lag\n"
+               "histogram, decoded samples) or a metrics table. Logs can be inspected while written.",
+    .opts = inspect_opts,
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
+static int cmd_inspect(const Invocation *in) {
+    if (inspect_path(in->argv[0], inspect_args.model, inspect_args.json, stdout)) err_die_last();
     return 0;
 }
 
 /* ---- data ----------------------------------------------------------------- */
 
-static int cmd_data(int argc, char **argv) {
-    const char *out = NULL;
-    int n = 4000, seed = 1, max_operand = 0;
-    Opt o[] = {
-        {"out", OPT_STR, &out, "DIR", "directory to write (created if missing; required)"},
-        {"n", OPT_INT, &n, "N", "dataset scale: SFT demonstrations and preference pairs"},
-        {"seed", OPT_INT, &seed, "S", "random seed (same seed, same files)"},
-        {"max-operand", OPT_INT, &max_operand, "M", "operands 0..M (0: the task's default)"},
-        {0}};
-    OptSpec s = {"data", "rlhf data arith --out DIR [--n N] [--seed S]",
-                 "Write the built-in arithmetic task: pretraining text, SFT demonstrations, preference\n"
-                 "pairs, K-wise rankings, RL prompts and held-out evaluation prompts.",
-                 "Files: pretrain.txt, sft.jsonl, sft_valid.jsonl, prefs.jsonl,\n"
-                 "prefs_valid.jsonl, rankings.jsonl, rl_prompts.jsonl, eval_prompts.jsonl, README.txt.\n"
-                 "The gold judge scores correctness first, then manners, then concision.", o, 1, 1};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
-    if (strcmp(pos[0], "arith")) err_die("data: unknown task '%s' (available: arith)", pos[0]);
-    if (!out) err_die("data: --out is required");
+static struct {
+    const char *out;
+    int n, seed, max_operand;
+} data_args = {.n = 4000, .seed = 1};
+
+static const Opt data_opts[] = {
+    {"out", OPT_STR, &data_args.out, "DIR", "directory to write (created if missing; required)"},
+    {"n", OPT_INT, &data_args.n, "N", "dataset scale: SFT demonstrations and preference pairs"},
+    {"seed", OPT_INT, &data_args.seed, "S", "random seed (same seed, same files)"},
+    {"max-operand", OPT_INT, &data_args.max_operand, "M", "operands 0..M (0: the task's default)"},
+    {0}};
+
+static const OptSpec data_spec = {
+    .command = "data",
+    .usage = "rlhf data arith --out DIR [--n N] [--seed S]",
+    .summary = "Write the built-in arithmetic task: pretraining text, SFT demonstrations, preference\n"
+               "pairs, K-wise rankings, RL prompts and held-out evaluation prompts.",
+    .details = "Files: pretrain.txt, sft.jsonl, sft_valid.jsonl, prefs.jsonl,\n"
+               "prefs_valid.jsonl, rankings.jsonl, rl_prompts.jsonl, eval_prompts.jsonl, README.txt.\n"
+               "The gold judge scores correctness first, then manners, then concision.",
+    .opts = data_opts,
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
+static int cmd_data(const Invocation *in) {
+    if (strcmp(in->argv[0], "arith")) err_die("data: unknown task '%s' (available: arith)", in->argv[0]);
+    if (!data_args.out) err_die("data: --out is required");
     ArithSizes sz = {0};
-    sz.max_operand = max_operand;
-    if (arith_write_dataset(out, n, (uint64_t)seed, &sz)) err_die_last();
-    fprintf(stderr, "rlhf data: wrote the arith task (n %d, seed %d) to %s/\n", n, seed, out);
+    sz.max_operand = data_args.max_operand;
+    if (arith_write_dataset(data_args.out, data_args.n, (uint64_t)data_args.seed, &sz)) err_die_last();
+    fprintf(stderr, "rlhf data: wrote the arith task (n %d, seed %d) to %s/\n", data_args.n, data_args.seed,
+            data_args.out);
     return 0;
 }
 
-static int cmd_pretrain(int argc, char **argv) { return trainer_main(&lm_pretrain_stage, argc, argv); }
-static int cmd_sft(int argc, char **argv) { return trainer_main(&lm_sft_stage, argc, argv); }
-static int cmd_rm(int argc, char **argv) { return trainer_main(&rm_stage, argc, argv); }
-static int cmd_dpo(int argc, char **argv) { return trainer_main(&dpo_stage, argc, argv); }
+/* ---- trainers --------------------------------------------------------------- */
+
+/* The row's stage parses its own configuration (after MPI starts). */
+static int cmd_trainer(const Invocation *in) {
+    return trainer_main(in->cmd->stage, in->argc, in->argv, &stop_signal);
+}
 
 /* ---- ppo -------------------------------------------------------------------- */
 
-static volatile int ppo_stop;
-static void ppo_on_signal(int sig) { ppo_stop = sig; }
-
-/* All ranks: the learner acts on the flag; actors and rewarders keep going
- * until the learner has checkpointed and tells them to stop. */
-static void ppo_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = ppo_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL); /* srun and mpirun pass USR1 straight to the ranks */
-}
-
-static int cmd_ppo(int argc, char **argv) {
+static int cmd_ppo(const Invocation *in) {
+    int argc = in->argc;
+    char **argv = in->argv;
     Dp dp;
     dp_init(&dp, &argc, &argv);
-    const CfgKey *const tables[] = {ppo_keys};
+    const CfgKey *const tables[] = {in->cmd->keys};
     Config *cfg = config_new(tables, 1);
     int help = 0;
     if (!cfg) err_die_last();
@@ -496,18 +509,10 @@ static int cmd_ppo(int argc, char **argv) {
     if (dp.rank == 0) {
         fprintf(stderr, "ppo: %d ranks: %d learner(s), %d rewarder(s), %d actor(s); %d OpenBLAS thread(s) per rank; "
                 "configuration:\n", lay.world, lay.n_learners, lay.n_rewarders, lay.n_actors, dp.blas_threads);
-        fprintf(stderr, "ppo: roles by rank:");
-        for (int r = 0; r < lay.world; r++) {
-            int role = -1;
-            for (int i = 0; i < lay.n_learners; i++) role = lay.learners[i] == r ? PPO_LEARNER : role;
-            for (int i = 0; i < lay.n_rewarders; i++) role = lay.rewarders[i] == r ? PPO_REWARDER : role;
-            fprintf(stderr, " %d=%s", r, role < 0 ? "actor" : ppo_role_name((PpoRole)role));
-        }
-        fputc('\n', stderr);
+        ppo_layout_print(&lay, stderr);
         config_print(cfg, stderr);
     }
-    ppo_signals();
-    int rc = lay.role == PPO_LEARNER ? ppo_learner_run(cfg, &lay, &ppo_stop)
+    int rc = lay.role == PPO_LEARNER ? ppo_learner_run(cfg, &lay, &stop_signal)
              : lay.role == PPO_REWARDER ? rewarder_run(cfg, &lay) : actor_run(cfg, &lay);
     dp_barrier(&dp);
     MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
@@ -517,7 +522,174 @@ static int cmd_ppo(int argc, char **argv) {
     return rc;
 }
 
+/* ---- plot ------------------------------------------------------------------- */
+
+static struct {
+    const char *out, *gnuplot;
+    int width, height;
+} plot_args = {.gnuplot = "gnuplot", .width = 800, .height = 500};
+
+static const Opt plot_opts[] = {
+    {"out", OPT_STR, &plot_args.out, "DIR", "output directory, created if missing (default: RUN_DIR/plots)"},
+    {"gnuplot", OPT_STR, &plot_args.gnuplot, "PROG", "gnuplot program to run"},
+    {"width", OPT_INT, &plot_args.width, "PX", "PNG width in pixels"},
+    {"height", OPT_INT, &plot_args.height, "PX", "PNG height in pixels"},
+    {0}};
+
+static const OptSpec plot_spec = {
+    .command = "plot",
+    .usage = "rlhf plot RUN_DIR [--out DIR] [options]",
+    .summary = "PNG plots of a pipeline run (gnuplot): PPO reward, r_theta, KL and lambda, gold score,\n"
+               "entropy, length and time per iteration; loss of each supervised stage; RM and DPO\n"
+               "accuracy; DPO implicit rewards; gold score against KL (over-optimisation).",
+    .details = "RUN_DIR holds pretrain/, sft/, rm/, dpo/ and ppo/ as `make demo` writes them (missing\n"
+               "stages are skipped with a note), or is a PPO out_dir on its own. Logs may still be\n"
+               "written to. DIR gets NAME.dat (one table per log, NAME_avg = trailing means), NAME.gp\n"
+               "(redraw with `gnuplot NAME.gp` inside DIR) and NAME.png; every file written is listed\n"
+               "on stdout. Needs gnuplot (Debian package gnuplot-nox).",
+    .opts = plot_opts,
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
+static int cmd_plot(const Invocation *in) {
+    PlotOptions po = {
+        .run_dir = in->argv[0],
+        .out_dir = plot_args.out,
+        .gnuplot = plot_args.gnuplot,
+        .width = plot_args.width,
+        .height = plot_args.height,
+    };
+    if (plot_run(&po, stdout, stderr) < 0) {
+        fflush(stdout); /* the files listed so far, before the error */
+        err_die_last();
+    }
+    return 0;
+}
+
+/* ---- gridworld -------------------------------------------------------------- */
+
+/* Rates are floats on the command line (opts.h), doubles in the config. */
+static struct {
+    GridworldConfig cfg; /* the integer settings; the rest from the floats below */
+    const char *map;
+    float slip, lr, value_lr, clip, value_clip, ent_coef, min_success; /* gamma, lambda: doubles in cfg */
+    int seed, eval_episodes, log_every;
+} gw_args;
+
+static void gridworld_defaults(void) {
+    GridworldConfig c = gridworld_config_default();
+    gw_args.cfg = c;
+    gw_args.map = gridworld_default_map;
+    gw_args.slip = (float)c.slip;
+    gw_args.lr = (float)c.lr;
+    gw_args.value_lr = (float)c.value_lr;
+    gw_args.clip = (float)c.clip;
+    gw_args.value_clip = (float)c.value_clip;
+    gw_args.ent_coef = (float)c.ent_coef;
+    gw_args.min_success = 0.95f;
+    gw_args.seed = (int)c.seed;
+    gw_args.eval_episodes = 5000;
+    gw_args.log_every = 10;
+}
+
+static const Opt gridworld_opts[] = {
+    {"map", OPT_STR, &gw_args.map, "ROWS", "grid rows top to bottom, '/' between rows: . C B T M"},
+    {"slip", OPT_FLOAT, &gw_args.slip, "P", "probability that a move goes in a random other direction"},
+    {"gamma", OPT_DOUBLE, &gw_args.cfg.gamma, "G", "discount factor"},
+    {"lambda", OPT_DOUBLE, &gw_args.cfg.lambda, "L", "GAE lambda"},
+    {"max-steps", OPT_INT, &gw_args.cfg.max_steps, "N", "steps per episode before it is cut off"},
+    {"iterations", OPT_INT, &gw_args.cfg.iterations, "N", "PPO iterations (collect, then update)"},
+    {"episodes", OPT_INT, &gw_args.cfg.episodes, "N", "episodes collected per iteration"},
+    {"epochs", OPT_INT, &gw_args.cfg.epochs, "K", "PPO epochs over each iteration's steps"},
+    {"minibatch", OPT_INT, &gw_args.cfg.minibatch, "M", "steps per gradient step"},
+    {"lr", OPT_FLOAT, &gw_args.lr, "LR", "Adam learning rate of the policy logits"},
+    {"value-lr", OPT_FLOAT, &gw_args.value_lr, "LR", "Adam learning rate of the value table"},
+    {"clip", OPT_FLOAT, &gw_args.clip, "EPS", "policy ratio clip range"},
+    {"value-clip", OPT_FLOAT, &gw_args.value_clip, "C", "value clip range in reward units (0 = off)"},
+    {"ent-coef", OPT_FLOAT, &gw_args.ent_coef, "C2", "entropy bonus coefficient"},
+    {"seed", OPT_INT, &gw_args.seed, "S", "random seed (same seed, same run)"},
+    {"eval-episodes", OPT_INT, &gw_args.eval_episodes, "N", "episodes of the final evaluation"},
+    {"min-success", OPT_FLOAT, &gw_args.min_success, "F", "success rate the verdict asks for"},
+    {"log-every", OPT_INT, &gw_args.log_every, "N", "print progress every N iterations (0 = never)"},
+    {0}};
+
+static const OptSpec gridworld_spec = {
+    .command = "gridworld",
+    .usage = "rlhf gridworld [options]",
+    .summary = "Train the tutorial's drunk cat with the PPO code of the language model (GAE, whitening,\n"
+               "clipped policy and value losses, entropy bonus) on tabular softmax policy and values.",
+    .details = "The default map (C start, B broom -1, T bathtub -10 and the episode ends,\n"
+               "M meat +100 and the episode ends, . empty 0; a move off the grid stays put):\n\n"
+               "      C . T . M      straight line: 4 steps, through the bathtub\n"
+               "      . B . B .      shortcut: 6 steps over two brooms, beside the bathtub\n"
+               "      . . . . .      shortest safe path: 8 steps along this row\n"
+               "      . . . . .\n\n"
+               "With probability --slip the cat moves in one of the other three directions.\n"
+               "With gamma 0.99 the safe path is the best policy (value iteration agrees);\n"
+               "with gamma 0.95 two extra steps cost more than the brooms and the cat takes\n"
+               "the shortcut. At the end: the greedy policy, its path without slips against\n"
+               "the shortest safe path (BFS avoiding bathtubs and brooms), its success rate\n"
+               "with slips next to the value-iteration optimum, and a verdict line\n"
+               "(PASS/FAIL). The exit status is 0 whenever the run completes.",
+    .opts = gridworld_opts,
+};
+
+static int cmd_gridworld(const Invocation *in) {
+    (void)in;
+    GridworldConfig c = gw_args.cfg;
+    c.slip = gw_args.slip;
+    c.lr = gw_args.lr;
+    c.value_lr = gw_args.value_lr;
+    c.clip = gw_args.clip;
+    c.value_clip = gw_args.value_clip;
+    c.ent_coef = gw_args.ent_coef;
+    c.seed = (uint64_t)(int64_t)gw_args.seed;
+    GridworldRunOptions o = {
+        .map = gw_args.map,
+        .eval_episodes = gw_args.eval_episodes,
+        .min_success = gw_args.min_success,
+        .log_every = gw_args.log_every,
+    };
+    if (gridworld_run(&c, &o)) err_die_last();
+    return 0;
+}
+
 /* ---- eval / score ----------------------------------------------------------- */
+
+static struct {
+    const char *policy, *prompts, *ref, *rm, *samples;
+    int n, max_new, greedy, top_k, seed, batch, json;
+    float temperature, top_p;
+} eval_args = {.max_new = 32, .seed = 1, .batch = 16, .temperature = 1.0f, .top_p = 1.0f};
+
+static const Opt eval_opts[] = {
+    {"policy", OPT_STR, &eval_args.policy, "CKPT", "policy checkpoint (required)"},
+    {"prompts", OPT_STR, &eval_args.prompts, "FILE.jsonl", "prompts, {\"prompt\": ...} per line (required)"},
+    {"ref", OPT_STR, &eval_args.ref, "CKPT", "reference model: report KL(policy || ref) per response"},
+    {"rm", OPT_STR, &eval_args.rm, "CKPT", "reward model: report its normalised score"},
+    {"n", OPT_INT, &eval_args.n, "N", "evaluate the first N prompts (0: all)"},
+    {"max-new", OPT_INT, &eval_args.max_new, "N", "new tokens at most per response"},
+    {"greedy", OPT_FLAG, &eval_args.greedy, NULL, "greedy decoding (default: sample at --temperature)"},
+    {"temperature", OPT_FLOAT, &eval_args.temperature, "T", "sampling temperature"},
+    {"top-k", OPT_INT, &eval_args.top_k, "K", "top-k sampling (0 = off)"},
+    {"top-p", OPT_FLOAT, &eval_args.top_p, "P", "nucleus sampling (1 = off)"},
+    {"seed", OPT_INT, &eval_args.seed, "S", "random seed"},
+    {"batch", OPT_INT, &eval_args.batch, "B", "prompts generated together"},
+    {"samples", OPT_STR, &eval_args.samples, "FILE.jsonl", "write every response with its scores"},
+    {"json", OPT_FLAG, &eval_args.json, NULL, "print the report as JSON"},
+    {0}};
+
+static const OptSpec eval_spec = {
+    .command = "eval",
+    .usage = "rlhf eval --policy CKPT --prompts FILE [--ref CKPT] [--rm CKPT] [options]",
+    .summary = "Sample responses and report gold score (built-in task), RM score, KL to a reference\n"
+               "and length, each as mean +- standard error.",
+    .details = "KL is the sum over a response's tokens of log pi(y_t) - log ref(y_t) under the unmodified\n"
+               "policy; it estimates KL(pi || ref) when sampling at temperature 1 without top-k/top-p.\n"
+               "Gold scores need the built-in task's prompts; other prompts are counted and skipped.",
+    .opts = eval_opts,
+};
 
 /* The --ref or --rm model of eval, checked against the policy; NULL if not
  * given. */
@@ -551,87 +723,81 @@ static void print_report(const EvalReport *r, int as_json) {
     if (as_json) printf("}\n");
 }
 
-static int cmd_eval(int argc, char **argv) {
-    const char *policy = NULL, *prompts = NULL, *ref = NULL, *rm = NULL, *samples = NULL;
-    int n = 0, max_new = 32, greedy = 0, top_k = 0, seed = 1, batch = 16, as_json = 0;
-    float temperature = 1.0f, top_p = 1.0f;
-    Opt o[] = {
-        {"policy", OPT_STR, &policy, "CKPT", "policy checkpoint (required)"},
-        {"prompts", OPT_STR, &prompts, "FILE.jsonl", "prompts, {\"prompt\": ...} per line (required)"},
-        {"ref", OPT_STR, &ref, "CKPT", "reference model: report KL(policy || ref) per response"},
-        {"rm", OPT_STR, &rm, "CKPT", "reward model: report its normalised score"},
-        {"n", OPT_INT, &n, "N", "evaluate the first N prompts (0: all)"},
-        {"max-new", OPT_INT, &max_new, "N", "new tokens at most per response"},
-        {"greedy", OPT_FLAG, &greedy, NULL, "greedy decoding (default: sample at --temperature)"},
-        {"temperature", OPT_FLOAT, &temperature, "T", "sampling temperature"},
-        {"top-k", OPT_INT, &top_k, "K", "top-k sampling (0 = off)"},
-        {"top-p", OPT_FLOAT, &top_p, "P", "nucleus sampling (1 = off)"},
-        {"seed", OPT_INT, &seed, "S", "random seed"},
-        {"batch", OPT_INT, &batch, "B", "prompts generated together"},
-        {"samples", OPT_STR, &samples, "FILE.jsonl", "write every response with its scores"},
-        {"json", OPT_FLAG, &as_json, NULL, "print the report as JSON"},
-        {0}};
-    OptSpec s = {"eval", "rlhf eval --policy CKPT --prompts FILE [--ref CKPT] [--rm CKPT] [options]",
-                 "Sample responses and report gold score (built-in task), RM score, KL to a reference\n"
-                 "and length, each as mean +- standard error.",
-                 "KL is the sum over a response's tokens of log pi(y_t) - log ref(y_t) under the unmodified\n"
-                 "policy; it estimates KL(pi || ref) when sampling at temperature 1 without top-k/top-p.\n"
-                 "Gold scores need the built-in task's prompts; other prompts are counted and skipped.",
-                 o, 0, 0};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
+static void free_optional(Gpt *m) {
+    if (!m) return;
+    gpt_free(m);
+    free(m);
+}
+
+static int cmd_eval(const Invocation *in) {
+    (void)in;
+    const char *policy = eval_args.policy, *prompts = eval_args.prompts, *rm = eval_args.rm;
+    const char *samples = eval_args.samples;
     if (!policy || !prompts) err_die("eval: --policy and --prompts are required");
-    if (batch < 1 || max_new < 1) err_die("eval: --batch and --max-new must be >= 1");
+    if (eval_args.batch < 1 || eval_args.max_new < 1) err_die("eval: --batch and --max-new must be >= 1");
     Gpt m;
     Tok *tok = load_as_or_die(policy, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "eval --policy"});
     gpt_pack_head(&m); /* once for every batch */
-    EvalSetup es = {.policy = &m,
-                    .tok = tok,
-                    .ref = load_optional(ref, GPT_HEAD_LM, "eval --ref", &m, tok),
-                    .rm = load_optional(rm, GPT_HEAD_SCALAR, "eval --rm", &m, tok),
-                    .rm_offset = 0,
-                    .rm_scale = 1,
-                    .gen = {max_new, tok_eot(tok), {greedy, temperature, top_k, top_p}},
-                    .seed = (uint64_t)seed,
-                    .batch = batch,
-                    .samples = NULL};
+    EvalSetup es = {
+        .policy = &m,
+        .tok = tok,
+        .ref = load_optional(eval_args.ref, GPT_HEAD_LM, "eval --ref", &m, tok),
+        .rm = load_optional(rm, GPT_HEAD_SCALAR, "eval --rm", &m, tok),
+        .rm_offset = 0,
+        .rm_scale = 1,
+        .gen = {.max_new = eval_args.max_new,
+                .eot = tok_eot(tok),
+                .sampler = {.greedy = eval_args.greedy,
+                            .temperature = eval_args.temperature,
+                            .top_k = eval_args.top_k,
+                            .top_p = eval_args.top_p}},
+        .seed = (uint64_t)eval_args.seed,
+        .batch = eval_args.batch,
+    };
     if (sampler_validate(&es.gen.sampler)) err_die("eval: %s", err_msg());
     if (rm && eval_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
-    PromptList pl = {0};
-    prompts_read_jsonl(&pl, prompts);
-    int count = n > 0 && n < pl.n ? n : pl.n;
+    JsonlPrompts pl = {0};
+    if (jsonl_read_prompts(prompts, &pl)) err_die_last();
+    int count = eval_args.n > 0 && eval_args.n < pl.n ? eval_args.n : pl.n;
     if (samples && !(es.samples = fopen(samples, "w"))) err_die("%s: %s", samples, strerror(errno));
     EvalReport r;
     if (eval_run(&es, pl.text, count, &r)) err_die("eval: %s", err_msg());
     if (es.samples && fclose(es.samples)) err_die("%s: write error", samples);
-    if (!as_json) printf("eval: %d responses from %s on %s\n", count, policy, prompts);
-    print_report(&r, as_json);
+    if (!eval_args.json) printf("eval: %d responses from %s on %s\n", count, policy, prompts);
+    print_report(&r, eval_args.json);
     if (r.foreign_prompts) err_warn("%ld prompts are not the built-in task's: no gold score for them", r.foreign_prompts);
-    for (int i = 0; i < pl.n; i++) free(pl.text[i]);
-    free(pl.text);
-    if (es.ref) gpt_free(es.ref), free(es.ref);
-    if (es.rm) gpt_free(es.rm), free(es.rm);
+    jsonl_prompts_free(&pl);
+    free_optional(es.ref);
+    free_optional(es.rm);
     gpt_free(&m);
     tok_free(tok);
     return 0;
 }
 
-static int cmd_score(int argc, char **argv) {
-    const char *model = NULL, *data = NULL;
-    int raw = 0;
-    Opt o[] = {{"model", OPT_STR, &model, "CKPT", "reward model checkpoint (required)"},
-               {"data", OPT_STR, &data, "FILE.jsonl", "records to score (required)"},
-               {"raw", OPT_FLAG, &raw, NULL, "raw head outputs (default: normalised by the stored offset/scale)"},
-               {0}};
-    OptSpec s = {"score", "rlhf score --model RM --data FILE.jsonl [--raw]",
-                 "Score JSONL with a reward model; prints one JSON line per record and a summary.",
-                 "Records: {\"prompt\",\"completion\"} -> score; {\"prompt\",\"chosen\",\"rejected\"} -> both\n"
-                 "scores (summary: pairwise accuracy); {\"prompt\",\"ranking\":[...]} -> scores in order.",
-                 o, 0, 0};
-    char *pos[1];
-    int np;
-    parse_or_die(&s, argc, argv, pos, &np);
+static struct {
+    const char *model, *data;
+    int raw;
+} score_args;
+
+static const Opt score_opts[] = {
+    {"model", OPT_STR, &score_args.model, "CKPT", "reward model checkpoint (required)"},
+    {"data", OPT_STR, &score_args.data, "FILE.jsonl", "records to score (required)"},
+    {"raw", OPT_FLAG, &score_args.raw, NULL, "raw head outputs (default: normalised by the stored offset/scale)"},
+    {0}};
+
+static const OptSpec score_spec = {
+    .command = "score",
+    .usage = "rlhf score --model RM --data FILE.jsonl [--raw]",
+    .summary = "Score JSONL with a reward model; prints one JSON line per record and a summary.",
+    .details = "Records: {\"prompt\",\"completion\"} -> score; {\"prompt\",\"chosen\",\"rejected\"} -> both\n"
+               "scores (summary: pairwise accuracy); {\"prompt\",\"ranking\":[...]} -> scores in order.",
+    .opts = score_opts,
+};
+
+static int cmd_score(const Invocation *in) {
+    (void)in;
+    const char *model = score_args.model, *data = score_args.data;
+    int raw = score_args.raw;
     if (!model || !data) err_die("score: --model and --data are required");
     Gpt m;
     Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_SCALAR, .what = "score --model"});
@@ -665,58 +831,90 @@ static int cmd_score(int argc, char **argv) {
     return 0;
 }
 
+/* ---- the table ------------------------------------------------------------------ */
+
+static int cmd_config_reference(const Invocation *in);
+
+static const Command commands[] = {
+    {.name = "data", .summary = "write the built-in task's datasets (rlhf data arith)",
+     .opts = &data_spec, .run = cmd_data},
+    {.name = "init", .summary = "create a model with random weights", .opts = &init_spec, .run = cmd_init},
+    {.name = "pretrain", .summary = "next-token pretraining on text (MPI data-parallel)",
+     .stage = &lm_pretrain_stage, .stops = 1, .run = cmd_trainer},
+    {.name = "sft", .summary = "supervised fine-tuning on demonstrations (MPI data-parallel)",
+     .stage = &lm_sft_stage, .stops = 1, .run = cmd_trainer},
+    {.name = "rm", .summary = "reward model on preferences and rankings (MPI data-parallel)",
+     .stage = &rm_stage, .stops = 1, .run = cmd_trainer},
+    {.name = "dpo", .summary = "direct preference optimisation: DPO, IPO, cDPO (MPI data-parallel)",
+     .stage = &dpo_stage, .stops = 1, .run = cmd_trainer},
+    {.name = "generate", .summary = "complete prompts (greedy, temperature, top-k, top-p)",
+     .opts = &gen_spec, .run = cmd_generate},
+    {.name = "nll", .summary = "negative log-likelihood and perplexity of a text", .opts = &nll_spec,
+     .run = cmd_nll},
+    {.name = "ppo", .summary = "distributed PPO: learner, rewarder and actor ranks over MPI", .keys = ppo_keys,
+     .stops = 1, .run = cmd_ppo},
+    {.name = "plot", .summary = "PNG plots of a pipeline run (gnuplot)", .opts = &plot_spec, .run = cmd_plot},
+    {.name = "gridworld", .summary = "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)",
+     .opts = &gridworld_spec, .set_defaults = gridworld_defaults, .run = cmd_gridworld},
+    {.name = "eval", .summary = "gold score, RM score, KL to a reference and length of a policy's samples",
+     .opts = &eval_spec, .run = cmd_eval},
+    {.name = "score", .summary = "score JSONL with a reward model", .opts = &score_spec, .run = cmd_score},
+    {.name = "config-reference", .summary = "print the configuration reference (Markdown) of every stage",
+     .run = cmd_config_reference},
+    {.name = "import-hf", .summary = "import a Hugging Face GPT-2 directory", .opts = &import_spec,
+     .run = cmd_import_hf},
+    {.name = "export-hf", .summary = "export a checkpoint as a Hugging Face GPT-2 directory",
+     .opts = &export_spec, .run = cmd_export_hf},
+    {.name = "inspect", .summary = "summarise a checkpoint, a rollout log or a metrics log",
+     .opts = &inspect_spec, .run = cmd_inspect},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
 /* ---- configuration reference ------------------------------------------------- */
 
 /* Markdown tables of every stage's keys, from the tables --help prints; the
  * README's reference is this output (tests/cli/docs.sh checks they agree). */
-static int cmd_config_reference(int argc, char **argv) {
-    (void)argv;
-    if (argc) err_die("config-reference takes no arguments");
-    const TrainStage *stages[] = {&lm_pretrain_stage, &lm_sft_stage, &rm_stage, &dpo_stage};
+static int cmd_config_reference(const Invocation *in) {
+    if (in->argc) err_die("config-reference takes no arguments");
     printf("#### Keys of every trainer (pretrain, sft, rm, dpo)\n\n");
     config_markdown((const CfgKey *const[]){trainer_keys}, 1, stdout);
-    for (int i = 0; i < 4; i++) {
-        printf("\n#### %s\n\n", stages[i]->name);
-        config_markdown((const CfgKey *const[]){stages[i]->keys}, 1, stdout);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        const CfgKey *keys = commands[i].stage ? commands[i].stage->keys : commands[i].keys;
+        if (!keys) continue;
+        printf("\n#### %s\n\n", commands[i].name);
+        config_markdown((const CfgKey *const[]){keys}, 1, stdout);
     }
-    printf("\n#### ppo\n\n");
-    config_markdown((const CfgKey *const[]){ppo_keys}, 1, stdout);
     return 0;
 }
 
 /* ---- main ----------------------------------------------------------------- */
 
-typedef struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} Command;
-
-static const Command commands[] = {
-    {"data", cmd_data, "write the built-in task's datasets (rlhf data arith)"},
-    {"init", cmd_init, "create a model with random weights"},
-    {"pretrain", cmd_pretrain, "next-token pretraining on text (MPI data-parallel)"},
-    {"sft", cmd_sft, "supervised fine-tuning on demonstrations (MPI data-parallel)"},
-    {"rm", cmd_rm, "reward model on preferences and rankings (MPI data-parallel)"},
-    {"dpo", cmd_dpo, "direct preference optimisation: DPO, IPO, cDPO (MPI data-parallel)"},
-    {"generate", cmd_generate, "complete prompts (greedy, temperature, top-k, top-p)"},
-    {"nll", cmd_nll, "negative log-likelihood and perplexity of a text"},
-    {"ppo", cmd_ppo, "distributed PPO: learner, rewarder and actor ranks over MPI"},
-    {"plot", plot_main, "PNG plots of a pipeline run (gnuplot)"},
-    {"gridworld", gridworld_main, "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)"},
-    {"eval", cmd_eval, "gold score, RM score, KL to a reference and length of a policy's samples"},
-    {"score", cmd_score, "score JSONL with a reward model"},
-    {"config-reference", cmd_config_reference, "print the configuration reference (Markdown) of every stage"},
-    {"import-hf", cmd_import_hf, "import a Hugging Face GPT-2 directory"},
-    {"export-hf", cmd_export_hf, "export a checkpoint as a Hugging Face GPT-2 directory"},
-    {"inspect", cmd_inspect, "summarise a checkpoint, a rollout log or a metrics log"},
-};
-#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
-
 static void usage(FILE *f) {
     fprintf(f, "usage: rlhf SUBCOMMAND [options]   (rlhf SUBCOMMAND --help for its options)\n\n"
                "RLHF for GPT-2 models in C: OpenBLAS, MPI, HDF5.\n\nsubcommands:\n");
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+static const Command *find_command(const char *name) {
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(name, commands[i].name)) return &commands[i];
+    return NULL;
+}
+
+/* Parses the row's options (exits 0 after --help, dies on a bad option),
+ * installs the signal handlers and runs it. */
+static int run_command(const Command *c, int argc, char **argv) {
+    char *pos[4];
+    Invocation in = {.cmd = c, .argc = argc, .argv = argv};
+    if (c->set_defaults) c->set_defaults();
+    if (c->opts) {
+        int rc = opts_parse(c->opts, argc, argv, pos, &in.argc);
+        if (rc == 1) exit(0);
+        if (rc) err_die_last();
+        in.argv = pos;
+    }
+    install_signals(c);
+    return c->run(&in);
 }
 
 int main(int argc, char **argv) {
@@ -728,7 +926,7 @@ int main(int argc, char **argv) {
         printf("rlhf %s\n", RLHF_VERSION);
         return 0;
     }
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
-    err_die("unknown subcommand '%s' (rlhf --help lists them)", argv[1]);
+    const Command *c = find_command(argv[1]);
+    if (!c) err_die("unknown subcommand '%s' (rlhf --help lists them)", argv[1]);
+    return run_command(c, argc - 2, argv + 2);
 }

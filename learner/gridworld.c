@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "common/opts.h"
 #include "learner/ppo_math.h"
 
 const char gridworld_default_map[] = "C.T.M/.B.B./...../.....";
@@ -529,89 +528,48 @@ static void print_verdict(const GridworldPath *p, int safe, const GridworldEval 
                 100 * e->success, 100 * min_success);
 }
 
-int gridworld_main(int argc, char **argv) {
-    GridworldConfig c = gridworld_config_default();
-    const char *map = gridworld_default_map;
-    float slip = (float)c.slip, lr = (float)c.lr;
-    float value_lr = (float)c.value_lr, clip = (float)c.clip, value_clip = (float)c.value_clip;
-    float ent = (float)c.ent_coef, min_success = 0.95f;
-    int seed = (int)c.seed, eval_episodes = 5000, log_every = 10;
-    Opt o[] = {
-        {"map", OPT_STR, &map, "ROWS", "grid rows top to bottom, '/' between rows: . C B T M"},
-        {"slip", OPT_FLOAT, &slip, "P", "probability that a move goes in a random other direction"},
-        {"gamma", OPT_DOUBLE, &c.gamma, "G", "discount factor"},
-        {"lambda", OPT_DOUBLE, &c.lambda, "L", "GAE lambda"},
-        {"max-steps", OPT_INT, &c.max_steps, "N", "steps per episode before it is cut off"},
-        {"iterations", OPT_INT, &c.iterations, "N", "PPO iterations (collect, then update)"},
-        {"episodes", OPT_INT, &c.episodes, "N", "episodes collected per iteration"},
-        {"epochs", OPT_INT, &c.epochs, "K", "PPO epochs over each iteration's steps"},
-        {"minibatch", OPT_INT, &c.minibatch, "M", "steps per gradient step"},
-        {"lr", OPT_FLOAT, &lr, "LR", "Adam learning rate of the policy logits"},
-        {"value-lr", OPT_FLOAT, &value_lr, "LR", "Adam learning rate of the value table"},
-        {"clip", OPT_FLOAT, &clip, "EPS", "policy ratio clip range"},
-        {"value-clip", OPT_FLOAT, &value_clip, "C", "value clip range in reward units (0 = off)"},
-        {"ent-coef", OPT_FLOAT, &ent, "C2", "entropy bonus coefficient"},
-        {"seed", OPT_INT, &seed, "S", "random seed (same seed, same run)"},
-        {"eval-episodes", OPT_INT, &eval_episodes, "N", "episodes of the final evaluation"},
-        {"min-success", OPT_FLOAT, &min_success, "F", "success rate the verdict asks for"},
-        {"log-every", OPT_INT, &log_every, "N", "print progress every N iterations (0 = never)"},
-        {0}};
-    OptSpec spec = {
-        "gridworld", "rlhf gridworld [options]",
-        "Train the tutorial's drunk cat with the PPO code of the language model (GAE, whitening,\n"
-        "clipped policy and value losses, entropy bonus) on tabular softmax policy and values.",
-        "The default map (C start, B broom -1, T bathtub -10 and the episode ends,\n"
-        "M meat +100 and the episode ends, . empty 0; a move off the grid stays put):\n\n"
-        "      C . T . M      straight line: 4 steps, through the bathtub\n"
-        "      . B . B .      shortcut: 6 steps over two brooms, beside the bathtub\n"
-        "      . . . . .      shortest safe path: 8 steps along this row\n"
-        "      . . . . .\n\n"
-        "With probability --slip the cat moves in one of the other three directions.\n"
-        "With gamma 0.99 the safe path is the best policy (value iteration agrees);\n"
-        "with gamma 0.95 two extra steps cost more than the brooms and the cat takes\n"
-        "the shortcut. At the end: the greedy policy, its path without slips against\n"
-        "the shortest safe path (BFS avoiding bathtubs and brooms), its success rate\n"
-        "with slips next to the value-iteration optimum, and a verdict line\n"
-        "(PASS/FAIL). The exit status is 0 whenever the run completes.",
-        o, 0, 0};
-    char *pos[1];
-    int n_pos, rc = opts_parse(&spec, argc, argv, pos, &n_pos);
-    if (rc == 1) return 0;
-    if (rc) err_die_last();
-    c.slip = slip, c.lr = lr, c.value_lr = value_lr, c.clip = clip;
-    c.value_clip = value_clip, c.ent_coef = ent, c.seed = (uint64_t)(int64_t)seed;
-    if (gridworld_config_check(&c)) err_die_last();
-    if (eval_episodes < 1) err_die("gridworld: --eval-episodes must be >= 1, got %d", eval_episodes);
-    Gridworld g;
-    if (gridworld_parse(&g, map)) err_die("--map: %s", err_msg());
-
-    printf("gridworld %dx%d, slip %g, gamma %g, lambda %g, %d iterations x %d episodes, seed %d\n", g.rows, g.cols,
-           c.slip, c.gamma, c.lambda, c.iterations, c.episodes, seed);
+/* Everything after the map is parsed; g is freed by the caller. */
+static int run_on(const Gridworld *g, const GridworldConfig *c, const GridworldRunOptions *o) {
+    printf("gridworld %dx%d, slip %g, gamma %g, lambda %g, %d iterations x %d episodes, seed %d\n", g->rows, g->cols,
+           c->slip, c->gamma, c->lambda, c->iterations, c->episodes,
+           (int)(int64_t)c->seed);
     GridworldAgent ag;
-    if (gridworld_train(&g, &c, &ag, print_progress, &log_every)) err_die_last();
-    int n = g.rows * g.cols, *greedy = err_malloc((size_t)n * sizeof(int)), *optimal = err_malloc((size_t)n * sizeof(int));
+    if (gridworld_train(g, c, &ag, print_progress, (void *)&o->log_every)) return -1;
+    int n = g->rows * g->cols;
+    int *greedy = err_malloc((size_t)n * sizeof(int));
+    int *optimal = err_malloc((size_t)n * sizeof(int));
     gridworld_greedy(&ag, greedy);
-    print_policy(&g, greedy, "greedy policy after PPO");
+    print_policy(g, greedy, "greedy policy after PPO");
 
-    int safe = gridworld_shortest_safe(&g);
-    GridworldPath path = gridworld_path(&g, greedy, c.max_steps);
+    int safe = gridworld_shortest_safe(g);
+    GridworldPath path = gridworld_path(g, greedy, c->max_steps);
     printf("\n");
     print_path("greedy path", &path);
     printf("%-26s %d steps (BFS avoiding bathtubs and brooms)\n", "shortest safe path", safe);
     Rng eval_rng;
-    rng_seed(&eval_rng, c.seed ^ 0x9e3779b97f4a7c15ull);
-    GridworldEval ev = gridworld_evaluate(&g, greedy, c.slip, c.max_steps, eval_episodes, &eval_rng);
-    print_eval("greedy policy", &ev, eval_episodes, c.slip);
-    if (c.gamma < 1 && gridworld_value_iteration(&g, c.gamma, c.slip, optimal, NULL) == 0) {
-        rng_seed(&eval_rng, c.seed ^ 0x9e3779b97f4a7c15ull); /* the same episodes' randomness */
-        GridworldEval best = gridworld_evaluate(&g, optimal, c.slip, c.max_steps, eval_episodes, &eval_rng);
-        GridworldPath best_path = gridworld_path(&g, optimal, c.max_steps);
-        print_eval("optimal (value iteration)", &best, eval_episodes, c.slip);
+    rng_seed(&eval_rng, c->seed ^ 0x9e3779b97f4a7c15ull);
+    GridworldEval ev = gridworld_evaluate(g, greedy, c->slip, c->max_steps, o->eval_episodes, &eval_rng);
+    print_eval("greedy policy", &ev, o->eval_episodes, c->slip);
+    if (c->gamma < 1 && gridworld_value_iteration(g, c->gamma, c->slip, optimal, NULL) == 0) {
+        rng_seed(&eval_rng, c->seed ^ 0x9e3779b97f4a7c15ull); /* the same episodes' randomness */
+        GridworldEval best = gridworld_evaluate(g, optimal, c->slip, c->max_steps, o->eval_episodes, &eval_rng);
+        GridworldPath best_path = gridworld_path(g, optimal, c->max_steps);
+        print_eval("optimal (value iteration)", &best, o->eval_episodes, c->slip);
         print_path("optimal path", &best_path);
     }
-    print_verdict(&path, safe, &ev, min_success);
-    free(greedy), free(optimal);
+    print_verdict(&path, safe, &ev, o->min_success);
+    free(greedy);
+    free(optimal);
     gridworld_agent_free(&ag);
-    gridworld_free(&g);
     return 0;
+}
+
+int gridworld_run(const GridworldConfig *c, const GridworldRunOptions *o) {
+    if (gridworld_config_check(c)) return -1;
+    if (o->eval_episodes < 1) return err_set("gridworld: --eval-episodes must be >= 1, got %d", o->eval_episodes);
+    Gridworld g;
+    if (gridworld_parse(&g, o->map)) return err_prefix("--map: ");
+    int rc = run_on(&g, c, o);
+    gridworld_free(&g);
+    return rc;
 }

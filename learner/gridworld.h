@@ -187,9 +187,19 @@ typedef struct {
  * max_steps steps. */
 GridworldPath gridworld_path(const Gridworld *g, const int *policy, int max_steps);
 
-/* `rlhf gridworld [options]`: train, print progress, the greedy policy,
- * the evaluation and a verdict. Returns 0 on completion whatever the verdict
- * (the tests read it); bad options end the process with a one-line error. */
-int gridworld_main(int argc, char **argv);
+/* What `rlhf gridworld` does besides training. */
+typedef struct {
+    const char *map;    /* --map syntax, e.g. gridworld_default_map */
+    int eval_episodes;  /* episodes of the final evaluation, >= 1 */
+    double min_success; /* success rate the verdict asks for */
+    int log_every;      /* progress every N iterations (0 = never) */
+} GridworldRunOptions;
+
+/* `rlhf gridworld`: check c, parse o->map, train, and print on stdout the
+ * progress, the greedy policy, its path against the shortest safe path, the
+ * evaluation (and value iteration's optimum) and a verdict. Returns 0 on completion whatever the
+ * verdict (the tests read it), or -1 + err_set (bad config or map; a map
+ * error starts "--map: "). */
+int gridworld_run(const GridworldConfig *c, const GridworldRunOptions *o);
 
 #endif

@@ -57,7 +57,7 @@ typedef struct {
     int has_ptx;
     char out_dir[1024];
     double t_start;
-    volatile int *stop;
+    volatile sig_atomic_t *stop;
     int *perm;                /* prompt permutation of pass perm_epoch */
     int64_t perm_epoch;
     /* scratch for packed forward passes */
@@ -909,7 +909,7 @@ static void write_final(Learner *L) {
     learner_log(L, "done: %s/final.h5 (policy), %s/value.h5", L->out_dir, L->out_dir);
 }
 
-int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile int *stop_flag) {
+int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic_t *stop_flag) {
     static Learner learner;
     Learner *L = &learner;
     msg_check_all(learner_setup(L, cfg, lay), "ppo: ");
@@ -943,7 +943,7 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile int *stop_
         if (stop && more) {
             learner_log(L, "signal received: checkpoint at iteration %lld; run the same command again to resume",
                         (long long)L->iteration);
-            rc = 128 + *L->stop;
+            rc = 128 + stop; /* the signal any learner got (all reduced above) */
             break;
         }
         if (L->leader && more) send_snapshot(L);

@@ -11,11 +11,15 @@
 #ifndef PPO_H
 #define PPO_H
 
+#include <signal.h>
+
 #include "common/config.h"
 #include "common/mpi/ppo_config.h"
 
 /* Returns the exit status (0, or 128 + signal after a checkpoint on
- * SIGTERM/SIGINT). stop_flag is set by the caller's signal handler. */
-int ppo_learner_run(const Config *cfg, const PpoLayout *layout, volatile int *stop_flag);
+ * SIGTERM/SIGINT/SIGUSR1). *stop_flag is set to the signal's number by the
+ * caller's signal handler; the learner checkpoints at the end of the
+ * iteration. */
+int ppo_learner_run(const Config *cfg, const PpoLayout *layout, volatile sig_atomic_t *stop_flag);
 
 #endif

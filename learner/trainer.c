@@ -42,8 +42,6 @@ const CfgKey trainer_keys[] = {
     {"max_bad_steps", CFG_INT, "5", "stop after this many non-finite losses in a row", NULL},
     {0}};
 
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) { stop_requested = sig; }
 
 void trainer_log(const Trainer *t, const char *fmt, ...) {
     if (t->dp.rank) return;
@@ -303,7 +301,7 @@ static int run_loop(Trainer *t, LoopState *ls) {
         if (t->step % log_every == 0 || t->step == t->total_steps) progress(t, ls, &acc, lr, norm);
         int epoch_end = t->step % t->steps_per_epoch == 0;
         if ((eval_every > 0 && t->step % eval_every == 0) || (eval_every <= 0 && epoch_end)) evaluate(t, ls->eval_log);
-        if (dp_any(&t->dp, stop_requested)) {
+        if (dp_any(&t->dp, *t->stop)) {
             trainer_log(t, "signal received: saving a checkpoint at step %lld", (long long)t->step);
             rc = save_step_ckpt(t, flush_logs(ls)) ? -1 : 1;
         } else if (t->step % ckpt_every == 0 || t->step == t->total_steps) {
@@ -353,15 +351,6 @@ static void open_logs(Trainer *t, LoopState *ls, int64_t keep_step) {
     if (!(ls->eval_log = metrics_open(path, "eval", eval_cols, 2 + t->n_metrics, keep_step))) err_die_last();
 }
 
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL); /* srun and mpirun pass USR1 straight to the ranks */
-}
-
 /* Parses arguments into t->cfg; returns 1 after --help, dies on errors. */
 static int configure(Trainer *t, int argc, char **argv) {
     const CfgKey *const tables[] = {trainer_keys, t->stage->keys};
@@ -403,11 +392,12 @@ static void write_final(Trainer *t) {
     trainer_log(t, "done: %s", path);
 }
 
-int trainer_main(const TrainStage *stage, int argc, char **argv) {
+int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_atomic_t *stop) {
     static Trainer tr;
     Trainer *t = &tr;
     memset(t, 0, sizeof *t);
     t->stage = stage;
+    t->stop = stop;
     dp_init(&t->dp, &argc, &argv);
     if (configure(t, argc, argv)) return dp_finalize(&t->dp), 0;
     if (t->dp.rank == 0) {
@@ -433,7 +423,6 @@ int trainer_main(const TrainStage *stage, int argc, char **argv) {
                 (long long)t->total_steps, t->batch_size, (long long)t->steps_per_epoch, t->model.n_params);
     LoopState ls = {0};
     open_logs(t, &ls, last >= 0 ? t->step : -1);
-    install_signals();
     ls.t_start = fs_now();
     ls.step_start = t->step;
     if (t->step == 0) evaluate(t, ls.eval_log);
@@ -460,5 +449,5 @@ int trainer_main(const TrainStage *stage, int argc, char **argv) {
     config_free(t->cfg);
     dp_finalize(&t->dp);
     /* a rank that did not get the signal itself stops because another did */
-    return rc > 0 ? 128 + (stop_requested ? (int)stop_requested : SIGTERM) : 0;
+    return rc > 0 ? 128 + (*stop ? (int)*stop : SIGTERM) : 0;
 }

@@ -4,7 +4,8 @@
  * A stage supplies callbacks (setup, micro_batch, evaluate, finish); the
  * core owns everything else: configuration, the global batch schedule,
  * gradient all-reduce, AdamW with warm-up + cosine, progress lines, metrics
- * in HDF5, checkpoints, resume and signals.
+ * in HDF5, checkpoints, resume, and stopping when the caller's stop flag
+ * (set by rlhf.c's signal handler) says so.
  *
  * Determinism. The global batch of step s is examples perm_e[s*B ..
  * (s+1)*B) of epoch e's permutation (seeded by seed and e). It is cut into
@@ -78,6 +79,7 @@ struct Trainer {
     uint64_t seed;
     char out_dir[1024];
     void *state;                   /* the stage's own */
+    volatile sig_atomic_t *stop;   /* set to a signal number: checkpoint and stop */
     int n_metrics;
 };
 
@@ -85,8 +87,10 @@ struct Trainer {
 extern const CfgKey trainer_keys[];
 
 /* Runs a stage as a subcommand: argv[0..argc) are the arguments after it.
- * Returns the process exit status. */
-int trainer_main(const TrainStage *stage, int argc, char **argv);
+ * *stop is set by the caller's signal handler to the signal's number: the
+ * trainer then checkpoints at the end of the step and returns. Returns the
+ * process exit status (0, or 128 + the signal after such a checkpoint). */
+int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_atomic_t *stop);
 
 /* Dropout seed for micro-batch j of the current step. */
 uint64_t trainer_dropout_seed(const Trainer *t, int j);

@@ -222,3 +222,38 @@ int jsonl_get_num(Jsonl *j, json_t *obj, const char *field, double *out) {
     *out = json_number_value(v);
     return 0;
 }
+
+/* ---- prompt files ----------------------------------------------------------- */
+
+void jsonl_prompts_add(JsonlPrompts *p, const char *s) {
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 16;
+        p->text = err_realloc(p->text, (size_t)p->cap * sizeof(char *));
+    }
+    p->text[p->n++] = err_strdup(s);
+}
+
+int jsonl_read_prompts(const char *path, JsonlPrompts *p) {
+    Jsonl *j = jsonl_open(path);
+    if (!j) return -1;
+    json_t *rec;
+    const char *s;
+    int rc;
+    while ((rc = jsonl_next(j, &rec)) == 1) {
+        if (jsonl_get_str(j, rec, "prompt", &s)) {
+            rc = -1;
+            break;
+        }
+        jsonl_prompts_add(p, s);
+    }
+    jsonl_close(j);
+    if (rc == 0 && p->n == 0) rc = err_set("%s: no prompts in file", path);
+    if (rc) jsonl_prompts_free(p);
+    return rc ? -1 : 0;
+}
+
+void jsonl_prompts_free(JsonlPrompts *p) {
+    for (int i = 0; i < p->n; i++) free(p->text[i]);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}

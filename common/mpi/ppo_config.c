@@ -105,6 +105,20 @@ int ppo_layout(PpoLayout *l, const Config *c) {
     return rc;
 }
 
+PpoRole ppo_layout_role_of(const PpoLayout *l, int rank) {
+    for (int i = 0; i < l->n_learners; i++)
+        if (l->learners[i] == rank) return PPO_LEARNER;
+    for (int i = 0; i < l->n_rewarders; i++)
+        if (l->rewarders[i] == rank) return PPO_REWARDER;
+    return PPO_ACTOR;
+}
+
+void ppo_layout_print(const PpoLayout *l, FILE *f) {
+    fprintf(f, "ppo: roles by rank:");
+    for (int r = 0; r < l->world; r++) fprintf(f, " %d=%s", r, ppo_role_name(ppo_layout_role_of(l, r)));
+    fputc('\n', f);
+}
+
 void ppo_layout_free(PpoLayout *l) {
     free(l->learners), free(l->rewarders), free(l->actors);
     if (l->role_comm != MPI_COMM_NULL) MPI_Comm_free(&l->role_comm);

@@ -7,6 +7,7 @@
 #define PPO_CONFIG_H
 
 #include <mpi.h>
+#include <stdio.h>
 
 #include "common/config.h"
 #include "common/model/tok.h"
@@ -28,6 +29,10 @@ const char *ppo_role_name(PpoRole r);
 /* Collective over MPI_COMM_WORLD. -1 + err_set (the same on every rank) for
  * zero actors or rewarders, more roles than ranks, or a bad --role. */
 int ppo_layout(PpoLayout *l, const Config *c);
+/* The role of a world rank in the layout. */
+PpoRole ppo_layout_role_of(const PpoLayout *l, int rank);
+/* One line "ppo: roles by rank: 0=learner 1=rewarder 2=actor ..." on f. */
+void ppo_layout_print(const PpoLayout *l, FILE *f);
 void ppo_layout_free(PpoLayout *l);
 
 typedef struct {

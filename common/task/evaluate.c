@@ -162,3 +162,43 @@ int eval_score_record(const EvalScorer *s, Jsonl *j, json_t *rec, double *scores
     tally->records++;
     return 0;
 }
+
+/* ---- negative log-likelihood of a text ---------------------------------------- */
+
+/* -sum log p of B consecutive windows of T predictions starting at ids[0]. */
+static int nll_block(Gpt *m, const int *ids, int B, int T, int *in, int *tg, float *logp, double *total) {
+    for (int b = 0; b < B; b++) {
+        memcpy(in + (size_t)b * T, ids + (size_t)b * T, (size_t)T * sizeof(int));
+        memcpy(tg + (size_t)b * T, ids + (size_t)b * T + 1, (size_t)T * sizeof(int));
+    }
+    if (gpt_forward(m, in, B, T)) return -1;
+    gpt_token_logprobs(m, tg, logp, NULL);
+    for (int i = 0; i < B * T; i++) *total -= logp[i];
+    return 0;
+}
+
+int eval_nll(Gpt *m, const int *ids, int n, int batch, double *total, long *count) {
+    *total = 0;
+    *count = 0;
+    if (m->cfg.head != GPT_HEAD_LM) return err_set("nll needs a language model (this one has a scalar head)");
+    if (n < 2) return err_set("needs at least 2 tokens, has %d", n);
+    if (batch < 1) return err_set("batch must be >= 1, got %d", batch);
+    int W = m->cfg.n_ctx;
+    int full = (n - 1) / W;
+    int rest = (n - 1) % W;
+    size_t cells = (size_t)batch * W;
+    int *in = err_malloc(cells * sizeof(int));
+    int *tg = err_malloc(cells * sizeof(int));
+    float *logp = err_malloc(cells * sizeof(float));
+    int rc = 0;
+    for (int w = 0; w < full && !rc; w += batch) {
+        int B = full - w < batch ? full - w : batch;
+        rc = nll_block(m, ids + (size_t)w * W, B, W, in, tg, logp, total);
+    }
+    if (rest && !rc) rc = nll_block(m, ids + (size_t)full * W, 1, rest, in, tg, logp, total);
+    free(in);
+    free(tg);
+    free(logp);
+    if (!rc) *count = n - 1;
+    return rc;
+}

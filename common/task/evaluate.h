@@ -5,7 +5,8 @@
  * unbiased estimate under the policy's own samples) and the response length,
  * each as mean +- standard error. Used by `rlhf eval`, the demo's final
  * table and PPO's per-iteration gold score. Also scores JSONL records with
- * a reward model for `rlhf score`. Log-probs and RM scores come from
+ * a reward model for `rlhf score`, and the negative log-likelihood of a text
+ * under a language model (`rlhf nll`). Log-probs and RM scores come from
  * common/model/score, as everywhere else. */
 #ifndef EVALUATE_H
 #define EVALUATE_H
@@ -73,5 +74,14 @@ typedef struct {
  * and, for k >= 2, its pairwise comparisons. 0, or -1 + err_set naming
  * file:line. */
 int eval_score_record(const EvalScorer *s, Jsonl *j, json_t *rec, double *scores, int *k, EvalTally *tally);
+
+/* Negative log-likelihood of the token sequence ids[0..n) under a language
+ * model: cut into non-overlapping windows of n_ctx predictions (the
+ * remainder last), `batch` windows per forward pass, so every token after
+ * the first is predicted once, from at most n_ctx tokens before it within
+ * its window. *total = -sum log p in nats, *count = n - 1 (the mean is
+ * *total / *count). 0, or -1 + err_set: a scalar-head model, n < 2,
+ * batch < 1, or gpt_forward's error (a token outside the vocabulary). */
+int eval_nll(Gpt *m, const int *ids, int n, int batch, double *total, long *count);
 
 #endif

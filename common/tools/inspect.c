@@ -1,4 +1,4 @@
-/* inspect — summaries of rollout and metrics logs; see inspect.h. */
+/* inspect — summaries of checkpoints, rollout logs and metrics logs; see inspect.h. */
 #include "common/tools/inspect.h"
 
 #include <jansson.h>
@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 
 #include "common/err.h"
+#include "common/io/ckpt.h"
 #include "common/io/h5log.h"
+#include "common/model/gpt.h"
 
 typedef struct {
     int64_t iteration, rows;
@@ -176,4 +178,57 @@ int inspect_log(const char *path, const Tok *tok, int as_json, FILE *out) {
     }
     h5log_close(l);
     return 0;
+}
+
+/* ---- checkpoints and the choice between a checkpoint and a log ---------------- */
+
+int inspect_checkpoint(const char *path, FILE *out) {
+    Gpt m;
+    Tok *tok = NULL;
+    char kind[32];
+    if (ckpt_load_model(path, &m, &tok, kind, sizeof kind)) return -1;
+    fprintf(out, "file        %s\nkind        %s\nhead        %s\n", path, kind,
+            m.cfg.head == GPT_HEAD_LM ? "language model (tied unembedding)" : "scalar");
+    fprintf(out, "layers      %d\nheads       %d\nwidth       %d\ncontext     %d\nvocab       %d\n", m.cfg.n_layer,
+            m.cfg.n_head, m.cfg.n_embd, m.cfg.n_ctx, m.cfg.vocab_size);
+    fprintf(out, "tokenizer   %s\nparameters  %zu\n", tok_kind(tok) == TOK_BYTE ? "byte" : "GPT-2 BPE", m.n_params);
+    double sum = 0;
+    for (size_t i = 0; i < m.n_params; i++) sum += (double)m.params[i] * m.params[i];
+    fprintf(out, "param rms   %.6g\n", sqrt(sum / m.n_params));
+    gpt_free(&m);
+    tok_free(tok);
+    return 0;
+}
+
+/* The tokenizer of the run that wrote a log: model, else DIR/final.h5
+ * beside it. NULL without an error when there is no final.h5 to ask (the
+ * samples then show token ids); NULL + err_set when model does not load. */
+static Tok *log_tokenizer(const char *log_path, const char *model, int *failed) {
+    char path[4096];
+    if (model) snprintf(path, sizeof path, "%s", model);
+    else {
+        const char *slash = strrchr(log_path, '/');
+        snprintf(path, sizeof path, "%.*s/final.h5", slash ? (int)(slash - log_path) : 1, slash ? log_path : ".");
+    }
+    Ckpt *k = ckpt_open(path);
+    Tok *tok = k ? ckpt_get_tok(k) : NULL;
+    if (k) ckpt_close(k);
+    *failed = !tok && model;
+    if (!*failed) err_clear();
+    return tok;
+}
+
+int inspect_path(const char *path, const char *model, int as_json, FILE *out) {
+    Ckpt *k = ckpt_open(path);
+    if (k) {
+        ckpt_close(k);
+        return inspect_checkpoint(path, out);
+    }
+    if (!strstr(err_msg(), "not an rlhf checkpoint")) return -1;
+    int failed;
+    Tok *tok = log_tokenizer(path, model, &failed);
+    if (failed) return -1;
+    int rc = inspect_log(path, tok, as_json, out);
+    tok_free(tok);
+    return rc;
 }

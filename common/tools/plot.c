@@ -21,7 +21,6 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/io/h5log.h"
-#include "common/opts.h"
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -665,10 +664,8 @@ static int load_tables(const char *run, Table *tables) {
     return 0;
 }
 
-int plot_run(const PlotOptions *o, FILE *list, FILE *notes) {
-    if (!o->run_dir || !o->out_dir) return err_set("plot: a run directory and an output directory are needed");
-    if (!exists(o->run_dir)) return err_set("%s: no such run directory", o->run_dir);
-    if (!is_dir(o->run_dir)) return err_set("%s: not a directory (give the run directory)", o->run_dir);
+/* plot_run with the output directory settled. */
+static int plot_into(const PlotOptions *o, FILE *list, FILE *notes) {
     Render r = {o->width > 0 ? o->width : 800, o->height > 0 ? o->height : 500, o->gnuplot ? o->gnuplot : "gnuplot"};
     if (r.width < 100 || r.width > 10000 || r.height < 100 || r.height > 10000)
         return err_set("plot: size %dx%d out of range (100 to 10000 pixels a side)", r.width, r.height);
@@ -694,43 +691,15 @@ int plot_run(const PlotOptions *o, FILE *list, FILE *notes) {
     return rc ? -1 : pngs;
 }
 
-/* ---- command line --------------------------------------------------------------- */
-
-int plot_main(int argc, char **argv) {
-    const char *out = NULL, *gnuplot = "gnuplot";
-    int width = 800, height = 500;
-    Opt o[] = {
-        {"out", OPT_STR, &out, "DIR", "output directory, created if missing (default: RUN_DIR/plots)"},
-        {"gnuplot", OPT_STR, &gnuplot, "PROG", "gnuplot program to run"},
-        {"width", OPT_INT, &width, "PX", "PNG width in pixels"},
-        {"height", OPT_INT, &height, "PX", "PNG height in pixels"},
-        {0}};
-    OptSpec s = {"plot", "rlhf plot RUN_DIR [--out DIR] [options]",
-                 "PNG plots of a pipeline run (gnuplot): PPO reward, r_theta, KL and lambda, gold score,\n"
-                 "entropy, length and time per iteration; loss of each supervised stage; RM and DPO\n"
-                 "accuracy; DPO implicit rewards; gold score against KL (over-optimisation).",
-                 "RUN_DIR holds pretrain/, sft/, rm/, dpo/ and ppo/ as `make demo` writes them (missing\n"
-                 "stages are skipped with a note), or is a PPO out_dir on its own. Logs may still be\n"
-                 "written to. DIR gets NAME.dat (one table per log, NAME_avg = trailing means), NAME.gp\n"
-                 "(redraw with `gnuplot NAME.gp` inside DIR) and NAME.png; every file written is listed\n"
-                 "on stdout. Needs gnuplot (Debian package gnuplot-nox).",
-                 o, 1, 1};
-    char *pos[1];
-    int np, rc = opts_parse(&s, argc, argv, pos, &np);
-    if (rc == 1) return 0;
-    char *default_out = NULL;
-    if (!rc) {
-        if (!out) out = default_out = fs_join(pos[0], "plots");
-        PlotOptions po = {pos[0], out, gnuplot, width, height};
-        rc = plot_run(&po, stdout, stderr) < 0 ? -1 : 0;
-    }
-    free(default_out);
-    if (rc) {
-        /* The subcommand's front end: report like err_die, but return
-         * instead of exiting, as library code must. */
-        fflush(stdout);
-        fprintf(stderr, "rlhf: error: %s\n", err_msg());
-        return 1;
-    }
-    return 0;
+int plot_run(const PlotOptions *o, FILE *list, FILE *notes) {
+    if (!o->run_dir) return err_set("plot: a run directory is needed");
+    if (!exists(o->run_dir)) return err_set("%s: no such run directory", o->run_dir);
+    if (!is_dir(o->run_dir)) return err_set("%s: not a directory (give the run directory)", o->run_dir);
+    if (o->out_dir) return plot_into(o, list, notes);
+    PlotOptions in_run = *o;
+    char *dir = fs_join(o->run_dir, "plots");
+    in_run.out_dir = dir;
+    int rc = plot_into(&in_run, list, notes);
+    free(dir);
+    return rc;
 }

@@ -29,7 +29,7 @@
 
 typedef struct {
     const char *run_dir;  /* pipeline directory (or a PPO out_dir) */
-    const char *out_dir;  /* created if missing */
+    const char *out_dir;  /* created if missing; NULL = RUN_DIR/plots */
     const char *gnuplot;  /* program to run; NULL = "gnuplot" on PATH */
     int width, height;    /* PNG size in pixels; 0 = 800 x 500 */
 } PlotOptions;
@@ -48,9 +48,5 @@ void plot_trailing_mean(const double *v, long n, int w, double *out);
 
 /* The window of those means for a log of n rows: n / 20, within 1..200. */
 int plot_smooth_window(long n);
-
-/* Entry point of `rlhf plot`: options via opts.h, --help. Prints errors
- * as one "rlhf: error: ..." line and returns non-zero; never exits. */
-int plot_main(int argc, char **argv);
 
 #endif

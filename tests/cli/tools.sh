@@ -106,3 +106,18 @@ expect_err "generate with a reward model" "scalar head" "$RLHF" generate --model
 cp "$T/m.h5" "$T/keep.h5"
 "$RLHF" import-hf "$T/nohf" --out "$T/keep.h5" 2>/dev/null
 cmp -s "$T/m.h5" "$T/keep.h5" && pass "failed import leaves existing checkpoint intact" || fail "failed import leaves existing checkpoint intact"
+
+# signals: a subcommand without checkpoints (here gridworld, mid-training)
+# ends at once with 128 + the signal, like one a checkpointing trainer takes
+for sig in TERM INT USR1; do
+    "$RLHF" gridworld --iterations 1000000 --log-every 0 >"$T/gw.out" 2>&1 &
+    pid=$!
+    sleep 0.3
+    kill -$sig $pid
+    start=$(date +%s%N)
+    wait $pid
+    rc=$? ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    want=$((128 + $(kill -l $sig)))
+    [ $rc -eq $want ] && [ $ms -lt 2000 ] && pass "SIG$sig ends gridworld with $want" ||
+        fail "SIG$sig ends gridworld with $want" "exit $rc after $ms ms: $(head -2 "$T/gw.out")"
+done

@@ -270,3 +270,72 @@ TEST(jsonl_ranking_errors) {
     free(out);
     jsonl_close(j);
 }
+
+/* ---- jsonl_read_prompts ------------------------------------------------------ */
+
+TEST(jsonl_read_prompts_in_order) {
+    const char *path = write_text("prompts.jsonl",
+                                  "{\"prompt\": \"one\"}\n\n{\"prompt\": \"two\", \"answer\": \"2\"}\r\n"
+                                  "{\"answer\": 3, \"prompt\": \"th\\u00e9ree\"}");
+    JsonlPrompts p = {0};
+    jsonl_prompts_add(&p, "first");
+    CHECK(jsonl_read_prompts(path, &p) == 0);
+    CHECK(p.n == 4);
+    if (p.n == 4) {
+        CHECK(strcmp(p.text[0], "first") == 0);
+        CHECK(strcmp(p.text[1], "one") == 0);
+        CHECK(strcmp(p.text[2], "two") == 0);
+        CHECK(strcmp(p.text[3], "th\xc3\xa9ree") == 0);
+    }
+    jsonl_prompts_free(&p);
+    CHECK(p.n == 0 && p.text == NULL);
+}
+
+TEST(jsonl_read_prompts_many) {
+    char text[4000] = "", line[40];
+    for (int i = 0; i < 100; i++) {
+        snprintf(line, sizeof line, "{\"prompt\": \"p%d\"}\n", i);
+        strcat(text, line);
+    }
+    JsonlPrompts p = {0};
+    CHECK(jsonl_read_prompts(write_text("many.jsonl", text), &p) == 0);
+    CHECK(p.n == 100);
+    CHECK(p.n == 100 && strcmp(p.text[99], "p99") == 0 && strcmp(p.text[16], "p16") == 0);
+    jsonl_prompts_free(&p);
+}
+
+/* Each bad file: -1, the message names the place, and nothing is left. */
+TEST(jsonl_read_prompts_malformed) {
+    static const struct {
+        const char *name, *text, *expect;
+        int line;
+    } cases[] = {
+        {.name = "p_missing.jsonl", .text = "{\"prompt\": \"ok\"}\n{\"completion\": \"x\"}\n", .expect = "\"prompt\"", .line = 2},
+        {.name = "p_number.jsonl", .text = "{\"prompt\": 7}\n", .expect = "expected a string", .line = 1},
+        {.name = "p_badjson.jsonl", .text = "{\"prompt\": \"a\"}\n\n{\"prompt\": \"b\"\n", .expect = "", .line = 3},
+        {.name = "p_array.jsonl", .text = "[\"prompt\"]\n", .expect = "", .line = 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = write_text(cases[i].name, cases[i].text);
+        char copy[512];
+        snprintf(copy, sizeof copy, "%s", path);
+        JsonlPrompts p = {0};
+        CHECKF(jsonl_read_prompts(copy, &p) == -1, "%s accepted", cases[i].name);
+        CHECKF(msg_starts_with_place(copy, cases[i].line), "%s: %s", cases[i].name, err_msg());
+        CHECKF(msg_has(cases[i].expect), "%s: %s", cases[i].name, err_msg());
+        CHECK(p.n == 0 && p.text == NULL);
+    }
+}
+
+TEST(jsonl_read_prompts_empty_or_missing) {
+    JsonlPrompts p = {0};
+    const char *path = write_text("p_empty.jsonl", "\n  \n");
+    char want[600];
+    snprintf(want, sizeof want, "%s: no prompts in file", path);
+    CHECK(jsonl_read_prompts(path, &p) == -1);
+    CHECKF(strcmp(err_msg(), want) == 0, "%s", err_msg());
+    CHECK(p.n == 0);
+    CHECK(jsonl_read_prompts("/nonexistent/prompts.jsonl", &p) == -1);
+    CHECK(msg_has("/nonexistent/prompts.jsonl"));
+    CHECK(p.n == 0);
+}
