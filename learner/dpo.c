@@ -19,11 +19,14 @@ typedef struct {
 } DpoState;
 
 static const CfgKey dpo_keys[] = {
-    {"init", CFG_STR, NULL, "SFT checkpoint: the policy to start from", NULL},
-    {"ref", CFG_STR, "", "frozen reference checkpoint (empty: the init checkpoint)", NULL},
-    {"beta", CFG_FLOAT, "0.1", "strength of the tie to the reference", NULL},
-    {"loss_type", CFG_ENUM, "dpo", "dpo, ipo, or cdpo (conservative DPO with label_smoothing)", "dpo|ipo|cdpo"},
-    {"label_smoothing", CFG_FLOAT, "0.0", "cdpo: assumed fraction of flipped labels, in [0, 0.5)", NULL},
+    {.key = "init", .type = CFG_STR, .def = NULL, .help = "SFT checkpoint: the policy to start from"},
+    {.key = "ref", .type = CFG_STR, .def = "",
+     .help = "frozen reference checkpoint (empty: the init checkpoint)"},
+    {.key = "beta", .type = CFG_FLOAT, .def = "0.1", .help = "strength of the tie to the reference"},
+    {.key = "loss_type", .type = CFG_ENUM, .def = "dpo",
+     .help = "dpo, ipo, or cdpo (conservative DPO with label_smoothing)", .choices = "dpo|ipo|cdpo"},
+    {.key = "label_smoothing", .type = CFG_FLOAT, .def = "0.0",
+     .help = "cdpo: assumed fraction of flipped labels, in [0, 0.5)"},
     {0}};
 
 /* The two sequences an example contributes: best and worst. */

@@ -19,9 +19,12 @@ typedef struct {
 } RmState;
 
 static const CfgKey rm_keys[] = {
-    {"init", CFG_STR, NULL, "SFT checkpoint: the trunk to start from and the policy sampled for normalisation", NULL},
-    {"norm_samples", CFG_INT, "256", "SFT samples scored to set the score offset/scale (0: none)", NULL},
-    {"norm_max_new", CFG_INT, "48", "longest SFT sample for the normalisation, in tokens", NULL},
+    {.key = "init", .type = CFG_STR, .def = NULL,
+     .help = "SFT checkpoint: the trunk to start from and the policy sampled for normalisation"},
+    {.key = "norm_samples", .type = CFG_INT, .def = "256",
+     .help = "SFT samples scored to set the score offset/scale (0: none)"},
+    {.key = "norm_max_new", .type = CFG_INT, .def = "48",
+     .help = "longest SFT sample for the normalisation, in tokens"},
     {0}};
 
 /* A scalar-head model whose trunk is the language model's. */
