@@ -1,10 +1,14 @@
-/* harness — runs every registered TEST and prints "N passed, N failed". */
+/* harness — runs every registered TEST and prints "N passed, N failed";
+ * and the helpers every test file shares (tests/harness.h): the scratch
+ * directory and its files, CHECK_ERR, and the HDF5 fixture readers. */
 #include "tests/harness.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "common/err.h"
 
 #define HARNESS_MAX 1024
 
@@ -62,6 +66,172 @@ const char *harness_tmpdir(void) {
     }
     return tmpdir;
 }
+
+/* ---- error messages ----------------------------------------------------- */
+
+static int err_matches(const char *start, va_list ap) {
+    const char *msg = err_msg();
+    int ok = !strncmp(msg, start, strlen(start)) && !strchr(msg, '\n');
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+        if (!strstr(msg, s)) ok = 0;
+    return ok;
+}
+
+int harness_err_has(const char *start, ...) {
+    va_list ap;
+    va_start(ap, start);
+    int ok = err_matches(start, ap);
+    va_end(ap);
+    return ok;
+}
+
+int harness_err(const char *file, int line, const char *start, ...) {
+    va_list ap;
+    va_start(ap, start);
+    int ok = err_matches(start, ap);
+    va_end(ap);
+    return harness_checkf(ok, file, line, "message \"%s\" should be one line starting with \"%s\""
+                          " and containing the other strings given", err_msg(), start);
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+#define JOIN_BUFS 16
+#define JOIN_LEN 600
+
+const char *harness_join(const char *dir, const char *name) {
+    static char bufs[JOIN_BUFS][JOIN_LEN];
+    static int next;
+    char tmp[JOIN_LEN];
+    char *p = bufs[next++ % JOIN_BUFS];
+    snprintf(tmp, sizeof tmp, "%s/%s", dir, name); /* dir may be an older result */
+    return memcpy(p, tmp, sizeof tmp);
+}
+
+const char *harness_tmp_path(const char *name) { return harness_join(harness_tmpdir(), name); }
+
+int harness_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, n, f);
+    return fclose(f) || w != n ? -1 : 0;
+}
+
+char *harness_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    long size = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
+    char *buf = size >= 0 && !fseek(f, 0, SEEK_SET) ? malloc((size_t)size + 1) : NULL;
+    size_t got = buf ? fread(buf, 1, (size_t)size, f) : 0;
+    fclose(f);
+    if (buf) buf[got] = 0;
+    if (n) *n = got;
+    return buf;
+}
+
+const char *harness_tmp_file(const char *name, const void *data, size_t n) {
+    const char *path = harness_tmp_path(name);
+    CHECKF(harness_write_file(path, data, n) == 0, "cannot write %s", path);
+    return path;
+}
+
+const char *harness_tmp_text(const char *name, const char *text) { return harness_tmp_file(name, text, strlen(text)); }
+
+int harness_same_file(const char *a, const char *b) {
+    size_t na = 0;
+    size_t nb = 0;
+    char *x = harness_read_file(a, &na);
+    char *y = harness_read_file(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* ---- HDF5 fixtures ---------------------------------------------------- */
+
+hid_t harness_fixture_open(const char *name) {
+    const char *path = harness_join(harness_fixtures(), name);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CHECKF(f >= 0, "cannot open %s", path);
+    return f;
+}
+
+void *harness_fixture_read(hid_t f, const char *name, hid_t type, size_t *n) {
+    if (n) *n = 0;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) {
+        CHECKF(0, "fixture has no dataset %s", name);
+        return NULL;
+    }
+    hid_t s = H5Dget_space(d);
+    hssize_t count = H5Sget_simple_extent_npoints(s);
+    size_t elems = count > 0 ? (size_t)count : 0;
+    void *buf = calloc(elems ? elems : 1, H5Tget_size(type));
+    herr_t rc = buf ? H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
+    H5Sclose(s);
+    H5Dclose(d);
+    if (!CHECKF(rc >= 0, "cannot read fixture dataset %s", name)) {
+        free(buf);
+        return NULL;
+    }
+    if (n) *n = elems;
+    return buf;
+}
+
+double *harness_fixture_doubles(hid_t f, const char *name, size_t *n) {
+    return harness_fixture_read(f, name, H5T_NATIVE_DOUBLE, n);
+}
+
+float *harness_fixture_floats(hid_t f, const char *name, size_t *n) {
+    return harness_fixture_read(f, name, H5T_NATIVE_FLOAT, n);
+}
+
+int *harness_fixture_ints(hid_t f, const char *name, size_t *n) {
+    return harness_fixture_read(f, name, H5T_NATIVE_INT, n);
+}
+
+double harness_fixture_scalar(hid_t f, const char *name) {
+    size_t n = 0;
+    double *x = harness_fixture_doubles(f, name, &n);
+    double v = x && n ? x[0] : NAN;
+    free(x);
+    return v;
+}
+
+double harness_fixture_attr(hid_t f, const char *object, const char *attr) {
+    double v = NAN;
+    hid_t a = H5Aopen_by_name(f, object, attr, H5P_DEFAULT, H5P_DEFAULT);
+    if (!CHECKF(a >= 0, "fixture object %s has no attribute %s", object, attr)) return v;
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = NAN;
+    H5Aclose(a);
+    return v;
+}
+
+/* ---- arrays against a reference ---------------------------------------- */
+
+int harness_close(double got, double want, double rtol, double atol) {
+    return fabs(got - want) <= rtol * fabs(want) + atol; /* false for NaN */
+}
+
+int harness_close_doubles(const char *what, const double *got, const double *want, const double *mask,
+                          size_t n, double rtol, double atol) {
+    for (size_t i = 0; i < n; i++)
+        if ((!mask || mask[i] != 0) && !harness_close(got[i], want[i], rtol, atol))
+            return CHECKF(0, "%s[%zu] = %.17g, reference %.17g", what, i, got[i], want[i]);
+    return 1;
+}
+
+int harness_close_floats(const char *what, const float *got, const double *want, const double *mask,
+                         size_t n, double rtol, double atol) {
+    for (size_t i = 0; i < n; i++)
+        if ((!mask || mask[i] != 0) && !harness_close(got[i], want[i], rtol, atol))
+            return CHECKF(0, "%s[%zu] = %.9g, reference %.17g", what, i, (double)got[i], want[i]);
+    return 1;
+}
+
+/* ---- the runner --------------------------------------------------------- */
 
 static void remove_tmpdir(void) {
     if (tmpdir[0]) {

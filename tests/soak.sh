@@ -35,17 +35,12 @@
 # `make soak` runs the full size (~3 minutes on 2 idle cores);
 # tests/cli/soak.sh a reduced one inside `make test`.
 set -u
-RLHF=${RLHF_BIN:-bin/rlhf}
-RLHF=$(cd "$(dirname "$RLHF")" && pwd)/$(basename "$RLHF")
-PY=/usr/bin/python3
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SUITE=soak
+. "$(dirname "$0")/lib.sh"
 FX=$ROOT/tests/faults
-T=$(mktemp -d /tmp/rlhf-soak-XXXXXX)
-cleanup() { if [ "${KEEP:-0}" = 1 ] || [ "${NFAIL:-0}" != 0 ]; then echo "kept $T"; else rm -rf "$T"; fi; }
-trap cleanup EXIT
-MPIRUN="mpirun"
-[ "$(id -u)" = 0 ] && MPIRUN="mpirun --allow-run-as-root"
-export OMPI_MCA_rmaps_base_oversubscribe=1
+scratch soak
+KEEP_ON_FAIL=1
+use_mpirun
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 SIZE=${SOAK_SIZE:-full}
@@ -70,13 +65,6 @@ case "$RLHF" in */san/*) MEMCHECK=0 ;; esac # ASan's quarantine holds freed memo
 cp "$RLHF" "$T/rlhf" || { echo "FAIL soak: cannot copy $RLHF"; exit 1; }
 RLHF=$T/rlhf
 
-NFAIL=0
-pass() { echo "ok   soak: $1"; }
-fail() { echo "FAIL soak: $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/    /'; NFAIL=$((NFAIL + 1)); }
-check() { local n=$1; shift; if "$@" >"$T/out" 2>&1; then pass "$n"; else fail "$n" "$(tail -4 "$T/out")"; fi; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-secs() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }
-. "$ROOT/tests/jobs.sh" # bg, fin, wait_line, stale_temps
 
 # ---- the helper: RSS sampler, memory analysis, log comparison ----------------
 cat >"$T/soak.py" <<'PY'
@@ -403,12 +391,7 @@ cd "$T"
 # ---- tiny pipeline: data, pretrain, SFT, RM ----------------------------------------
 T_ALL=$(now_ms)
 D=data
-COMMON="batch_size=16 micro_batch=8 log_every=1000 warmup_steps=2"
-"$RLHF" data arith --out $D --n 400 --seed 5 2>/dev/null
-"$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $MODEL $COMMON max_steps=30 lr=2e-3 >/dev/null 2>&1
-"$RLHF" sft init=pt/final.h5 out_dir=sft train_data=$D/sft.jsonl $COMMON max_steps=20 lr=1e-3 >/dev/null 2>&1
-"$RLHF" rm init=sft/final.h5 out_dir=rm train_data=$D/prefs.jsonl $COMMON max_steps=20 norm_samples=16 >/dev/null 2>&1
-if [ -e rm/final.h5 ]; then pass "$SIZE SFT and reward models ($MODEL)"
+if tiny_models "$MODEL"; then pass "$SIZE SFT and reward models ($MODEL)"
 else fail "$SIZE SFT and reward models ($MODEL)"; exit 1; fi
 
 PPO="policy=sft/final.h5 reward_model=rm/final.h5 prompts=$D/rl_prompts.jsonl $SHAPE ppo_epochs=2"

@@ -24,30 +24,16 @@
 # keeps the scratch directory; FAULTS_FS=loop uses ext2 on a loop device for
 # the full disk instead of tmpfs (the fallback when tmpfs cannot be mounted).
 set -u
-RLHF=${RLHF_BIN:-bin/rlhf}
-RLHF=$(cd "$(dirname "$RLHF")" && pwd)/$(basename "$RLHF")
-PY=/usr/bin/python3
-ROOT=$(pwd)
+SUITE=faults
+. "$(dirname "$0")/../lib.sh"
 FX=$ROOT/tests/faults
-T=$(mktemp -d /tmp/rlhf-faults-XXXXXX)
+scratch faults
 MNT=""
-cleanup() {
-    [ -n "$MNT" ] && umount "$MNT" 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-MPIRUN="mpirun"
-[ "$(id -u)" = 0 ] && MPIRUN="mpirun --allow-run-as-root"
-export OMPI_MCA_rmaps_base_oversubscribe=1
+at_exit '[ -n "$MNT" ] && umount "$MNT" 2>/dev/null'
+use_mpirun
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 unset RLHF_TEST_NAN_STEP
 
-NFAIL=0
-pass() { echo "ok   faults: $1"; }
-fail() { echo "FAIL faults: $1"; [ -n "${2:-}" ] && echo "    $2"; NFAIL=$((NFAIL + 1)); }
-check() { local n=$1; shift; if "$@" >"$T/out" 2>&1; then pass "$n"; else fail "$n" "$(tail -3 "$T/out")"; fi; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-secs() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }
 TABLE=$T/table
 # row FAULT TIMES SURVIVED MEASURED: a line of the final table; "lost" is
 # "nothing" unless a check failed since the last row
@@ -66,7 +52,6 @@ section() { # NAME: closes the previous section's timing
     SECTIONS="$SECTIONS $1 $(( (now - SECTION_T) / 1000000000 )) s,"
     SECTION_T=$now
 }
-. "$ROOT/tests/jobs.sh" # bg, fin, wait_file, wait_line, stale_temps
 # timed_run LOG PATTERN CMD...: runs CMD to the end; TOTAL_MS the time until
 # its "done:" line, TRAIN_MS the part after its start-up line (PATTERN). The
 # exit is not timed: under ASan the leak check at exit takes seconds.
@@ -109,11 +94,7 @@ cd "$T"
 
 D=data
 COMMON="batch_size=16 micro_batch=8 log_every=1000 warmup_steps=2"
-"$RLHF" data arith --out $D --n 400 --seed 5 2>/dev/null
-"$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt n_layer=2 n_embd=32 n_head=2 n_ctx=32 $COMMON max_steps=30 lr=2e-3 >/dev/null 2>&1
-"$RLHF" sft init=pt/final.h5 out_dir=sft train_data=$D/sft.jsonl $COMMON max_steps=20 lr=1e-3 >/dev/null 2>&1
-"$RLHF" rm init=sft/final.h5 out_dir=rm train_data=$D/prefs.jsonl $COMMON max_steps=20 norm_samples=16 >/dev/null 2>&1
-[ -e rm/final.h5 ] && pass "tiny pretrain, SFT and RM models" || fail "tiny pretrain, SFT and RM models"
+tiny_models && pass "tiny pretrain, SFT and RM models" || fail "tiny pretrain, SFT and RM models"
 
 section "setup"
 # ==== 1. kill -9 of a single-rank trainer ===================================

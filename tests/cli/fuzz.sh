@@ -7,22 +7,22 @@
 # / "FAIL fuzz: TARGET" lines; clang missing is a failure here, since
 # launch/install-deps.sh installs it.
 set -u
-cd "$(dirname "$0")/../.."
+SUITE=fuzz
+. "$(dirname "$0")/../lib.sh"
 if ! command -v clang >/dev/null 2>&1 && ! command -v clang-14 >/dev/null 2>&1; then
-    echo "FAIL fuzz: clang not installed (run launch/install-deps.sh)"
+    fail "clang not installed (run launch/install-deps.sh)"
     exit 1
 fi
 export FUZZ_OUT=${FUZZ_OUT:-build/fuzz-test}
 export FUZZ_SEED=${FUZZ_SEED:-1} FUZZ_CLASSIFY=${FUZZ_CLASSIFY:-8} FUZZ_RERUN_TIMEOUT=${FUZZ_RERUN_TIMEOUT:-3}
 rm -rf "$FUZZ_OUT/corpus" "$FUZZ_OUT/artifacts" "$FUZZ_OUT/reports"
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+scratch fuzz
+out=$T/out
 bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" >"$out" 2>&1
 rc=$?
 grep -E '^(ok |FAIL |note: )' "$out"
 if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
-    echo "FAIL fuzz: tests/fuzz/run.sh exited $rc"
-    tail -5 "$out" | sed 's/^/    /'
+    fail "tests/fuzz/run.sh exited $rc" "$(tail -5 "$out")"
 fi
-grep -q '^note: fuzz: .*skipped' "$out" && echo "FAIL fuzz: libFuzzer unavailable (run launch/install-deps.sh)"
+grep -q '^note: fuzz: .*skipped' "$out" && fail "libFuzzer unavailable (run launch/install-deps.sh)"
 exit 0

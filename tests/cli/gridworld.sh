@@ -7,18 +7,10 @@
 # fail with one "rlhf: error:" line naming the problem. Prints "ok NAME" /
 # "FAIL NAME". Takes about a second.
 set -u
-RLHF=${RLHF_BIN:-bin/rlhf}
-T=$(mktemp -d /tmp/rlhf-gridworld-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-
-pass() { echo "ok   gridworld: $1"; }
-fail() { echo "FAIL gridworld: $1"; [ -n "${2:-}" ] && echo "    $2"; }
-expect_err() {
-    local n=$1 pat=$2; shift 2
-    if "$@" >"$T/out" 2>"$T/err"; then fail "$n" "succeeded but should have failed"; return; fi
-    if grep -q -- "^rlhf: error: .*$pat" "$T/err" && [ "$(wc -l <"$T/err")" -eq 1 ]; then pass "$n"
-    else fail "$n" "stderr: $(head -3 "$T/err")"; fi
-}
+SUITE=gridworld
+. "$(dirname "$0")/../lib.sh"
+scratch gridworld
+ERR_ALONE=1 # every refusal here is one line and nothing else
 
 if ! "$RLHF" gridworld --help >"$T/help" 2>&1; then
     fail "subcommand present" "'$RLHF gridworld --help' failed: rlhf.c needs a gridworld row in its command table"

@@ -11,18 +11,13 @@
 # RLHF_ASSUME_CORES (instead of nproc), which run.sh reads for this purpose.
 # Prints "ok   launch: NAME" / "FAIL launch: NAME".
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-RLHF=${RLHF_BIN:-bin/rlhf}
-RLHF=$(cd "$(dirname "$RLHF")" && pwd)/$(basename "$RLHF")
+SUITE=launch
+. "$(dirname "$0")/../lib.sh"
+scratch launch
 RUN=$ROOT/launch/run.sh
-T=$(mktemp -d /tmp/rlhf-launch-XXXXXX)
-trap 'rm -rf "$T"' EXIT
 # a clean slate: no allocation, no launcher overrides from the caller
 for v in $(compgen -e | grep -E '^(SLURM_|SRUN_|RLHF_LAUNCH|RLHF_ASSUME)'); do unset "$v"; done
 export RLHF_BIN=$RLHF OPENBLAS_NUM_THREADS=1
-
-pass() { echo "ok   launch: $1"; }
-fail() { echo "FAIL launch: $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/    /'; }
 
 cd "$T" || exit 1
 printf '# a trainer config\nlr = 1e-4\n' >c.conf
@@ -38,15 +33,13 @@ expect_cmd() {
     if [ "$got" = "$want" ] && [ ! -s "$T/err" ]; then pass "$n"
     else fail "$n" "want: $want"$'\n'"got:  $got $(cat "$T/err")"; fi
 }
-# expect_err NAME PATTERN ARGS...: run.sh fails (exit 2), one stderr line "launch/run.sh: error: ...PATTERN"
-# (with --dry-run appended, unless DRY= is set empty for the call)
-expect_err() {
-    local n=$1 pat=$2 rc
+# expect_refusal NAME PATTERN ARGS...: run.sh exits 2, its only output one
+# stderr line "launch/run.sh: error: ...PATTERN" (run through env, with
+# --dry-run appended, unless DRY= is set empty for the call)
+expect_refusal() {
+    local n=$1 pat=$2
     shift 2
-    timeout 60 env "$@" ${DRY---dry-run} >"$T/out" 2>"$T/err"
-    rc=$?
-    if [ $rc = 2 ] && [ ! -s "$T/out" ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q "^launch/run.sh: error: .*$pat" "$T/err"
-    then pass "$n"; else fail "$n" "exit $rc: $(cat "$T/err" "$T/out")"; fi
+    ERR_PREFIX="launch/run.sh: error: " ERR_ALONE=1 ERR_STATUS=2 expect_err "$n" "$pat" env "$@" ${DRY---dry-run}
 }
 USER1="RLHF_ASSUME_UID=1000"
 ROOTU="RLHF_ASSUME_UID=0"
@@ -114,23 +107,23 @@ expect_cmd "Slurm with RLHF_LAUNCHER=mpirun: slots from SLURM_NTASKS" \
 
 # ---- refusals ------------------------------------------------------------------------------
 
-expect_err "unknown stage" "unknown stage 'train' (expected one of: pretrain, sft, rm, dpo, ppo)" "$RUN" train c.conf
-expect_err "missing config file" "config file 'none.conf' not found" "$RUN" sft none.conf
-expect_err "no config given" "missing CONFIG" "$RUN" ppo --actors 2
-expect_err "zero actors" "--actors must be at least 1, got 0" "$RUN" ppo --actors 0 c.conf
-expect_err "non-numeric rank count" "--ranks expects a whole number, got 'two'" "$RUN" sft --ranks two c.conf
-expect_err "learners=0 in the config file names file and line" "bad.conf:2: learners must be a whole number >= 1, got '0'" \
+expect_refusal "unknown stage" "unknown stage 'train' (expected one of: pretrain, sft, rm, dpo, ppo)" "$RUN" train c.conf
+expect_refusal "missing config file" "config file 'none.conf' not found" "$RUN" sft none.conf
+expect_refusal "no config given" "missing CONFIG" "$RUN" ppo --actors 2
+expect_refusal "zero actors" "--actors must be at least 1, got 0" "$RUN" ppo --actors 0 c.conf
+expect_refusal "non-numeric rank count" "--ranks expects a whole number, got 'two'" "$RUN" sft --ranks two c.conf
+expect_refusal "learners=0 in the config file names file and line" "bad.conf:2: learners must be a whole number >= 1, got '0'" \
     "$RUN" ppo bad.conf
-expect_err "--ranks with ppo" "ppo takes --learners/--rewarders/--actors, not --ranks" "$RUN" ppo --ranks 4 c.conf
-expect_err "--actors with a trainer" "for ppo; sft takes --ranks N" "$RUN" sft --actors 2 c.conf
-expect_err "a stray word after CONFIG" "unexpected argument 'lr' (overrides are key=value)" "$RUN" sft c.conf lr
-expect_err "an override before CONFIG" "the config file must come before key=value overrides" "$RUN" sft lr=1 c.conf
-expect_err "unknown option" "unknown option '--nodes'" "$RUN" sft --nodes 2 c.conf
-DRY='' expect_err "option without its value" "--actors needs a value" "$RUN" ppo c.conf --actors
-expect_err "Slurm allocation too small for an actor" "allocation's 2 tasks leave no actor" \
+expect_refusal "--ranks with ppo" "ppo takes --learners/--rewarders/--actors, not --ranks" "$RUN" ppo --ranks 4 c.conf
+expect_refusal "--actors with a trainer" "for ppo; sft takes --ranks N" "$RUN" sft --actors 2 c.conf
+expect_refusal "a stray word after CONFIG" "unexpected argument 'lr' (overrides are key=value)" "$RUN" sft c.conf lr
+expect_refusal "an override before CONFIG" "the config file must come before key=value overrides" "$RUN" sft lr=1 c.conf
+expect_refusal "unknown option" "unknown option '--nodes'" "$RUN" sft --nodes 2 c.conf
+DRY='' expect_refusal "option without its value" "--actors needs a value" "$RUN" ppo c.conf --actors
+expect_refusal "Slurm allocation too small for an actor" "allocation's 2 tasks leave no actor" \
     SLURM_JOB_ID=1 SLURM_NTASKS=2 "$RUN" ppo c.conf
-expect_err "srun outside Slurm" "RLHF_LAUNCHER=srun needs a Slurm allocation" RLHF_LAUNCHER=srun "$RUN" sft c.conf
-DRY='' expect_err "binary missing (real run)" "/nonexistent/rlhf not found or not executable" \
+expect_refusal "srun outside Slurm" "RLHF_LAUNCHER=srun needs a Slurm allocation" RLHF_LAUNCHER=srun "$RUN" sft c.conf
+DRY='' expect_refusal "binary missing (real run)" "/nonexistent/rlhf not found or not executable" \
     RLHF_BIN=/nonexistent/rlhf "$RUN" sft c.conf
 if "$RUN" --help | grep -q "^usage: launch/run.sh STAGE"; then pass "--help"; else fail "--help"; fi
 

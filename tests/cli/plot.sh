@@ -9,24 +9,11 @@
 # or failing) fails with one "rlhf: error:" line naming the path.
 # Prints "ok   plot: NAME" / "FAIL plot: NAME".
 set -u
-RLHF=${RLHF_BIN:-bin/rlhf}
-RLHF=$(cd "$(dirname "$RLHF")" && pwd)/$(basename "$RLHF")
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/rlhf-plot-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-MPIRUN="mpirun"
-[ "$(id -u)" = 0 ] && MPIRUN="mpirun --allow-run-as-root"
-export OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
-
-pass() { echo "ok   plot: $1"; }
-fail() { echo "FAIL plot: $1"; [ -n "${2:-}" ] && echo "    $2"; }
-check() { local n=$1; shift; if "$@" >"$T/out" 2>&1; then pass "$n"; else fail "$n" "$(tail -4 "$T/out")"; fi; }
-expect_err() { # NAME PATTERN CMD...: fails with exactly one "rlhf: error:" line, matching PATTERN
-    local n=$1 pat=$2; shift 2
-    if timeout 60 "$@" >"$T/out" 2>"$T/err"; then fail "$n" "succeeded but should have failed"; return; fi
-    if grep -q "^rlhf: error: .*$pat" "$T/err" && [ "$(grep -c '^rlhf: error:' "$T/err")" -eq 1 ]; then pass "$n"
-    else fail "$n" "stderr: $(grep -v '^rlhf plot: ' "$T/err" | head -3)"; fi
-}
+SUITE=plot
+. "$(dirname "$0")/../lib.sh"
+scratch plot
+use_mpirun
+export OPENBLAS_NUM_THREADS=1
 
 if ! "$RLHF" plot --help >"$T/out" 2>&1; then
     fail "rlhf has a plot subcommand" "$(head -2 "$T/out")"

@@ -7,33 +7,13 @@
 # lag; kill -9 and SIGTERM resume to bit-identical weights with no duplicate
 # or missing log rows; bad layouts and inputs fail on every rank, no hang.
 set -u
-RLHF=${RLHF_BIN:-bin/rlhf}
-RLHF=$(cd "$(dirname "$RLHF")" && pwd)/$(basename "$RLHF")
-PY=/usr/bin/python3
-ROOT=$(pwd)
-T=$(mktemp -d /tmp/rlhf-ppo-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-MPIRUN="mpirun"
-[ "$(id -u)" = 0 ] && MPIRUN="mpirun --allow-run-as-root"
-export OMPI_MCA_rmaps_base_oversubscribe=1
-
-pass() { echo "ok   ppo: $1"; }
-fail() { echo "FAIL ppo: $1"; [ -n "${2:-}" ] && echo "    $2"; }
-check() { local n=$1; shift; if "$@" >"$T/out" 2>&1; then pass "$n"; else fail "$n" "$(tail -4 "$T/out")"; fi; }
-expect_err() { # NAME PATTERN CMD...: fails (within 60 s) with one "rlhf: error:" line matching PATTERN
-    local n=$1 pat=$2; shift 2
-    if timeout 60 "$@" >"$T/out" 2>"$T/err"; then fail "$n" "succeeded but should have failed"; return; fi
-    if grep -q "^rlhf: error: .*$pat" "$T/err" && [ "$(grep -c '^rlhf: error:' "$T/err")" -eq 1 ]; then pass "$n"
-    else fail "$n" "stderr: $(grep -v '^ *[a-z_0-9]* *=' "$T/err" | head -4)"; fi
-}
+SUITE=ppo
+. "$(dirname "$0")/../lib.sh"
+scratch ppo
+use_mpirun
 cd "$T"
 D=data
-COMMON="batch_size=16 micro_batch=8 log_every=1000 warmup_steps=2"
-"$RLHF" data arith --out $D --n 400 --seed 5 2>/dev/null
-"$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt n_layer=2 n_embd=32 n_head=2 n_ctx=32 $COMMON max_steps=30 lr=2e-3 >/dev/null 2>&1
-"$RLHF" sft init=pt/final.h5 out_dir=sft train_data=$D/sft.jsonl $COMMON max_steps=20 lr=1e-3 >/dev/null 2>&1
-"$RLHF" rm init=sft/final.h5 out_dir=rm train_data=$D/prefs.jsonl $COMMON max_steps=20 norm_samples=16 >/dev/null 2>&1
-[ -e rm/final.h5 ] && pass "tiny SFT and RM for PPO" || fail "tiny SFT and RM for PPO"
+tiny_models && pass "tiny SFT and RM for PPO" || fail "tiny SFT and RM for PPO"
 
 PPO="policy=sft/final.h5 reward_model=rm/final.h5 prompts=$D/rl_prompts.jsonl batch_size=16 chunk=4 minibatch=8"
 PPO="$PPO micro_batch=8 max_new=8 ppo_epochs=2 lr=1e-4 value_lr=1e-4 log_samples=0"
@@ -71,8 +51,9 @@ n = f['iteration'].shape[0]; assert n >= 32, n; assert f['reward'].shape[0] >= 3
 " 2>/dev/null; then live=ok; break; fi
     sleep 0.1
 done
+ranks=$(tree_pids $pid)
 kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
-for i in $(seq 100); do pgrep -f "out_dir=live" >/dev/null || break; sleep 0.1; done
+wait_gone $ranks
 [ $live = ok ] && pass "h5py reads the rollout log while PPO writes it" || fail "h5py reads the rollout log while PPO writes it"
 
 # MPMD: one program per role, as with srun --multi-prog
@@ -88,8 +69,7 @@ $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=full >/dev/null 2>&1
 $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=killed >/dev/null 2>&1 &
 pid=$!
 for i in $(seq 600); do [ -e killed/ckpt-000002.h5 ] && break; sleep 0.05; done
-pkill -9 -f "out_dir=killed" ; wait $pid 2>/dev/null
-for i in $(seq 100); do pgrep -f "out_dir=killed" >/dev/null || break; sleep 0.1; done
+$PY "$ROOT/tests/faults/kill_job.py" $pid --tree --watch 10 >/dev/null 2>&1; wait $pid 2>/dev/null
 $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=killed >killed.log 2>&1
 grep -q "resuming from" killed.log && pass "kill -9 then rerun resumes" || fail "kill -9 then rerun resumes" "$(tail -3 killed.log)"
 check "resumed PPO bit-identical to uninterrupted" $PY "$ROOT/tests/compare_ckpt.py" full/final.h5 killed/final.h5
@@ -103,8 +83,9 @@ PY
 $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=termed >/dev/null 2>&1 &
 pid=$!
 for i in $(seq 600); do [ -e termed/ckpt-000002.h5 ] && break; sleep 0.05; done
+ranks=$(tree_pids $pid)
 kill -TERM $pid; wait $pid; rc=$?
-for i in $(seq 100); do pgrep -f "out_dir=termed" >/dev/null || break; sleep 0.1; done
+wait_gone $ranks
 [ $rc != 0 ] && ls termed/ckpt-*.h5 >/dev/null 2>&1 && pass "SIGTERM: checkpoint, non-zero exit" || fail "SIGTERM: checkpoint, non-zero exit" "exit $rc"
 $MPIRUN -n 4 "$RLHF" ppo $R6 out_dir=termed >/dev/null 2>&1
 check "SIGTERM resume bit-identical" $PY "$ROOT/tests/compare_ckpt.py" full/final.h5 termed/final.h5

@@ -7,15 +7,15 @@
 # in tests/cli/fuzz.sh and under valgrind in tests/cli/valgrind.sh. Skipped
 # when this suite already is the sanitizer build.
 set -u
-cd "$(dirname "$0")/../.."
+SUITE=san
+. "$(dirname "$0")/../lib.sh"
 case "${UNIT_BIN:-}" in
 *build/san/*) echo "note: san: this is the sanitizer build already"; exit 0 ;;
 esac
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+scratch san
+log=$T/log
 if ! make -s -j2 SAN=1 build/san/unit_tests >"$log" 2>&1; then
-    echo "FAIL san: build of build/san/unit_tests"
-    tail -5 "$log" | sed 's/^/    /'
+    fail "build of build/san/unit_tests" "$(tail -5 "$log")"
     exit 0
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=0}
@@ -25,6 +25,6 @@ rc=$?
 sed -n -E 's/^(ok  |FAIL) /\1 san: /p' "$log"
 # a sanitizer report ends the binary early: say so, with the report's summary
 if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
-    echo "FAIL san: unit tests exited $rc: $(grep -m1 -E 'SUMMARY|runtime error' "$log" | cut -c1-200)"
+    fail "unit tests exited $rc: $(grep -m1 -E 'SUMMARY|runtime error' "$log" | cut -c1-200)"
 fi
 exit 0

@@ -4,22 +4,11 @@
 # and export, and bad input (each must fail with a one-line message that names
 # the file or option, and a non-zero exit). Prints "ok NAME" / "FAIL NAME".
 set -u
-RLHF=${RLHF_BIN:-bin/rlhf}
-T=$(mktemp -d /tmp/rlhf-cli-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+SUITE=cli
+. "$(dirname "$0")/../lib.sh"
+scratch cli
 FIX=tests/fixtures
-
-pass() { echo "ok   cli: $1"; }
-fail() { echo "FAIL cli: $1"; [ -n "${2:-}" ] && echo "    $2"; }
-# expect_ok NAME CMD...: command succeeds
-expect_ok() { local n=$1; shift; if "$@" >"$T/out" 2>"$T/err"; then pass "$n"; else fail "$n" "$(head -3 "$T/err")"; fi; }
-# expect_err NAME PATTERN CMD...: command fails, stderr has one "rlhf: error:" line matching PATTERN
-expect_err() {
-    local n=$1 pat=$2; shift 2
-    if "$@" >"$T/out" 2>"$T/err"; then fail "$n" "succeeded but should have failed"; return; fi
-    if grep -q "^rlhf: error: .*$pat" "$T/err" && [ "$(wc -l <"$T/err")" -eq 1 ]; then pass "$n"
-    else fail "$n" "stderr: $(head -3 "$T/err")"; fi
-}
+ERR_ALONE=1 # every refusal here is one line and nothing else
 
 # help
 expect_ok "rlhf --help" "$RLHF" --help

@@ -6,25 +6,10 @@
 # bit-identical weights with no duplicate metric rows; and bad input, each
 # with a one-line error naming the file/line/key and nothing damaged.
 set -u
-RLHF=${RLHF_BIN:-bin/rlhf}
-RLHF=$(cd "$(dirname "$RLHF")" && pwd)/$(basename "$RLHF")
-PY=/usr/bin/python3
-ROOT=$(pwd)
-T=$(mktemp -d /tmp/rlhf-train-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-MPIRUN="mpirun -n"
-[ "$(id -u)" = 0 ] && MPIRUN="mpirun --allow-run-as-root -n"
-export OMPI_MCA_rmaps_base_oversubscribe=1
-
-pass() { echo "ok   train: $1"; }
-fail() { echo "FAIL train: $1"; [ -n "${2:-}" ] && echo "    $2"; }
-check() { local n=$1; shift; if "$@" >"$T/out" 2>&1; then pass "$n"; else fail "$n" "$(tail -3 "$T/out")"; fi; }
-expect_err() { # NAME PATTERN CMD...: fails with one "rlhf: error:" line matching PATTERN
-    local n=$1 pat=$2; shift 2
-    if "$@" >"$T/out" 2>"$T/err"; then fail "$n" "succeeded but should have failed"; return; fi
-    if grep -q "^rlhf: error: .*$pat" "$T/err" && [ "$(grep -c '^rlhf: error:' "$T/err")" -eq 1 ]; then pass "$n"
-    else fail "$n" "stderr: $(grep -v '^[a-z_0-9]* *=' "$T/err" | tail -3)"; fi
-}
+SUITE=train
+. "$(dirname "$0")/../lib.sh"
+scratch train
+use_mpirun
 cd "$T"
 D=data
 MODEL="n_layer=2 n_embd=64 n_head=4 n_ctx=48"
@@ -70,9 +55,9 @@ check "score" sh -c "'$RLHF' score --model rm/final.h5 --data $D/prefs_valid.jso
 # --- data parallel: N=2 equals N=1 --------------------------------------------
 SFT1="init=pt/final.h5 train_data=$D/sft.jsonl $COMMON max_steps=4 dropout=0.1"
 "$RLHF" sft $SFT1 out_dir=dp1 >/dev/null 2>&1
-$MPIRUN 2 "$RLHF" sft $SFT1 out_dir=dp2 >/dev/null 2>&1
+$MPIRUN -n 2 "$RLHF" sft $SFT1 out_dir=dp2 >/dev/null 2>&1
 check "data-parallel 2 ranks = 1 rank (float reduction order only)" $PY "$ROOT/tests/compare_ckpt.py" dp1/final.h5 dp2/final.h5 --tol 1e-4
-expect_err "batch not divisible by ranks" "multiple of micro_batch" $MPIRUN 3 "$RLHF" sft $SFT1 out_dir=dp3
+expect_err "batch not divisible by ranks" "multiple of micro_batch" $MPIRUN -n 3 "$RLHF" sft $SFT1 out_dir=dp3
 
 # --- resume ------------------------------------------------------------------
 # (40 steps: the signals below must land before the run ends, which on an
@@ -123,7 +108,7 @@ expect_err "bad config value names file:line" "bad.conf:2: 'batch_size' expects 
 expect_err "reward model where a policy is expected" "rm/final.h5: is a reward checkpoint" "$RLHF" sft init=rm/final.h5 $COMMON out_dir=x train_data=$D/sft.jsonl
 "$RLHF" init --out other_vocab.h5 --tokenizer "$ROOT/tests/fixtures/gpt2-bpe" --n-layer 1 --n-head 2 --n-embd 16 --n-ctx 48 2>/dev/null
 expect_err "reference with another vocabulary" "other_vocab.h5: the reference must be" "$RLHF" dpo init=sft/final.h5 ref=other_vocab.h5 $COMMON out_dir=x train_data=$D/prefs.jsonl
-expect_err "bad data under mpirun: every rank exits" "bad_json.jsonl:2" $MPIRUN 2 "$RLHF" sft $S out_dir=x train_data=bad_json.jsonl
+expect_err "bad data under mpirun: every rank exits" "bad_json.jsonl:2" $MPIRUN -n 2 "$RLHF" sft $S out_dir=x train_data=bad_json.jsonl
 cp sft/final.h5 keep.h5
 expect_err "changed config on an existing run" "different configuration" "$RLHF" sft init=pt/final.h5 train_data=$D/sft.jsonl valid_data=$D/sft_valid.jsonl $COMMON epochs=3 lr=9e-4 dropout=0.1 out_dir=sft
 cmp -s sft/final.h5 keep.h5 && pass "failed runs leave existing results intact" || fail "failed runs leave existing results intact"

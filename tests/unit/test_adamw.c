@@ -1,4 +1,4 @@
-/* Tests for common/model/adamw.c beyond the torch fixture (test_reference.c): the
+/* Tests for common/model/adamw.c beyond the torch fixture (test_gpt_torch.c): the
  * learning-rate schedule against hand-computed values, clipping, and weight
  * decay touching matrices only. */
 #include <string.h>

@@ -24,37 +24,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][600];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 600, "%s/%s", harness_tmpdir(), name);
-    return p;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    if (len) *len = got;
-    return s;
-}
-
-static int same_file(const char *a, const char *b) {
-    size_t la, lb;
-    char *x = read_all(a, &la), *y = read_all(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 /* Index of a prompt over operands 0..M (independent of arith.c's numbering);
  * -1 if it does not parse or is out of range. */
 static int prompt_index(const char *prompt) {
@@ -431,7 +400,7 @@ static int read_jsonl(const char *path, char kind, char *mark, DataStats *ds) {
  * training prompts only. Returns the file size or -1. */
 static long check_pretrain(const char *path, char *qa_mark, int *facts, int *qa) {
     size_t len;
-    char *text = read_all(path, &len);
+    char *text = harness_read_file(path, &len);
     CHECK(text != NULL);
     if (!text) return -1;
     int bad = 0;
@@ -486,7 +455,7 @@ static int split_counts(const Seen *seen, int strict, int *n_eval, int *n_valid,
 }
 
 TEST(arith_dataset_contents) {
-    const char *dir = tmp_path("arith/nested/data");
+    const char *dir = harness_tmp_path("arith/nested/data");
     ArithSizes want;
     arith_default_sizes(&want, 4000);
     CHECK(want.sft == 4000 && want.sft_valid == 400 && want.prefs == 4000 && want.prefs_valid == 400 &&
@@ -539,7 +508,7 @@ TEST(arith_dataset_contents) {
     CHECKF(fabs(top - top_want) < 3 * sqrt(top_want * (1 - top_want) / ds.rankings), "top %g want %g", top,
            top_want);
 
-    char *readme = read_all(file_in(dir, "README.txt"), NULL);
+    char *readme = harness_read_file(file_in(dir, "README.txt"), NULL);
     CHECK(readme && strstr(readme, "gold") && strstr(readme, "eval_prompts.jsonl") && strstr(readme, "4000"));
     free(readme);
     printf("  pretrain.txt: %ld bytes, %d facts, %d Q/A items\n", size, facts, qa);
@@ -558,7 +527,7 @@ TEST(arith_dataset_contents) {
 TEST(arith_dataset_strict_holdout) {
     /* operands 0..19: 800 prompts, 160 eval, 40 validation, 600 training;
      * with strict_holdout no held-out prompt is in pretrain.txt either */
-    const char *dir = tmp_path("arith_strict");
+    const char *dir = harness_tmp_path("arith_strict");
     ArithSizes s = {.max_operand = 19, .strict_holdout = 1};
     CHECKF(arith_write_dataset(dir, 1000, 3, &s) == 0, "%s", err_msg());
     Seen seen = {0};
@@ -575,36 +544,36 @@ TEST(arith_dataset_strict_holdout) {
     CHECKF(n_eval == 160 && n_valid == 40 && n_train <= 600 && n_train > 550 && pre_qa > 550 && pre_qa <= 600,
            "eval %d valid %d train %d pretrain Q/A %d distinct prompts", n_eval, n_valid, n_train, pre_qa);
     CHECKF(overlap == 0, "%d prompts in more than one split", overlap);
-    char *readme = read_all(file_in(dir, "README.txt"), NULL);
+    char *readme = harness_read_file(file_in(dir, "README.txt"), NULL);
     CHECK(readme && strstr(readme, "operands 0..19: 800 distinct prompts") &&
           strstr(readme, "on\n                    training prompts"));
     free(readme);
 }
 
 TEST(arith_dataset_deterministic) {
-    const char *a = tmp_path("arith_det_a"), *b = tmp_path("arith_det_b"), *c = tmp_path("arith_det_c");
+    const char *a = harness_tmp_path("arith_det_a"), *b = harness_tmp_path("arith_det_b"), *c = harness_tmp_path("arith_det_c");
     CHECK(arith_write_dataset(a, 300, 42, NULL) == 0);
     CHECK(arith_write_dataset(b, 300, 42, NULL) == 0);
     CHECK(arith_write_dataset(c, 300, 43, NULL) == 0);
     for (int k = 0; k < N_DATA_FILES; k++) {
-        CHECKF(same_file(file_in(a, DATA_FILES[k]), file_in(b, DATA_FILES[k])),
+        CHECKF(harness_same_file(file_in(a, DATA_FILES[k]), file_in(b, DATA_FILES[k])),
                "%s differs for the same seed", DATA_FILES[k]);
         if (strcmp(DATA_FILES[k], "README.txt"))
-            CHECKF(!same_file(file_in(a, DATA_FILES[k]), file_in(c, DATA_FILES[k])),
+            CHECKF(!harness_same_file(file_in(a, DATA_FILES[k]), file_in(c, DATA_FILES[k])),
                    "%s identical for different seeds", DATA_FILES[k]);
     }
     /* Rewriting over an existing dataset gives the same bytes. */
     CHECK(arith_write_dataset(a, 300, 42, NULL) == 0);
-    CHECK(same_file(file_in(a, "prefs.jsonl"), file_in(b, "prefs.jsonl")));
+    CHECK(harness_same_file(file_in(a, "prefs.jsonl"), file_in(b, "prefs.jsonl")));
     /* Each file has its own stream: more SFT lines leave prefs unchanged,
      * and the first lines of sft are the same. */
-    const char *d = tmp_path("arith_det_d");
+    const char *d = harness_tmp_path("arith_det_d");
     ArithSizes s = {.sft = 600};
     CHECK(arith_write_dataset(d, 300, 42, &s) == 0);
-    CHECK(same_file(file_in(a, "prefs.jsonl"), file_in(d, "prefs.jsonl")));
-    CHECK(same_file(file_in(a, "eval_prompts.jsonl"), file_in(d, "eval_prompts.jsonl")));
+    CHECK(harness_same_file(file_in(a, "prefs.jsonl"), file_in(d, "prefs.jsonl")));
+    CHECK(harness_same_file(file_in(a, "eval_prompts.jsonl"), file_in(d, "eval_prompts.jsonl")));
     size_t la, ld;
-    char *x = read_all(file_in(a, "sft.jsonl"), &la), *y = read_all(file_in(d, "sft.jsonl"), &ld);
+    char *x = harness_read_file(file_in(a, "sft.jsonl"), &la), *y = harness_read_file(file_in(d, "sft.jsonl"), &ld);
     CHECK(x && y && ld > la && memcmp(x, y, la) == 0);
     free(x);
     free(y);
@@ -612,7 +581,7 @@ TEST(arith_dataset_deterministic) {
 
 TEST(arith_dataset_small_operands) {
     /* operands 0..1: 8 prompts, 2 eval, 1 validation, 5 training */
-    const char *dir = tmp_path("arith_small");
+    const char *dir = harness_tmp_path("arith_small");
     ArithSizes s = {.max_operand = 1};
     CHECKF(arith_write_dataset(dir, 40, 5, &s) == 0, "%s", err_msg());
     Seen seen = {0};
@@ -633,7 +602,7 @@ TEST(arith_dataset_small_operands) {
 
 TEST(arith_dataset_errors) {
     /* a path through a regular file */
-    const char *file = tmp_path("arith_plain_file");
+    const char *file = harness_tmp_path("arith_plain_file");
     FILE *f = fopen(file, "w");
     if (f) fclose(f);
     char sub[700];
@@ -643,7 +612,7 @@ TEST(arith_dataset_errors) {
     CHECK(arith_write_dataset(file, 10, 1, NULL) == -1 && strstr(err_msg(), "not a directory"));
     CHECK(arith_write_dataset("", 10, 1, NULL) == -1);
 
-    const char *dir = tmp_path("arith_bad_sizes");
+    const char *dir = harness_tmp_path("arith_bad_sizes");
     CHECK(arith_write_dataset(dir, 0, 1, NULL) == -1 && strstr(err_msg(), "n = 0"));
     CHECK(arith_write_dataset(dir, -5, 1, NULL) == -1);
     ArithSizes s = {.max_operand = 1000};
@@ -656,15 +625,15 @@ TEST(arith_dataset_errors) {
     /* A file that cannot be written (a directory in the way of its temporary
      * name): the call fails naming it, no temporary is left, and the files
      * of an earlier dataset are untouched. */
-    const char *old = tmp_path("arith_keep");
+    const char *old = harness_tmp_path("arith_keep");
     CHECK(arith_write_dataset(old, 20, 1, NULL) == 0);
-    char *before = read_all(file_in(old, "sft.jsonl"), NULL);
+    char *before = harness_read_file(file_in(old, "sft.jsonl"), NULL);
     char blocker[800];
     snprintf(blocker, sizeof blocker, "%s/rankings.jsonl.tmp.%ld", old, (long)getpid());
     CHECK(mkdir(blocker, 0777) == 0);
     CHECK(arith_write_dataset(old, 20, 2, NULL) == -1);
     CHECKF(strstr(err_msg(), "rankings.jsonl.tmp") && strstr(err_msg(), "cannot create"), "%s", err_msg());
-    char *after = read_all(file_in(old, "sft.jsonl"), NULL);
+    char *after = harness_read_file(file_in(old, "sft.jsonl"), NULL);
     CHECK(before && after && strcmp(before, after) == 0);
     free(before);
     free(after);

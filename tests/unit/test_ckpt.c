@@ -23,14 +23,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static const char *tmp_file(const char *name) {
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", harness_tmpdir(), name);
-    return p;
-}
-
 /* Open HDF5 objects (files, groups, datasets, attributes, types) anywhere. */
 static long h5_open_ids(void) { return (long)H5Fget_obj_count((hid_t)H5F_OBJ_ALL, H5F_OBJ_ALL); }
 
@@ -90,34 +82,10 @@ static int same_params(const Gpt *a, const Gpt *b) {
 }
 
 /* The error message names the file and contains the given fragment. */
-#define CHECK_ERR(path, fragment)                                              \
-    CHECKF(strstr(err_msg(), path) == err_msg() && strstr(err_msg(), fragment), \
-           "message \"%s\" should start with %s and mention \"%s\"", err_msg(), path, fragment)
-
-static int write_text(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = fwrite(data, 1, n, f);
-    return fclose(f) || w != n ? -1 : 0;
-}
-
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc(sz + 1);
-    *n = fread(b, 1, sz, f);
-    b[*n] = 0;
-    fclose(f);
-    return b;
-}
-
 /* ---- round trips -------------------------------------------------------- */
 
 TEST(ckpt_roundtrip_params_buffers_arrays_attrs) {
-    const char *path = tmp_file("round.h5");
+    const char *path = harness_tmp_path("round.h5");
     Gpt m;
     make_model(&m, GPT_HEAD_LM, 11);
     float *mom = malloc(m.n_params * sizeof(float)), *vel = malloc(m.n_params * sizeof(float));
@@ -236,7 +204,7 @@ TEST(ckpt_layout_as_h5py_sees_it) {
         printf("  note: /usr/bin/python3 missing, h5py layout check skipped\n");
         return;
     }
-    const char *path = tmp_file("h5py.h5");
+    const char *path = harness_tmp_path("h5py.h5");
     Gpt m;
     make_model(&m, GPT_HEAD_SCALAR, 21);
     gpt_init_random(&m, 5); /* finite values, so sums are meaningful */
@@ -281,7 +249,7 @@ TEST(ckpt_layout_as_h5py_sees_it) {
 }
 
 TEST(ckpt_scalar_head_roundtrip_and_convenience) {
-    const char *path = tmp_file("value.h5");
+    const char *path = harness_tmp_path("value.h5");
     Gpt m, back;
     make_model(&m, GPT_HEAD_SCALAR, 31);
     CHECK(gpt_find_tensor(&m, "score.weight") != NULL);
@@ -320,7 +288,7 @@ TEST(ckpt_tokenizer_byte_roundtrip) {
         printf("  note: tok_byte_new() not available yet, byte tokenizer round trip skipped\n");
         return;
     }
-    const char *path = tmp_file("bytetok.h5");
+    const char *path = harness_tmp_path("bytetok.h5");
     Gpt m, back;
     make_model(&m, GPT_HEAD_LM, 41);
     CHECK(ckpt_save_model(path, &m, tok, "policy") == 0);
@@ -337,9 +305,9 @@ TEST(ckpt_tokenizer_byte_roundtrip) {
     Gpt small;
     GptConfig sc = {100, 8, 1, 1, 4, GPT_HEAD_LM};
     CHECK(gpt_init(&small, &sc) == 0);
-    CHECK(ckpt_save_model(tmp_file("small.h5"), &small, tok, "policy") == -1);
-    CHECK_ERR(tmp_file("small.h5"), "vocab_size");
-    CHECK(!file_exists(tmp_file("small.h5")) && count_temporaries(tmp_file("small.h5")) == 0);
+    CHECK(ckpt_save_model(harness_tmp_path("small.h5"), &small, tok, "policy") == -1);
+    CHECK_ERR(harness_tmp_path("small.h5"), "vocab_size");
+    CHECK(!file_exists(harness_tmp_path("small.h5")) && count_temporaries(harness_tmp_path("small.h5")) == 0);
     gpt_free(&small);
     tok_free(tok);
     tok_free(t2);
@@ -359,7 +327,7 @@ TEST(ckpt_tokenizer_gpt2_roundtrip) {
     Tok *tok = tok_gpt2_load(vpath, mpath);
     CHECKF(tok != NULL, "%s", err_msg());
     if (!tok) return;
-    const char *path = tmp_file("gpt2tok.h5");
+    const char *path = harness_tmp_path("gpt2tok.h5");
     GptConfig cfg = {tok_vocab_size(tok), 8, 1, 1, 4, GPT_HEAD_LM};
     Gpt m, back;
     CHECK(gpt_init(&m, &cfg) == 0);
@@ -379,7 +347,7 @@ TEST(ckpt_tokenizer_gpt2_roundtrip) {
     }
     /* The stored bytes are the original files, byte for byte. */
     size_t flen;
-    char *file = read_all(vpath, &flen);
+    char *file = harness_read_file(vpath, &flen);
     char *stored = malloc(flen + 1);
     Ckpt *c = ckpt_open(path);
     CHECK(c && ckpt_get_array(c, "tokenizer/vocab_json", CKPT_U8, (int64_t)flen, stored) == 0 &&
@@ -395,7 +363,7 @@ TEST(ckpt_tokenizer_gpt2_roundtrip) {
 }
 
 TEST(ckpt_forward_identical_after_load) {
-    const char *path = tmp_file("fwd.h5");
+    const char *path = harness_tmp_path("fwd.h5");
     Gpt m, back;
     GptConfig cfg = small_cfg(GPT_HEAD_LM);
     CHECK(gpt_init(&m, &cfg) == 0);
@@ -425,7 +393,7 @@ static int holds_model(const char *path, const Gpt *want) {
 }
 
 TEST(ckpt_atomic_replace_and_discard) {
-    const char *path = tmp_file("atomic.h5");
+    const char *path = harness_tmp_path("atomic.h5");
     Gpt a, b, d;
     make_model(&a, GPT_HEAD_LM, 71);
     make_model(&b, GPT_HEAD_LM, 72);
@@ -516,7 +484,7 @@ int fallocate(int fd, int mode, off_t off, off_t len) {
  * message naming the file, the old checkpoint stays intact, no temporary
  * stays, no HDF5 handle stays (a half-closed one would crash at exit). */
 TEST(ckpt_disk_full_during_write_keeps_old_checkpoint) {
-    const char *path = tmp_file("full.h5");
+    const char *path = harness_tmp_path("full.h5");
     Gpt small, big;
     make_model(&small, GPT_HEAD_LM, 81);
     GptConfig bc = {TOK_BYTE_VOCAB, 64, 2, 4, 64, GPT_HEAD_LM}; /* ~0.5 MB */
@@ -541,7 +509,7 @@ TEST(ckpt_disk_full_during_write_keeps_old_checkpoint) {
 /* The disk fills just before ckpt_commit: every put succeeded, the final
  * flush fails, and the commit reports it without touching the old file. */
 TEST(ckpt_disk_full_at_commit_keeps_old_checkpoint) {
-    const char *path = tmp_file("full2.h5");
+    const char *path = harness_tmp_path("full2.h5");
     Gpt a, b;
     make_model(&a, GPT_HEAD_LM, 83);
     make_model(&b, GPT_HEAD_LM, 84);
@@ -564,7 +532,7 @@ TEST(ckpt_disk_full_at_commit_keeps_old_checkpoint) {
 }
 
 TEST(ckpt_create_in_missing_directory_fails) {
-    const char *path = tmp_file("no/such/dir/x.h5");
+    const char *path = harness_tmp_path("no/such/dir/x.h5");
     Ckpt *c = ckpt_create(path);
     CHECK(c == NULL);
     CHECK_ERR(path, "No such file or directory");
@@ -579,7 +547,7 @@ TEST(ckpt_create_in_missing_directory_fails) {
 /* ---- rejecting bad files ------------------------------------------------ */
 
 TEST(ckpt_rejects_missing_text_and_foreign_files) {
-    const char *missing = tmp_file("missing.h5");
+    const char *missing = harness_tmp_path("missing.h5");
     CHECK(ckpt_open(missing) == NULL);
     CHECK_ERR(missing, "No such file");
     Gpt m;
@@ -589,17 +557,17 @@ TEST(ckpt_rejects_missing_text_and_foreign_files) {
     CHECK(ckpt_open(harness_tmpdir()) == NULL);
     CHECK_ERR(harness_tmpdir(), "directory");
 
-    const char *text = tmp_file("text.h5");
-    CHECK(write_text(text, "vocab_size = 257\n", 17) == 0);
+    const char *text = harness_tmp_path("text.h5");
+    CHECK(harness_write_file(text, "vocab_size = 257\n", 17) == 0);
     CHECK(ckpt_open(text) == NULL);
     CHECK_ERR(text, "not an HDF5 file");
-    const char *empty = tmp_file("empty.h5");
-    CHECK(write_text(empty, "", 0) == 0);
+    const char *empty = harness_tmp_path("empty.h5");
+    CHECK(harness_write_file(empty, "", 0) == 0);
     CHECK(ckpt_open(empty) == NULL);
     CHECK_ERR(empty, "not an HDF5 file");
 
     /* HDF5, but someone else's: no format attribute. */
-    const char *foreign = tmp_file("foreign.h5");
+    const char *foreign = harness_tmp_path("foreign.h5");
     hid_t f = H5Fcreate(foreign, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t n = 4;
     hid_t sp = H5Screate_simple(1, &n, NULL);
@@ -613,7 +581,7 @@ TEST(ckpt_rejects_missing_text_and_foreign_files) {
     CHECK_ERR(foreign, "not an rlhf checkpoint");
 
     /* HDF5 with a different format string. */
-    const char *other = tmp_file("other.h5");
+    const char *other = harness_tmp_path("other.h5");
     Ckpt *c = ckpt_create(other);
     CHECK(c && ckpt_put_attr_str(c, "/", "format", "keras-model") == 0 && ckpt_commit(c) == 0);
     CHECK(ckpt_open(other) == NULL);
@@ -625,7 +593,7 @@ TEST(ckpt_rejects_missing_text_and_foreign_files) {
  * 32-bit version is still ours: the reader accepts both string kinds and
  * any integer width. */
 TEST(ckpt_reads_fixed_length_strings) {
-    const char *path = tmp_file("fixed.h5");
+    const char *path = harness_tmp_path("fixed.h5");
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t st = H5Tcopy(H5T_C_S1);
@@ -654,16 +622,16 @@ TEST(ckpt_reads_fixed_length_strings) {
 }
 
 TEST(ckpt_rejects_truncated_copies) {
-    const char *path = tmp_file("whole.h5"), *cut = tmp_file("cut.h5");
+    const char *path = harness_tmp_path("whole.h5"), *cut = harness_tmp_path("cut.h5");
     Gpt m;
     make_model(&m, GPT_HEAD_LM, 101);
     CHECK(ckpt_save_model(path, &m, NULL, "policy") == 0);
     size_t n = 0;
-    char *data = read_all(path, &n);
+    char *data = harness_read_file(path, &n);
     CHECK(data && n > 4096);
     size_t cuts[] = {0, 7, 8, 100, 512, 2048, n / 3, n / 2, n - 4096, n - 1};
     for (size_t i = 0; data && i < sizeof cuts / sizeof *cuts; i++) {
-        CHECK(write_text(cut, data, cuts[i]) == 0);
+        CHECK(harness_write_file(cut, data, cuts[i]) == 0);
         Ckpt *c = ckpt_open(cut);
         CHECKF(c == NULL, "truncated to %zu of %zu bytes, still opened", cuts[i], n);
         /* Shorter than the 8-byte signature it is no HDF5 at all. */
@@ -675,7 +643,7 @@ TEST(ckpt_rejects_truncated_copies) {
         CHECK(ckpt_load_model(cut, &back, NULL, NULL, 0) == -1 && back.params == NULL);
     }
     /* The whole copy still loads: the failures came from the truncation. */
-    CHECK(data && write_text(cut, data, n) == 0 && holds_model(cut, &m));
+    CHECK(data && harness_write_file(cut, data, n) == 0 && holds_model(cut, &m));
     free(data);
     gpt_free(&m);
     CHECK(h5_open_ids() == 0);
@@ -728,7 +696,7 @@ static void write_custom(const char *path, const Gpt *m, const char *skip, const
 TEST(ckpt_rejects_inconsistent_models) {
     Gpt m, back;
     make_model(&m, GPT_HEAD_LM, 111);
-    const char *path = tmp_file("custom.h5");
+    const char *path = harness_tmp_path("custom.h5");
 
     /* The hand-written file with nothing wrong loads: the writer is sound. */
     write_custom(path, &m, NULL, NULL, NULL, 0, NULL);
@@ -759,7 +727,7 @@ TEST(ckpt_rejects_inconsistent_models) {
     /* Config attributes: wrong head name, invalid values, wrong type. */
     Ckpt *c;
     write_custom(path, &m, NULL, NULL, NULL, 0, NULL);
-    const char *bad = tmp_file("badcfg.h5");
+    const char *bad = harness_tmp_path("badcfg.h5");
     struct { const char *attr; const char *sval; int64_t ival; const char *expect; } cases[] = {
         {"head", "banana", 0, "head is \"banana\""},
         {"n_head", NULL, 3, "n_embd (8) must be a positive multiple of n_head (3)"},
@@ -797,7 +765,7 @@ TEST(ckpt_rejects_inconsistent_models) {
 }
 
 TEST(ckpt_array_and_attribute_errors) {
-    const char *path = tmp_file("errs.h5");
+    const char *path = harness_tmp_path("errs.h5");
     Gpt m;
     make_model(&m, GPT_HEAD_LM, 121);
     float x[6] = {1, 2, 3, 4, 5, 6};

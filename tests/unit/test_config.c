@@ -45,44 +45,19 @@ static Config *new_config(void) {
     return c;
 }
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", harness_tmpdir(), name);
-    return p;
-}
-
-/* Writes len bytes to NAME in the scratch dir; returns its path. */
-static const char *write_bytes(const char *name, const char *data, size_t len) {
-    const char *path = tmp_path(name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return path;
-    fwrite(data, 1, len, f);
-    fclose(f);
-    return path;
-}
-
-static const char *write_text(const char *name, const char *text) { return write_bytes(name, text, strlen(text)); }
-
 static int streq(const char *a, const char *b) { return a && b && !strcmp(a, b); }
-
-/* The current message starts with prefix and contains fragment. */
-#define CHECK_MSG(prefix, fragment)                                                                    \
-    CHECKF(!strncmp(err_msg(), prefix, strlen(prefix)) && strstr(err_msg(), fragment),               \
-           "message \"%s\" should start with \"%s\" and contain \"%s\"", err_msg(), prefix, fragment)
 
 /* Loads text as a config file into a fresh config; expects failure with a
  * message starting "PATH:LINE: " and containing fragment. */
 static void expect_file_error(const char *text, int line, const char *fragment) {
     Config *c = new_config();
     if (!c) return;
-    const char *path = write_text("bad.conf", text);
+    const char *path = harness_tmp_text("bad.conf", text);
     char place[600];
     snprintf(place, sizeof place, "%s:%d: ", path, line);
     err_clear();
     CHECKF(config_load_file(c, path) == -1, "accepted: %s", text);
-    CHECK_MSG(place, fragment);
+    CHECK_ERR(place, fragment);
     config_free(c);
 }
 
@@ -152,7 +127,7 @@ TEST(config_new_rejects_bad_tables) {
         Config *c = config_new(two, 2);
         CHECKF(c == NULL, "case %zu accepted", i);
         config_free(c);
-        CHECK_MSG("config table: ", cases[i].fragment);
+        CHECK_ERR("config table: ", cases[i].fragment);
     }
     Config *empty = config_new(NULL, 0);
     CHECK(empty && config_count(empty) == 0);
@@ -178,7 +153,7 @@ static const char *write_syntax_file(const char *lr_text) {
         "kl_coef = 2.50";
     char text[1024];
     snprintf(text, sizeof text, fmt, lr_text);
-    return write_text("syntax.conf", text);
+    return harness_tmp_text("syntax.conf", text);
 }
 
 TEST(config_file_comments_quotes_whitespace) {
@@ -187,7 +162,7 @@ TEST(config_file_comments_quotes_whitespace) {
     /* '#' right after a word is part of the value, so this does not parse */
     const char *path = write_syntax_file("1e-3# not a comment");
     CHECK(config_load_file(c, path) == -1);
-    CHECK_MSG(path, ":5: 'learning_rate' expects a number, got '1e-3# not a comment'");
+    CHECK_ERR(path, ":5: 'learning_rate' expects a number, got '1e-3# not a comment'");
     CHECK(config_int(c, "batch_size") == 16); /* lines before the bad one stay applied */
     config_free(c);
 
@@ -215,7 +190,7 @@ TEST(config_file_comments_quotes_whitespace) {
 TEST(config_file_empty_values) {
     Config *c = new_config();
     if (!c) return;
-    const char *path = write_text("empty.conf", "out_dir =\nrun_name = \"\"\nprompts = # only a comment\n");
+    const char *path = harness_tmp_text("empty.conf", "out_dir =\nrun_name = \"\"\nprompts = # only a comment\n");
     CHECKF(config_load_file(c, path) == 0, "%s", err_msg());
     CHECK(streq(config_str(c, "out_dir"), "") && streq(config_str(c, "run_name"), ""));
     CHECK(streq(config_str(c, "prompts"), ""));
@@ -249,20 +224,20 @@ TEST(config_file_malformed_lines) {
     Config *c = new_config();
     if (!c) return;
     static const char nul_text[] = "batch_size = 8\nrun_name = a\0b\n";
-    const char *path = write_bytes("nul.conf", nul_text, sizeof nul_text - 1);
+    const char *path = harness_tmp_file("nul.conf", nul_text, sizeof nul_text - 1);
     CHECK(config_load_file(c, path) == -1);
     char place[600];
     snprintf(place, sizeof place, "%s:2: ", path);
-    CHECK_MSG(place, "NUL byte");
+    CHECK_ERR(place, "NUL byte");
 
-    const char *missing = tmp_path("missing.conf");
+    const char *missing = harness_tmp_path("missing.conf");
     CHECK(config_load_file(c, missing) == -1);
     snprintf(place, sizeof place, "%s: ", missing);
-    CHECK_MSG(place, "No such file or directory");
+    CHECK_ERR(place, "No such file or directory");
 
     CHECK(config_load_file(c, harness_tmpdir()) == -1);
     snprintf(place, sizeof place, "%s: ", harness_tmpdir());
-    CHECK_MSG(place, "Is a directory");
+    CHECK_ERR(place, "Is a directory");
     config_free(c);
 }
 
@@ -272,11 +247,11 @@ TEST(config_set_validates_and_names_origin) {
     CHECK(config_set(c, "batch_size", "32", "here") == 0 && config_int(c, "batch_size") == 32);
     CHECK(streq(config_origin(c, "batch_size"), "here"));
     CHECK(config_set(c, "batch_size", " 4", "here") == -1); /* no blanks around numbers */
-    CHECK_MSG("here: ", "'batch_size' expects an integer, got ' 4'");
+    CHECK_ERR("here: ", "'batch_size' expects an integer, got ' 4'");
     CHECK(config_set(c, "batch_size", "", "here") == -1);
     CHECK(config_int(c, "batch_size") == 32); /* a rejected value leaves the old one */
     CHECK(config_set(c, "Batch_Size", "4", "there") == -1);
-    CHECK_MSG("there: ", "unknown key 'Batch_Size' (did you mean 'batch_size'?)");
+    CHECK_ERR("there: ", "unknown key 'Batch_Size' (did you mean 'batch_size'?)");
     CHECK(config_set(c, "learning_rate", "1e-5", "x") == 0 && streq(config_get_raw(c, "learning_rate"), "1e-05"));
     CHECK(config_set(c, "learning_rate", "0.1", "x") == 0 && streq(config_get_raw(c, "learning_rate"), "0.1"));
     CHECK(config_set(c, "learning_rate", "1", "x") == 0 && streq(config_get_raw(c, "learning_rate"), "1"));
@@ -294,8 +269,8 @@ TEST(config_set_validates_and_names_origin) {
 /* ---- command line ------------------------------------------------------- */
 
 TEST(config_command_line_wins_regardless_of_order) {
-    const char *path = write_text("base.conf", "batch_size = 4\nlearning_rate = 0.01\nresume = yes\n");
-    const char *second = write_text("second.conf", "batch_size = 6\n");
+    const char *path = harness_tmp_text("base.conf", "batch_size = 4\nlearning_rate = 0.01\nresume = yes\n");
+    const char *second = harness_tmp_text("second.conf", "batch_size = 6\n");
     char cfg_eq[600];
     snprintf(cfg_eq, sizeof cfg_eq, "--config=%s", second);
     int help = -1;
@@ -336,37 +311,37 @@ TEST(config_command_line_errors) {
     Config *c = new_config();
     if (!c) return;
     CHECK(parse(c, &help, 1, "lerning_rate=1") == -1);
-    CHECK_MSG("command line: ", "unknown key 'lerning_rate' (did you mean 'learning_rate'?)");
+    CHECK_ERR("command line: ", "unknown key 'lerning_rate' (did you mean 'learning_rate'?)");
     CHECK(parse(c, &help, 1, "--lerning-rate=1") == -1);
-    CHECK_MSG("command line: ", "unknown key 'lerning_rate' (did you mean 'learning_rate'?)");
+    CHECK_ERR("command line: ", "unknown key 'lerning_rate' (did you mean 'learning_rate'?)");
     CHECK(parse(c, &help, 1, "stray") == -1);
-    CHECK_MSG("command line: ", "unexpected argument 'stray' (expected key=value or --config FILE)");
+    CHECK_ERR("command line: ", "unexpected argument 'stray' (expected key=value or --config FILE)");
     CHECK(parse(c, &help, 3, "batch_size", "=", "3") == -1);
-    CHECK_MSG("command line: unexpected argument 'batch_size'", "without spaces");
+    CHECK_ERR("command line: unexpected argument 'batch_size'", "without spaces");
     CHECK(parse(c, &help, 1, "=3") == -1);
-    CHECK_MSG("command line: ", "unexpected argument '=3'");
+    CHECK_ERR("command line: ", "unexpected argument '=3'");
     CHECK(parse(c, &help, 1, "-x") == -1);
-    CHECK_MSG("command line: ", "unexpected argument '-x'");
+    CHECK_ERR("command line: ", "unexpected argument '-x'");
     CHECK(parse(c, &help, 1, "--") == -1);
     CHECK(parse(c, &help, 1, "--config") == -1);
-    CHECK_MSG("command line: ", "--config needs a FILE");
+    CHECK_ERR("command line: ", "--config needs a FILE");
     CHECK(parse(c, &help, 1, "--config=") == -1);
     CHECK(parse(c, &help, 1, "--batch-size") == -1);
-    CHECK_MSG("command line: ", "'--batch-size' needs a value");
+    CHECK_ERR("command line: ", "'--batch-size' needs a value");
     CHECK(parse(c, &help, 1, "batch_size=x") == -1);
-    CHECK_MSG("command line: ", "'batch_size' expects an integer, got 'x'");
+    CHECK_ERR("command line: ", "'batch_size' expects an integer, got 'x'");
     CHECK(parse(c, &help, 1, "--resume=perhaps") == -1);
-    CHECK_MSG("command line: ", "'resume' expects true or false");
+    CHECK_ERR("command line: ", "'resume' expects true or false");
 
     /* an argument error is reported before any file is read */
-    const char *missing = tmp_path("nowhere.conf");
+    const char *missing = harness_tmp_path("nowhere.conf");
     CHECK(parse(c, &help, 3, "--config", missing, "oops") == -1);
-    CHECK_MSG("command line: ", "'oops'");
+    CHECK_ERR("command line: ", "'oops'");
     CHECK(parse(c, &help, 2, "--config", missing) == -1);
-    CHECK_MSG(missing, "No such file or directory");
-    const char *bad = write_text("bad-args.conf", "resume = sometimes\n");
+    CHECK_ERR(missing, "No such file or directory");
+    const char *bad = harness_tmp_text("bad-args.conf", "resume = sometimes\n");
     CHECK(parse(c, &help, 2, "--config", bad) == -1);
-    CHECK_MSG(bad, ":1: 'resume' expects true or false, got 'sometimes'");
+    CHECK_ERR(bad, ":1: 'resume' expects true or false, got 'sometimes'");
 
     /* --help wins over errors and reads nothing */
     CHECK(config_int(c, "batch_size") == 8);
@@ -380,7 +355,7 @@ TEST(config_required_keys) {
     Config *c = new_config();
     if (!c) return;
     CHECK(config_check_required(c) == -1);
-    CHECK_MSG("missing required key 'prompts' (JSONL file of RL prompts)", "prompts=...");
+    CHECK_ERR("missing required key 'prompts' (JSONL file of RL prompts)", "prompts=...");
     CHECK(config_set(c, "prompts", "rl.jsonl", "command line") == 0);
     CHECK(config_check_required(c) == 0);
     config_free(c);
@@ -404,7 +379,7 @@ TEST(config_print_exact_text_and_reads_back) {
     CHECKF(streq(s, want_defaults), "got:\n%s", s);
     free(s);
 
-    const char *path = write_text("p.conf", "\n\nbatch_size = 8\nlearning_rate = 1e-3\n");
+    const char *path = harness_tmp_text("p.conf", "\n\nbatch_size = 8\nlearning_rate = 1e-3\n");
     CHECK(config_load_file(c, path) == 0);
     CHECK(config_set(c, "run_name", "say \"hi\" # now\tand\\n", "command line") == 0);
     CHECK(config_set(c, "prompts", " lead", "command line") == 0);
@@ -424,7 +399,7 @@ TEST(config_print_exact_text_and_reads_back) {
     CHECKF(streq(s, want), "got:\n%s\nwant:\n%s", s, want);
 
     /* the printed configuration is a config file giving the same values */
-    const char *again = write_text("printed.conf", s);
+    const char *again = harness_tmp_text("printed.conf", s);
     Config *d = new_config();
     if (d) {
         CHECKF(config_load_file(d, again) == 0, "%s", err_msg());
@@ -503,7 +478,7 @@ TEST(config_checkpoint_round_trip) {
     CHECK(config_set(c, "run_name", "with \"quotes\" and # hash\n", "command line") == 0);
     CHECK(config_set(c, "kl_estimator", "k3", "command line") == 0);
     CHECK(config_set(c, "resume", "no", "command line") == 0);
-    const char *path = tmp_path("cfg.h5");
+    const char *path = harness_tmp_path("cfg.h5");
     CHECKF(save_ckpt(path, c, "other_stage_key", "ignored", (const char *)NULL) == 0, "%s", err_msg());
     Ckpt *k = ckpt_open(path);
     CHECKF(k != NULL, "%s", err_msg());
@@ -527,20 +502,20 @@ TEST(config_checkpoint_round_trip) {
     CHECK(config_float(e, "learning_rate") == 3e-4); /* not asked for */
     const char *with_missing[] = {"batch_size", "prompts", NULL};
     CHECK(ckpt_load_config(k, e, with_missing) == -1);
-    CHECK_MSG(path, ": /config has no attribute 'prompts'");
+    CHECK_ERR(path, ": /config has no attribute 'prompts'");
     const char *undeclared[] = {"nope", NULL};
     CHECK(ckpt_load_config(k, e, undeclared) == -1);
-    CHECK_MSG(path, "config key 'nope' is not declared");
+    CHECK_ERR(path, "config key 'nope' is not declared");
     config_free(e);
     ckpt_close(k);
 
     /* a stored value that does not parse names the file and the key */
-    const char *bad = tmp_path("cfg-bad.h5");
+    const char *bad = harness_tmp_path("cfg-bad.h5");
     CHECKF(save_ckpt(bad, c, "batch_size", "eight", (const char *)NULL) == 0, "%s", err_msg());
     k = ckpt_open(bad);
     if (k) {
         CHECK(ckpt_load_config(k, d, NULL) == -1);
-        CHECK_MSG(bad, "/config: 'batch_size' expects an integer, got 'eight'");
+        CHECK_ERR(bad, "/config: 'batch_size' expects an integer, got 'eight'");
         ckpt_close(k);
     }
     config_free(c);

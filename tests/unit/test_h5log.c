@@ -131,43 +131,17 @@ static int64_t mismatches(H5log *l, int64_t n, int64_t gen1_from) {
 /* ---- helpers ------------------------------------------------------------ */
 
 static const char *tmp_path(const char *name) {
-    static char bufs[8][512];
-    static int k;
-    char *p = bufs[k++ % 8];
-    snprintf(p, 512, "%s/h5log_%s", harness_tmpdir(), name);
-    return p;
+    char prefixed[256];
+    snprintf(prefixed, sizeof prefixed, "h5log_%s", name);
+    return harness_tmp_path(prefixed);
 }
 
 static ssize_t h5_open_ids(void) { return H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL); }
 
-/* The current error message contains every given string (NULL-ended). */
-static int err_has(const char *first, ...) {
-    va_list ap;
-    va_start(ap, first);
-    int ok = 1;
-    for (const char *s = first; s; s = va_arg(ap, const char *))
-        if (!strstr(err_msg(), s)) ok = 0;
-    va_end(ap);
-    return ok && !strchr(err_msg(), '\n');
-}
-#define CHECK_ERR(...) CHECKF(err_has(__VA_ARGS__, (const char *)NULL), "message: %s", err_msg())
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(size > 0 ? size : 1);
-    *n = fread(buf, 1, size, f);
-    fclose(f);
-    return buf;
-}
-
 /* 1 if path holds exactly the bytes of snap. */
 static int same_bytes(const char *path, const char *snap, size_t snap_n) {
     size_t n = 0;
-    char *now = slurp(path, &n);
+    char *now = harness_read_file(path, &n);
     int same = now && n == snap_n && !memcmp(now, snap, n);
     free(now);
     return same;
@@ -262,7 +236,7 @@ TEST(h5log_roundtrip_every_value) {
     CHECK(h5log_read_i32(l, "step", 0, 1, i32) == -1);
     CHECK(h5log_read(l, "reward", 0, 1, H5LOG_F32, f32) == -1);
     CHECK(h5log_read(l, "tokens", 0, 1, H5LOG_F32, f32) == -1);
-    CHECK_ERR("'tokens'", "i32 x8");
+    CHECK_ERR(path, "'tokens'", "i32 x8");
     /* Row ranges outside the log, unknown columns. */
     CHECK(h5log_read_i32(l, "len", 9019, 2, i32) == -1);
     CHECK_ERR(path, "'len'", "9020");
@@ -294,19 +268,19 @@ TEST(h5log_row_builder_checks_every_value) {
     CHECK(h5log_set_f64(l, "len", 1) == -1);
     CHECK_ERR(path, "'len'", "i32", "h5log_set_f64");
     CHECK(h5log_set_i64(l, "reward", 1) == -1);
-    CHECK_ERR("'reward'", "f64");
+    CHECK_ERR(path, "'reward'", "f64");
     CHECK(h5log_set_i64(l, "len", (int64_t)1 << 40) == -1);
-    CHECK_ERR("'len'", "1099511627776", "does not fit");
+    CHECK_ERR(path, "'len'", "1099511627776", "does not fit");
     CHECK(h5log_set_i64(l, "len", INT32_MIN) == 0);
     CHECK(h5log_set_i32s(l, "logp", toks, 1) == -1);
-    CHECK_ERR("'logp'", "f32 x8");
+    CHECK_ERR(path, "'logp'", "f32 x8");
     CHECK(h5log_set_i32s(l, "tokens", toks, W + 1) == -1);
-    CHECK_ERR("'tokens'", "9 values", "width 8");
+    CHECK_ERR(path, "'tokens'", "9 values", "width 8");
     CHECK(h5log_set_i32s(l, "tokens", NULL, 2) == -1);
     CHECK(h5log_set_f32s(l, "kl", fl, 1) == -1);
-    CHECK_ERR("'kl'", "scalar");
+    CHECK_ERR(path, "'kl'", "scalar");
     CHECK(h5log_set_f64(l, "tokens", 1) == -1);
-    CHECK_ERR("'tokens'", "array");
+    CHECK_ERR(path, "'tokens'", "array");
     /* A row missing a column is refused, naming it; the values given stay. */
     CHECK(add_row_ref(l, 0, 0) == 0);
     CHECK(h5log_set_i64(l, "step", 1) == 0 && h5log_set_f64(l, "reward", 7.0) == 0);
@@ -410,7 +384,7 @@ TEST(h5log_reopen_rejects_other_columns_and_kinds) {
     const char *path = tmp_path("columns.h5");
     CHECKF(make_ref_log(path, 20) == 0, "%s", err_msg());
     size_t n = 0;
-    char *snap = slurp(path, &n);
+    char *snap = harness_read_file(path, &n);
     H5logColumn c[N_COLS + 1];
     memcpy(c, COLS, sizeof COLS);
 
@@ -539,7 +513,7 @@ static void write_raw(const char *path, const char *format, int64_t version, con
  * want; open_append leaves the file's bytes alone. */
 static void check_refused(const char *path, const char *want) {
     size_t n = 0;
-    char *snap = slurp(path, &n);
+    char *snap = harness_read_file(path, &n);
     CHECK(h5log_open_read(path) == NULL);
     CHECK_ERR(path, want);
     CHECK(h5log_open_append(path, COLS, N_COLS, "rollouts", -1) == NULL);
@@ -576,7 +550,7 @@ TEST(h5log_rejects_missing_foreign_and_damaged_files) {
     const char *log = tmp_path("whole.h5"), *cut = tmp_path("cut.h5");
     CHECK(make_ref_log(log, 3000) == 0);
     size_t n = 0;
-    char *bytes = slurp(log, &n);
+    char *bytes = harness_read_file(log, &n);
     f = fopen(cut, "wb");
     fwrite(bytes, 1, n / 2, f);
     fclose(f);
@@ -677,7 +651,7 @@ TEST(h5log_recovers_after_writer_killed) {
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     size_t n = 0;
-    char *snap = slurp(path, &n);
+    char *snap = harness_read_file(path, &n);
     H5log *l = h5log_open_read(path);
     CHECKF(l != NULL, "%s", err_msg());
     CHECKF(l && h5log_rows(l) >= 50 && h5log_rows(l) <= 80, "%lld rows", (long long)h5log_rows(l));
@@ -756,13 +730,13 @@ TEST(h5log_disk_full_keeps_flushed_rows) {
             if (append_ref(l, good, 64, 0) || h5log_flush(l)) break;
             good += 64;
         }
-        ok = ok && err_has(path, "File too large", (const char *)NULL);
+        ok = ok && harness_err_has(path, "File too large", (const char *)NULL);
         if (!ok) printf("    child: %s\n", err_msg());
-        ok = ok && append_ref(l, good, 1, 0) == -1 && err_has("earlier write failed", (const char *)NULL);
+        ok = ok && append_ref(l, good, 1, 0) == -1 && harness_err_has(path, "earlier write failed", (const char *)NULL);
         /* The disk is full, not memory: lift the limit before the close,
          * which must not write to the file any more. */
         size_t n = 0;
-        char *snap = slurp(path, &n);
+        char *snap = harness_read_file(path, &n);
         lim.rlim_cur = old;
         setrlimit(RLIMIT_FSIZE, &lim);
         h5log_close(l);

@@ -27,39 +27,10 @@ static const char *scratch(const char *name) {
     return path;
 }
 
-static char *join(const char *dir, const char *name) {
-    static char buf[16][600]; /* a few results stay valid at once */
-    static int k;
-    char tmp[600], *p = buf[k++ % 16];
-    snprintf(tmp, sizeof tmp, "%s/%s", dir, name); /* dir may be an older result */
-    return memcpy(p, tmp, sizeof tmp);
-}
-
-static int write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = fwrite(data, 1, n, f);
-    return fclose(f) || w != n ? -1 : 0;
-}
-
-static char *read_text(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)len + 1);
-    size_t r = fread(s, 1, (size_t)len, f);
-    fclose(f);
-    s[r] = 0;
-    if (n) *n = r;
-    return s;
-}
-
 static void copy_file(const char *src, const char *dst) {
     size_t n;
-    char *s = read_text(src, &n);
-    CHECKF(s && !write_bytes(dst, s, n), "copy %s -> %s", src, dst);
+    char *s = harness_read_file(src, &n);
+    CHECKF(s && !harness_write_file(dst, s, n), "copy %s -> %s", src, dst);
     free(s);
 }
 
@@ -70,13 +41,13 @@ static void write_raw_st(const char *path, uint64_t len, const char *header, siz
     unsigned char *b = calloc(1, 8 + hn + data_bytes);
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(len >> (8 * i));
     memcpy(b + 8, header, hn);
-    write_bytes(path, b, 8 + hn + data_bytes);
+    harness_write_file(path, b, 8 + hn + data_bytes);
     free(b);
 }
 
 static int has_fixture(void) {
     struct stat sb;
-    if (stat(join(harness_fixtures(), "tiny-gpt2/model.safetensors"), &sb) == 0) return 1;
+    if (stat(harness_join(harness_fixtures(), "tiny-gpt2/model.safetensors"), &sb) == 0) return 1;
     printf("    note: %s/tiny-gpt2 not present, skipped\n", harness_fixtures());
     return 0;
 }
@@ -170,7 +141,7 @@ TEST(hf_import_tiny_fixture_tokenizer_is_bytes) {
 
 TEST(st_open_tiny_fixture_header) {
     if (!has_fixture()) return;
-    StFile *f = st_open(join(tiny_dir(), "model.safetensors"));
+    StFile *f = st_open(harness_join(tiny_dir(), "model.safetensors"));
     if (!CHECKF(f != NULL, "%s", err_msg())) return;
     CHECK(f->n_tensors == 4 + 12 * 2);
     CHECK(st_metadata(f, "format") && !strcmp(st_metadata(f, "format"), "pt"));
@@ -188,10 +159,10 @@ TEST(hf_round_trip_lm_bit_exact) {
     GptConfig c = small_config(GPT_HEAD_LM);
     gpt_init(&m, &c);
     fill_params(&m, 11);
-    const char *dir = join(scratch("rt_lm"), "nested/out"); /* parents created */
+    const char *dir = harness_join(scratch("rt_lm"), "nested/out"); /* parents created */
     check_round_trip(&m, NULL, dir);
 
-    json_t *j = load_json(join(dir, "config.json"));
+    json_t *j = load_json(harness_join(dir, "config.json"));
     CHECK(!strcmp(json_string_value(json_object_get(j, "model_type")), "gpt2"));
     CHECK(!strcmp(json_string_value(json_array_get(json_object_get(j, "architectures"), 0)), "GPT2LMHeadModel"));
     CHECK(!strcmp(json_string_value(json_object_get(j, "activation_function")), "gelu_new"));
@@ -203,7 +174,7 @@ TEST(hf_round_trip_lm_bit_exact) {
     CHECK(json_object_get(j, "num_labels") == NULL);
     json_decref(j);
 
-    StFile *f = st_open(join(dir, "model.safetensors"));
+    StFile *f = st_open(harness_join(dir, "model.safetensors"));
     if (CHECKF(f != NULL, "%s", err_msg())) {
         CHECK(f->n_tensors == m.n_tensors);
         CHECK(f->data_start % 8 == 0); /* header padded like Hugging Face's */
@@ -213,7 +184,7 @@ TEST(hf_round_trip_lm_bit_exact) {
         st_close(f);
     }
     size_t n;
-    char *cfg = read_text(join(dir, "config.json"), &n);
+    char *cfg = harness_read_file(harness_join(dir, "config.json"), &n);
     CHECK(cfg && strstr(cfg, "\"layer_norm_epsilon\": 1e-5") && strstr(cfg, "\"attn_pdrop\": 0.1,"));
     free(cfg);
     gpt_free(&m);
@@ -227,7 +198,7 @@ TEST(hf_round_trip_scalar_head_bit_exact) {
     CHECK(m.p.score_w[0] != 0 && m.p.score_b[0] != 0);
     const char *dir = scratch("rt_scalar");
     check_round_trip(&m, NULL, dir);
-    json_t *j = load_json(join(dir, "config.json"));
+    json_t *j = load_json(harness_join(dir, "config.json"));
     CHECK(!strcmp(json_string_value(json_array_get(json_object_get(j, "architectures"), 0)),
                   "GPT2ForSequenceClassification"));
     CHECK(json_integer_value(json_object_get(j, "num_labels")) == 1);
@@ -245,11 +216,11 @@ TEST(hf_round_trip_with_byte_tokenizer) {
     const char *dir = scratch("rt_tok");
     check_round_trip(&m, tok, dir);
     size_t n;
-    char *merges = read_text(join(dir, "merges.txt"), &n);
+    char *merges = harness_read_file(harness_join(dir, "merges.txt"), &n);
     CHECK(merges && !strcmp(merges, "#version: 0.2\n"));
     free(merges);
     size_t vn;
-    char *want = tok_byte_vocab_json(&vn), *got = read_text(join(dir, "vocab.json"), &n);
+    char *want = tok_byte_vocab_json(&vn), *got = harness_read_file(harness_join(dir, "vocab.json"), &n);
     CHECK(want && got && n == vn && !memcmp(want, got, n));
     free(want);
     free(got);
@@ -270,7 +241,7 @@ TEST(hf_round_trip_with_gpt2_tokenizer) {
     if (!has_fixture() || !tok_available()) return;
     const char *dir = scratch("rt_bpe");
     size_t n;
-    char *bytes = read_text(join(tiny_dir(), "vocab.json"), &n);
+    char *bytes = harness_read_file(harness_join(tiny_dir(), "vocab.json"), &n);
     char *close = bytes ? strrchr(bytes, '}') : NULL;
     if (!CHECK(close)) {
         free(bytes);
@@ -281,9 +252,9 @@ TEST(hf_round_trip_with_gpt2_tokenizer) {
     snprintf(vocab, sizeof vocab, "%s,\"he\":257}\n", bytes);
     free(bytes);
     const char *merges = "#version: 0.2\nh e\n";
-    write_bytes(join(dir, "v.json"), vocab, strlen(vocab));
-    write_bytes(join(dir, "m.txt"), merges, strlen(merges));
-    Tok *tok = tok_gpt2_load(join(dir, "v.json"), join(dir, "m.txt"));
+    harness_write_file(harness_join(dir, "v.json"), vocab, strlen(vocab));
+    harness_write_file(harness_join(dir, "m.txt"), merges, strlen(merges));
+    Tok *tok = tok_gpt2_load(harness_join(dir, "v.json"), harness_join(dir, "m.txt"));
     if (!CHECKF(tok != NULL, "%s", err_msg())) return;
     CHECK(tok_kind(tok) == TOK_GPT2 && tok_vocab_size(tok) == 258 && !tok_is_plain_bytes(tok));
 
@@ -292,12 +263,12 @@ TEST(hf_round_trip_with_gpt2_tokenizer) {
     c.vocab_size = 258;
     gpt_init(&m, &c);
     fill_params(&m, 17);
-    const char *out = join(dir, "out");
+    const char *out = harness_join(dir, "out");
     check_round_trip(&m, tok, out);
-    char *v2 = read_text(join(out, "vocab.json"), NULL), *m2 = read_text(join(out, "merges.txt"), NULL);
+    char *v2 = harness_read_file(harness_join(out, "vocab.json"), NULL), *m2 = harness_read_file(harness_join(out, "merges.txt"), NULL);
     CHECK(v2 && !strcmp(v2, vocab));
     CHECK(m2 && !strcmp(m2, merges));
-    json_t *j = load_json(join(out, "config.json"));
+    json_t *j = load_json(harness_join(out, "config.json"));
     CHECK(json_integer_value(json_object_get(j, "eos_token_id")) == 256); /* <|endoftext|>, not the last id */
     json_decref(j);
     free(v2);
@@ -341,7 +312,7 @@ static int write_variant(const char *path, const Gpt *m, const StVariant *v) {
 static const char *variant_dir(const char *name, const Gpt *m, const StVariant *v) {
     const char *dir = scratch(name);
     CHECKF(hf_export(dir, m, NULL) == 0, "%s", err_msg());
-    CHECKF(write_variant(join(dir, "model.safetensors"), m, v) == 0, "%s", err_msg());
+    CHECKF(write_variant(harness_join(dir, "model.safetensors"), m, v) == 0, "%s", err_msg());
     return dir;
 }
 
@@ -437,7 +408,7 @@ TEST(st_half_precision_decoding) {
  * and I32 tensors. */
 TEST(st_read_converts_f16_bf16_f64) {
     enum { NH = 40000 };
-    const char *path = join(scratch("half"), "h.safetensors");
+    const char *path = harness_join(scratch("half"), "h.safetensors");
     char header[512];
     size_t h16 = 2 * NH, hb = h16 + 2 * 3, hd = hb + 8 * 2, hi = hd + 4;
     snprintf(header, sizeof header,
@@ -465,7 +436,7 @@ TEST(st_read_converts_f16_bf16_f64) {
     memcpy(data + h16, bf, sizeof bf);
     const double dd[2] = {0.25, -1e300};
     memcpy(data + hb, dd, sizeof dd);
-    write_bytes(path, buf, 8 + hn + hi);
+    harness_write_file(path, buf, 8 + hn + hi);
     free(buf);
 
     StFile *f = st_open(path);
@@ -494,7 +465,7 @@ TEST(st_read_converts_f16_bf16_f64) {
 static void check_bad_header(const char *tag, const char *header, size_t data_bytes, const char *expect) {
     char name[64];
     snprintf(name, sizeof name, "%s.safetensors", tag);
-    const char *path = join(scratch("bad_st"), name);
+    const char *path = harness_join(scratch("bad_st"), name);
     write_raw_st(path, strlen(header), header, data_bytes);
     err_clear();
     StFile *f = st_open(path);
@@ -508,7 +479,7 @@ static void check_bad_header(const char *tag, const char *header, size_t data_by
 
 TEST(st_rejects_malformed_headers) {
     /* positive control: the helper writes valid files */
-    const char *ok = join(scratch("bad_st"), "ok.safetensors");
+    const char *ok = harness_join(scratch("bad_st"), "ok.safetensors");
     const char *okh = "{\"a\":" ENTRY("F32", "[2,2]", "[0,16]") "}      "; /* trailing padding */
     write_raw_st(ok, strlen(okh), okh, 16);
     StFile *f = st_open(ok);
@@ -545,7 +516,7 @@ TEST(st_rejects_malformed_headers) {
     check_bad_header("meta_val", "{\"__metadata__\": {\"format\": 1}}", 0, "\"format\" is not a string");
 
     /* Empty tensors may share an offset; the rest must not overlap. */
-    const char *empty = join(scratch("bad_st"), "empty.safetensors");
+    const char *empty = harness_join(scratch("bad_st"), "empty.safetensors");
     const char *eh = "{\"a\":" ENTRY("F32", "[0]", "[4,4]") ",\"b\":" ENTRY("F32", "[1]", "[0,4]") "}";
     write_raw_st(empty, strlen(eh), eh, 4);
     f = st_open(empty);
@@ -555,30 +526,30 @@ TEST(st_rejects_malformed_headers) {
 
 TEST(st_rejects_bad_length_prefix) {
     const char *dir = scratch("bad_len");
-    const char *shortf = join(dir, "short.safetensors");
-    write_bytes(shortf, "\x05\0\0\0\0", 5);
+    const char *shortf = harness_join(dir, "short.safetensors");
+    harness_write_file(shortf, "\x05\0\0\0\0", 5);
     CHECK(st_open(shortf) == NULL && strstr(err_msg(), shortf) && strstr(err_msg(), "too short"));
 
     const char *h = "{\"a\":" ENTRY("F32", "[1]", "[0,4]") "}";
-    const char *longer = join(dir, "longer.safetensors");
+    const char *longer = harness_join(dir, "longer.safetensors");
     write_raw_st(longer, 1000, h, 4);
     CHECK(st_open(longer) == NULL && strstr(err_msg(), longer) && strstr(err_msg(), "larger than the file"));
 
-    const char *huge = join(dir, "huge.safetensors");
+    const char *huge = harness_join(dir, "huge.safetensors");
     write_raw_st(huge, (uint64_t)1 << 40, h, 4);
     CHECK(st_open(huge) == NULL && strstr(err_msg(), huge) && strstr(err_msg(), "limit"));
     write_raw_st(huge, UINT64_MAX, h, 4);
     CHECK(st_open(huge) == NULL && strstr(err_msg(), "limit"));
 
-    const char *zero = join(dir, "zero.safetensors");
+    const char *zero = harness_join(dir, "zero.safetensors");
     write_raw_st(zero, 0, "", 0);
     CHECK(st_open(zero) == NULL && strstr(err_msg(), zero) && strstr(err_msg(), "invalid JSON"));
 
-    CHECK(st_open(join(dir, "absent.safetensors")) == NULL && strstr(err_msg(), "cannot open"));
+    CHECK(st_open(harness_join(dir, "absent.safetensors")) == NULL && strstr(err_msg(), "cannot open"));
 }
 
 TEST(st_write_rejects_bad_tensors) {
-    const char *path = join(scratch("st_write"), "w.safetensors");
+    const char *path = harness_join(scratch("st_write"), "w.safetensors");
     float x[2] = {1, 2};
     int64_t s[1] = {2}, neg[1] = {-1};
     StWriteTensor dup[2] = {{"a", 1, s, x}, {"a", 1, s, x}};
@@ -602,7 +573,7 @@ static const char *dir_with_config(const char *name, const char *cfg) {
     const char *dir = scratch(name);
     CHECKF(hf_export(dir, &m, NULL) == 0, "%s", err_msg());
     gpt_free(&m);
-    if (cfg) write_bytes(join(dir, "config.json"), cfg, strlen(cfg));
+    if (cfg) harness_write_file(harness_join(dir, "config.json"), cfg, strlen(cfg));
     return dir;
 }
 
@@ -664,7 +635,7 @@ TEST(hf_import_rejects_bad_weights) {
     fill_params(&m, 16);
 
     const char *dir = dir_with_config("w_absent", NULL);
-    remove(join(dir, "model.safetensors"));
+    remove(harness_join(dir, "model.safetensors"));
     check_import_fails(dir, "model.safetensors", "cannot open");
 
     StVariant missing = {.skip = "h.0.ln_2.bias"};
@@ -680,10 +651,10 @@ TEST(hf_import_rejects_bad_weights) {
 
     /* corrupt file: valid JSON header, but a tensor's data runs off the end */
     dir = dir_with_config("w_trunc", NULL);
-    const char *st = join(dir, "model.safetensors");
+    const char *st = harness_join(dir, "model.safetensors");
     size_t n;
-    char *raw = read_text(st, &n);
-    write_bytes(st, raw, n - 4);
+    char *raw = harness_read_file(st, &n);
+    harness_write_file(st, raw, n - 4);
     free(raw);
     check_import_fails(dir, "model.safetensors", "beyond the data");
     gpt_free(&m);
@@ -692,8 +663,8 @@ TEST(hf_import_rejects_bad_weights) {
 TEST(hf_import_rejects_tokenizer_mismatch) {
     if (!has_fixture() || !tok_available()) return;
     const char *dir = scratch("tok_mismatch");
-    copy_file(join(tiny_dir(), "vocab.json"), join(dir, "vocab.json"));
-    copy_file(join(tiny_dir(), "merges.txt"), join(dir, "merges.txt"));
+    copy_file(harness_join(tiny_dir(), "vocab.json"), harness_join(dir, "vocab.json"));
+    copy_file(harness_join(tiny_dir(), "merges.txt"), harness_join(dir, "merges.txt"));
     Gpt m;
     GptConfig c = small_config(GPT_HEAD_LM);
     c.vocab_size = 300;
@@ -703,6 +674,6 @@ TEST(hf_import_rejects_tokenizer_mismatch) {
     Tok *tok = (Tok *)1;
     CHECK(hf_import(dir, &m, &tok) == -1 && strstr(err_msg(), "vocab.json") && strstr(err_msg(), "300"));
     CHECK(tok == NULL);
-    remove(join(dir, "vocab.json"));
+    remove(harness_join(dir, "vocab.json"));
     CHECK(hf_import(dir, &m, &tok) == -1 && strstr(err_msg(), "vocab.json"));
 }

@@ -9,21 +9,6 @@
 #include "common/io/jsonl.h"
 #include "tests/harness.h"
 
-/* Writes len bytes to a file in the scratch dir; returns its path (static). */
-static const char *write_file(const char *name, const char *data, size_t len) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", harness_tmpdir(), name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return path;
-    fwrite(data, 1, len, f);
-    fclose(f);
-    return path;
-}
-
-static const char *write_text(const char *name, const char *text) {
-    return write_file(name, text, strlen(text));
-}
-
 static int msg_has(const char *needle) { return strstr(err_msg(), needle) != NULL; }
 
 /* Expects "PATH:LINE:" at the start of the current error message. */
@@ -41,7 +26,7 @@ TEST(jsonl_reads_good_file) {
         "{\"prompt\":\"Q2\",\"chosen\":\"a\\nb\",\"rejected\":\"\\u00e9\"}\r\n"
         "{\"prompt\": \"caf\xc3\xa9 \xe2\x9c\x93\", \"ranking\": [\"best\", \"mid\", \"worst\"],"
         " \"n\": 3, \"m\": 4.0, \"score\": -2.5}";
-    const char *path = write_text("good.jsonl", text);
+    const char *path = harness_tmp_text("good.jsonl", text);
     Jsonl *j = jsonl_open(path);
     CHECK(j != NULL);
     if (!j) return;
@@ -86,7 +71,7 @@ TEST(jsonl_reads_good_file) {
 }
 
 TEST(jsonl_bom_and_trailing_newline) {
-    const char *path = write_text("bom.jsonl", "\xEF\xBB\xBF{\"prompt\": \"x\"}\n{\"prompt\": \"y\"}\n");
+    const char *path = harness_tmp_text("bom.jsonl", "\xEF\xBB\xBF{\"prompt\": \"x\"}\n{\"prompt\": \"y\"}\n");
     Jsonl *j = jsonl_open(path);
     json_t *rec;
     const char *s;
@@ -99,14 +84,14 @@ TEST(jsonl_bom_and_trailing_newline) {
 
 TEST(jsonl_empty_and_missing_files) {
     json_t *rec = (json_t *)1;
-    const char *path = write_text("empty.jsonl", "");
+    const char *path = harness_tmp_text("empty.jsonl", "");
     Jsonl *j = jsonl_open(path);
     CHECK(j != NULL);
     CHECK(jsonl_next(j, &rec) == 0 && rec == NULL);
     CHECK(jsonl_line(j) == 0);
     jsonl_close(j);
 
-    path = write_text("blank.jsonl", "\n\n  \n");
+    path = harness_tmp_text("blank.jsonl", "\n\n  \n");
     j = jsonl_open(path);
     CHECK(jsonl_next(j, &rec) == 0);
     jsonl_close(j);
@@ -130,7 +115,7 @@ static void expect_bad_line(const char *name, const char *bad, size_t bad_len,
     size_t head = (size_t)snprintf(text, sizeof text, "{\"prompt\": \"ok\"}\n\n");
     memcpy(text + head, bad, bad_len);
     memcpy(text + head + bad_len, "\n{\"prompt\": \"after\"}\n", 22);
-    const char *path = write_file(name, text, head + bad_len + 22);
+    const char *path = harness_tmp_file(name, text, head + bad_len + 22);
     Jsonl *j = jsonl_open(path);
     json_t *rec;
     CHECK(jsonl_next(j, &rec) == 1);
@@ -169,7 +154,7 @@ TEST(jsonl_rejects_overlong_line) {
     memset(text + n, 'a', big - n);
     n = big;
     n += (size_t)sprintf(text + n, "\"}\n{\"prompt\": \"next\"}");
-    const char *path = write_file("long.jsonl", text, n);
+    const char *path = harness_tmp_file("long.jsonl", text, n);
     free(text);
     Jsonl *j = jsonl_open(path);
     json_t *rec;
@@ -186,7 +171,7 @@ TEST(jsonl_rejects_overlong_line) {
     n = (size_t)sprintf(text, "{\"prompt\": \"");
     memset(text + n, 'b', len - n - 2);
     memcpy(text + len - 2, "\"}", 2);
-    path = write_file("limit.jsonl", text, len);
+    path = harness_tmp_file("limit.jsonl", text, len);
     free(text);
     j = jsonl_open(path);
     CHECK(jsonl_next(j, &rec) == 1);
@@ -199,7 +184,7 @@ static Jsonl *open_record(const char *name, const char *record, json_t **rec,
                           const char **path) {
     char text[512];
     snprintf(text, sizeof text, "\n%s\n", record);
-    *path = write_text(name, text);
+    *path = harness_tmp_text(name, text);
     Jsonl *j = jsonl_open(*path);
     CHECK(jsonl_next(j, rec) == 1);
     return j;
@@ -274,7 +259,7 @@ TEST(jsonl_ranking_errors) {
 /* ---- jsonl_read_prompts ------------------------------------------------------ */
 
 TEST(jsonl_read_prompts_in_order) {
-    const char *path = write_text("prompts.jsonl",
+    const char *path = harness_tmp_text("prompts.jsonl",
                                   "{\"prompt\": \"one\"}\n\n{\"prompt\": \"two\", \"answer\": \"2\"}\r\n"
                                   "{\"answer\": 3, \"prompt\": \"th\\u00e9ree\"}");
     JsonlPrompts p = {0};
@@ -298,7 +283,7 @@ TEST(jsonl_read_prompts_many) {
         strcat(text, line);
     }
     JsonlPrompts p = {0};
-    CHECK(jsonl_read_prompts(write_text("many.jsonl", text), &p) == 0);
+    CHECK(jsonl_read_prompts(harness_tmp_text("many.jsonl", text), &p) == 0);
     CHECK(p.n == 100);
     CHECK(p.n == 100 && strcmp(p.text[99], "p99") == 0 && strcmp(p.text[16], "p16") == 0);
     jsonl_prompts_free(&p);
@@ -316,7 +301,7 @@ TEST(jsonl_read_prompts_malformed) {
         {.name = "p_array.jsonl", .text = "[\"prompt\"]\n", .expect = "", .line = 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *path = write_text(cases[i].name, cases[i].text);
+        const char *path = harness_tmp_text(cases[i].name, cases[i].text);
         char copy[512];
         snprintf(copy, sizeof copy, "%s", path);
         JsonlPrompts p = {0};
@@ -329,7 +314,7 @@ TEST(jsonl_read_prompts_malformed) {
 
 TEST(jsonl_read_prompts_empty_or_missing) {
     JsonlPrompts p = {0};
-    const char *path = write_text("p_empty.jsonl", "\n  \n");
+    const char *path = harness_tmp_text("p_empty.jsonl", "\n  \n");
     char want[600];
     snprintf(want, sizeof want, "%s: no prompts in file", path);
     CHECK(jsonl_read_prompts(path, &p) == -1);

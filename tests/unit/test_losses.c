@@ -21,78 +21,14 @@
 /* Float gradients below this are underflow noise (e.g. sigmoid(-100)/n). */
 #define FLOAT_TINY 1e-30
 
-/* ---- fixture access ---------------------------------------------------- */
+/* ---- fixture access (tests/harness.c reads the file) --------------------- */
 
-static hid_t fixture_open(void) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/losses-ref.h5", harness_fixtures());
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    CHECKF(f >= 0, "cannot open %s", path);
-    return f;
-}
-
-/* Reads a float64 dataset; *n = number of elements. NULL (and a failed
- * check) when missing. */
-static double *fixture_read(hid_t f, const char *name, size_t *n) {
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0) {
-        CHECKF(0, "fixture has no dataset %s", name);
-        return NULL;
-    }
-    hid_t s = H5Dget_space(d);
-    hssize_t count = H5Sget_simple_extent_npoints(s);
-    double *buf = malloc((size_t)(count > 0 ? count : 1) * sizeof *buf);
-    herr_t rc = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-    H5Sclose(s);
-    H5Dclose(d);
-    CHECKF(rc >= 0, "cannot read %s", name);
-    if (n) *n = (size_t)count;
-    return buf;
-}
-
-static double fixture_scalar(hid_t f, const char *name) {
-    double *x = fixture_read(f, name, NULL), v = x ? x[0] : NAN;
-    free(x);
-    return v;
-}
-
-static double fixture_attr(hid_t f, const char *group, const char *attr) {
-    double v = NAN;
-    hid_t a = H5Aopen_by_name(f, group, attr, H5P_DEFAULT, H5P_DEFAULT);
-    CHECKF(a >= 0, "fixture group %s has no attribute %s", group, attr);
-    if (a >= 0) {
-        H5Aread(a, H5T_NATIVE_DOUBLE, &v);
-        H5Aclose(a);
-    }
-    return v;
-}
+static hid_t fixture_open(void) { return harness_fixture_open("losses-ref.h5"); }
 
 static float *to_floats(const double *x, size_t n) {
     float *y = malloc((n ? n : 1) * sizeof *y);
     for (size_t i = 0; i < n; i++) y[i] = (float)x[i];
     return y;
-}
-
-/* |got - want| <= rtol*|want| + atol, reported once per array (first miss). */
-static int close_enough(double got, double want, double rtol, double atol) {
-    return fabs(got - want) <= rtol * fabs(want) + atol; /* false for NaN */
-}
-
-static void check_array(const char *what, const double *got, const double *want, size_t n,
-                        double rtol, double atol) {
-    for (size_t i = 0; i < n; i++)
-        if (!close_enough(got[i], want[i], rtol, atol)) {
-            CHECKF(0, "%s[%zu] = %.17g, torch %.17g", what, i, got[i], want[i]);
-            return;
-        }
-}
-
-static void check_float_array(const char *what, const float *got, const double *want, size_t n) {
-    double *g = malloc((n ? n : 1) * sizeof *g);
-    for (size_t i = 0; i < n; i++) g[i] = got[i];
-    check_array(what, g, want, n, TOL_FLOAT, FLOAT_TINY);
-    free(g);
 }
 
 /* ---- Bradley–Terry and K-wise vs torch --------------------------------- */
@@ -101,10 +37,10 @@ TEST(losses_bt_matches_torch) {
     hid_t f = fixture_open();
     if (f < 0) return;
     size_t n = 0;
-    double *rc = fixture_read(f, "bt/r_chosen", &n), *rr = fixture_read(f, "bt/r_rejected", NULL);
-    double *loss = fixture_read(f, "bt/loss", NULL), *acc = fixture_read(f, "bt/accuracy", NULL);
-    double *dc = fixture_read(f, "bt/d_chosen", NULL), *dr = fixture_read(f, "bt/d_rejected", NULL);
-    double *mdc = fixture_read(f, "bt/mean_d_chosen", NULL), *mdr = fixture_read(f, "bt/mean_d_rejected", NULL);
+    double *rc = harness_fixture_doubles(f, "bt/r_chosen", &n), *rr = harness_fixture_doubles(f, "bt/r_rejected", NULL);
+    double *loss = harness_fixture_doubles(f, "bt/loss", NULL), *acc = harness_fixture_doubles(f, "bt/accuracy", NULL);
+    double *dc = harness_fixture_doubles(f, "bt/d_chosen", NULL), *dr = harness_fixture_doubles(f, "bt/d_rejected", NULL);
+    double *mdc = harness_fixture_doubles(f, "bt/mean_d_chosen", NULL), *mdr = harness_fixture_doubles(f, "bt/mean_d_rejected", NULL);
     CHECK(n >= 20);
     if (!rc || !rr || !loss || !acc || !dc || !dr || !mdc || !mdr || n == 0) {
         free(rc), free(rr), free(loss), free(acc), free(dc), free(dr), free(mdc), free(mdr);
@@ -113,19 +49,19 @@ TEST(losses_bt_matches_torch) {
     }
     double *l = malloc(n * sizeof *l), *gc = malloc(n * sizeof *gc), *gr = malloc(n * sizeof *gr);
     for (size_t i = 0; i < n; i++) l[i] = loss_bt(rc[i], rr[i], &gc[i], &gr[i]);
-    check_array("bt loss", l, loss, n, TOL_DOUBLE, 0);
-    check_array("bt d_chosen", gc, dc, n, TOL_DOUBLE, 0);
-    check_array("bt d_rejected", gr, dr, n, TOL_DOUBLE, 0);
+    harness_close_doubles("bt loss", l, loss, NULL, n, TOL_DOUBLE, 0);
+    harness_close_doubles("bt d_chosen", gc, dc, NULL, n, TOL_DOUBLE, 0);
+    harness_close_doubles("bt d_rejected", gr, dr, NULL, n, TOL_DOUBLE, 0);
 
     float *frc = to_floats(rc, n), *frr = to_floats(rr, n);
     float *fdc = malloc(n * sizeof *fdc), *fdr = malloc(n * sizeof *fdr);
     double accuracy, want_acc = 0;
     for (size_t i = 0; i < n; i++) want_acc += acc[i] / n;
     double mean = loss_bt_batch(n, frc, frr, n, fdc, fdr, &accuracy);
-    CHECK_NEAR(mean, fixture_scalar(f, "bt/mean_loss"), TOL_DOUBLE);
+    CHECK_NEAR(mean, harness_fixture_scalar(f, "bt/mean_loss"), TOL_DOUBLE);
     CHECK_NEAR(accuracy, want_acc, 1e-12);
-    check_float_array("bt batch d_chosen", fdc, mdc, n);
-    check_float_array("bt batch d_rejected", fdr, mdr, n);
+    harness_close_floats("bt batch d_chosen", fdc, mdc, NULL, n, TOL_FLOAT, FLOAT_TINY);
+    harness_close_floats("bt batch d_rejected", fdr, mdr, NULL, n, TOL_FLOAT, FLOAT_TINY);
 
     free(rc), free(rr), free(loss), free(acc), free(dc), free(dr), free(mdc), free(mdr);
     free(l), free(gc), free(gr), free(frc), free(frr), free(fdc), free(fdr);
@@ -136,7 +72,7 @@ TEST(losses_bt_matches_torch) {
 static double *kwise_read(hid_t f, int k, const char *field, size_t *n) {
     char name[64];
     snprintf(name, sizeof name, "kwise/k%d/%s", k, field);
-    return fixture_read(f, name, n);
+    return harness_fixture_doubles(f, name, n);
 }
 
 typedef struct {
@@ -152,21 +88,21 @@ static void check_kwise(int k, const KwiseRef *ref) {
     double *l = malloc(n * sizeof *l), *a = malloc(n * sizeof *a), *g = malloc(n * k * sizeof *g);
     for (size_t b = 0; b < n; b++) l[b] = loss_kwise(ref->r + b * k, k, g + b * k, &a[b]);
     snprintf(what, sizeof what, "kwise k=%d loss", k);
-    check_array(what, l, ref->loss, n, TOL_DOUBLE, 0);
+    harness_close_doubles(what, l, ref->loss, NULL, n, TOL_DOUBLE, 0);
     snprintf(what, sizeof what, "kwise k=%d d_r", k);
-    check_array(what, g, ref->d_r, n * k, TOL_DOUBLE, 0);
+    harness_close_doubles(what, g, ref->d_r, NULL, n * k, TOL_DOUBLE, 0);
     snprintf(what, sizeof what, "kwise k=%d accuracy", k);
-    check_array(what, a, ref->accuracy, n, 1e-15, 0);
+    harness_close_doubles(what, a, ref->accuracy, NULL, n, 1e-15, 0);
 
     float *fr = to_floats(ref->r, n * k), *fg = malloc(n * k * sizeof *fg);
     double accuracy, want_acc = 0;
     for (size_t b = 0; b < n; b++) want_acc += ref->accuracy[b] / n;
     double mean = loss_kwise_batch(n, k, fr, n, fg, &accuracy);
-    CHECKF(close_enough(mean, ref->mean_loss[0], TOL_DOUBLE, 0), "kwise k=%d mean %.17g, torch %.17g", k, mean,
+    CHECKF(harness_close(mean, ref->mean_loss[0], TOL_DOUBLE, 0), "kwise k=%d mean %.17g, torch %.17g", k, mean,
            ref->mean_loss[0]);
     CHECK_NEAR(accuracy, want_acc, 1e-12);
     snprintf(what, sizeof what, "kwise k=%d batch d_r", k);
-    check_float_array(what, fg, ref->mean_d_r, n * k);
+    harness_close_floats(what, fg, ref->mean_d_r, NULL, n * k, TOL_FLOAT, FLOAT_TINY);
     free(l), free(a), free(g), free(fr), free(fg);
 }
 
@@ -195,7 +131,7 @@ typedef struct {
 } DpoInputs;
 
 static void check_dpo_group(hid_t f, const DpoInputs *in, const char *group, LossDpoType type) {
-    LossDpoConfig c = {type, fixture_attr(f, group, "beta"), fixture_attr(f, group, "label_smoothing")};
+    LossDpoConfig c = {type, harness_fixture_attr(f, group, "beta"), harness_fixture_attr(f, group, "label_smoothing")};
     CHECKF(loss_dpo_config_check(&c) == 0, "%s: %s", group, err_msg());
     const char *fields[] = {"loss", "d_policy_chosen", "d_policy_rejected", "chosen_reward",
                             "rejected_reward", "margin", "accuracy", "mean_d_policy_chosen",
@@ -206,7 +142,7 @@ static void check_dpo_group(hid_t f, const DpoInputs *in, const char *group, Los
     size_t n = in->n;
     for (int i = 0; i < N_FIELDS; i++) {
         snprintf(name, sizeof name, "%s/%s", group, fields[i]);
-        want[i] = fixture_read(f, name, NULL);
+        want[i] = harness_fixture_doubles(f, name, NULL);
         got[i] = calloc(n, sizeof **got);
     }
     for (size_t b = 0; b < n; b++) {
@@ -220,7 +156,7 @@ static void check_dpo_group(hid_t f, const DpoInputs *in, const char *group, Los
         if (!want[i]) continue;
         snprintf(name, sizeof name, "%s %s", group, fields[i]);
         /* metrics are differences of log-prob sums of ~100: absolute floor */
-        check_array(name, got[i], want[i], n, TOL_DOUBLE, i >= 3 ? 1e-12 : 0);
+        harness_close_doubles(name, got[i], want[i], NULL, n, TOL_DOUBLE, i >= 3 ? 1e-12 : 0);
     }
 
     float *pc = to_floats(in->policy_chosen, n), *pr = to_floats(in->policy_rejected, n);
@@ -229,8 +165,8 @@ static void check_dpo_group(hid_t f, const DpoInputs *in, const char *group, Los
     LossDpoMetrics mean_m;
     double mean = loss_dpo_batch(&c, n, pc, pr, rc, rr, n, dpc, dpr, &mean_m);
     snprintf(name, sizeof name, "%s/mean_loss", group);
-    double want_mean = fixture_scalar(f, name);
-    CHECKF(close_enough(mean, want_mean, TOL_DOUBLE, 0), "%s batch loss %.17g, torch %.17g", group, mean, want_mean);
+    double want_mean = harness_fixture_scalar(f, name);
+    CHECKF(harness_close(mean, want_mean, TOL_DOUBLE, 0), "%s batch loss %.17g, torch %.17g", group, mean, want_mean);
     double sums[4] = {0, 0, 0, 0};
     for (size_t b = 0; b < n; b++)
         for (int i = 0; i < 4; i++) sums[i] += want[3 + i] ? want[3 + i][b] : NAN;
@@ -239,9 +175,9 @@ static void check_dpo_group(hid_t f, const DpoInputs *in, const char *group, Los
     CHECK_NEAR(mean_m.margin, sums[2] / n, 1e-9);
     CHECK_NEAR(mean_m.accuracy, sums[3] / n, 1e-12);
     snprintf(name, sizeof name, "%s batch d_policy_chosen", group);
-    if (want[7]) check_float_array(name, dpc, want[7], n);
+    if (want[7]) harness_close_floats(name, dpc, want[7], NULL, n, TOL_FLOAT, FLOAT_TINY);
     snprintf(name, sizeof name, "%s batch d_policy_rejected", group);
-    if (want[8]) check_float_array(name, dpr, want[8], n);
+    if (want[8]) harness_close_floats(name, dpr, want[8], NULL, n, TOL_FLOAT, FLOAT_TINY);
 
     for (int i = 0; i < N_FIELDS; i++) free(want[i]), free(got[i]);
     free(pc), free(pr), free(rc), free(rr), free(dpc), free(dpr);
@@ -251,10 +187,10 @@ TEST(losses_dpo_family_matches_torch) {
     hid_t f = fixture_open();
     if (f < 0) return;
     DpoInputs in = {0};
-    in.policy_chosen = fixture_read(f, "dpo/policy_chosen", &in.n);
-    in.policy_rejected = fixture_read(f, "dpo/policy_rejected", NULL);
-    in.ref_chosen = fixture_read(f, "dpo/ref_chosen", NULL);
-    in.ref_rejected = fixture_read(f, "dpo/ref_rejected", NULL);
+    in.policy_chosen = harness_fixture_doubles(f, "dpo/policy_chosen", &in.n);
+    in.policy_rejected = harness_fixture_doubles(f, "dpo/policy_rejected", NULL);
+    in.ref_chosen = harness_fixture_doubles(f, "dpo/ref_chosen", NULL);
+    in.ref_rejected = harness_fixture_doubles(f, "dpo/ref_rejected", NULL);
     CHECK(in.n >= 20);
     if (in.policy_chosen && in.policy_rejected && in.ref_chosen && in.ref_rejected) {
         check_dpo_group(f, &in, "dpo/dpo_b0.1", LOSS_DPO);

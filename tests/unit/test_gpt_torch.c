@@ -12,41 +12,7 @@
 #include "common/model/gpt.h"
 #include "tests/harness.h"
 
-static hid_t ref_open(void) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/tiny-gpt2-ref.h5", harness_fixtures());
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    CHECKF(f >= 0, "cannot open %s", path);
-    return f;
-}
-
-/* Reads a dataset into a malloc'd buffer of floats or ints; *n = elements. */
-static void *ref_read(hid_t f, const char *name, hid_t type, size_t *n) {
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0) {
-        CHECKF(0, "fixture has no dataset %s", name);
-        return NULL;
-    }
-    hid_t s = H5Dget_space(d);
-    hssize_t count = H5Sget_simple_extent_npoints(s);
-    void *buf = malloc((size_t)(count ? count : 1) * 4);
-    H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-    H5Sclose(s);
-    H5Dclose(d);
-    if (n) *n = (size_t)count;
-    return buf;
-}
-
-static float *ref_floats(hid_t f, const char *name, size_t *n) {
-    return ref_read(f, name, H5T_NATIVE_FLOAT, n);
-}
-
-static float ref_scalar(hid_t f, const char *name) {
-    float *x = ref_floats(f, name, NULL), v = x ? x[0] : NAN;
-    free(x);
-    return v;
-}
+static hid_t ref_open(void) { return harness_fixture_open("tiny-gpt2-ref.h5"); }
 
 /* Loads the fixture model (params/<name> for every tensor). */
 static int ref_model(hid_t f, Gpt *m, GptHead head) {
@@ -57,7 +23,7 @@ static int ref_model(hid_t f, Gpt *m, GptHead head) {
         const GptTensor *t = &m->tensors[i];
         size_t n;
         snprintf(name, sizeof name, "%s%s", strncmp(t->name, "score.", 6) ? "params/" : "scalar/", t->name);
-        float *x = ref_floats(f, name, &n);
+        float *x = harness_fixture_floats(f, name, &n);
         if (!x || n != t->size) return CHECKF(0, "%s: size %zu, expected %zu", name, n, t->size), free(x), -1;
         memcpy(m->params + t->offset, x, n * sizeof(float));
         free(x);
@@ -82,7 +48,7 @@ static void check_grads(hid_t f, const Gpt *m, const char *group, double tol, in
         snprintf(name, sizeof name, "%s/%s", group, t->name);
         if (H5Lexists(f, name, H5P_DEFAULT) <= 0) continue;
         size_t n;
-        float *ref = ref_floats(f, name, &n);
+        float *ref = harness_fixture_floats(f, name, &n);
         if (!ref) continue;
         double e = rel_err(m->grads + t->offset, ref, n);
         CHECKF(n == t->size && e <= tol, "%s: relative error %.3g > %g", name, e, tol);
@@ -99,9 +65,9 @@ typedef struct {
 
 static void ref_batch(hid_t f, RefBatch *b) {
     size_t n;
-    b->tokens = ref_read(f, "tokens", H5T_NATIVE_INT, &n);
-    b->targets = ref_read(f, "targets", H5T_NATIVE_INT, NULL);
-    b->mask = ref_floats(f, "mask", NULL);
+    b->tokens = harness_fixture_ints(f, "tokens", &n);
+    b->targets = harness_fixture_ints(f, "targets", NULL);
+    b->mask = harness_fixture_floats(f, "mask", NULL);
     b->B = 3;
     b->T = (int)n / 3;
 }
@@ -120,11 +86,11 @@ TEST(reference_logits_loss_and_grads_match_torch) {
     ref_batch(f, &b);
     CHECK(gpt_forward(&m, b.tokens, b.B, b.T) == 0);
     size_t n;
-    float *logits = ref_floats(f, "logits", &n);
+    float *logits = harness_fixture_floats(f, "logits", &n);
     double e = rel_err(m.logits, logits, n);
     CHECKF(e <= 1e-4, "logits relative error %.3g", e);
     float dlogp[96];
-    float loss = gpt_ce_loss(&m, b.targets, b.mask, dlogp), ref = ref_scalar(f, "loss");
+    float loss = gpt_ce_loss(&m, b.targets, b.mask, dlogp), ref = (float)harness_fixture_scalar(f, "loss");
     CHECK_NEAR(loss, ref, 1e-5 * fabs(ref));
     gpt_zero_grad(&m);
     gpt_backward_lm(&m, b.targets, dlogp, NULL);
@@ -148,10 +114,10 @@ TEST(reference_logprob_entropy_objective_matches_torch) {
     int N = b.B * b.T;
     float logp[96], ent[96];
     gpt_token_logprobs(&m, b.targets, logp, ent);
-    float *rl = ref_floats(f, "dlogp_check/logp", NULL), *re = ref_floats(f, "dlogp_check/entropy", NULL);
+    float *rl = harness_fixture_floats(f, "dlogp_check/logp", NULL), *re = harness_fixture_floats(f, "dlogp_check/entropy", NULL);
     CHECKF(rel_err(logp, rl, N) <= 1e-5, "logp rel err %.3g", rel_err(logp, rl, N));
     CHECKF(rel_err(ent, re, N) <= 1e-5, "entropy rel err %.3g", rel_err(ent, re, N));
-    float *cl = ref_floats(f, "dlogp_check/coef_logp", NULL), *ce = ref_floats(f, "dlogp_check/coef_entropy", NULL);
+    float *cl = harness_fixture_floats(f, "dlogp_check/coef_logp", NULL), *ce = harness_fixture_floats(f, "dlogp_check/coef_entropy", NULL);
     gpt_zero_grad(&m);
     gpt_backward_lm(&m, b.targets, cl, ce);
     int count = 0;
@@ -171,7 +137,7 @@ TEST(reference_scalar_head_matches_torch) {
     ref_batch(f, &b);
     gpt_forward(&m, b.tokens, b.B, b.T);
     size_t n;
-    float *vals = ref_floats(f, "scalar/values", &n), *coef = ref_floats(f, "scalar/coef", NULL);
+    float *vals = harness_fixture_floats(f, "scalar/values", &n), *coef = harness_fixture_floats(f, "scalar/coef", NULL);
     CHECKF(rel_err(m.values, vals, n) <= 1e-4, "values rel err %.3g", rel_err(m.values, vals, n));
     gpt_zero_grad(&m);
     gpt_backward_scalar(&m, coef);
@@ -191,22 +157,16 @@ static void run_adamw(hid_t f, const char *group) {
     if (ref_model(f, &m, GPT_HEAD_LM)) return;
     ref_batch(f, &b);
     char name[160];
-    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
     double lr, wd, b1, b2, eps, clip;
     const char *keys[] = {"lr", "weight_decay", "beta1", "beta2", "eps", "max_norm"};
     double *vals[] = {&lr, &wd, &b1, &b2, &eps, &clip};
-    for (int i = 0; i < 6; i++) {
-        hid_t a = H5Aopen(g, keys[i], H5P_DEFAULT);
-        H5Aread(a, H5T_NATIVE_DOUBLE, vals[i]);
-        H5Aclose(a);
-    }
-    H5Gclose(g);
+    for (int i = 0; i < 6; i++) *vals[i] = harness_fixture_attr(f, group, keys[i]);
     AdamWConfig c = {(float)lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)clip, 0, 0, 0};
     AdamW opt;
     adamw_init(&opt, m.n_params, &c);
     snprintf(name, sizeof name, "%s/losses", group);
     size_t steps;
-    float *ref = ref_floats(f, name, &steps), dlogp[96];
+    float *ref = harness_fixture_floats(f, name, &steps), dlogp[96];
     double worst = 0;
     for (size_t s = 0; s < steps; s++) {
         gpt_forward(&m, b.tokens, b.B, b.T);
@@ -221,7 +181,7 @@ static void run_adamw(hid_t f, const char *group) {
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "%s/final/%s", group, finals[i]);
         size_t n;
-        float *x = ref_floats(f, name, &n);
+        float *x = harness_fixture_floats(f, name, &n);
         const GptTensor *t = gpt_find_tensor(&m, finals[i]);
         double e = 0;
         for (size_t j = 0; j < n; j++) e = fmax(e, fabs(m.params[t->offset + j] - x[j]));
@@ -248,8 +208,8 @@ TEST(reference_greedy_continuation_matches_torch) {
     Gpt m;
     if (f < 0 || ref_model(f, &m, GPT_HEAD_LM)) return;
     size_t np, nt;
-    int *prompt = ref_read(f, "greedy/prompt", H5T_NATIVE_INT, &np);
-    int *want = ref_read(f, "greedy/tokens", H5T_NATIVE_INT, &nt);
+    int *prompt = harness_fixture_ints(f, "greedy/prompt", &np);
+    int *want = harness_fixture_ints(f, "greedy/tokens", &nt);
     GptKV kv;
     gpt_kv_init(&kv, &m, 1, 32);
     int *seq = calloc(np, sizeof(int));
