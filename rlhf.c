@@ -114,14 +114,21 @@ static struct {
 } init_args = {.head = "lm", .n_layer = 4, .n_head = 4, .n_embd = 128, .n_ctx = 128, .seed = 1};
 
 static const Opt init_opts[] = {
-    {"out", OPT_STR, &init_args.out, "CKPT", "checkpoint to write (required)"},
-    {"n-layer", OPT_INT, &init_args.n_layer, "N", "transformer blocks"},
-    {"n-head", OPT_INT, &init_args.n_head, "N", "attention heads"},
-    {"n-embd", OPT_INT, &init_args.n_embd, "N", "model width (multiple of n-head)"},
-    {"n-ctx", OPT_INT, &init_args.n_ctx, "N", "context length in tokens"},
-    {"head", OPT_STR, &init_args.head, "lm|scalar", "language-model head or scalar (reward/value) head"},
-    {"tokenizer", OPT_STR, &init_args.tokenizer, "DIR", "take GPT-2 BPE vocab.json + merges.txt from DIR (default: byte tokenizer)"},
-    {"seed", OPT_INT, &init_args.seed, "S", "random seed for the weights"},
+    {.name = "out", .type = OPT_STR, .dest = &init_args.out, .metavar = "CKPT",
+     .help = "checkpoint to write (required)"},
+    {.name = "n-layer", .type = OPT_INT, .dest = &init_args.n_layer, .metavar = "N",
+     .help = "transformer blocks"},
+    {.name = "n-head", .type = OPT_INT, .dest = &init_args.n_head, .metavar = "N", .help = "attention heads"},
+    {.name = "n-embd", .type = OPT_INT, .dest = &init_args.n_embd, .metavar = "N",
+     .help = "model width (multiple of n-head)"},
+    {.name = "n-ctx", .type = OPT_INT, .dest = &init_args.n_ctx, .metavar = "N",
+     .help = "context length in tokens"},
+    {.name = "head", .type = OPT_STR, .dest = &init_args.head, .metavar = "lm|scalar",
+     .help = "language-model head or scalar (reward/value) head"},
+    {.name = "tokenizer", .type = OPT_STR, .dest = &init_args.tokenizer, .metavar = "DIR",
+     .help = "take GPT-2 BPE vocab.json + merges.txt from DIR (default: byte tokenizer)"},
+    {.name = "seed", .type = OPT_INT, .dest = &init_args.seed, .metavar = "S",
+     .help = "random seed for the weights"},
     {0}};
 
 static const OptSpec init_spec = {
@@ -176,17 +183,26 @@ static struct {
 } gen_args = {.max_new = 64, .seed = 1, .batch = 8, .temperature = 1.0f, .top_p = 1.0f};
 
 static const Opt gen_opts[] = {
-    {"model", OPT_STR, &gen_args.model, "CKPT", "policy checkpoint (required)"},
-    {"prompt", OPT_STR, &gen_args.prompt, "TEXT", "one prompt"},
-    {"prompts", OPT_STR, &gen_args.prompts, "FILE.jsonl", "prompts, one {\"prompt\": ...} per line"},
-    {"max-new", OPT_INT, &gen_args.max_new, "N", "new tokens at most per prompt"},
-    {"greedy", OPT_FLAG, &gen_args.greedy, NULL, "always take the most likely token"},
-    {"temperature", OPT_FLOAT, &gen_args.temperature, "T", "sampling temperature (> 0)"},
-    {"top-k", OPT_INT, &gen_args.top_k, "K", "sample among the K most likely tokens (0 = all)"},
-    {"top-p", OPT_FLOAT, &gen_args.top_p, "P", "nucleus sampling: smallest set with mass >= P (1 = off)"},
-    {"seed", OPT_INT, &gen_args.seed, "S", "random seed (same seed, same output)"},
-    {"batch", OPT_INT, &gen_args.batch, "B", "prompts generated together"},
-    {"jsonl", OPT_FLAG, &gen_args.jsonl, NULL, "print one JSON object per prompt"},
+    {.name = "model", .type = OPT_STR, .dest = &gen_args.model, .metavar = "CKPT",
+     .help = "policy checkpoint (required)"},
+    {.name = "prompt", .type = OPT_STR, .dest = &gen_args.prompt, .metavar = "TEXT", .help = "one prompt"},
+    {.name = "prompts", .type = OPT_STR, .dest = &gen_args.prompts, .metavar = "FILE.jsonl",
+     .help = "prompts, one {\"prompt\": ...} per line"},
+    {.name = "max-new", .type = OPT_INT, .dest = &gen_args.max_new, .metavar = "N",
+     .help = "new tokens at most per prompt"},
+    {.name = "greedy", .type = OPT_FLAG, .dest = &gen_args.greedy,
+     .help = "always take the most likely token"},
+    {.name = "temperature", .type = OPT_FLOAT, .dest = &gen_args.temperature, .metavar = "T",
+     .help = "sampling temperature (> 0)"},
+    {.name = "top-k", .type = OPT_INT, .dest = &gen_args.top_k, .metavar = "K",
+     .help = "sample among the K most likely tokens (0 = all)"},
+    {.name = "top-p", .type = OPT_FLOAT, .dest = &gen_args.top_p, .metavar = "P",
+     .help = "nucleus sampling: smallest set with mass >= P (1 = off)"},
+    {.name = "seed", .type = OPT_INT, .dest = &gen_args.seed, .metavar = "S",
+     .help = "random seed (same seed, same output)"},
+    {.name = "batch", .type = OPT_INT, .dest = &gen_args.batch, .metavar = "B",
+     .help = "prompts generated together"},
+    {.name = "jsonl", .type = OPT_FLAG, .dest = &gen_args.jsonl, .help = "print one JSON object per prompt"},
     {0}};
 
 static const OptSpec gen_spec = {
@@ -306,10 +322,13 @@ static struct {
 } nll_args = {.batch = 4};
 
 static const Opt nll_opts[] = {
-    {"model", OPT_STR, &nll_args.model, "CKPT", "language-model checkpoint (required)"},
-    {"text", OPT_STR, &nll_args.text, "FILE", "plain UTF-8 text (required)"},
-    {"batch", OPT_INT, &nll_args.batch, "B", "context windows evaluated together"},
-    {"json", OPT_FLAG, &nll_args.json, NULL, "print a JSON object instead of text"},
+    {.name = "model", .type = OPT_STR, .dest = &nll_args.model, .metavar = "CKPT",
+     .help = "language-model checkpoint (required)"},
+    {.name = "text", .type = OPT_STR, .dest = &nll_args.text, .metavar = "FILE",
+     .help = "plain UTF-8 text (required)"},
+    {.name = "batch", .type = OPT_INT, .dest = &nll_args.batch, .metavar = "B",
+     .help = "context windows evaluated together"},
+    {.name = "json", .type = OPT_FLAG, .dest = &nll_args.json, .help = "print a JSON object instead of text"},
     {0}};
 
 static const OptSpec nll_spec = {
@@ -352,7 +371,8 @@ static int cmd_nll(const Invocation *in) {
 
 static const char *import_out;
 
-static const Opt import_opts[] = {{"out", OPT_STR, &import_out, "CKPT", "checkpoint to write (required)"}, {0}};
+static const Opt import_opts[] = {{.name = "out", .type = OPT_STR, .dest = &import_out, .metavar = "CKPT",
+ .help = "checkpoint to write (required)"}, {0}};
 
 static const OptSpec import_spec = {
     .command = "import-hf",
@@ -384,7 +404,8 @@ static int cmd_import_hf(const Invocation *in) {
 static const char *export_out;
 
 static const Opt export_opts[] = {
-    {"out", OPT_STR, &export_out, "DIR", "directory to write (created if missing; required)"}, {0}};
+    {.name = "out", .type = OPT_STR, .dest = &export_out, .metavar = "DIR",
+     .help = "directory to write (created if missing; required)"}, {0}};
 
 static const OptSpec export_spec = {
     .command = "export-hf",
@@ -415,8 +436,9 @@ static struct {
 } inspect_args;
 
 static const Opt inspect_opts[] = {
-    {"model", OPT_STR, &inspect_args.model, "CKPT", "tokenizer for decoding a rollout log (default: final.h5 beside it)"},
-    {"json", OPT_FLAG, &inspect_args.json, NULL, "machine-readable output (logs)"},
+    {.name = "model", .type = OPT_STR, .dest = &inspect_args.model, .metavar = "CKPT",
+     .help = "tokenizer for decoding a rollout log (default: final.h5 beside it)"},
+    {.name = "json", .type = OPT_FLAG, .dest = &inspect_args.json, .help = "machine-readable output (logs)"},
     {0}};
 
 static const OptSpec inspect_spec = {
@@ -443,10 +465,14 @@ static struct {
 } data_args = {.n = 4000, .seed = 1};
 
 static const Opt data_opts[] = {
-    {"out", OPT_STR, &data_args.out, "DIR", "directory to write (created if missing; required)"},
-    {"n", OPT_INT, &data_args.n, "N", "dataset scale: SFT demonstrations and preference pairs"},
-    {"seed", OPT_INT, &data_args.seed, "S", "random seed (same seed, same files)"},
-    {"max-operand", OPT_INT, &data_args.max_operand, "M", "operands 0..M (0: the task's default)"},
+    {.name = "out", .type = OPT_STR, .dest = &data_args.out, .metavar = "DIR",
+     .help = "directory to write (created if missing; required)"},
+    {.name = "n", .type = OPT_INT, .dest = &data_args.n, .metavar = "N",
+     .help = "dataset scale: SFT demonstrations and preference pairs"},
+    {.name = "seed", .type = OPT_INT, .dest = &data_args.seed, .metavar = "S",
+     .help = "random seed (same seed, same files)"},
+    {.name = "max-operand", .type = OPT_INT, .dest = &data_args.max_operand, .metavar = "M",
+     .help = "operands 0..M (0: the task's default)"},
     {0}};
 
 static const OptSpec data_spec = {
@@ -530,10 +556,14 @@ static struct {
 } plot_args = {.gnuplot = "gnuplot", .width = 800, .height = 500};
 
 static const Opt plot_opts[] = {
-    {"out", OPT_STR, &plot_args.out, "DIR", "output directory, created if missing (default: RUN_DIR/plots)"},
-    {"gnuplot", OPT_STR, &plot_args.gnuplot, "PROG", "gnuplot program to run"},
-    {"width", OPT_INT, &plot_args.width, "PX", "PNG width in pixels"},
-    {"height", OPT_INT, &plot_args.height, "PX", "PNG height in pixels"},
+    {.name = "out", .type = OPT_STR, .dest = &plot_args.out, .metavar = "DIR",
+     .help = "output directory, created if missing (default: RUN_DIR/plots)"},
+    {.name = "gnuplot", .type = OPT_STR, .dest = &plot_args.gnuplot, .metavar = "PROG",
+     .help = "gnuplot program to run"},
+    {.name = "width", .type = OPT_INT, .dest = &plot_args.width, .metavar = "PX",
+     .help = "PNG width in pixels"},
+    {.name = "height", .type = OPT_INT, .dest = &plot_args.height, .metavar = "PX",
+     .help = "PNG height in pixels"},
     {0}};
 
 static const OptSpec plot_spec = {
@@ -594,24 +624,41 @@ static void gridworld_defaults(void) {
 }
 
 static const Opt gridworld_opts[] = {
-    {"map", OPT_STR, &gw_args.map, "ROWS", "grid rows top to bottom, '/' between rows: . C B T M"},
-    {"slip", OPT_FLOAT, &gw_args.slip, "P", "probability that a move goes in a random other direction"},
-    {"gamma", OPT_DOUBLE, &gw_args.cfg.gamma, "G", "discount factor"},
-    {"lambda", OPT_DOUBLE, &gw_args.cfg.lambda, "L", "GAE lambda"},
-    {"max-steps", OPT_INT, &gw_args.cfg.max_steps, "N", "steps per episode before it is cut off"},
-    {"iterations", OPT_INT, &gw_args.cfg.iterations, "N", "PPO iterations (collect, then update)"},
-    {"episodes", OPT_INT, &gw_args.cfg.episodes, "N", "episodes collected per iteration"},
-    {"epochs", OPT_INT, &gw_args.cfg.epochs, "K", "PPO epochs over each iteration's steps"},
-    {"minibatch", OPT_INT, &gw_args.cfg.minibatch, "M", "steps per gradient step"},
-    {"lr", OPT_FLOAT, &gw_args.lr, "LR", "Adam learning rate of the policy logits"},
-    {"value-lr", OPT_FLOAT, &gw_args.value_lr, "LR", "Adam learning rate of the value table"},
-    {"clip", OPT_FLOAT, &gw_args.clip, "EPS", "policy ratio clip range"},
-    {"value-clip", OPT_FLOAT, &gw_args.value_clip, "C", "value clip range in reward units (0 = off)"},
-    {"ent-coef", OPT_FLOAT, &gw_args.ent_coef, "C2", "entropy bonus coefficient"},
-    {"seed", OPT_INT, &gw_args.seed, "S", "random seed (same seed, same run)"},
-    {"eval-episodes", OPT_INT, &gw_args.eval_episodes, "N", "episodes of the final evaluation"},
-    {"min-success", OPT_FLOAT, &gw_args.min_success, "F", "success rate the verdict asks for"},
-    {"log-every", OPT_INT, &gw_args.log_every, "N", "print progress every N iterations (0 = never)"},
+    {.name = "map", .type = OPT_STR, .dest = &gw_args.map, .metavar = "ROWS",
+     .help = "grid rows top to bottom, '/' between rows: . C B T M"},
+    {.name = "slip", .type = OPT_FLOAT, .dest = &gw_args.slip, .metavar = "P",
+     .help = "probability that a move goes in a random other direction"},
+    {.name = "gamma", .type = OPT_DOUBLE, .dest = &gw_args.cfg.gamma, .metavar = "G",
+     .help = "discount factor"},
+    {.name = "lambda", .type = OPT_DOUBLE, .dest = &gw_args.cfg.lambda, .metavar = "L", .help = "GAE lambda"},
+    {.name = "max-steps", .type = OPT_INT, .dest = &gw_args.cfg.max_steps, .metavar = "N",
+     .help = "steps per episode before it is cut off"},
+    {.name = "iterations", .type = OPT_INT, .dest = &gw_args.cfg.iterations, .metavar = "N",
+     .help = "PPO iterations (collect, then update)"},
+    {.name = "episodes", .type = OPT_INT, .dest = &gw_args.cfg.episodes, .metavar = "N",
+     .help = "episodes collected per iteration"},
+    {.name = "epochs", .type = OPT_INT, .dest = &gw_args.cfg.epochs, .metavar = "K",
+     .help = "PPO epochs over each iteration's steps"},
+    {.name = "minibatch", .type = OPT_INT, .dest = &gw_args.cfg.minibatch, .metavar = "M",
+     .help = "steps per gradient step"},
+    {.name = "lr", .type = OPT_FLOAT, .dest = &gw_args.lr, .metavar = "LR",
+     .help = "Adam learning rate of the policy logits"},
+    {.name = "value-lr", .type = OPT_FLOAT, .dest = &gw_args.value_lr, .metavar = "LR",
+     .help = "Adam learning rate of the value table"},
+    {.name = "clip", .type = OPT_FLOAT, .dest = &gw_args.clip, .metavar = "EPS",
+     .help = "policy ratio clip range"},
+    {.name = "value-clip", .type = OPT_FLOAT, .dest = &gw_args.value_clip, .metavar = "C",
+     .help = "value clip range in reward units (0 = off)"},
+    {.name = "ent-coef", .type = OPT_FLOAT, .dest = &gw_args.ent_coef, .metavar = "C2",
+     .help = "entropy bonus coefficient"},
+    {.name = "seed", .type = OPT_INT, .dest = &gw_args.seed, .metavar = "S",
+     .help = "random seed (same seed, same run)"},
+    {.name = "eval-episodes", .type = OPT_INT, .dest = &gw_args.eval_episodes, .metavar = "N",
+     .help = "episodes of the final evaluation"},
+    {.name = "min-success", .type = OPT_FLOAT, .dest = &gw_args.min_success, .metavar = "F",
+     .help = "success rate the verdict asks for"},
+    {.name = "log-every", .type = OPT_INT, .dest = &gw_args.log_every, .metavar = "N",
+     .help = "print progress every N iterations (0 = never)"},
     {0}};
 
 static const OptSpec gridworld_spec = {
@@ -664,20 +711,32 @@ static struct {
 } eval_args = {.max_new = 32, .seed = 1, .batch = 16, .temperature = 1.0f, .top_p = 1.0f};
 
 static const Opt eval_opts[] = {
-    {"policy", OPT_STR, &eval_args.policy, "CKPT", "policy checkpoint (required)"},
-    {"prompts", OPT_STR, &eval_args.prompts, "FILE.jsonl", "prompts, {\"prompt\": ...} per line (required)"},
-    {"ref", OPT_STR, &eval_args.ref, "CKPT", "reference model: report KL(policy || ref) per response"},
-    {"rm", OPT_STR, &eval_args.rm, "CKPT", "reward model: report its normalised score"},
-    {"n", OPT_INT, &eval_args.n, "N", "evaluate the first N prompts (0: all)"},
-    {"max-new", OPT_INT, &eval_args.max_new, "N", "new tokens at most per response"},
-    {"greedy", OPT_FLAG, &eval_args.greedy, NULL, "greedy decoding (default: sample at --temperature)"},
-    {"temperature", OPT_FLOAT, &eval_args.temperature, "T", "sampling temperature"},
-    {"top-k", OPT_INT, &eval_args.top_k, "K", "top-k sampling (0 = off)"},
-    {"top-p", OPT_FLOAT, &eval_args.top_p, "P", "nucleus sampling (1 = off)"},
-    {"seed", OPT_INT, &eval_args.seed, "S", "random seed"},
-    {"batch", OPT_INT, &eval_args.batch, "B", "prompts generated together"},
-    {"samples", OPT_STR, &eval_args.samples, "FILE.jsonl", "write every response with its scores"},
-    {"json", OPT_FLAG, &eval_args.json, NULL, "print the report as JSON"},
+    {.name = "policy", .type = OPT_STR, .dest = &eval_args.policy, .metavar = "CKPT",
+     .help = "policy checkpoint (required)"},
+    {.name = "prompts", .type = OPT_STR, .dest = &eval_args.prompts, .metavar = "FILE.jsonl",
+     .help = "prompts, {\"prompt\": ...} per line (required)"},
+    {.name = "ref", .type = OPT_STR, .dest = &eval_args.ref, .metavar = "CKPT",
+     .help = "reference model: report KL(policy || ref) per response"},
+    {.name = "rm", .type = OPT_STR, .dest = &eval_args.rm, .metavar = "CKPT",
+     .help = "reward model: report its normalised score"},
+    {.name = "n", .type = OPT_INT, .dest = &eval_args.n, .metavar = "N",
+     .help = "evaluate the first N prompts (0: all)"},
+    {.name = "max-new", .type = OPT_INT, .dest = &eval_args.max_new, .metavar = "N",
+     .help = "new tokens at most per response"},
+    {.name = "greedy", .type = OPT_FLAG, .dest = &eval_args.greedy,
+     .help = "greedy decoding (default: sample at --temperature)"},
+    {.name = "temperature", .type = OPT_FLOAT, .dest = &eval_args.temperature, .metavar = "T",
+     .help = "sampling temperature"},
+    {.name = "top-k", .type = OPT_INT, .dest = &eval_args.top_k, .metavar = "K",
+     .help = "top-k sampling (0 = off)"},
+    {.name = "top-p", .type = OPT_FLOAT, .dest = &eval_args.top_p, .metavar = "P",
+     .help = "nucleus sampling (1 = off)"},
+    {.name = "seed", .type = OPT_INT, .dest = &eval_args.seed, .metavar = "S", .help = "random seed"},
+    {.name = "batch", .type = OPT_INT, .dest = &eval_args.batch, .metavar = "B",
+     .help = "prompts generated together"},
+    {.name = "samples", .type = OPT_STR, .dest = &eval_args.samples, .metavar = "FILE.jsonl",
+     .help = "write every response with its scores"},
+    {.name = "json", .type = OPT_FLAG, .dest = &eval_args.json, .help = "print the report as JSON"},
     {0}};
 
 static const OptSpec eval_spec = {
@@ -780,9 +839,12 @@ static struct {
 } score_args;
 
 static const Opt score_opts[] = {
-    {"model", OPT_STR, &score_args.model, "CKPT", "reward model checkpoint (required)"},
-    {"data", OPT_STR, &score_args.data, "FILE.jsonl", "records to score (required)"},
-    {"raw", OPT_FLAG, &score_args.raw, NULL, "raw head outputs (default: normalised by the stored offset/scale)"},
+    {.name = "model", .type = OPT_STR, .dest = &score_args.model, .metavar = "CKPT",
+     .help = "reward model checkpoint (required)"},
+    {.name = "data", .type = OPT_STR, .dest = &score_args.data, .metavar = "FILE.jsonl",
+     .help = "records to score (required)"},
+    {.name = "raw", .type = OPT_FLAG, .dest = &score_args.raw,
+     .help = "raw head outputs (default: normalised by the stored offset/scale)"},
     {0}};
 
 static const OptSpec score_spec = {

@@ -38,7 +38,8 @@ static void serve(Actor *a, const RolloutOrder *o) {
     for (int i = 0; i < o->n; i++) {
         int k = o->prompt_index[i];
         if (k < 0 || k >= a->prompts.n) err_die("actor: order for prompt %d of %d", k, a->prompts.n);
-        prompts[i] = a->prompts.tokens[k], plen[i] = a->prompts.len[k];
+        prompts[i] = a->prompts.tokens[k];
+        plen[i] = a->prompts.len[k];
     }
     Rng rng;
     rng_seed(&rng, o->seed);
@@ -56,7 +57,10 @@ static void serve(Actor *a, const RolloutOrder *o) {
                        .r = err_calloc((size_t)o->n, sizeof(Rollout))};
     for (int i = 0; i < o->n; i++) {
         Rollout *r = &rb.r[i];
-        r->prompt_index = o->prompt_index[i], r->prompt_len = plen[i], r->resp_len = g.len[i], r->stop = g.stop[i];
+        r->prompt_index = o->prompt_index[i];
+        r->prompt_len = plen[i];
+        r->resp_len = g.len[i];
+        r->stop = g.stop[i];
         r->prompt = (int32_t *)prompts[i]; /* borrowed for packing */
         r->resp = g.tokens[i];
         r->logp_behav = g.logp_model[i];

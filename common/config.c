@@ -241,7 +241,10 @@ static int unknown_key(const Config *c, const char *key, const char *origin) {
     const char *near = NULL;
     for (int i = 0; i < c->n; i++) {
         int d = key_distance(key, c->e[i].k->key);
-        if (d < best) best = d, near = c->e[i].k->key;
+        if (d < best) {
+            best = d;
+            near = c->e[i].k->key;
+        }
     }
     if (near && best <= allowed)
         return err_set("%s: unknown key '%s' (did you mean '%s'?)", origin, key, near);
@@ -393,7 +396,10 @@ static int classify_long(const Config *c, int argc, char **argv, int i, Arg *a) 
     a->kind = ARG_SET;
     if (eq) a->value = eq + 1;
     else if (c->e[a->entry].k->type == CFG_BOOL) a->value = "true";
-    else if (i + 1 < argc) a->value = argv[i + 1], a->used = 2;
+    else if (i + 1 < argc) {
+        a->value = argv[i + 1];
+        a->used = 2;
+    }
     else return err_set("%s: '--%.*s' needs a value", CFG_ORIGIN_ARGS, (int)len, name);
     return 0;
 }
@@ -401,7 +407,7 @@ static int classify_long(const Config *c, int argc, char **argv, int i, Arg *a) 
 /* Reads argv[i] (and its value, if separate) into a. */
 static int classify(const Config *c, int argc, char **argv, int i, Arg *a) {
     const char *s = argv[i], *eq = strchr(s, '=');
-    *a = (Arg){ARG_SET, 1, -1, NULL};
+    *a = (Arg){.kind = ARG_SET, .used = 1, .entry = -1};
     if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
         a->kind = ARG_HELP;
         return 0;

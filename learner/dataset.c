@@ -124,7 +124,10 @@ static int load_jsonl(Dataset *d, const char *path, const Tok *tok, int n_ctx, L
     while ((rc = jsonl_next(j, &rec)) == 1) {
         int added = add_record(d, j, rec, tok, n_ctx, p);
         if (added < 0) break;
-        if (added == 0) drop_partial(d), d->n_skipped++;
+        if (added == 0) {
+            drop_partial(d);
+            d->n_skipped++;
+        }
         else end_example(d);
     }
     jsonl_close(j);

@@ -116,7 +116,8 @@ void dp_gradsum_arm(DpGradSum *s, Gpt *m, MPI_Comm comm) {
 
 void dp_gradsum_finish(DpGradSum *s) {
     Gpt *m = s->m;
-    m->grads_ready = NULL, m->grads_ready_ctx = NULL;
+    m->grads_ready = NULL;
+    m->grads_ready_ctx = NULL;
     if (comm_size(s->comm) > 1) {
         size_t first, n, lnf = (size_t)(m->p.lnf_w - m->params);
         while (s->low > 0) gradsum_layer(s, s->low - 1); /* layers no backward reported */
@@ -128,5 +129,6 @@ void dp_gradsum_finish(DpGradSum *s) {
         s->wait_s += MPI_Wtime() - t0;
     }
     free(s->req);
-    s->req = NULL, s->n_req = 0;
+    s->req = NULL;
+    s->n_req = 0;
 }

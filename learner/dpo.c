@@ -104,7 +104,10 @@ static void dpo_run(Trainer *t, const Dataset *d, const float *ref, const int *i
     double sums[2 * n];
     int T = forward_pairs(&t->model, s, d, idx, n, tok_eot(t->tok), sums);
     for (int i = 0; i < n; i++) {
-        LossDpoPair pr = {sums[2 * i], sums[2 * i + 1], ref[2 * idx[i]], ref[2 * idx[i] + 1]};
+        LossDpoPair pr = {.policy_chosen = sums[2 * i],
+                          .policy_rejected = sums[2 * i + 1],
+                          .ref_chosen = ref[2 * idx[i]],
+                          .ref_rejected = ref[2 * idx[i] + 1]};
         LossDpoMetrics mt;
         double dc, dr, loss = loss_dpo(&s->loss, &pr, &dc, &dr, &mt);
         for (int row = 2 * i; row < 2 * i + 2; row++)

@@ -73,7 +73,8 @@ static int parse_cells(Gridworld *g, const char *map) {
     for (const char *p = map;; p++) {
         if (*p == '/' || *p == '\0') {
             if (col != g->cols) return err_set("gridworld map: row %d has %d cells, expected %d", row + 1, col, g->cols);
-            row++, col = 0;
+            row++;
+            col = 0;
             if (*p == '\0') break;
             continue;
         }
@@ -81,7 +82,8 @@ static int parse_cells(Gridworld *g, const char *map) {
             return err_set("gridworld map: row %d, column %d: unknown cell '%c' (expected . C B T M)", row + 1, col + 1, *p);
         if (col == g->cols) return err_set("gridworld map: row %d has more than %d cells", row + 1, g->cols);
         int s = row * g->cols + col++;
-        starts += *p == 'C', meats += *p == 'M';
+        starts += *p == 'C';
+        meats += *p == 'M';
         if (*p == 'C') g->start = s;
         g->cell[s] = *p == 'C' ? '.' : *p;
     }
@@ -232,7 +234,7 @@ typedef struct {
 } Adam;
 
 static void adam_init(Adam *o, size_t n, double lr) {
-    *o = (Adam){n, lr, err_calloc(n, sizeof(double)), err_calloc(n, sizeof(double)), 0};
+    *o = (Adam){.n = n, .lr = lr, .m = err_calloc(n, sizeof(double)), .v = err_calloc(n, sizeof(double))};
 }
 
 static void adam_step(Adam *o, double *param, const double *grad) {
@@ -285,7 +287,8 @@ int gridworld_config_check(const GridworldConfig *c) {
 }
 
 void gridworld_rollout_init(GridworldRollout *r, int cap) {
-    r->n = 0, r->cap = cap;
+    r->n = 0;
+    r->cap = cap;
     r->state = err_malloc((size_t)cap * sizeof(int));
     r->action = err_malloc((size_t)cap * sizeof(int));
     float **f[] = {&r->old_logp, &r->old_value, &r->reward, &r->adv, &r->ret};
@@ -308,11 +311,14 @@ static void play_episode(const Gridworld *g, const GridworldConfig *c, const Gri
         p->entropy += softmax4(ag->logits + (size_t)s * GRIDWORLD_ACTIONS, pi);
         int a = sample_action(pi, rng), k = ro->n++;
         GridworldStep st = gridworld_step(g, s, a, c->slip, rng, NULL);
-        ro->state[k] = s, ro->action[k] = a;
+        ro->state[k] = s;
+        ro->action[k] = a;
         ro->old_logp[k] = (float)log(pi[a]);
         ro->old_value[k] = (float)ag->values[s];
         ro->reward[k] = (float)st.reward;
-        total += st.reward, done = st.done, s = st.state;
+        total += st.reward;
+        done = st.done;
+        s = st.state;
         if (done) p->success += g->cell[s] == 'M';
     }
     int T = ro->n - first;
@@ -320,7 +326,8 @@ static void play_episode(const Gridworld *g, const GridworldConfig *c, const Gri
     /* gamma and lambda were checked with the config */
     ppo_gae(T, ro->reward + first, ro->old_value + first, bootstrap, c->gamma, c->lambda, ro->adv + first,
             ro->ret + first);
-    p->mean_return += total, p->mean_length += T;
+    p->mean_return += total;
+    p->mean_length += T;
 }
 
 void gridworld_collect(const Gridworld *g, const GridworldConfig *c, const GridworldAgent *ag, Rng *rng,
@@ -328,7 +335,9 @@ void gridworld_collect(const Gridworld *g, const GridworldConfig *c, const Gridw
     ro->n = 0;
     for (int e = 0; e < c->episodes; e++) play_episode(g, c, ag, rng, ro, p);
     p->entropy /= ro->n;
-    p->mean_return /= c->episodes, p->mean_length /= c->episodes, p->success /= c->episodes;
+    p->mean_return /= c->episodes;
+    p->mean_length /= c->episodes;
+    p->success /= c->episodes;
     ppo_whiten((size_t)ro->n, ro->adv, NULL, 1);
 }
 
@@ -370,8 +379,11 @@ static void ppo_update(const GridworldConfig *c, GridworldAgent *ag, const Gridw
         int k = idx[i], s = ro->state[k];
         m->ent[i] = (float)softmax4(ag->logits + (size_t)s * GRIDWORLD_ACTIONS, pis);
         m->logp[i] = (float)log(pis[ro->action[k]]);
-        m->old_logp[i] = ro->old_logp[k], m->adv[i] = ro->adv[k];
-        m->value[i] = (float)ag->values[s], m->old_value[i] = ro->old_value[k], m->ret[i] = ro->ret[k];
+        m->old_logp[i] = ro->old_logp[k];
+        m->adv[i] = ro->adv[k];
+        m->value[i] = (float)ag->values[s];
+        m->old_value[i] = ro->old_value[k];
+        m->ret[i] = ro->ret[k];
     }
     PpoPolicyStats ps;
     double d_ent, vclip_frac;
@@ -379,7 +391,8 @@ static void ppo_update(const GridworldConfig *c, GridworldAgent *ag, const Gridw
     ppo_entropy_loss_batch((size_t)n, m->ent, NULL, c->ent_coef, n, &d_ent);
     p->value_loss += ppo_value_loss_batch((size_t)n, m->value, m->old_value, m->ret, NULL, c->value_clip, n,
                                           m->d_value, &vclip_frac);
-    p->clip_frac += ps.clip_frac, p->approx_kl += ps.approx_kl;
+    p->clip_frac += ps.clip_frac;
+    p->approx_kl += ps.approx_kl;
 
     memset(m->g_logits, 0, (size_t)ag->n_states * GRIDWORLD_ACTIONS * sizeof(double));
     memset(m->g_values, 0, (size_t)ag->n_states * sizeof(double));
@@ -396,7 +409,8 @@ static void ppo_update(const GridworldConfig *c, GridworldAgent *ag, const Gridw
 static void shuffle(int *x, int n, Rng *rng) {
     for (int i = n - 1; i > 0; i--) {
         int j = (int)rng_below(rng, (uint32_t)i + 1), t = x[i];
-        x[i] = x[j], x[j] = t;
+        x[i] = x[j];
+        x[j] = t;
     }
 }
 
@@ -428,7 +442,9 @@ int gridworld_train(const Gridworld *g, const GridworldConfig *c, GridworldAgent
                 ppo_update(c, ag, &ro, order + start, n, &mb, &opt_pi, &opt_v, &p);
             }
         }
-        p.clip_frac /= updates, p.approx_kl /= updates, p.value_loss /= updates;
+        p.clip_frac /= updates;
+        p.approx_kl /= updates;
+        p.value_loss /= updates;
         if (progress) progress(&p, ctx);
     }
     adam_free(&opt_pi), adam_free(&opt_v);
@@ -447,14 +463,20 @@ GridworldEval gridworld_evaluate(const Gridworld *g, const int *policy, double s
         int s = g->start;
         for (int t = 0; t < max_steps; t++) {
             GridworldStep st = gridworld_step(g, s, policy[s], slip, rng, NULL);
-            ev.mean_steps += 1, ev.mean_return += st.reward, s = st.state;
+            ev.mean_steps += 1;
+            ev.mean_return += st.reward;
+            s = st.state;
             if (st.done) {
                 ev.success += g->cell[s] == 'M';
                 break;
             }
         }
     }
-    if (episodes > 0) ev.success /= episodes, ev.mean_steps /= episodes, ev.mean_return /= episodes;
+    if (episodes > 0) {
+        ev.success /= episodes;
+        ev.mean_steps /= episodes;
+        ev.mean_return /= episodes;
+    }
     return ev;
 }
 
@@ -463,10 +485,12 @@ GridworldPath gridworld_path(const Gridworld *g, const int *policy, int max_step
     int s = g->start;
     while (p.length < max_steps) {
         GridworldStep st = gridworld_move(g, s, policy[s]);
-        p.length++, s = st.state;
+        p.length++;
+        s = st.state;
         p.brooms += g->cell[s] == 'B';
         if (st.done) {
-            p.reached = g->cell[s] == 'M', p.bathtub = g->cell[s] == 'T';
+            p.reached = g->cell[s] == 'M';
+            p.bathtub = g->cell[s] == 'T';
             break;
         }
     }

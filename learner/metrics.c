@@ -28,7 +28,7 @@ static int64_t rows_to_keep(const char *path, int64_t keep_step) {
 
 Metrics *metrics_open(const char *path, const char *kind, const char *const *cols, int n_cols, int64_t keep_step) {
     H5logColumn spec[H5LOG_MAX_COLUMNS];
-    for (int i = 0; i < n_cols; i++) spec[i] = (H5logColumn){cols[i], H5LOG_F64, 0, NULL};
+    for (int i = 0; i < n_cols; i++) spec[i] = (H5logColumn){.name = cols[i], .type = H5LOG_F64, .width = 0};
     struct stat st;
     H5log *l;
     if (keep_step < 0 || stat(path, &st)) {

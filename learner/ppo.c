@@ -89,7 +89,8 @@ static int prompt_of(Learner *L, int64_t g) {
         rng_seed(&r, rng_mix64(L->seed ^ (uint64_t)(epoch + 1) * 0x9e3779b97f4a7c15ULL));
         for (int i = n - 1; i > 0; i--) {
             int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
-            perm[i] = perm[j], perm[j] = x;
+            perm[i] = perm[j];
+            perm[j] = x;
         }
         L->perm_epoch = epoch;
     }
@@ -156,8 +157,12 @@ static void send_orders(Learner *L, int64_t it) {
     for (int c = 0; c < L->n_chunks; c++) {
         int32_t idx[L->chunk];
         for (int i = 0; i < L->chunk; i++) idx[i] = prompt_of(L, it * L->B + (int64_t)c * L->chunk + i);
-        RolloutOrder o = {(int32_t)it, c, L->kl_coef, rng_mix64(L->seed * 1000003u + (uint64_t)it * 7919u + (uint64_t)c),
-                          L->chunk, idx};
+        RolloutOrder o = {.iteration = (int32_t)it,
+                          .chunk = c,
+                          .lambda = L->kl_coef,
+                          .seed = rng_mix64(L->seed * 1000003u + (uint64_t)it * 7919u + (uint64_t)c),
+                          .n = L->chunk,
+                          .prompt_index = idx};
         rollout_order_pack(&o, &b[c]);
         msg_isend(&b[c], l->actors[c % l->n_actors], MSG_ORDER, MPI_COMM_WORLD, &req[c]);
     }
@@ -196,8 +201,11 @@ static void sample_from(Learner *L, Sample *s, Rollout *r, const RolloutBatch *r
     memset(s, 0, sizeof *s);
     s->r = *r;
     memset(r, 0, sizeof *r); /* ownership moves to the sample */
-    s->version = rb->version, s->actor = rb->actor, s->lambda = rb->lambda;
-    s->t_generate = rb->t_generate, s->t_score = rb->t_score;
+    s->version = rb->version;
+    s->actor = rb->actor;
+    s->lambda = rb->lambda;
+    s->t_generate = rb->t_generate;
+    s->t_score = rb->t_score;
     int n = s->r.resp_len ? s->r.resp_len : 1;
     s->values = err_calloc(n, sizeof(float));
     s->adv = err_calloc(n, sizeof(float));
@@ -434,7 +442,8 @@ static void ppo_epochs(Learner *L, Stats *st) {
         for (int i = 0; i < L->n; i++) perm[i] = i;
         for (int i = L->n - 1; i > 0; i--) {
             int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
-            perm[i] = perm[j], perm[j] = x;
+            perm[i] = perm[j];
+            perm[j] = x;
         }
         for (int start = 0; start + mb <= L->n; start += mb, steps++) {
             double denom = global_tokens(L, perm + start, mb);
@@ -460,43 +469,108 @@ static void ppo_epochs(Learner *L, Stats *st) {
     }
     free(perm);
     double k = steps ? 1.0 / steps : 0;
-    st->policy_loss *= k, st->value_loss *= k, st->entropy *= k, st->clipfrac *= k, st->approx_kl *= k;
-    st->vclipfrac *= k, st->ptx_loss *= k;
+    st->policy_loss *= k;
+    st->value_loss *= k;
+    st->entropy *= k;
+    st->clipfrac *= k;
+    st->approx_kl *= k;
+    st->vclipfrac *= k;
+    st->ptx_loss *= k;
 }
 
 /* ---- logs ---------------------------------------------------------------------------- */
 
-#define METRIC_COLS 24
-static const char *metric_names[METRIC_COLS] = {
-    "iteration", "version", "reward", "r_theta", "kl", "lambda", "gold", "correct", "length", "entropy",
-    "policy_loss", "value_loss", "clipfrac", "approx_kl", "ratio_dev_first", "lag_mean", "lag_max",
-    "t_generate", "t_score", "t_learn", "t_wait", "rollouts_per_s", "elapsed", "ptx_loss"};
+/* Columns of metrics.h5, one row per iteration (the progress line prints some). */
+typedef enum {
+    MET_ITERATION,
+    MET_VERSION,
+    MET_REWARD,
+    MET_R_THETA,
+    MET_KL,
+    MET_LAMBDA,
+    MET_GOLD,
+    MET_CORRECT,
+    MET_LENGTH,
+    MET_ENTROPY,
+    MET_POLICY_LOSS,
+    MET_VALUE_LOSS,
+    MET_CLIPFRAC,
+    MET_APPROX_KL,
+    MET_RATIO_DEV_FIRST,
+    MET_LAG_MEAN,
+    MET_LAG_MAX,
+    MET_T_GENERATE,
+    MET_T_SCORE,
+    MET_T_LEARN,
+    MET_T_WAIT,
+    MET_ROLLOUTS_PER_S,
+    MET_ELAPSED,
+    MET_PTX_LOSS,
+    METRIC_COLS
+} MetricCol;
+
+static const char *const metric_names[METRIC_COLS] = {
+    [MET_ITERATION] = "iteration",
+    [MET_VERSION] = "version",
+    [MET_REWARD] = "reward",
+    [MET_R_THETA] = "r_theta",
+    [MET_KL] = "kl",
+    [MET_LAMBDA] = "lambda",
+    [MET_GOLD] = "gold",
+    [MET_CORRECT] = "correct",
+    [MET_LENGTH] = "length",
+    [MET_ENTROPY] = "entropy",
+    [MET_POLICY_LOSS] = "policy_loss",
+    [MET_VALUE_LOSS] = "value_loss",
+    [MET_CLIPFRAC] = "clipfrac",
+    [MET_APPROX_KL] = "approx_kl",
+    [MET_RATIO_DEV_FIRST] = "ratio_dev_first",
+    [MET_LAG_MEAN] = "lag_mean",
+    [MET_LAG_MAX] = "lag_max",
+    [MET_T_GENERATE] = "t_generate",
+    [MET_T_SCORE] = "t_score",
+    [MET_T_LEARN] = "t_learn",
+    [MET_T_WAIT] = "t_wait",
+    [MET_ROLLOUTS_PER_S] = "rollouts_per_s",
+    [MET_ELAPSED] = "elapsed",
+    [MET_PTX_LOSS] = "ptx_loss",
+};
 
 static void rollout_columns(const Learner *L, H5logColumn *c) {
     int W = L->max_new, P = L->n_ctx;
     H5logColumn cols[] = {
-        {"iteration", H5LOG_I64, 0, "PPO iteration the sample was used in"},
-        {"version", H5LOG_I32, 0, "policy version the actor sampled with"},
-        {"actor", H5LOG_I32, 0, "MPI rank of the actor"},
-        {"prompt_index", H5LOG_I32, 0, "line of the prompt in the prompts file (0-based)"},
-        {"prompt_len", H5LOG_I32, 0, "prompt tokens"},
-        {"prompt", H5LOG_I32, P, "prompt tokens, zero-padded"},
-        {"response_len", H5LOG_I32, 0, "response tokens (with the end token if sampled)"},
-        {"response", H5LOG_I32, W, "response tokens, zero-padded"},
-        {"logp_behav", H5LOG_F32, W, "behaviour log-prob of each response token (actor)"},
-        {"logp_ref", H5LOG_F32, W, "reference log-prob of each response token (rewarder)"},
-        {"kl", H5LOG_F32, W, "per-token KL estimate"},
-        {"values", H5LOG_F32, W, "value model output per response token"},
-        {"advantages", H5LOG_F32, W, "GAE advantages (whitened if configured)"},
-        {"r_raw", H5LOG_F64, 0, "reward model score, raw"},
-        {"r_theta", H5LOG_F64, 0, "reward model score, normalised and clipped"},
-        {"kl_sum", H5LOG_F64, 0, "sum of per-token KL"},
-        {"reward", H5LOG_F64, 0, "total reward r_theta - lambda * kl_sum"},
-        {"lambda", H5LOG_F64, 0, "KL coefficient"},
-        {"gold", H5LOG_F64, 0, "gold score of the built-in task (NaN for other prompts)"},
-        {"t_generate", H5LOG_F64, 0, "seconds the actor spent on the sample's batch"},
-        {"t_score", H5LOG_F64, 0, "seconds the rewarder spent on the sample's batch"},
-        {"timestamp", H5LOG_F64, 0, "unix time the learner logged the sample"}};
+        {.name = "iteration", .type = H5LOG_I64, .width = 0, .help = "PPO iteration the sample was used in"},
+        {.name = "version", .type = H5LOG_I32, .width = 0, .help = "policy version the actor sampled with"},
+        {.name = "actor", .type = H5LOG_I32, .width = 0, .help = "MPI rank of the actor"},
+        {.name = "prompt_index", .type = H5LOG_I32, .width = 0,
+         .help = "line of the prompt in the prompts file (0-based)"},
+        {.name = "prompt_len", .type = H5LOG_I32, .width = 0, .help = "prompt tokens"},
+        {.name = "prompt", .type = H5LOG_I32, .width = P, .help = "prompt tokens, zero-padded"},
+        {.name = "response_len", .type = H5LOG_I32, .width = 0,
+         .help = "response tokens (with the end token if sampled)"},
+        {.name = "response", .type = H5LOG_I32, .width = W, .help = "response tokens, zero-padded"},
+        {.name = "logp_behav", .type = H5LOG_F32, .width = W,
+         .help = "behaviour log-prob of each response token (actor)"},
+        {.name = "logp_ref", .type = H5LOG_F32, .width = W,
+         .help = "reference log-prob of each response token (rewarder)"},
+        {.name = "kl", .type = H5LOG_F32, .width = W, .help = "per-token KL estimate"},
+        {.name = "values", .type = H5LOG_F32, .width = W, .help = "value model output per response token"},
+        {.name = "advantages", .type = H5LOG_F32, .width = W,
+         .help = "GAE advantages (whitened if configured)"},
+        {.name = "r_raw", .type = H5LOG_F64, .width = 0, .help = "reward model score, raw"},
+        {.name = "r_theta", .type = H5LOG_F64, .width = 0,
+         .help = "reward model score, normalised and clipped"},
+        {.name = "kl_sum", .type = H5LOG_F64, .width = 0, .help = "sum of per-token KL"},
+        {.name = "reward", .type = H5LOG_F64, .width = 0, .help = "total reward r_theta - lambda * kl_sum"},
+        {.name = "lambda", .type = H5LOG_F64, .width = 0, .help = "KL coefficient"},
+        {.name = "gold", .type = H5LOG_F64, .width = 0,
+         .help = "gold score of the built-in task (NaN for other prompts)"},
+        {.name = "t_generate", .type = H5LOG_F64, .width = 0,
+         .help = "seconds the actor spent on the sample's batch"},
+        {.name = "t_score", .type = H5LOG_F64, .width = 0,
+         .help = "seconds the rewarder spent on the sample's batch"},
+        {.name = "timestamp", .type = H5LOG_F64, .width = 0,
+         .help = "unix time the learner logged the sample"}};
     memcpy(c, cols, sizeof cols);
 }
 #define ROLLOUT_COLS 22
@@ -561,7 +635,7 @@ static void open_logs(Learner *L, int64_t resume_iter) {
     H5logColumn rc[ROLLOUT_COLS], mc[METRIC_COLS];
     char path[1200];
     rollout_columns(L, rc);
-    for (int i = 0; i < METRIC_COLS; i++) mc[i] = (H5logColumn){metric_names[i], H5LOG_F64, 0, NULL};
+    for (int i = 0; i < METRIC_COLS; i++) mc[i] = (H5logColumn){.name = metric_names[i], .type = H5LOG_F64};
     snprintf(path, sizeof path, "%s/rollouts.h5", L->out_dir);
     if (!(L->rollouts = open_log(path, rc, ROLLOUT_COLS, "rollouts", "iteration", resume_iter))) err_die_last();
     snprintf(path, sizeof path, "%s/metrics.h5", L->out_dir);
@@ -640,7 +714,11 @@ static int resume(Learner *L, int64_t it) {
          ckpt_get_buffer(k, "value/params", &L->value, L->value.params) ||
          ckpt_get_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
          ckpt_get_buffer(k, "optim/value_v", &L->value, L->vopt.v);
-    if (!rc) L->iteration = iter, L->popt.step = pstep, L->vopt.step = vstep;
+    if (!rc) {
+        L->iteration = iter;
+        L->popt.step = pstep;
+        L->vopt.step = vstep;
+    }
     config_free(saved);
     ckpt_close(k);
     return rc;
@@ -672,10 +750,13 @@ static int check_sizes(Learner *L) {
 
 static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     memset(L, 0, sizeof *L);
-    L->cfg = cfg, L->lay = lay, L->leader = lay->index == 0;
+    L->cfg = cfg;
+    L->lay = lay;
+    L->leader = lay->index == 0;
     L->seed = (uint64_t)config_int(cfg, "seed");
     L->iterations = config_int(cfg, "iterations");
-    L->B = config_int(cfg, "batch_size"), L->chunk = config_int(cfg, "chunk");
+    L->B = config_int(cfg, "batch_size");
+    L->chunk = config_int(cfg, "chunk");
     L->n_chunks = L->chunk > 0 ? L->B / L->chunk : 0;
     L->lag = config_int(cfg, "max_policy_lag");
     L->kl_coef = config_float(cfg, "kl_coef");
@@ -704,8 +785,10 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     int rows = config_int(cfg, "micro_batch") > config_int(cfg, "ptx_batch") ? config_int(cfg, "micro_batch")
                                                                               : config_int(cfg, "ptx_batch");
     size_t n = (size_t)rows * L->n_ctx;
-    L->tokens = err_malloc(n * sizeof(int)), L->targets = err_malloc(n * sizeof(int));
-    L->dlogp = err_malloc(n * sizeof(float)), L->dent = err_malloc(n * sizeof(float));
+    L->tokens = err_malloc(n * sizeof(int));
+    L->targets = err_malloc(n * sizeof(int));
+    L->dlogp = err_malloc(n * sizeof(float));
+    L->dent = err_malloc(n * sizeof(float));
     L->dval = err_malloc(n * sizeof(float));
     L->s = err_calloc((size_t)L->B, sizeof(Sample));
     return 0;
@@ -805,8 +888,15 @@ static void sample_sums(const Learner *L, int64_t it, double *sum) {
         const Sample *s = &L->s[i];
         double total = 0;
         for (int k = 0; k < s->r.resp_len; k++) total += s->r.reward[k];
-        sum[SUM_N]++, sum[SUM_REWARD] += total, sum[SUM_RTHETA] += s->r.r_theta, sum[SUM_KL] += s->r.kl_sum;
-        if (!isnan(s->gold)) sum[SUM_GOLD] += s->gold, sum[SUM_GOLD_N]++, sum[SUM_CORRECT] += s->correct;
+        sum[SUM_N]++;
+        sum[SUM_REWARD] += total;
+        sum[SUM_RTHETA] += s->r.r_theta;
+        sum[SUM_KL] += s->r.kl_sum;
+        if (!isnan(s->gold)) {
+            sum[SUM_GOLD] += s->gold;
+            sum[SUM_GOLD_N]++;
+            sum[SUM_CORRECT] += s->correct;
+        }
         sum[SUM_LEN] += s->r.resp_len;
         sum[SUM_LAG] += (double)(it - s->version);
         sum[SUM_LAGMAX] = fmax(sum[SUM_LAGMAX], (double)(it - s->version));
@@ -841,33 +931,66 @@ static void print_samples(const Learner *L) {
     }
 }
 
+/* Learner statistics summed over learner ranks (ST_RATIO_DEV: maximum). */
+enum { ST_POLICY_LOSS, ST_VALUE_LOSS, ST_ENTROPY, ST_CLIPFRAC, ST_APPROX_KL, ST_RATIO_DEV, ST_PTX_LOSS, ST_COUNT };
+
 static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, double t_wait, double t_iter) {
-    double sum[SUM_COUNT], st[9] = {st_in->policy_loss, st_in->value_loss, st_in->entropy, st_in->clipfrac,
-                                    st_in->approx_kl, st_in->ratio_dev_first, st_in->ptx_loss, 0, 0};
+    double sum[SUM_COUNT];
+    double st[ST_COUNT] = {
+        [ST_POLICY_LOSS] = st_in->policy_loss,
+        [ST_VALUE_LOSS] = st_in->value_loss,
+        [ST_ENTROPY] = st_in->entropy,
+        [ST_CLIPFRAC] = st_in->clipfrac,
+        [ST_APPROX_KL] = st_in->approx_kl,
+        [ST_RATIO_DEV] = st_in->ratio_dev_first,
+        [ST_PTX_LOSS] = st_in->ptx_loss,
+    };
     sample_sums(L, it, sum);
     if (L->lay->n_learners > 1) {
-        double lagmax = sum[SUM_LAGMAX], rd = st[5];
+        double lagmax = sum[SUM_LAGMAX];
+        double rd = st[ST_RATIO_DEV];
         MPI_Allreduce(MPI_IN_PLACE, sum, SUM_COUNT, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
-        MPI_Allreduce(MPI_IN_PLACE, st, 9, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+        MPI_Allreduce(MPI_IN_PLACE, st, ST_COUNT, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
         MPI_Allreduce(&lagmax, &sum[SUM_LAGMAX], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
-        MPI_Allreduce(&rd, &st[5], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
-        st[6] /= L->lay->n_learners;
+        MPI_Allreduce(&rd, &st[ST_RATIO_DEV], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
+        st[ST_PTX_LOSS] /= L->lay->n_learners;
     }
     if (!L->leader) return;
-    double n = sum[SUM_N], gold = sum[SUM_GOLD_N] ? sum[SUM_GOLD] / sum[SUM_GOLD_N] : NAN;
-    double row[METRIC_COLS] = {(double)it, (double)(it + 1), sum[SUM_REWARD] / n, sum[SUM_RTHETA] / n,
-                               sum[SUM_KL] / n, L->kl_coef, gold,
-                               sum[SUM_GOLD_N] ? sum[SUM_CORRECT] / sum[SUM_GOLD_N] : NAN, sum[SUM_LEN] / n, st[2],
-                               st[0], st[1], st[3], st[4], st[5], sum[SUM_LAG] / n, sum[SUM_LAGMAX],
-                               sum[SUM_TGEN], sum[SUM_TSCORE], t_learn, t_wait, n / t_iter, fs_now() - L->t_start,
-                               st[6]};
+    double n = sum[SUM_N];
+    double row[METRIC_COLS] = {
+        [MET_ITERATION] = (double)it,
+        [MET_VERSION] = (double)(it + 1),
+        [MET_REWARD] = sum[SUM_REWARD] / n,
+        [MET_R_THETA] = sum[SUM_RTHETA] / n,
+        [MET_KL] = sum[SUM_KL] / n,
+        [MET_LAMBDA] = L->kl_coef,
+        [MET_GOLD] = sum[SUM_GOLD_N] ? sum[SUM_GOLD] / sum[SUM_GOLD_N] : NAN,
+        [MET_CORRECT] = sum[SUM_GOLD_N] ? sum[SUM_CORRECT] / sum[SUM_GOLD_N] : NAN,
+        [MET_LENGTH] = sum[SUM_LEN] / n,
+        [MET_ENTROPY] = st[ST_ENTROPY],
+        [MET_POLICY_LOSS] = st[ST_POLICY_LOSS],
+        [MET_VALUE_LOSS] = st[ST_VALUE_LOSS],
+        [MET_CLIPFRAC] = st[ST_CLIPFRAC],
+        [MET_APPROX_KL] = st[ST_APPROX_KL],
+        [MET_RATIO_DEV_FIRST] = st[ST_RATIO_DEV],
+        [MET_LAG_MEAN] = sum[SUM_LAG] / n,
+        [MET_LAG_MAX] = sum[SUM_LAGMAX],
+        [MET_T_GENERATE] = sum[SUM_TGEN],
+        [MET_T_SCORE] = sum[SUM_TSCORE],
+        [MET_T_LEARN] = t_learn,
+        [MET_T_WAIT] = t_wait,
+        [MET_ROLLOUTS_PER_S] = n / t_iter,
+        [MET_ELAPSED] = fs_now() - L->t_start,
+        [MET_PTX_LOSS] = st[ST_PTX_LOSS],
+    };
     for (int i = 0; i < METRIC_COLS; i++) h5log_set_f64(L->metrics, metric_names[i], row[i]);
     if (h5log_row_done(L->metrics)) err_die("%s", err_msg());
     fprintf(stderr,
             "ppo: it %lld/%lld v%lld | reward %.3f | r_theta %.3f | kl %.3f | lambda %.4f | gold %.3f | len %.1f | "
             "ent %.2f | |ratio-1| %.1e | gen %.2fs score %.2fs learn %.2fs wait %.2fs | %.1f rollouts/s\n",
-            (long long)it + 1, (long long)L->iterations, (long long)it + 1, row[2], row[3], row[4], row[5], row[6],
-            row[8], row[9], row[14], row[17], row[18], row[19], row[20], row[21]);
+            (long long)it + 1, (long long)L->iterations, (long long)it + 1, row[MET_REWARD], row[MET_R_THETA],
+            row[MET_KL], row[MET_LAMBDA], row[MET_GOLD], row[MET_LENGTH], row[MET_ENTROPY], row[MET_RATIO_DEV_FIRST],
+            row[MET_T_GENERATE], row[MET_T_SCORE], row[MET_T_LEARN], row[MET_T_WAIT], row[MET_ROLLOUTS_PER_S]);
     print_samples(L);
 }
 

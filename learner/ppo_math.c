@@ -142,7 +142,9 @@ double ppo_policy_loss_batch(size_t n, const float *logp, const float *old_logp,
         double d;
         PpoPolicyStats s;
         loss += ppo_policy_loss(logp[i], old_logp[i], adv[i], clip, &d, &s);
-        clipped += s.clip_frac, kl += s.approx_kl, dev_max = fmax(dev_max, s.ratio_dev_max);
+        clipped += s.clip_frac;
+        kl += s.approx_kl;
+        dev_max = fmax(dev_max, s.ratio_dev_max);
         if (d_logp) d_logp[i] = (float)(d / denom);
     }
     if (stats) *stats = (PpoPolicyStats){clipped / denom, kl / denom, dev_max};
@@ -157,7 +159,11 @@ double ppo_value_loss(double v, double v_old, double ret, double clip, double *d
     if (clip > 0) {
         double vc = fmin(fmax(v, v_old - clip), v_old + clip);
         double clipped_loss = 0.5 * (vc - ret) * (vc - ret);
-        if (clipped_loss > loss) loss = clipped_loss, grad = 0, was_clipped = 1;
+        if (clipped_loss > loss) {
+            loss = clipped_loss;
+            grad = 0;
+            was_clipped = 1;
+        }
     }
     if (d_v) *d_v = grad;
     if (clipped) *clipped = was_clipped;

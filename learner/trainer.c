@@ -148,7 +148,8 @@ static int resume(Trainer *t, int64_t step) {
     rc = rc || ckpt_get_buffer(k, "optim/m", &t->model, t->opt.m) ||
          ckpt_get_buffer(k, "optim/v", &t->model, t->opt.v);
     if (!rc) {
-        t->step = s, t->opt.step = a;
+        t->step = s;
+        t->opt.step = a;
         if (world != t->dp.world)
             trainer_log(t, "warning: resuming a %lld-rank run on %d ranks: results will not be bit-identical",
                         (long long)world, t->dp.world);
@@ -166,7 +167,8 @@ static void epoch_perm(const Trainer *t, int64_t epoch, int *perm) {
     for (int i = 0; i < t->train.n; i++) perm[i] = i;
     for (int i = t->train.n - 1; i > 0; i--) {
         int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
-        perm[i] = perm[j], perm[j] = x;
+        perm[i] = perm[j];
+        perm[j] = x;
     }
 }
 
@@ -198,6 +200,11 @@ static int grads_finite(const Gpt *m) {
     return 1;
 }
 
+/* Leading columns of metrics.h5 (train) and eval.h5 (eval); the stage's own
+ * metrics follow them. */
+enum { TRAIN_COL_STEP, TRAIN_COL_LOSS, TRAIN_COL_LR, TRAIN_COL_GRAD_NORM, TRAIN_COL_TOKENS, TRAIN_COL_ELAPSED, TRAIN_COLS };
+enum { EVAL_COL_STEP, EVAL_COL_LOSS, EVAL_COLS };
+
 /* Validation over the whole valid set, split across ranks. */
 static void evaluate(Trainer *t, Metrics *log) {
     if (!t->has_valid || !t->stage->evaluate) return;
@@ -211,12 +218,13 @@ static void evaluate(Trainer *t, Metrics *log) {
     }
     free(idx);
     acc_sum(t, &acc);
-    double row[2 + TRAIN_MAX_METRICS] = {(double)t->step, acc.loss / acc.weight};
+    double row[EVAL_COLS + TRAIN_MAX_METRICS] = {[EVAL_COL_STEP] = (double)t->step,
+                                                 [EVAL_COL_LOSS] = acc.loss / acc.weight};
     char line[512];
-    int k = snprintf(line, sizeof line, "eval step %lld | valid loss %.4f", (long long)t->step, row[1]);
+    int k = snprintf(line, sizeof line, "eval step %lld | valid loss %.4f", (long long)t->step, row[EVAL_COL_LOSS]);
     for (int i = 0; i < t->n_metrics; i++) {
-        row[2 + i] = acc.metric[i] / acc.weight;
-        k += snprintf(line + k, sizeof line - k, " | %s %.4f", t->stage->metric_names[i], row[2 + i]);
+        row[EVAL_COLS + i] = acc.metric[i] / acc.weight;
+        k += snprintf(line + k, sizeof line - k, " | %s %.4f", t->stage->metric_names[i], row[EVAL_COLS + i]);
     }
     trainer_log(t, "%s", line);
     if (log) metrics_append(log, row);
@@ -281,7 +289,10 @@ static int run_loop(Trainer *t, LoopState *ls) {
     int rc = 0;
     while (t->step < t->total_steps && !rc) {
         int64_t epoch = t->step / t->steps_per_epoch, b = t->step % t->steps_per_epoch;
-        if (epoch != perm_epoch) epoch_perm(t, epoch, perm), perm_epoch = epoch;
+        if (epoch != perm_epoch) {
+            epoch_perm(t, epoch, perm);
+            perm_epoch = epoch;
+        }
         TrainAcc acc;
         float lr = 0, norm = NAN;
         int ok = train_step(t, perm + b * B, &acc, &lr, &norm);
@@ -289,9 +300,13 @@ static int run_loop(Trainer *t, LoopState *ls) {
         t->step++; /* steps are numbered from 1 in messages, as in metrics.h5 */
         if (!ok) trainer_log(t, "warning: step %lld: non-finite loss or gradient, step skipped", (long long)t->step);
         ls->tokens += acc.tokens;
-        double row[6 + TRAIN_MAX_METRICS] = {(double)t->step, acc.loss / acc.weight, lr, norm, acc.tokens,
-                                             fs_now() - ls->t_start};
-        for (int i = 0; i < t->n_metrics; i++) row[6 + i] = acc.metric[i] / acc.weight;
+        double row[TRAIN_COLS + TRAIN_MAX_METRICS] = {[TRAIN_COL_STEP] = (double)t->step,
+                                                      [TRAIN_COL_LOSS] = acc.loss / acc.weight,
+                                                      [TRAIN_COL_LR] = lr,
+                                                      [TRAIN_COL_GRAD_NORM] = norm,
+                                                      [TRAIN_COL_TOKENS] = acc.tokens,
+                                                      [TRAIN_COL_ELAPSED] = fs_now() - ls->t_start};
+        for (int i = 0; i < t->n_metrics; i++) row[TRAIN_COLS + i] = acc.metric[i] / acc.weight;
         if (ls->train_log) metrics_append(ls->train_log, row);
         if (!ok && bad >= config_int(t->cfg, "max_bad_steps")) {
             if (ls->train_log) metrics_close(ls->train_log); /* closed cleanly: the bad rows stay readable */
@@ -339,24 +354,33 @@ static void schedule(Trainer *t) {
     t->total_steps = t->steps_per_epoch * config_int(t->cfg, "epochs");
     int max_steps = config_int(t->cfg, "max_steps");
     if (max_steps > 0 && max_steps < t->total_steps) t->total_steps = max_steps;
-    AdamWConfig a = {(float)config_float(t->cfg, "lr"), (float)config_float(t->cfg, "beta1"),
-                     (float)config_float(t->cfg, "beta2"), 1e-8f, (float)config_float(t->cfg, "weight_decay"),
-                     (float)config_float(t->cfg, "grad_clip"), config_int(t->cfg, "warmup_steps"),
-                     t->total_steps, (float)config_float(t->cfg, "lr_min")};
+    AdamWConfig a = {.lr = (float)config_float(t->cfg, "lr"),
+                     .beta1 = (float)config_float(t->cfg, "beta1"),
+                     .beta2 = (float)config_float(t->cfg, "beta2"),
+                     .eps = 1e-8f,
+                     .weight_decay = (float)config_float(t->cfg, "weight_decay"),
+                     .grad_clip = (float)config_float(t->cfg, "grad_clip"),
+                     .warmup_steps = config_int(t->cfg, "warmup_steps"),
+                     .total_steps = t->total_steps,
+                     .lr_min = (float)config_float(t->cfg, "lr_min")};
     adamw_init(&t->opt, t->model.n_params, &a);
 }
 
 static void open_logs(Trainer *t, LoopState *ls, int64_t keep_step) {
-    static const char *train_cols[6 + TRAIN_MAX_METRICS] = {"step", "loss", "lr", "grad_norm", "tokens", "elapsed"};
-    static const char *eval_cols[2 + TRAIN_MAX_METRICS] = {"step", "loss"};
+    static const char *train_cols[TRAIN_COLS + TRAIN_MAX_METRICS] = {
+        [TRAIN_COL_STEP] = "step",           [TRAIN_COL_LOSS] = "loss",     [TRAIN_COL_LR] = "lr",
+        [TRAIN_COL_GRAD_NORM] = "grad_norm", [TRAIN_COL_TOKENS] = "tokens", [TRAIN_COL_ELAPSED] = "elapsed"};
+    static const char *eval_cols[EVAL_COLS + TRAIN_MAX_METRICS] = {[EVAL_COL_STEP] = "step", [EVAL_COL_LOSS] = "loss"};
     char path[1200];
-    for (int i = 0; i < t->n_metrics; i++)
-        train_cols[6 + i] = eval_cols[2 + i] = t->stage->metric_names[i];
+    for (int i = 0; i < t->n_metrics; i++) {
+        train_cols[TRAIN_COLS + i] = t->stage->metric_names[i];
+        eval_cols[EVAL_COLS + i] = t->stage->metric_names[i];
+    }
     if (t->dp.rank) return;
     snprintf(path, sizeof path, "%s/metrics.h5", t->out_dir);
-    if (!(ls->train_log = metrics_open(path, "train", train_cols, 6 + t->n_metrics, keep_step))) err_die_last();
+    if (!(ls->train_log = metrics_open(path, "train", train_cols, TRAIN_COLS + t->n_metrics, keep_step))) err_die_last();
     snprintf(path, sizeof path, "%s/eval.h5", t->out_dir);
-    if (!(ls->eval_log = metrics_open(path, "eval", eval_cols, 2 + t->n_metrics, keep_step))) err_die_last();
+    if (!(ls->eval_log = metrics_open(path, "eval", eval_cols, EVAL_COLS + t->n_metrics, keep_step))) err_die_last();
 }
 
 /* Parses arguments into t->cfg; returns 1 after --help, dies on errors. */

@@ -329,7 +329,7 @@ static int write_weights(const char *dir, const Gpt *m) {
         const GptTensor *g = &m->tensors[i];
         shape[i][0] = g->shape[0];
         shape[i][1] = g->shape[1];
-        w[i] = (StWriteTensor){g->name, g->ndim, shape[i], m->params + g->offset};
+        w[i] = (StWriteTensor){.name = g->name, .ndim = g->ndim, .shape = shape[i], .data = m->params + g->offset};
     }
     char *path = fs_join(dir, "model.safetensors");
     int rc = st_write_f32(path, w, m->n_tensors);

@@ -38,7 +38,10 @@ size_t st_dtype_size(StDtype d) { return dtypes[d].size; }
 
 static int dtype_from_name(const char *s, StDtype *d) {
     for (int i = 0; i < N_DTYPES; i++)
-        if (!strcmp(dtypes[i].name, s)) return *d = (StDtype)i, 0;
+        if (!strcmp(dtypes[i].name, s)) {
+            *d = (StDtype)i;
+            return 0;
+        }
     return -1;
 }
 
@@ -73,7 +76,9 @@ static int pread_all(int fd, void *buf, size_t n, uint64_t off) {
         if (k < 0 && errno == EINTR) continue;
         if (k < 0) return err_set("read error at byte %llu: %s", (unsigned long long)off, strerror(errno));
         if (k == 0) return err_set("unexpected end of file at byte %llu", (unsigned long long)off);
-        p += k, n -= (size_t)k, off += (uint64_t)k;
+        p += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
     }
     return 0;
 }

@@ -87,7 +87,10 @@ static int assign(PpoLayout *l, const Config *c, const int *declared) {
         int role = any ? declared[i] : i < L ? PPO_LEARNER : i < L + R ? PPO_REWARDER : PPO_ACTOR;
         int *list = role == PPO_LEARNER ? l->learners : role == PPO_REWARDER ? l->rewarders : l->actors;
         int *count = role == PPO_LEARNER ? &l->n_learners : role == PPO_REWARDER ? &l->n_rewarders : &l->n_actors;
-        if (i == l->rank) l->role = role, l->index = *count;
+        if (i == l->rank) {
+            l->role = role;
+            l->index = *count;
+        }
         list[(*count)++] = i;
     }
     if (!any && L + R >= l->world)
@@ -161,7 +164,10 @@ int ppo_prompts_load(PpoPrompts *p, const char *path, const Tok *tok, int n_ctx)
                      : err_prefix("%s:%d: ", path, jsonl_line(j));
             break;
         }
-        p->tokens[p->n] = ids, p->len[p->n] = n, p->text[p->n] = err_strdup(s), p->n++;
+        p->tokens[p->n] = ids;
+        p->len[p->n] = n;
+        p->text[p->n] = err_strdup(s);
+        p->n++;
     }
     jsonl_close(j);
     if (rc == 0 && p->n == 0) rc = err_set("%s: no prompts", path);

@@ -12,7 +12,9 @@
 #include "common/model/score.h"
 
 void eval_add(EvalStat *s, double x) {
-    s->sum += x, s->sum2 += x * x, s->n++;
+    s->sum += x;
+    s->sum2 += x * x;
+    s->n++;
 }
 
 double eval_mean(const EvalStat *s) { return s->n ? s->sum / s->n : NAN; }
@@ -106,7 +108,10 @@ int eval_run(const EvalSetup *s, char *const *prompts, int n, EvalReport *out) {
         }
         GenResult g;
         rc = gen_run(s->policy, (const int *const *)ids, plen, b, &s->gen, &rng, &g);
-        if (!rc) rc = score_batch(s, prompts + start, ids, plen, b, &g, out), gen_result_free(&g);
+        if (!rc) {
+            rc = score_batch(s, prompts + start, ids, plen, b, &g, out);
+            gen_result_free(&g);
+        }
         for (int i = 0; i < b; i++) free(ids[i]);
     }
     return rc;

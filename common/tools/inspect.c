@@ -28,32 +28,56 @@ static double *read_col(H5log *l, const char *col, int64_t n) {
     return v;
 }
 
+/* Rollout-log columns the per-iteration summary reads. */
+typedef enum { COL_ITERATION, COL_REWARD, COL_R_THETA, COL_KL_SUM, COL_LAMBDA, COL_GOLD, COL_LENGTH, COL_VERSION, N_COLS } SummaryCol;
+
+static const char *const summary_cols[N_COLS] = {
+    [COL_ITERATION] = "iteration", [COL_REWARD] = "reward", [COL_R_THETA] = "r_theta",
+    [COL_KL_SUM] = "kl_sum",       [COL_LAMBDA] = "lambda", [COL_GOLD] = "gold",
+    [COL_LENGTH] = "response_len", [COL_VERSION] = "version"};
+
+/* Adds rollout row r to the sums of its iteration. */
+static void summary_add(IterSummary *x, double *const *c, int64_t r) {
+    x->rows++;
+    x->reward += c[COL_REWARD][r];
+    x->r_theta += c[COL_R_THETA][r];
+    x->kl += c[COL_KL_SUM][r];
+    x->lambda += c[COL_LAMBDA][r];
+    x->length += c[COL_LENGTH][r];
+    if (!isnan(c[COL_GOLD][r])) {
+        x->gold += c[COL_GOLD][r];
+        x->gold_n++;
+    }
+}
+
+/* Sums to means. */
+static void summary_finish(IterSummary *x) {
+    x->reward /= x->rows;
+    x->r_theta /= x->rows;
+    x->kl /= x->rows;
+    x->lambda /= x->rows;
+    x->length /= x->rows;
+    x->gold = x->gold_n ? x->gold / x->gold_n : NAN;
+}
+
 /* Per-iteration means (rows are grouped by iteration, in order). */
 static int summarise(H5log *l, int64_t n, IterSummary **out, int64_t *lag_hist, int lag_bins) {
-    const char *cols[] = {"iteration", "reward", "r_theta", "kl_sum", "lambda", "gold", "response_len", "version"};
-    double *c[8];
-    for (int i = 0; i < 8; i++) c[i] = read_col(l, cols[i], n);
+    double *c[N_COLS];
+    for (int i = 0; i < N_COLS; i++) c[i] = read_col(l, summary_cols[i], n);
     IterSummary *s = NULL;
     int k = -1;
     for (int64_t r = 0; r < n; r++) {
-        if (k < 0 || s[k].iteration != (int64_t)c[0][r]) {
+        if (k < 0 || s[k].iteration != (int64_t)c[COL_ITERATION][r]) {
             s = err_realloc(s, (size_t)(k + 2) * sizeof *s);
             memset(&s[++k], 0, sizeof *s);
-            s[k].iteration = (int64_t)c[0][r];
+            s[k].iteration = (int64_t)c[COL_ITERATION][r];
         }
-        IterSummary *x = &s[k];
-        x->rows++, x->reward += c[1][r], x->r_theta += c[2][r], x->kl += c[3][r], x->lambda += c[4][r];
-        x->length += c[6][r];
-        if (!isnan(c[5][r])) x->gold += c[5][r], x->gold_n++;
-        int lag = (int)(c[0][r] - c[7][r]);
+        summary_add(&s[k], c, r);
+        int lag = (int)(c[COL_ITERATION][r] - c[COL_VERSION][r]);
         lag_hist[lag < 0 ? 0 : lag >= lag_bins ? lag_bins - 1 : lag]++;
     }
-    for (int i = 0; i <= k; i++) {
-        IterSummary *x = &s[i];
-        x->reward /= x->rows, x->r_theta /= x->rows, x->kl /= x->rows, x->lambda /= x->rows, x->length /= x->rows;
-        x->gold = x->gold_n ? x->gold / x->gold_n : NAN;
-    }
-    for (int i = 0; i < 8; i++) free(c[i]);
+    for (int i = 0; i <= k; i++) summary_finish(&s[i]);
+    for (int i = 0; i < N_COLS; i++) free(c[i]);
     *out = s;
     return k + 1;
 }
@@ -72,7 +96,8 @@ static void print_sample(H5log *l, const Tok *tok, int64_t row, FILE *f) {
         free(pt), free(rt);
         return;
     }
-    plen = plen > P ? P : plen, rlen = rlen > W ? W : rlen;
+    plen = plen > P ? P : plen;
+    rlen = rlen > W ? W : rlen;
     for (int part = 0; part < 2; part++) {
         const int32_t *ids = part ? rt : pt;
         int n = part ? rlen : plen;

@@ -70,7 +70,10 @@ void plot_trailing_mean(const double *v, long n, int w, double *out) {
         double sum = 0;
         long count = 0;
         for (long j = i - w + 1 < 0 ? 0 : i - w + 1; j <= i; j++)
-            if (isfinite(v[j])) sum += v[j], count++;
+            if (isfinite(v[j])) {
+                sum += v[j];
+                count++;
+            }
         out[i] = count ? sum / count : NAN;
     }
 }
@@ -427,7 +430,8 @@ static int write_script(const PlotSpec *p, const Table *tables, const int *draw,
     for (int i = 0; i < MAX_SERIES && p->s[i].source; i++)
         if (draw[i]) {
             const Table *t = find_table(tables, p->s[i].source);
-            right |= p->s[i].right, left |= !p->s[i].right;
+            right |= p->s[i].right;
+            left |= !p->s[i].right;
             if (t->rows > max_rows) max_rows = t->rows;
         }
     int promote = right && !left; /* only right-axis curves left: draw them on the left */
@@ -683,7 +687,10 @@ static int plot_into(const PlotOptions *o, FILE *list, FILE *notes) {
     for (int i = 0; i < N_PLOTS && !rc; i++) {
         int drawn = draw_plot(&plot_specs[i], tables, &r, o->out_dir, list, notes);
         if (drawn < 0) rc = -1;
-        else pngs += drawn, skipped += !drawn;
+        else {
+            pngs += drawn;
+            skipped += !drawn;
+        }
     }
     if (!rc) note(notes, "%d plots in %s (%d skipped)", pngs, o->out_dir, skipped);
     for (int i = 0; i < N_SOURCES; i++) table_free(&tables[i]);
