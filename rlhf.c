@@ -289,7 +289,7 @@ static int cmd_generate(const Invocation *in) {
     if (batch > 1) gpt_pack_head(&m); /* once for every batch */
     gc.eot = tok_eot(tok);
     JsonlPrompts pl = {0};
-    if (gen_args.prompt) jsonl_prompts_add(&pl, gen_args.prompt);
+    if (gen_args.prompt) jsonl_prompts_add(&pl, gen_args.prompt, 0);
     else if (jsonl_read_prompts(prompts_file, &pl)) err_die_last();
     Rng rng;
     rng_seed(&rng, (uint64_t)gen_args.seed);

@@ -69,19 +69,22 @@ static int add_pair_seq(Dataset *d, Jsonl *j, const Tok *tok, const char *prompt
     }
     int len = np + nr + 1;
     if (np == 0) {
-        free(pt), free(rt);
+        free(pt);
+        free(rt);
         return err_set("%s:%d: field \"prompt\": empty", jsonl_path(j), jsonl_line(j));
     }
     if (len > n_ctx) {
         if (p == LONG_ERROR || np >= n_ctx) {
-            free(pt), free(rt);
+            free(pt);
+            free(rt);
             if (p == LONG_SKIP) return 0;
             return err_set("%s:%d: sequence of %d tokens (prompt %d) is longer than the context (%d); "
                            "set long_sequences = truncate or skip",
                            jsonl_path(j), jsonl_line(j), len, np, n_ctx);
         }
         if (p == LONG_SKIP) {
-            free(pt), free(rt);
+            free(pt);
+            free(rt);
             return 0;
         }
         d->n_truncated++;
@@ -91,7 +94,8 @@ static int add_pair_seq(Dataset *d, Jsonl *j, const Tok *tok, const char *prompt
     memcpy(seq, pt, np * sizeof(int));
     memcpy(seq + np, rt, nr * sizeof(int));
     seq[np + nr] = tok_eot(tok);
-    free(pt), free(rt);
+    free(pt);
+    free(rt);
     push_seq(d, seq, keep, np);
     return 1;
 }

@@ -134,7 +134,9 @@ static void dpo_evaluate(Trainer *t, const int *idx, int n, TrainAcc *acc) {
 
 static void dpo_teardown(Trainer *t) {
     DpoState *s = t->state;
-    free(s->ref_train), free(s->ref_valid), free(s->dlogp);
+    free(s->ref_train);
+    free(s->ref_valid);
+    free(s->dlogp);
     score_batch_free(&s->sb);
     free(s);
 }

@@ -296,7 +296,13 @@ void gridworld_rollout_init(GridworldRollout *r, int cap) {
 }
 
 void gridworld_rollout_free(GridworldRollout *r) {
-    free(r->state), free(r->action), free(r->old_logp), free(r->old_value), free(r->reward), free(r->adv), free(r->ret);
+    free(r->state);
+    free(r->action);
+    free(r->old_logp);
+    free(r->old_value);
+    free(r->reward);
+    free(r->adv);
+    free(r->ret);
     memset(r, 0, sizeof *r);
 }
 
@@ -358,7 +364,8 @@ static void minibatch_init(Minibatch *m, int size, int n_states) {
 static void minibatch_free(Minibatch *m) {
     float *f[] = {m->logp, m->old_logp, m->adv, m->ent, m->value, m->old_value, m->ret, m->d_logp, m->d_value};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
-    free(m->g_logits), free(m->g_values);
+    free(m->g_logits);
+    free(m->g_values);
 }
 
 /* d log pi(a) / d l_b = [b == a] - pi_b and d H / d l_b = -pi_b (log pi_b + H). */
@@ -447,7 +454,8 @@ int gridworld_train(const Gridworld *g, const GridworldConfig *c, GridworldAgent
         p.value_loss /= updates;
         if (progress) progress(&p, ctx);
     }
-    adam_free(&opt_pi), adam_free(&opt_v);
+    adam_free(&opt_pi);
+    adam_free(&opt_v);
     free(order);
     minibatch_free(&mb);
     gridworld_rollout_free(&ro);

@@ -168,7 +168,8 @@ static void send_orders(Learner *L, int64_t it) {
     }
     wait_sends(L, req, L->n_chunks);
     for (int c = 0; c < L->n_chunks; c++) msg_buf_free(&b[c]);
-    free(b), free(req);
+    free(b);
+    free(req);
 }
 
 static void send_snapshot(Learner *L) {
@@ -225,7 +226,9 @@ static void samples_free(Learner *L) {
     for (int i = 0; i < L->n; i++) {
         Sample *s = &L->s[i];
         rollout_free(&s->r);
-        free(s->values), free(s->adv), free(s->ret);
+        free(s->values);
+        free(s->adv);
+        free(s->ret);
     }
     L->n = 0;
 }
@@ -797,11 +800,19 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
 static void learner_free(Learner *L) {
     samples_free(L);
     for (int i = 0; i < L->n_pending; i++) rollout_batch_free(&L->pending[i]);
-    free(L->pending), free(L->s), free(L->perm);
-    free(L->tokens), free(L->targets), free(L->dlogp), free(L->dent), free(L->dval);
+    free(L->pending);
+    free(L->s);
+    free(L->perm);
+    free(L->tokens);
+    free(L->targets);
+    free(L->dlogp);
+    free(L->dent);
+    free(L->dval);
     score_batch_free(&L->policy_pass);
-    adamw_free(&L->popt), adamw_free(&L->vopt);
-    gpt_free(&L->policy), gpt_free(&L->value);
+    adamw_free(&L->popt);
+    adamw_free(&L->vopt);
+    gpt_free(&L->policy);
+    gpt_free(&L->value);
     if (L->has_ptx) data_free(&L->ptx);
     ppo_prompts_free(&L->prompts);
     tok_free(L->tok);

@@ -186,7 +186,9 @@ static int rm_finish(Trainer *t) {
 
 static void rm_teardown(Trainer *t) {
     RmState *s = t->state;
-    free(s->tokens), free(s->dvalues), free(s);
+    free(s->tokens);
+    free(s->dvalues);
+    free(s);
 }
 
 const TrainStage rm_stage = {

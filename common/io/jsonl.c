@@ -225,12 +225,15 @@ int jsonl_get_num(Jsonl *j, json_t *obj, const char *field, double *out) {
 
 /* ---- prompt files ----------------------------------------------------------- */
 
-void jsonl_prompts_add(JsonlPrompts *p, const char *s) {
+void jsonl_prompts_add(JsonlPrompts *p, const char *s, int line) {
     if (p->n == p->cap) {
         p->cap = p->cap ? 2 * p->cap : 16;
         p->text = err_realloc(p->text, (size_t)p->cap * sizeof(char *));
+        p->line = err_realloc(p->line, (size_t)p->cap * sizeof(int));
     }
-    p->text[p->n++] = err_strdup(s);
+    p->line[p->n] = line;
+    p->text[p->n] = err_strdup(s);
+    p->n++;
 }
 
 int jsonl_read_prompts(const char *path, JsonlPrompts *p) {
@@ -244,7 +247,7 @@ int jsonl_read_prompts(const char *path, JsonlPrompts *p) {
             rc = -1;
             break;
         }
-        jsonl_prompts_add(p, s);
+        jsonl_prompts_add(p, s, jsonl_line(j));
     }
     jsonl_close(j);
     if (rc == 0 && p->n == 0) rc = err_set("%s: no prompts in file", path);
@@ -255,5 +258,6 @@ int jsonl_read_prompts(const char *path, JsonlPrompts *p) {
 void jsonl_prompts_free(JsonlPrompts *p) {
     for (int i = 0; i < p->n; i++) free(p->text[i]);
     free(p->text);
+    free(p->line);
     memset(p, 0, sizeof *p);
 }

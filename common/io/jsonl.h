@@ -54,11 +54,13 @@ int jsonl_get_num(Jsonl *j, json_t *obj, const char *field, double *out);
 /* The prompts of a {"prompt": ...} file (generate, eval), in file order. */
 typedef struct {
     char **text; /* owned copies */
+    int *line;   /* line of each prompt in its file (0: not from a file) */
     int n, cap;
 } JsonlPrompts;
 
-/* Appends a copy of s to p (which starts as {0}). */
-void jsonl_prompts_add(JsonlPrompts *p, const char *s);
+/* Appends a copy of s, read from line `line` (0: none), to p (which starts
+ * as {0}). */
+void jsonl_prompts_add(JsonlPrompts *p, const char *s, int line);
 /* Appends every record's "prompt" string to p. 0, or -1 + err_set naming the
  * file and line (a bad line, a record without a string "prompt") or
  * "PATH: no prompts in file"; on error p is freed (left empty). */

@@ -253,7 +253,10 @@ void st_close(StFile *f) {
     if (!f) return;
     if (f->fd >= 0) close(f->fd);
     for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
-    for (int i = 0; i < f->n_meta; i++) free(f->meta_keys[i]), free(f->meta_values[i]);
+    for (int i = 0; i < f->n_meta; i++) {
+        free(f->meta_keys[i]);
+        free(f->meta_values[i]);
+    }
     free(f->tensors);
     free(f->meta_keys);
     free(f->meta_values);

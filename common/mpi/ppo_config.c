@@ -80,7 +80,10 @@ static int wanted_role(const Config *c) {
 /* Role of every rank: declared (--role) or by position. */
 static int assign(PpoLayout *l, const Config *c, const int *declared) {
     int L = config_int(c, "learners"), R = config_int(c, "rewarders"), any = 0, all = 1;
-    for (int i = 0; i < l->world; i++) any |= declared[i] >= 0, all &= declared[i] >= 0;
+    for (int i = 0; i < l->world; i++) {
+        any |= declared[i] >= 0;
+        all &= declared[i] >= 0;
+    }
     if (any && !all) return err_set("some ranks were given --role and some not: give every rank a role, or none");
     l->n_learners = l->n_rewarders = l->n_actors = 0;
     for (int i = 0; i < l->world; i++) {
@@ -135,48 +138,42 @@ void ppo_layout_print(const PpoLayout *l, FILE *f) {
 }
 
 void ppo_layout_free(PpoLayout *l) {
-    free(l->learners), free(l->rewarders), free(l->actors);
+    free(l->learners);
+    free(l->rewarders);
+    free(l->actors);
     if (l->role_comm != MPI_COMM_NULL) MPI_Comm_free(&l->role_comm);
     memset(l, 0, sizeof *l);
 }
 
 int ppo_prompts_load(PpoPrompts *p, const char *path, const Tok *tok, int n_ctx) {
     memset(p, 0, sizeof *p);
-    Jsonl *j = jsonl_open(path);
-    json_t *rec;
-    int rc, cap = 0;
-    const char *s;
-    if (!j) return -1;
-    while ((rc = jsonl_next(j, &rec)) == 1) {
-        if (jsonl_get_str(j, rec, "prompt", &s)) { rc = -1; break; }
-        if (p->n == cap) {
-            cap = cap ? 2 * cap : 256;
-            p->tokens = err_realloc(p->tokens, cap * sizeof(int *));
-            p->len = err_realloc(p->len, cap * sizeof(int));
-            p->text = err_realloc(p->text, cap * sizeof(char *));
-        }
-        int n;
-        int *ids = tok_encode(tok, s, strlen(s), &n);
-        if (!ids || n < 1 || n >= n_ctx) {
-            free(ids);
-            rc = ids ? err_set("%s:%d: prompt of %d tokens; it must leave room in the context (%d)", path,
-                               jsonl_line(j), n, n_ctx)
-                     : err_prefix("%s:%d: ", path, jsonl_line(j));
-            break;
-        }
-        p->tokens[p->n] = ids;
-        p->len[p->n] = n;
-        p->text[p->n] = err_strdup(s);
-        p->n++;
+    JsonlPrompts jp = {0};
+    if (jsonl_read_prompts(path, &jp)) return -1;
+    p->tokens = err_calloc((size_t)jp.n, sizeof(int *));
+    p->len = err_calloc((size_t)jp.n, sizeof(int));
+    p->text = jp.text; /* the strings move over; jp keeps only its line numbers */
+    p->n = jp.n;
+    int rc = 0;
+    for (int i = 0; i < p->n && !rc; i++) {
+        const char *s = p->text[i];
+        p->tokens[i] = tok_encode(tok, s, strlen(s), &p->len[i]);
+        if (!p->tokens[i]) rc = err_prefix("%s:%d: ", path, jp.line[i]);
+        else if (p->len[i] < 1 || p->len[i] >= n_ctx)
+            rc = err_set("%s:%d: prompt of %d tokens; it must leave room in the context (%d)", path, jp.line[i],
+                         p->len[i], n_ctx);
     }
-    jsonl_close(j);
-    if (rc == 0 && p->n == 0) rc = err_set("%s: no prompts", path);
+    free(jp.line);
     if (rc) ppo_prompts_free(p);
-    return rc ? -1 : 0;
+    return rc;
 }
 
 void ppo_prompts_free(PpoPrompts *p) {
-    for (int i = 0; i < p->n; i++) free(p->tokens[i]), free(p->text[i]);
-    free(p->tokens), free(p->len), free(p->text);
+    for (int i = 0; i < p->n; i++) {
+        free(p->tokens[i]);
+        free(p->text[i]);
+    }
+    free(p->tokens);
+    free(p->len);
+    free(p->text);
     memset(p, 0, sizeof *p);
 }

@@ -77,7 +77,11 @@ static int score_batch(const EvalSetup *s, char *const *prompts, int **ids, cons
         ArithJudgement j;
         double gold = arith_gold(prompts[i], text, &j), kl = NAN, rm = NAN;
         if (isnan(gold)) out->foreign_prompts++;
-        else eval_add(&out->gold, gold), eval_add(&out->correct, j.correct), eval_add(&out->offensive, j.offensive > 0);
+        else {
+            eval_add(&out->gold, gold);
+            eval_add(&out->correct, j.correct);
+            eval_add(&out->offensive, j.offensive > 0);
+        }
         if (s->ref) {
             double lp = 0;
             for (int k = 0; k < g->len[i]; k++) lp += g->logp_model[i][k];

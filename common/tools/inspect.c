@@ -93,7 +93,8 @@ static void print_sample(H5log *l, const Tok *tok, int64_t row, FILE *f) {
     int32_t *pt = err_calloc((size_t)P + 1, sizeof(int32_t)), *rt = err_calloc((size_t)W + 1, sizeof(int32_t));
     if (h5log_read_i32(l, "prompt_len", row, 1, &plen) || h5log_read_i32(l, "response_len", row, 1, &rlen) ||
         h5log_read_i32(l, "prompt", row, 1, pt) || h5log_read_i32(l, "response", row, 1, rt)) {
-        free(pt), free(rt);
+        free(pt);
+        free(rt);
         return;
     }
     plen = plen > P ? P : plen;
@@ -119,7 +120,8 @@ static void print_sample(H5log *l, const Tok *tok, int64_t row, FILE *f) {
         err_clear();
     }
     fputc('\n', f);
-    free(pt), free(rt);
+    free(pt);
+    free(rt);
 }
 
 static void rollouts_text(H5log *l, const Tok *tok, int64_t n, FILE *f) {
@@ -159,7 +161,9 @@ static void rollouts_json(H5log *l, int64_t n, FILE *f) {
     json_object_set_new(o, "lag_histogram", lags);
     char *text = json_dumps(o, JSON_COMPACT);
     fprintf(f, "%s\n", text);
-    free(text), json_decref(o), free(s);
+    free(text);
+    json_decref(o);
+    free(s);
 }
 
 static void table_text(H5log *l, int64_t n, FILE *f) {
@@ -194,7 +198,8 @@ int inspect_log(const char *path, const Tok *tok, int as_json, FILE *out) {
         json_object_set_new(o, "columns", cols);
         char *text = json_dumps(o, JSON_COMPACT);
         fprintf(out, "%s\n", text);
-        free(text), json_decref(o);
+        free(text);
+        json_decref(o);
     } else {
         fprintf(out, "file        %s\nkind        %s\nrows        %lld\ncolumns     %d\n", path, h5log_kind(l),
                 (long long)n, h5log_n_columns(l));

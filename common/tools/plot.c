@@ -123,8 +123,12 @@ typedef struct {
 } Table;
 
 static void table_free(Table *t) {
-    for (int i = 0; i < t->n_cols; i++) free(t->names[i]), free(t->vals[i]);
-    free(t->path), free(t->absent);
+    for (int i = 0; i < t->n_cols; i++) {
+        free(t->names[i]);
+        free(t->vals[i]);
+    }
+    free(t->path);
+    free(t->absent);
     memset(t, 0, sizeof *t);
 }
 
@@ -464,7 +468,10 @@ typedef struct {
 static void child_run(const char *dir, const char *prog, const char *script, int err_fd, int fail_fd) {
     ChildFail cf = {1, 0};
     int null = open("/dev/null", O_RDWR);
-    if (null >= 0) dup2(null, 0), dup2(null, 1);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+    }
     if (null > 2) close(null);
     dup2(err_fd, 2);
     if (err_fd > 2) close(err_fd);
@@ -523,18 +530,22 @@ static int run_gnuplot(const char *prog, const char *dir, const char *script) {
     int err_pipe[2], fail_pipe[2];
     if (pipe(err_pipe)) return err_set("pipe: %s", strerror(errno));
     if (pipe2(fail_pipe, O_CLOEXEC)) {
-        close(err_pipe[0]), close(err_pipe[1]);
+        close(err_pipe[0]);
+        close(err_pipe[1]);
         return err_set("pipe: %s", strerror(errno));
     }
     fflush(NULL); /* the child must not write our buffered output twice */
     pid_t pid = fork();
     if (pid == 0) {
-        close(err_pipe[0]), close(fail_pipe[0]);
+        close(err_pipe[0]);
+        close(fail_pipe[0]);
         child_run(dir, prog, script, err_pipe[1], fail_pipe[1]);
     }
-    close(err_pipe[1]), close(fail_pipe[1]);
+    close(err_pipe[1]);
+    close(fail_pipe[1]);
     if (pid < 0) {
-        close(err_pipe[0]), close(fail_pipe[0]);
+        close(err_pipe[0]);
+        close(fail_pipe[0]);
         return err_set("fork: %s", strerror(errno));
     }
     char last[512];
@@ -542,7 +553,8 @@ static int run_gnuplot(const char *prog, const char *dir, const char *script) {
     ChildFail cf;
     ssize_t got;
     while ((got = read(fail_pipe[0], &cf, sizeof cf)) < 0 && errno == EINTR) {}
-    close(err_pipe[0]), close(fail_pipe[0]);
+    close(err_pipe[0]);
+    close(fail_pipe[0]);
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) return err_set("waitpid: %s", strerror(errno));
@@ -617,7 +629,10 @@ static int draw_plot(const PlotSpec *p, const Table *tables, const Render *r, co
     rc = 1;
 done:
     for (int i = 0; i < MAX_SERIES; i++) free(why[i]);
-    free(gp), free(png), free(gp_path), free(png_path);
+    free(gp);
+    free(png);
+    free(gp_path);
+    free(png_path);
     return rc;
 }
 
@@ -694,7 +709,8 @@ static int plot_into(const PlotOptions *o, FILE *list, FILE *notes) {
     }
     if (!rc) note(notes, "%d plots in %s (%d skipped)", pngs, o->out_dir, skipped);
     for (int i = 0; i < N_SOURCES; i++) table_free(&tables[i]);
-    free(tables), free(prog);
+    free(tables);
+    free(prog);
     return rc ? -1 : pngs;
 }
 

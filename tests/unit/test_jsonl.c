@@ -263,7 +263,7 @@ TEST(jsonl_read_prompts_in_order) {
                                   "{\"prompt\": \"one\"}\n\n{\"prompt\": \"two\", \"answer\": \"2\"}\r\n"
                                   "{\"answer\": 3, \"prompt\": \"th\\u00e9ree\"}");
     JsonlPrompts p = {0};
-    jsonl_prompts_add(&p, "first");
+    jsonl_prompts_add(&p, "first", 0);
     CHECK(jsonl_read_prompts(path, &p) == 0);
     CHECK(p.n == 4);
     if (p.n == 4) {
@@ -271,6 +271,8 @@ TEST(jsonl_read_prompts_in_order) {
         CHECK(strcmp(p.text[1], "one") == 0);
         CHECK(strcmp(p.text[2], "two") == 0);
         CHECK(strcmp(p.text[3], "th\xc3\xa9ree") == 0);
+        /* the line each prompt came from (the blank line 2 is skipped) */
+        CHECK(p.line[0] == 0 && p.line[1] == 1 && p.line[2] == 3 && p.line[3] == 4);
     }
     jsonl_prompts_free(&p);
     CHECK(p.n == 0 && p.text == NULL);
