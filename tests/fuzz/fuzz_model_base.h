@@ -67,6 +67,40 @@ static inline void fuzz_base_hf_copy(const char *dir, const char *name) {
     free(buf);
 }
 
+/* The two halves of hf_import's input: a Hugging Face directory (made on the
+ * first call, under the scratch name `scratch`, into the caller's *dir: one
+ * per harness, as harnesses share a translation unit in
+ * tests/unit/test_fuzz_regressions.c) holding the base model's files but for
+ * `fuzzed`, which is the input. hf_import either loads a model of exactly
+ * the base shape or fails with a message naming the file, leaving nothing
+ * allocated; `wrong_shape` is the complaint when it loads another shape. */
+static inline void fuzz_hf_import_one(const char **dirp, const char *scratch, const char *fuzzed,
+                                      const uint8_t *data, size_t n, const char *wrong_shape) {
+    static const char *const files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
+    if (!*dirp) {
+        *dirp = fuzz_path_keep(scratch);
+        mkdir(*dirp, 0700);
+        for (int i = 0; i < 4; i++)
+            if (strcmp(files[i], fuzzed)) fuzz_base_hf_copy(*dirp, files[i]);
+    }
+    const char *dir = *dirp;
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, fuzzed);
+    fuzz_write(path, data, n);
+    Gpt m;
+    Tok *t = NULL;
+    err_clear();
+    if (hf_import(dir, &m, n % 2 ? &t : NULL)) {
+        FUZZ_CHECK(!m.params && !t, "failed import left allocations");
+        FUZZ_CHECK(strstr(err_msg(), dir) == err_msg(), "message does not name the file: %s", err_msg());
+        return;
+    }
+    FUZZ_CHECK(m.cfg.vocab_size == 4 && m.cfg.n_embd == 4 && m.cfg.n_layer == 1 && m.cfg.n_ctx == 4, "%s",
+               wrong_shape);
+    gpt_free(&m);
+    tok_free(t);
+}
+
 /* A checkpoint of the base model with its tokenizer, an optimizer buffer
  * and a /config group, written once with the ckpt API. */
 static inline const char *fuzz_base_ckpt(void) {

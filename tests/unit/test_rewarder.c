@@ -19,71 +19,29 @@
 /* arrays pass through float: agreement with torch to float rounding */
 #define TOL_FLOAT 1e-6
 
-/* ---- fixture access ---------------------------------------------------- */
+/* ---- fixture access (tests/harness) ------------------------------------- */
 
-static hid_t fixture_open(void) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/ppo-ref.h5", harness_fixtures());
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    CHECKF(f >= 0, "cannot open %s", path);
-    return f;
-}
+static hid_t fixture_open(void) { return harness_fixture_open("ppo-ref.h5"); }
 
-/* A float64 dataset as doubles (NULL and a failed check when missing). */
-static double *fixture_read(hid_t f, const char *name, size_t *n) {
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0) {
-        CHECKF(0, "fixture has no dataset %s", name);
-        return NULL;
-    }
-    hid_t s = H5Dget_space(d);
-    hssize_t count = H5Sget_simple_extent_npoints(s);
-    double *buf = calloc((size_t)(count > 0 ? count : 1), sizeof *buf);
-    herr_t rc = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-    H5Sclose(s);
-    H5Dclose(d);
-    CHECKF(rc >= 0, "cannot read %s", name);
-    if (n) *n = (size_t)count;
-    return buf;
-}
+static double *fixture_read(hid_t f, const char *name, size_t *n) { return harness_fixture_doubles(f, name, n); }
 
+/* Never NULL (a missing dataset is already a failed check): the tests index it. */
 static float *fixture_floats(hid_t f, const char *name, size_t *n) {
-    size_t m = 0;
-    double *x = fixture_read(f, name, &m);
-    float *y = calloc(m ? m : 1, sizeof *y);
-    for (size_t i = 0; x && i < m; i++) y[i] = (float)x[i];
-    free(x);
-    if (n) *n = x ? m : 0;
-    return y;
+    float *y = harness_fixture_floats(f, name, n);
+    return y ? y : calloc(1, sizeof *y);
 }
 
 static double fixture_attr(hid_t f, const char *group, const char *attr) {
-    double v = NAN;
-    hid_t a = H5Aopen_by_name(f, group, attr, H5P_DEFAULT, H5P_DEFAULT);
-    CHECKF(a >= 0, "fixture group %s has no attribute %s", group, attr);
-    if (a >= 0) {
-        H5Aread(a, H5T_NATIVE_DOUBLE, &v);
-        H5Aclose(a);
-    }
-    return v;
+    return harness_fixture_attr(f, group, attr);
 }
 
-/* Reports the first miss only; false for NaN. */
 static void check_doubles(const char *what, const double *got, const double *want, size_t n, double rtol,
                           double atol) {
-    for (size_t i = 0; i < n; i++)
-        if (!(fabs(got[i] - want[i]) <= rtol * fabs(want[i]) + atol)) {
-            CHECKF(0, "%s[%zu] = %.17g, torch %.17g", what, i, got[i], want[i]);
-            return;
-        }
+    harness_close_doubles(what, got, want, NULL, n, rtol, atol);
 }
 
 static void check_floats(const char *what, const float *got, const double *want, size_t n) {
-    double *g = malloc((n ? n : 1) * sizeof *g);
-    for (size_t i = 0; i < n; i++) g[i] = got[i];
-    check_doubles(what, g, want, n, TOL_FLOAT, 1e-9);
-    free(g);
+    harness_close_floats(what, got, want, NULL, n, TOL_FLOAT, 1e-9);
 }
 
 /* ---- KL estimators ----------------------------------------------------- */
