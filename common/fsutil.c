@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,3 +214,59 @@ static double clock_seconds(clockid_t id) {
 
 double fs_now(void) { return clock_seconds(CLOCK_MONOTONIC); }
 double fs_wall_now(void) { return clock_seconds(CLOCK_REALTIME); }
+
+/* ---- one run per directory (see fsutil.h for the rule) -------------------- */
+
+int fs_lock_dir(const char *dir) {
+    char *path = fs_join(dir, FS_LOCK_NAME);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        int rc = fd < 0 && errno != ELOOP ? err_set("%s: cannot create the run lock: %s", path, strerror(errno))
+                                          : err_set("%s: exists and is not a regular file", path);
+        if (fd >= 0) close(fd);
+        free(path);
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int busy = errno == EWOULDBLOCK;
+        char holder[256] = "";
+        ssize_t n = busy ? pread(fd, holder, sizeof holder - 1, 0) : -1;
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        long pid = 0;
+        char host[200] = "?";
+        if (sscanf(holder, "%ld %199s", &pid, host) < 1) pid = 0;
+        if (busy && pid > 0)
+            err_set("%s: in use by another run (pid %ld on %s, %s); wait for it to end or use another out_dir",
+                    dir, pid, host, path);
+        else if (busy)
+            err_set("%s: in use by another run (%s is locked); wait for it to end or use another out_dir", dir, path);
+        else
+            err_set("%s: cannot lock: %s", path, strerror(errno));
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char host[200] = "?", line[256];
+    if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "?");
+    host[sizeof host - 1] = 0;
+    int len = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), host);
+    /* best effort: the lock holds whether or not the note is written */
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)len, 0) != len) errno = 0;
+    free(path);
+    return fd;
+}
+
+void fs_unlock_dir(int fd) {
+    if (fd >= 0) close(fd); /* closing the last descriptor releases the flock */
+}
+
+int fs_remove_numbered(const char *dir, const char *prefix, int width) {
+    for (int64_t s; (s = fs_latest_numbered(dir, prefix)) >= 0;) {
+        char path[4096];
+        fs_numbered(path, sizeof path, dir, prefix, width, s);
+        if (remove(path)) return err_set("%s: cannot remove: %s", path, strerror(errno));
+    }
+    return 0;
+}

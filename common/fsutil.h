@@ -79,4 +79,28 @@ double fs_now(void);
 /* Seconds since the Unix epoch (CLOCK_REALTIME): for timestamps in logs. */
 double fs_wall_now(void);
 
+/* ---- one run per directory -------------------------------------------------
+ * Rule: one run at a time owns an output directory. The rank that writes
+ * (trainers: rank 0; PPO: learner 0) takes DIR/.lock with flock before it
+ * reads or writes anything there and keeps it for the whole run; the kernel
+ * releases it when the process ends, however it ends (kill -9 included), so
+ * a stale lock file is simply taken over. The holder writes "PID HOST" into
+ * it after locking, for the message the next run prints. */
+
+#define FS_LOCK_NAME ".lock"
+
+/* Locks dir (which must exist): a file descriptor to keep until the run
+ * ends, or -1 + err_set("DIR: in use by another run (pid PID on HOST, DIR/.lock)")
+ * when another process holds it, or naming DIR/.lock and the reason when it
+ * cannot be created (a .lock that is not a regular file is refused). The
+ * descriptor is close-on-exec. */
+int fs_lock_dir(const char *dir);
+/* Releases a lock from fs_lock_dir (fd < 0: no-op). The file stays: removing
+ * it would race with the next run's open. */
+void fs_unlock_dir(int fd);
+
+/* Removes every DIR/PREFIX<number>.h5 (a run replaced with overwrite=1);
+ * -1 + err_set naming the file that could not be removed. */
+int fs_remove_numbered(const char *dir, const char *prefix, int width);
+
 #endif

@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/io/h5log.h"
+#include "common/io/runrec.h"
 #include "common/mpi/rollout.h"
 #include "common/rng.h"
 #include "learner/dataset.h"
@@ -666,7 +667,9 @@ static int write_ckpt(Learner *L, const char *path, int final) {
              ckpt_put_buffer(k, "value/params", &L->value, L->value.params) ||
              ckpt_put_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
              ckpt_put_buffer(k, "optim/value_v", &L->value, L->vopt.v) ||
-             ckpt_put_attr_i64(k, "/state", "value_adam_step", L->vopt.step);
+             ckpt_put_attr_i64(k, "/state", "value_adam_step", L->vopt.step) ||
+             ckpt_put_attr_i64(k, "/state", "learners", L->lay->n_learners) ||
+             ckpt_put_model_config(k, "/value", &L->value.cfg);
     }
     if (rc) {
         ckpt_discard(k);
@@ -687,9 +690,12 @@ static int save_ckpt(Learner *L) {
     return rc;
 }
 
-/* out_dir included: a run moved off a full disk resumes where it now is */
-static const char *ppo_runtime_keys[] = {"ckpt_every", "keep_checkpoints", "log_samples", "role", "learners",
-                                         "rewarders", "out_dir", NULL};
+/* Keys that may change between runs of one out_dir (the settings record and
+ * the checkpoint comparison ignore them); out_dir included: a run moved off
+ * a full disk resumes where it now is. A changed learner count is allowed
+ * with a warning, as the trainers allow a changed rank count. */
+static const char *const ppo_runtime_keys[] = {"ckpt_every", "keep_checkpoints", "log_samples", "role", "learners",
+                                               "rewarders", "out_dir", "overwrite", NULL};
 
 static int resume(Learner *L, int64_t it) {
     char path[1200], diff[600];
@@ -702,14 +708,19 @@ static int resume(Learner *L, int64_t it) {
              ckpt_get_attr_f64(k, "/state", "kl_coef", &L->kl_coef) ||
              ckpt_get_attr_i64(k, "/state", "policy_adam_step", &pstep) ||
              ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep);
+    /* checkpoints from before /state/learners: the learners key they were run with */
+    int64_t learners = config_int(saved, "learners");
+    if (!rc && ckpt_has_attr(k, "/state", "learners")) rc = ckpt_get_attr_i64(k, "/state", "learners", &learners);
     for (int i = 0; !rc && ppo_runtime_keys[i]; i++)
         config_set(saved, ppo_runtime_keys[i], config_get_raw(L->cfg, ppo_runtime_keys[i]), "resume");
     if (!rc && config_diff(L->cfg, saved, diff, sizeof diff))
         rc = err_set("%s: written with a different configuration: %s; use a new out_dir or the same settings", path, diff);
+    if (!rc) rc = ckpt_check_model_config(k, "/", &L->policy.cfg, "the policy");
+    /* checkpoints from before /value's attributes: ckpt_get_buffer checks the tensor shapes */
+    if (!rc && ckpt_has_attr(k, "/value", "n_head")) rc = ckpt_check_model_config(k, "/value", &L->value.cfg, "the value model");
     Gpt m;
     if (!rc && !(rc = ckpt_get_model(k, &m))) {
-        if (m.n_params != L->policy.n_params) rc = err_set("%s: policy shape differs from the run's", path);
-        else memcpy(L->policy.params, m.params, m.n_params * sizeof(float));
+        memcpy(L->policy.params, m.params, m.n_params * sizeof(float));
         gpt_free(&m);
     }
     rc = rc || ckpt_get_buffer(k, "optim/policy_m", &L->policy, L->popt.m) ||
@@ -721,10 +732,31 @@ static int resume(Learner *L, int64_t it) {
         L->iteration = iter;
         L->popt.step = pstep;
         L->vopt.step = vstep;
+        if (learners != L->lay->n_learners)
+            learner_log(L, "warning: resuming a %lld-learner run on %d learners: results will not be bit-identical",
+                        (long long)learners, L->lay->n_learners);
     }
     config_free(saved);
     ckpt_close(k);
     return rc;
+}
+
+/* The leader, before anything in out_dir is read or written: creates
+ * out_dir, takes its lock (one run at a time, fs_lock_dir) and checks the
+ * settings record (runrec): a run with other settings is refused unless
+ * overwrite=1, which removes the old run's checkpoints so that it starts
+ * afresh. Then the record is written for this run. */
+static int claim_out_dir(Learner *L, int *lock) {
+    if (fs_mkdirs(L->out_dir) || (*lock = fs_lock_dir(L->out_dir)) < 0) return -1;
+    Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
+    int state = runrec_check(L->out_dir, "ppo", L->cfg, saved, ppo_runtime_keys);
+    config_free(saved);
+    if (state < 0 || (state == RUNREC_DIFFERS && !config_bool(L->cfg, "overwrite"))) return -1;
+    if (state == RUNREC_DIFFERS) {
+        learner_log(L, "overwrite = true: replacing the earlier run in %s", L->out_dir);
+        if (fs_remove_numbered(L->out_dir, "ckpt-", 6)) return -1;
+    }
+    return runrec_write(L->out_dir, "ppo", L->cfg, ppo_runtime_keys);
 }
 
 /* ---- set-up --------------------------------------------------------------------------------- */
@@ -1048,7 +1080,13 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic
     Learner *L = &learner;
     msg_check_all(learner_setup(L, cfg, lay), "ppo: ");
     L->stop = stop_flag;
-    if (L->leader && fs_mkdirs(L->out_dir)) err_die_last();
+    int lock = -1; /* out_dir/.lock, held by the leader until the end */
+    if (L->leader && claim_out_dir(L, &lock)) err_die("ppo: %s", err_msg()); /* MPI_Abort: every rank ends */
+    if (lay->n_learners > 1) { /* the others look for checkpoints only after the leader's claim */
+        MPI_Request r;
+        MPI_Ibarrier(lay->role_comm, &r);
+        msg_wait(&r);
+    }
     int64_t last = fs_latest_numbered(L->out_dir, "ckpt-");
     if (last >= 0 && resume(L, last)) err_die("cannot resume: %s", err_msg());
     if (last >= 0) learner_log(L, "resuming from %s/ckpt-%06lld.h5", L->out_dir, (long long)last);
@@ -1096,6 +1134,7 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic
         h5log_close(L->metrics);
         send_stop(L);
     }
+    fs_unlock_dir(lock);
     learner_free(L);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/io/ckpt.h"
+#include "common/io/runrec.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/rng.h"
@@ -48,7 +49,15 @@ const CfgKey trainer_keys[] = {
     {.key = "keep_checkpoints", .type = CFG_INT, .def = "2", .help = "step checkpoints kept in out_dir"},
     {.key = "max_bad_steps", .type = CFG_INT, .def = "5",
      .help = "stop after this many non-finite losses in a row"},
+    {.key = "overwrite", .type = CFG_BOOL, .def = "false",
+     .help = "replace a run in out_dir made with other settings (its checkpoints and logs)"},
     {0}};
+
+/* Keys that may change between runs of one out_dir (the settings record and
+ * the checkpoint comparison ignore them); out_dir too: a run moved off a
+ * full disk resumes where it now is. */
+static const char *const trainer_runtime_keys[] = {"log_every", "eval_every", "ckpt_every", "keep_checkpoints",
+                                                   "max_bad_steps", "out_dir", "overwrite", NULL};
 
 
 void trainer_log(const Trainer *t, const char *fmt, ...) {
@@ -130,18 +139,15 @@ static int resume(Trainer *t, int64_t step) {
     int rc = ckpt_load_config(k, saved, NULL) ||
              ckpt_get_attr_i64(k, "/state", "step", &s) || ckpt_get_attr_i64(k, "/state", "adam_step", &a) ||
              ckpt_get_attr_i64(k, "/state", "world", &world);
-    /* may change between runs; out_dir too: a run moved off a full disk resumes where it now is */
-    static const char *runtime_keys[] = {"log_every", "eval_every", "ckpt_every", "keep_checkpoints",
-                                         "max_bad_steps", "out_dir", NULL};
-    for (int i = 0; !rc && runtime_keys[i]; i++)
-        config_set(saved, runtime_keys[i], config_get_raw(t->cfg, runtime_keys[i]), "resume");
+    for (int i = 0; !rc && trainer_runtime_keys[i]; i++)
+        config_set(saved, trainer_runtime_keys[i], config_get_raw(t->cfg, trainer_runtime_keys[i]), "resume");
     if (!rc && config_diff(t->cfg, saved, diff, sizeof diff))
         rc = err_set("%s: written with a different configuration: %s; use a new out_dir or the same settings",
                      path, diff);
+    if (!rc) rc = ckpt_check_model_config(k, "/", &t->model.cfg, "the model");
     if (!rc) {
         Gpt m;
         rc = ckpt_get_model(k, &m);
-        if (!rc && m.n_params != t->model.n_params) rc = err_set("%s: model shape differs from the run's", path);
         if (!rc) memcpy(t->model.params, m.params, m.n_params * sizeof(float));
         if (!rc) gpt_free(&m);
     }
@@ -157,6 +163,24 @@ static int resume(Trainer *t, int64_t step) {
     config_free(saved);
     ckpt_close(k);
     return rc;
+}
+
+/* Rank 0, before anything in out_dir is read or written: creates out_dir,
+ * takes its lock (one run at a time, fs_lock_dir) and checks the settings
+ * record (runrec): a run with other settings is refused unless overwrite=1,
+ * which removes the old run's checkpoints so that it starts afresh. Then the
+ * record is written for this run. */
+static int claim_out_dir(Trainer *t, int *lock) {
+    if (fs_mkdirs(t->out_dir) || (*lock = fs_lock_dir(t->out_dir)) < 0) return -1;
+    Config *saved = config_new((const CfgKey *const[]){trainer_keys, t->stage->keys}, 2);
+    int state = runrec_check(t->out_dir, t->stage->name, t->cfg, saved, trainer_runtime_keys);
+    config_free(saved);
+    if (state < 0 || (state == RUNREC_DIFFERS && !config_bool(t->cfg, "overwrite"))) return -1;
+    if (state == RUNREC_DIFFERS) {
+        trainer_log(t, "overwrite = true: replacing the earlier run in %s", t->out_dir);
+        if (fs_remove_numbered(t->out_dir, "ckpt-", 8)) return -1;
+    }
+    return runrec_write(t->out_dir, t->stage->name, t->cfg, trainer_runtime_keys);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -439,7 +463,8 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
     }
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s: ", stage->name);
-    dp_check(&t->dp, t->dp.rank == 0 ? fs_mkdirs(t->out_dir) : 0, prefix);
+    int lock = -1; /* out_dir/.lock, held by rank 0 until the end */
+    dp_check(&t->dp, t->dp.rank == 0 ? claim_out_dir(t, &lock) : 0, prefix);
     dp_check(&t->dp, stage->setup(t) || check_layout(t), prefix);
     t->model.dropout = (float)config_float(t->cfg, "dropout");
     schedule(t);
@@ -469,6 +494,7 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
     snprintf(why, sizeof why, "%s", err_msg());
     if (ls.train_log) metrics_close(ls.train_log);
     if (ls.eval_log) metrics_close(ls.eval_log);
+    fs_unlock_dir(lock);
     if (rc > 0) trainer_log(t, "stopped at step %lld; run the same command again to resume", (long long)t->step);
     /* only rank 0 wrote, so only it has the message: print it once */
     if (rc < 0) dp_check(&t->dp, err_set("%s", why), prefix);

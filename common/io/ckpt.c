@@ -275,12 +275,7 @@ int ckpt_put_model(Ckpt *c, const Gpt *m, const Tok *tok, const char *kind) {
         return mark(c, err_set("%s: tokenizer has %d tokens but the model's vocab_size is %d",
                                c->path, tok_vocab_size(tok), g->vocab_size));
     if (ckpt_put_attr_str(c, "/", "kind", kind) ||
-        ckpt_put_attr_i64(c, "/", "vocab_size", g->vocab_size) ||
-        ckpt_put_attr_i64(c, "/", "n_ctx", g->n_ctx) ||
-        ckpt_put_attr_i64(c, "/", "n_layer", g->n_layer) ||
-        ckpt_put_attr_i64(c, "/", "n_head", g->n_head) ||
-        ckpt_put_attr_i64(c, "/", "n_embd", g->n_embd) ||
-        ckpt_put_attr_str(c, "/", "head", g->head == GPT_HEAD_SCALAR ? "scalar" : "lm") ||
+        ckpt_put_model_config(c, "/", g) ||
         put_tensors(c, "/params", m, m->params) ||
         (tok && put_tokenizer(c, tok)))
         return mark(c, -1);
@@ -965,4 +960,36 @@ int ckpt_load_model_as(const char *path, Gpt *m, Tok **tok, const CkptWant *want
     if (rc && m->params) gpt_free(m);
     ckpt_close(c);
     return rc ? -1 : 0;
+}
+
+/* ---- Resuming (see ckpt.h for the rule) ---------------------------------- */
+
+int ckpt_put_model_config(Ckpt *c, const char *obj, const GptConfig *g) {
+    return ckpt_put_attr_i64(c, obj, "vocab_size", g->vocab_size) ||
+                   ckpt_put_attr_i64(c, obj, "n_ctx", g->n_ctx) ||
+                   ckpt_put_attr_i64(c, obj, "n_layer", g->n_layer) ||
+                   ckpt_put_attr_i64(c, obj, "n_head", g->n_head) ||
+                   ckpt_put_attr_i64(c, obj, "n_embd", g->n_embd) ||
+                   ckpt_put_attr_str(c, obj, "head", g->head == GPT_HEAD_SCALAR ? "scalar" : "lm")
+               ? -1
+               : 0;
+}
+
+int ckpt_check_model_config(Ckpt *c, const char *obj, const GptConfig *want, const char *what) {
+    static const char *const names[] = {"vocab_size", "n_ctx", "n_layer", "n_head", "n_embd"};
+    const int wanted[] = {want->vocab_size, want->n_ctx, want->n_layer, want->n_head, want->n_embd};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int64_t v;
+        if (ckpt_get_attr_i64(c, obj, names[i], &v)) return -1;
+        if (v != wanted[i])
+            return err_set("%s: %s: %s is %lld in the checkpoint, %d in this run; use a new out_dir or the same model",
+                           c->path, what, names[i], (long long)v, wanted[i]);
+    }
+    char head[16];
+    if (ckpt_get_attr_str(c, obj, "head", head, sizeof head)) return -1;
+    const char *want_head = want->head == GPT_HEAD_SCALAR ? "scalar" : "lm";
+    if (strcmp(head, want_head))
+        return err_set("%s: %s: head is %s in the checkpoint, %s in this run; use a new out_dir or the same model",
+                       c->path, what, head, want_head);
+    return 0;
 }

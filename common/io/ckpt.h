@@ -139,4 +139,21 @@ typedef struct {
  * language model". On error nothing is left allocated. */
 int ckpt_load_model_as(const char *path, Gpt *m, Tok **tok, const CkptWant *want);
 
+/* ---- Resuming ------------------------------------------------------------- */
+
+/* Rule: a run resumes only into the model it was written with. The whole
+ * model configuration is compared, not the parameter count (a 2-head and a
+ * 4-head model of one width have the same count and would mix silently).
+ * ckpt_put_model_config stores cfg as attributes of obj (ckpt_put_model does
+ * it at "/"; the PPO learner also stores its value model's at "/value");
+ * ckpt_check_model_config compares the configuration stored at obj with
+ * want field by field (vocab_size, n_ctx, n_layer, n_head, n_embd, head):
+ * -1 + err_set("PATH: WHAT: n_head is 2 in the checkpoint, 4 in this run; ...")
+ * for the first field that differs, or for a missing or unreadable one. The
+ * optimiser's settings are run configuration keys (lr, beta1, ...), compared
+ * with config_diff; its moments are read with ckpt_get_buffer, which checks
+ * every tensor's shape. */
+int ckpt_put_model_config(Ckpt *c, const char *obj, const GptConfig *cfg);
+int ckpt_check_model_config(Ckpt *c, const char *obj, const GptConfig *want, const char *what);
+
 #endif

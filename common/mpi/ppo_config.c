@@ -65,6 +65,8 @@ const CfgKey ppo_keys[] = {
     {.key = "ckpt_every", .type = CFG_INT, .def = "10", .help = "checkpoint every N iterations"},
     {.key = "keep_checkpoints", .type = CFG_INT, .def = "2", .help = "iteration checkpoints kept"},
     {.key = "log_samples", .type = CFG_INT, .def = "2", .help = "decoded samples printed per iteration"},
+    {.key = "overwrite", .type = CFG_BOOL, .def = "false",
+     .help = "replace a run in out_dir made with other settings (its checkpoints and logs)"},
     {0}};
 
 const char *ppo_role_name(PpoRole r) {
