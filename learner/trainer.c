@@ -167,16 +167,23 @@ static int resume(Trainer *t, int64_t step) {
 
 /* Rank 0, before anything in out_dir is read or written: creates out_dir,
  * takes its lock (one run at a time, fs_lock_dir) and checks the settings
- * record (runrec): a run with other settings is refused unless overwrite=1,
- * which removes the old run's checkpoints so that it starts afresh. Then the
- * record is written for this run. */
-static int claim_out_dir(Trainer *t, int *lock) {
+ * record (runrec): a run with other settings is refused unless overwrite=1
+ * (then *replacing = 1). */
+static int claim_out_dir(Trainer *t, int *lock, int *replacing) {
     if (fs_mkdirs(t->out_dir) || (*lock = fs_lock_dir(t->out_dir)) < 0) return -1;
     Config *saved = config_new((const CfgKey *const[]){trainer_keys, t->stage->keys}, 2);
     int state = runrec_check(t->out_dir, t->stage->name, t->cfg, saved, trainer_runtime_keys);
     config_free(saved);
     if (state < 0 || (state == RUNREC_DIFFERS && !config_bool(t->cfg, "overwrite"))) return -1;
-    if (state == RUNREC_DIFFERS) {
+    *replacing = state == RUNREC_DIFFERS;
+    return 0;
+}
+
+/* Rank 0, once set-up has succeeded (a run that fails on its data leaves no
+ * record): removes the replaced run's checkpoints, so that this one starts
+ * afresh, and records this run's settings. */
+static int record_run(Trainer *t, int replacing) {
+    if (replacing) {
         trainer_log(t, "overwrite = true: replacing the earlier run in %s", t->out_dir);
         if (fs_remove_numbered(t->out_dir, "ckpt-", 8)) return -1;
     }
@@ -463,9 +470,10 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
     }
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s: ", stage->name);
-    int lock = -1; /* out_dir/.lock, held by rank 0 until the end */
-    dp_check(&t->dp, t->dp.rank == 0 ? claim_out_dir(t, &lock) : 0, prefix);
+    int lock = -1, replacing = 0; /* out_dir/.lock, held by rank 0 until the end */
+    dp_check(&t->dp, t->dp.rank == 0 ? claim_out_dir(t, &lock, &replacing) : 0, prefix);
     dp_check(&t->dp, stage->setup(t) || check_layout(t), prefix);
+    dp_check(&t->dp, t->dp.rank == 0 ? record_run(t, replacing) : 0, prefix);
     t->model.dropout = (float)config_float(t->cfg, "dropout");
     schedule(t);
     dp_barrier(&t->dp); /* out_dir exists everywhere before anyone looks */
