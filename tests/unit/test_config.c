@@ -22,17 +22,17 @@
 /* ---- fixtures ----------------------------------------------------------- */
 
 static const CfgKey common_keys[] = {
-    {"batch_size", CFG_INT, "8", "sequences per optimizer step", NULL},
-    {"learning_rate", CFG_FLOAT, "3e-4", "peak learning rate", NULL},
-    {"resume", CFG_BOOL, "true", "continue from the latest checkpoint", NULL},
-    {"out_dir", CFG_STR, "runs/out", "directory for checkpoints | logs", NULL},
+    {.key = "batch_size", .type = CFG_INT, .def = "8", .help = "sequences per optimizer step"},
+    {.key = "learning_rate", .type = CFG_FLOAT, .def = "3e-4", .help = "peak learning rate"},
+    {.key = "resume", .type = CFG_BOOL, .def = "true", .help = "continue from the latest checkpoint"},
+    {.key = "out_dir", .type = CFG_STR, .def = "runs/out", .help = "directory for checkpoints | logs"},
     {NULL}};
 
 static const CfgKey ppo_keys[] = {
-    {"kl_estimator", CFG_ENUM, "k1", "per-token KL estimator", "k1|k3"},
-    {"run_name", CFG_STR, "", "label shown in logs", NULL},
-    {"prompts", CFG_STR, NULL, "JSONL file of RL prompts", NULL},
-    {"kl_coef", CFG_FLOAT, "0.1", "initial KL coefficient", NULL},
+    {.key = "kl_estimator", .type = CFG_ENUM, .def = "k1", .help = "per-token KL estimator", .choices = "k1|k3"},
+    {.key = "run_name", .type = CFG_STR, .def = "", .help = "label shown in logs"},
+    {.key = "prompts", .type = CFG_STR, .def = NULL, .help = "JSONL file of RL prompts"},
+    {.key = "kl_coef", .type = CFG_FLOAT, .def = "0.1", .help = "initial KL coefficient"},
     {NULL}};
 
 static const CfgKey *const tables[] = {common_keys, ppo_keys};
@@ -106,12 +106,12 @@ TEST(config_defaults_from_composed_tables) {
 }
 
 TEST(config_new_rejects_bad_tables) {
-    static const CfgKey dup[] = {{"learning_rate", CFG_FLOAT, "1", "again", NULL}, {NULL}};
-    static const CfgKey bad_default[] = {{"steps", CFG_INT, "10k", "h", NULL}, {NULL}};
-    static const CfgKey bad_name[] = {{"two words", CFG_INT, "1", "h", NULL}, {NULL}};
-    static const CfgKey empty_name[] = {{"", CFG_INT, "1", "h", NULL}, {NULL}};
-    static const CfgKey no_choices[] = {{"mode", CFG_ENUM, "a", "h", NULL}, {NULL}};
-    static const CfgKey bad_choice[] = {{"mode", CFG_ENUM, "c", "h", "a|b"}, {NULL}};
+    static const CfgKey dup[] = {{.key = "learning_rate", .type = CFG_FLOAT, .def = "1", .help = "again"}, {NULL}};
+    static const CfgKey bad_default[] = {{.key = "steps", .type = CFG_INT, .def = "10k", .help = "h"}, {NULL}};
+    static const CfgKey bad_name[] = {{.key = "two words", .type = CFG_INT, .def = "1", .help = "h"}, {NULL}};
+    static const CfgKey empty_name[] = {{.key = "", .type = CFG_INT, .def = "1", .help = "h"}, {NULL}};
+    static const CfgKey no_choices[] = {{.key = "mode", .type = CFG_ENUM, .def = "a", .help = "h"}, {NULL}};
+    static const CfgKey bad_choice[] = {{.key = "mode", .type = CFG_ENUM, .def = "c", .help = "h", .choices = "a|b"}, {NULL}};
     struct {
         const CfgKey *t;
         const char *fragment;
@@ -439,10 +439,10 @@ TEST(config_help_and_markdown_list_every_key) {
     lines = 0;
     for (char *p = s; *p; p++) lines += *p == '\n';
     CHECK(lines == N_KEYS + 2);
-    CHECK(!strncmp(s, "| Key | Type | Default | Description |\n|---|---|---|---|\n", 56));
-    CHECKF(strstr(s, "| `batch_size` | int | `8` | sequences per optimizer step |\n"), "%s", s);
-    CHECK(strstr(s, "| `kl_estimator` | one of `k1`, `k3` | `k1` | per-token KL estimator |\n"));
-    CHECK(strstr(s, "| `prompts` | string | *required* | JSONL file of RL prompts |\n"));
+    CHECK(!strncmp(s, "| Key | Type | Default | Range | Description |\n|---|---|---|---|---|\n", 68));
+    CHECKF(strstr(s, "| `batch_size` | int | `8` | | sequences per optimizer step |\n"), "%s", s);
+    CHECK(strstr(s, "| `kl_estimator` | one of `k1`, `k3` | `k1` | | per-token KL estimator |\n"));
+    CHECK(strstr(s, "| `prompts` | string | *required* | | JSONL file of RL prompts |\n"));
     CHECK(strstr(s, "| `run_name` | string | `\"\"` |"));
     CHECK(strstr(s, "directory for checkpoints \\| logs |")); /* '|' escaped inside a cell */
     free(s);
