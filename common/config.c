@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "common/err.h"
 
@@ -29,6 +30,7 @@ typedef struct {
     const CfgKey *k;
     CfgValue val, def;
     char *origin;
+    CfgRange range; /* parsed k->range; unbounded when k->range is NULL */
 } CfgEntry;
 
 struct Config {
@@ -145,6 +147,84 @@ static int parse_value(const CfgKey *k, const char *text, CfgValue *v) {
     return 0;
 }
 
+/* ---- Ranges ------------------------------------------------------------- */
+
+/* One bound: a number strtod reads, then optional blanks. */
+static int range_number(const char **p, double *x) {
+    char *end;
+    while (**p == ' ') (*p)++;
+    *x = strtod(*p, &end);
+    if (end == *p || isnan(*x)) return -1;
+    *p = end;
+    while (**p == ' ') (*p)++;
+    return 0;
+}
+
+int config_range_parse(const char *text, CfgRange *r) {
+    const char *p = text;
+    *r = (CfgRange){0};
+    if (!text) return err_set("bad range '(null)'");
+    while (*p == ' ') p++;
+    if (!strcmp(p, "any")) return 0;
+    if (*p == '[' || *p == '(') {
+        r->has_lo = r->has_hi = 1;
+        r->lo_open = *p++ == '(';
+        if (range_number(&p, &r->lo) || *p++ != ',' || range_number(&p, &r->hi) || (*p != ']' && *p != ')'))
+            return err_set("bad range '%s': expected [a, b], [a, b), (a, b] or (a, b)", text);
+        r->hi_open = *p++ == ')';
+        while (*p == ' ') p++;
+        if (*p) return err_set("bad range '%s': unexpected text after the interval", text);
+        if (r->lo > r->hi || (r->lo == r->hi && (r->lo_open || r->hi_open)))
+            return err_set("bad range '%s': the interval is empty", text);
+        return 0;
+    }
+    int below = *p == '<';
+    if (*p != '<' && *p != '>')
+        return err_set("bad range '%s': expected an interval, >= a, > a, <= b, < b or any", text);
+    p++;
+    int open = *p != '=';
+    if (!open) p++;
+    double x;
+    if (range_number(&p, &x) || *p) return err_set("bad range '%s': expected one number after the comparison", text);
+    if (below) {
+        r->has_hi = 1;
+        r->hi = x;
+        r->hi_open = open;
+    } else {
+        r->has_lo = 1;
+        r->lo = x;
+        r->lo_open = open;
+    }
+    return 0;
+}
+
+int config_range_contains(const CfgRange *r, double x) {
+    if (r->has_lo && (r->lo_open ? !(x > r->lo) : !(x >= r->lo))) return 0;
+    if (r->has_hi && (r->hi_open ? !(x < r->hi) : !(x <= r->hi))) return 0;
+    return 1;
+}
+
+void config_range_format(const CfgRange *r, char *buf, size_t n) {
+    char lo[32], hi[32];
+    snprintf(lo, sizeof lo, "%.15g", r->lo);
+    snprintf(hi, sizeof hi, "%.15g", r->hi);
+    if (r->has_lo && r->has_hi) snprintf(buf, n, "in %c%s, %s%c", r->lo_open ? '(' : '[', lo, hi, r->hi_open ? ')' : ']');
+    else if (r->has_lo) snprintf(buf, n, "%s %s", r->lo_open ? ">" : ">=", lo);
+    else if (r->has_hi) snprintf(buf, n, "%s %s", r->hi_open ? "<" : "<=", hi);
+    else snprintf(buf, n, "any");
+}
+
+/* The parsed value v of entry e lies in its declared range, or err_set
+ * "KEY must be in [0, 1), got TEXT" (callers prefix the origin). */
+static int check_range(const CfgEntry *e, const CfgValue *v, const char *text) {
+    if (!e->k->range) return 0;
+    double x = e->k->type == CFG_INT ? (double)v->i : v->f;
+    if (config_range_contains(&e->range, x)) return 0;
+    char want[96];
+    config_range_format(&e->range, want, sizeof want);
+    return err_set("%s must be %s, got %s", e->k->key, want, text);
+}
+
 /* ---- Building ----------------------------------------------------------- */
 
 static int valid_key_name(const char *s) {
@@ -165,6 +245,8 @@ static int check_decl(const Config *c, const CfgKey *k) {
     if ((unsigned)k->type > CFG_ENUM) return err_set("config table: key '%s' has an unknown type %d", k->key, (int)k->type);
     if (k->type == CFG_ENUM && (!k->choices || !k->choices[0]))
         return err_set("config table: enum key '%s' has no choices", k->key);
+    if (k->range && k->type != CFG_INT && k->type != CFG_FLOAT)
+        return err_set("config table: key '%s' is a %s and cannot have a range", k->key, type_name(k->type));
     return 0;
 }
 
@@ -173,8 +255,12 @@ static int add_entry(Config *c, const CfgKey *k) {
     CfgEntry *e = &c->e[c->n];
     memset(e, 0, sizeof *e);
     e->k = k;
-    if (k->def && parse_value(k, k->def, &e->def))
+    if (k->range && config_range_parse(k->range, &e->range)) return err_prefix("config table: key '%s': ", k->key);
+    if (k->def && (parse_value(k, k->def, &e->def) || check_range(e, &e->def, k->def))) {
+        free(e->def.text);
+        e->def.text = NULL;
         return err_prefix("config table: default of '%s': ", k->key);
+    }
     if (k->def) e->val = (CfgValue){err_strdup(e->def.text), e->def.i, e->def.f};
     e->origin = err_strdup(CFG_ORIGIN_DEFAULT);
     c->n++;
@@ -251,9 +337,15 @@ static int unknown_key(const Config *c, const char *key, const char *origin) {
     return err_set("%s: unknown key '%s'", origin, key);
 }
 
+/* Every value a key takes passes here: its type, then its declared range
+ * (config.h, "Ranges"), whatever its origin (file, command line, checkpoint). */
 static int set_entry(CfgEntry *e, const char *value, const char *origin) {
     CfgValue v = {0};
     if (parse_value(e->k, value, &v)) return err_prefix("%s: ", origin);
+    if (check_range(e, &v, value)) {
+        free(v.text);
+        return err_prefix("%s: ", origin);
+    }
     free(e->val.text);
     free(e->origin);
     e->val = v;
@@ -345,28 +437,54 @@ static int load_line(Config *c, char *line, const char *path, int lineno, int *s
     return set_entry(&c->e[i], val, origin);
 }
 
-static void strip_newline(char *s, size_t *n) {
-    if (*n && s[*n - 1] == '\n') s[--*n] = 0;
-    if (*n && s[*n - 1] == '\r') s[--*n] = 0;
+/* Reads one line (without its '\n') into *line, growing it up to
+ * CFG_MAX_LINE bytes. Returns 1 with *len set, 0 at end of file, -1 +
+ * err_set naming path and lineno for a read error or an over-long line:
+ * a line that cannot be read ends the load with an error, never as if the
+ * file ended there. Reading stops at the limit (the rest is not read). */
+static int read_line(FILE *f, const char *path, int lineno, char **line, size_t *cap, size_t *len) {
+    size_t n = 0;
+    int ch;
+    errno = 0;
+    while ((ch = getc(f)) != EOF && ch != '\n') {
+        if (n == CFG_MAX_LINE) return err_set("%s:%d: line longer than %zu bytes", path, lineno, CFG_MAX_LINE);
+        if (n + 1 >= *cap) { /* room for the NUL; err_realloc ends the process if memory runs out */
+            *cap = *cap * 2 < CFG_MAX_LINE + 1 ? *cap * 2 : CFG_MAX_LINE + 1;
+            *line = err_realloc(*line, *cap);
+        }
+        (*line)[n++] = (char)ch;
+    }
+    if (ferror(f)) return err_set("%s:%d: read error: %s", path, lineno, strerror(errno ? errno : EIO));
+    if (ch == EOF && n == 0) return 0;
+    (*line)[n] = 0;
+    *len = n;
+    return 1;
 }
 
 int config_load_file(Config *c, const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return err_set("%s: %s", path, strerror(errno));
+    struct stat st;
+    if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return err_set("%s: %s", path, strerror(EISDIR));
+    }
     int *seen = err_calloc((size_t)c->n, sizeof *seen), rc = 0, lineno = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    while (!rc && (got = getline(&line, &cap, f)) >= 0) {
-        size_t n = (size_t)got;
+    size_t cap = 256, n = 0;
+    char *line = err_malloc(cap);
+    while (!rc) {
+        int got = read_line(f, path, lineno + 1, &line, &cap, &n);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
         lineno++;
-        strip_newline(line, &n);
+        if (n && line[n - 1] == '\r') line[--n] = 0; /* CRLF files */
         char *text = line;
         if (lineno == 1 && !strncmp(text, "\xEF\xBB\xBF", 3)) text += 3; /* UTF-8 BOM from some editors */
         if (strlen(line) != n) rc = err_set("%s:%d: NUL byte in line (not a text file?)", path, lineno);
         else rc = load_line(c, text, path, lineno, seen);
     }
-    if (!rc && ferror(f)) rc = err_set("%s: %s", path, strerror(errno));
     free(line);
     free(seen);
     fclose(f);
@@ -575,6 +693,16 @@ static const char *help_metavar(const CfgKey *k) {
     return "?";
 }
 
+/* k's range as messages spell it ("in [0, 1)", ">= 1"); 0 if it has none.
+ * Tables were checked by config_new; an unparsable range prints as written. */
+static int table_range(const CfgKey *k, char *buf, size_t n) {
+    CfgRange r;
+    if (!k->range) return 0;
+    if (config_range_parse(k->range, &r)) snprintf(buf, n, "%s", k->range);
+    else config_range_format(&r, buf, n);
+    return 1;
+}
+
 void config_help(const CfgKey *const *tables, int n_tables, FILE *f) {
     int width = 0;
     for (int t = 0; t < n_tables; t++)
@@ -587,12 +715,13 @@ void config_help(const CfgKey *const *tables, int n_tables, FILE *f) {
             char left[256];
             snprintf(left, sizeof left, "%s=%s", k->key, help_metavar(k));
             fprintf(f, "  %-*s  %s ", width, left, k->help ? k->help : "");
-            if (!k->def) {
-                fputs("(required)\n", f);
-                continue;
+            if (!k->def) fputs("(required", f);
+            else {
+                fputs("(default: ", f);
+                fput_value(k->def, f);
             }
-            fputs("(default: ", f);
-            fput_value(k->def, f);
+            char range[96];
+            if (table_range(k, range, sizeof range) && strcmp(range, "any")) fprintf(f, "; %s", range);
             fputs(")\n", f);
         }
 }
@@ -617,7 +746,7 @@ static void markdown_type(const CfgKey *k, FILE *f) {
 }
 
 void config_markdown(const CfgKey *const *tables, int n_tables, FILE *f) {
-    fputs("| Key | Type | Default | Description |\n|---|---|---|---|\n", f);
+    fputs("| Key | Type | Default | Range | Description |\n|---|---|---|---|---|\n", f);
     for (int t = 0; t < n_tables; t++)
         for (const CfgKey *k = tables[t]; k->key; k++) {
             fprintf(f, "| `%s` | ", k->key);
@@ -631,6 +760,12 @@ void config_markdown(const CfgKey *const *tables, int n_tables, FILE *f) {
                 fputc('`', f);
             }
             fputs(" | ", f);
+            char range[96];
+            if (table_range(k, range, sizeof range)) {
+                const char *r = strncmp(range, "in ", 3) ? range : range + 3;
+                fprintf(f, "`%s` ", r);
+            }
+            fputs("| ", f);
             fput_cell(k->help ? k->help : "", f);
             fputs(" |\n", f);
         }

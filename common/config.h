@@ -15,7 +15,7 @@
  *
  * Declaring keys (tables end with {NULL}; they must outlive the Config):
  *   static const CfgKey ppo_keys[] = {
- *       {"lr", CFG_FLOAT, "1e-5", "peak learning rate", NULL},
+ *       {"lr", CFG_FLOAT, "1e-5", "peak learning rate", NULL, ">= 0"},
  *       {"kl_estimator", CFG_ENUM, "k1", "per-token KL estimator", "k1|k3"},
  *       {"prompts", CFG_STR, NULL, "JSONL file of RL prompts", NULL},
  *       {0}};
@@ -57,25 +57,61 @@ typedef struct {
     const char *def;     /* default as text; NULL = required, no default */
     const char *help;    /* one line for --help and the README */
     const char *choices; /* CFG_ENUM: allowed values separated by '|'; else NULL */
+    const char *range;   /* CFG_INT/CFG_FLOAT: allowed values (syntax below); NULL = none */
 } CfgKey;
+
+/* Ranges of numeric settings. The rule: every CFG_INT and CFG_FLOAT key of
+ * a real table declares a range (tests/unit/test_config.c checks every
+ * table), and a value outside it is refused when it is set (config file,
+ * command line, or read back from a checkpoint), so a bad number never
+ * reaches the code that divides by it. Syntax, numbers as strtod reads them:
+ *   "[a, b]"  "[a, b)"  "(a, b]"  "(a, b)"   closed/open at each end
+ *   ">= a"   "> a"   "<= b"   "< b"           one-sided
+ *   "any"                                     every value of the type
+ * config_new parses each range once (a malformed range, a range on a key
+ * that is not numeric, or a default outside its range is a table error);
+ * --help and the Markdown reference print it; a refusal reads
+ * "ORIGIN: KEY must be in [0, 1), got 1.5" or "ORIGIN: KEY must be >= 1,
+ * got 0". common/opts uses the same syntax and functions for options. */
+typedef struct {
+    double lo, hi;
+    int has_lo, has_hi;   /* 0: unbounded on that side */
+    int lo_open, hi_open; /* 1: the bound itself is excluded */
+} CfgRange;
+
+/* Parses text (syntax above) into r; -1 + err_set("bad range 'TEXT': ...")
+ * otherwise. */
+int config_range_parse(const char *text, CfgRange *r);
+/* 1 if x lies in r. */
+int config_range_contains(const CfgRange *r, double x);
+/* "in [0, 1)", ">= 1", "any": the text that follows "must be" in messages
+ * and that help prints. */
+void config_range_format(const CfgRange *r, char *buf, size_t n);
 
 typedef struct Config Config;
 
 /* A configuration holding every key of tables[0..n_tables) at its default.
  * NULL + err_set for a malformed table (bad key name, a key declared twice
  * across the tables, a default that does not parse as its type, an enum
- * without choices). */
+ * without choices, a malformed range, a range on a non-numeric key, a
+ * default outside its range). */
 Config *config_new(const CfgKey *const *tables, int n_tables);
 void config_free(Config *c);
 
+/* Longest config file line, in bytes without its newline: the same limit as
+ * JSONL_MAX_LINE (common/io/jsonl.h). Reading stops at the limit. */
+#define CFG_MAX_LINE ((size_t)16 << 20)
+
 /* Reads a config file (syntax above). Errors: "PATH: <reason>" when the
- * file cannot be read, "PATH:LINE: <reason>" for an unknown key (with a
- * suggestion), a value that does not parse, a line without '=', an empty
- * key, a key set twice, a bad quoted string. On error, settings from lines
- * before the bad one stay applied. */
+ * file cannot be opened, "PATH:LINE: <reason>" for an unknown key (with a
+ * suggestion), a value that does not parse or is out of its range, a line
+ * without '=', an empty key, a key set twice, a bad quoted string, a NUL
+ * byte, a line longer than CFG_MAX_LINE, a read error. A line that cannot be
+ * read is always an error, never the end of the file. On error, settings
+ * from lines before the bad one stay applied. */
 int config_load_file(Config *c, const char *path);
 
-/* Sets one key from text after validating it; origin names where the value
+/* Sets one key from text after validating it (type, then range); origin names where the value
  * came from ("command line", "demo.conf:7") and prefixes error messages:
  * "command line: 'batch_size' expects an integer, got '8x'". */
 int config_set(Config *c, const char *key, const char *value, const char *origin);
@@ -126,9 +162,9 @@ int config_set_origin(Config *c, const char *key, const char *origin);
  * "# key = (required, not set)". */
 void config_print(const Config *c, FILE *f);
 
-/* Reference for --help: one line per key with type, default and help. */
+/* Reference for --help: one line per key with type, help, default and range. */
 void config_help(const CfgKey *const *tables, int n_tables, FILE *f);
-/* The same as a Markdown table (key | type | default | description). */
+/* The same as a Markdown table (key | type | default | range | description). */
 void config_markdown(const CfgKey *const *tables, int n_tables, FILE *f);
 
 /* Number of keys declared in both a and b whose values differ (an unset

@@ -5,12 +5,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/config.h"
 #include "common/err.h"
 
 static const Opt *find_opt(const OptSpec *s, const char *name, size_t len) {
     for (const Opt *o = s->opts; o && o->name; o++)
         if (strlen(o->name) == len && !strncmp(o->name, name, len)) return o;
     return NULL;
+}
+
+/* o's range, parsed; 0 if it has none. A malformed range is a bug in the
+ * table: a message on stderr and abort(). */
+static int opt_range(const OptSpec *s, const Opt *o, CfgRange *r) {
+    if (!o->range) return 0;
+    if (config_range_parse(o->range, r)) {
+        fprintf(stderr, "rlhf: bug: %s --%s: %s\n", s->command, o->name, err_msg());
+        abort();
+    }
+    return 1;
+}
+
+/* The rule for every ranged option: x (read from text v) lies in o's
+ * range, or "COMMAND: --NAME must be RANGE, got V". */
+static int check_range(const OptSpec *s, const Opt *o, double x, const char *v) {
+    CfgRange r;
+    if (!opt_range(s, o, &r) || config_range_contains(&r, x)) return 0;
+    char want[96];
+    config_range_format(&r, want, sizeof want);
+    return err_set("%s: --%s must be %s, got %s", s->command, o->name, want, v);
 }
 
 static int set_value(const OptSpec *s, const Opt *o, const char *v) {
@@ -24,6 +46,7 @@ static int set_value(const OptSpec *s, const Opt *o, const char *v) {
         long x = strtol(v, &end, 10);
         if (errno || end == v || *end || x < -2147483647L || x > 2147483647L)
             return err_set("%s: --%s expects an integer, got '%s'", s->command, o->name, v);
+        if (check_range(s, o, (double)x, v)) return -1;
         *(int *)o->dest = (int)x;
         return 0;
     }
@@ -31,6 +54,7 @@ static int set_value(const OptSpec *s, const Opt *o, const char *v) {
         float x = strtof(v, &end);
         if (errno || end == v || *end)
             return err_set("%s: --%s expects a number, got '%s'", s->command, o->name, v);
+        if (check_range(s, o, (double)x, v)) return -1;
         *(float *)o->dest = x;
         return 0;
     }
@@ -38,6 +62,7 @@ static int set_value(const OptSpec *s, const Opt *o, const char *v) {
         double x = strtod(v, &end);
         if (errno || end == v || *end)
             return err_set("%s: --%s expects a number, got '%s'", s->command, o->name, v);
+        if (check_range(s, o, x, v)) return -1;
         *(double *)o->dest = x;
         return 0;
     }
@@ -80,23 +105,26 @@ int opts_parse(const OptSpec *s, int argc, char **argv, char **pos, int *n_pos) 
     return 0;
 }
 
-static void print_default(const Opt *o, FILE *f) {
+/* " (default: X" without the closing parenthesis; 0 if there is no default. */
+static int print_default(const Opt *o, FILE *f) {
     switch (o->type) {
     case OPT_STR:
-        if (*(const char **)o->dest) fprintf(f, " (default: %s)", *(const char **)o->dest);
-        break;
+        if (!*(const char **)o->dest) return 0;
+        fprintf(f, " (default: %s", *(const char **)o->dest);
+        return 1;
     case OPT_INT:
-        fprintf(f, " (default: %d)", *(int *)o->dest);
-        break;
+        fprintf(f, " (default: %d", *(int *)o->dest);
+        return 1;
     case OPT_FLOAT:
-        fprintf(f, " (default: %g)", *(float *)o->dest);
-        break;
+        fprintf(f, " (default: %g", *(float *)o->dest);
+        return 1;
     case OPT_DOUBLE:
-        fprintf(f, " (default: %g)", *(double *)o->dest);
-        break;
+        fprintf(f, " (default: %g", *(double *)o->dest);
+        return 1;
     case OPT_FLAG:
         break;
     }
+    return 0;
 }
 
 void opts_help(const OptSpec *s, FILE *f) {
@@ -106,8 +134,15 @@ void opts_help(const OptSpec *s, FILE *f) {
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
         fprintf(f, "  %-24s %s", left, o->help);
-        print_default(o, f);
-        fputc('\n', f);
+        int open = print_default(o, f);
+        CfgRange r;
+        if (opt_range(s, o, &r) && (r.has_lo || r.has_hi)) { /* "any" is not worth a word */
+            char range[96];
+            config_range_format(&r, range, sizeof range);
+            fprintf(f, "%s%s", open ? "; " : " (", range);
+            open = 1;
+        }
+        fputs(open ? ")\n" : "\n", f);
     }
     fprintf(f, "  %-24s %s\n", "--help", "show this help and exit");
     if (s->details) fprintf(f, "\n%s\n", s->details);

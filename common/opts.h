@@ -17,6 +17,8 @@ typedef struct {
     void *dest;          /* char**, int*, float*, int* (flag set to 1), double* */
     const char *metavar; /* shown in help, e.g. "FILE"; NULL for flags */
     const char *help;
+    const char *range;   /* OPT_INT/OPT_FLOAT/OPT_DOUBLE: allowed values, the syntax of
+                          * CfgRange in common/config.h (">= 1", "(0, 1]"); NULL = none */
 } Opt;
 
 typedef struct {
@@ -31,7 +33,9 @@ typedef struct {
 /* Parses argv[0..argc) (argv[0] is the first argument after the command).
  * Accepts "--name value" and "--name=value". Positional arguments go to
  * pos[0..*n_pos). Returns 0, 1 if --help/-h was given (help printed on
- * stdout), or -1 + err_set naming the option. */
+ * stdout), or -1 + err_set naming the option. A numeric option with a range
+ * is checked as it is read: "generate: --top-p must be in (0, 1], got 1.5";
+ * the subcommand then sees only values inside it. --help prints each range. */
 int opts_parse(const OptSpec *s, int argc, char **argv, char **pos, int *n_pos);
 void opts_help(const OptSpec *s, FILE *f);
 

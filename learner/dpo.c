@@ -22,11 +22,11 @@ static const CfgKey dpo_keys[] = {
     {.key = "init", .type = CFG_STR, .def = NULL, .help = "SFT checkpoint: the policy to start from"},
     {.key = "ref", .type = CFG_STR, .def = "",
      .help = "frozen reference checkpoint (empty: the init checkpoint)"},
-    {.key = "beta", .type = CFG_FLOAT, .def = "0.1", .help = "strength of the tie to the reference"},
+    {.key = "beta", .type = CFG_FLOAT, .def = "0.1", .help = "strength of the tie to the reference", .range = "> 0"},
     {.key = "loss_type", .type = CFG_ENUM, .def = "dpo",
      .help = "dpo, ipo, or cdpo (conservative DPO with label_smoothing)", .choices = "dpo|ipo|cdpo"},
     {.key = "label_smoothing", .type = CFG_FLOAT, .def = "0.0",
-     .help = "cdpo: assumed fraction of flipped labels, in [0, 0.5)"},
+     .help = "cdpo: assumed fraction of flipped labels, in [0, 0.5)", .range = "[0, 0.5)"},
     {0}};
 
 /* The two sequences an example contributes: best and worst. */

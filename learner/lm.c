@@ -18,10 +18,10 @@ static const CfgKey pretrain_keys[] = {
      .help = "checkpoint to continue from (empty: a fresh model from the keys below)"},
     {.key = "tokenizer", .type = CFG_STR, .def = "byte",
      .help = "fresh model's tokenizer: byte, or a directory with GPT-2 vocab.json + merges.txt"},
-    {.key = "n_layer", .type = CFG_INT, .def = "4", .help = "fresh model: transformer blocks"},
-    {.key = "n_head", .type = CFG_INT, .def = "4", .help = "fresh model: attention heads"},
-    {.key = "n_embd", .type = CFG_INT, .def = "128", .help = "fresh model: width"},
-    {.key = "n_ctx", .type = CFG_INT, .def = "64", .help = "fresh model: context length"},
+    {.key = "n_layer", .type = CFG_INT, .def = "4", .help = "fresh model: transformer blocks", .range = ">= 1"},
+    {.key = "n_head", .type = CFG_INT, .def = "4", .help = "fresh model: attention heads", .range = ">= 1"},
+    {.key = "n_embd", .type = CFG_INT, .def = "128", .help = "fresh model: width", .range = ">= 1"},
+    {.key = "n_ctx", .type = CFG_INT, .def = "64", .help = "fresh model: context length", .range = ">= 1"},
     {0}};
 
 static const CfgKey sft_keys[] = {

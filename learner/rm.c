@@ -22,9 +22,9 @@ static const CfgKey rm_keys[] = {
     {.key = "init", .type = CFG_STR, .def = NULL,
      .help = "SFT checkpoint: the trunk to start from and the policy sampled for normalisation"},
     {.key = "norm_samples", .type = CFG_INT, .def = "256",
-     .help = "SFT samples scored to set the score offset/scale (0: none)"},
+     .help = "SFT samples scored to set the score offset/scale (0: none)", .range = ">= 0"},
     {.key = "norm_max_new", .type = CFG_INT, .def = "48",
-     .help = "longest SFT sample for the normalisation, in tokens"},
+     .help = "longest SFT sample for the normalisation, in tokens", .range = ">= 1"},
     {0}};
 
 /* A scalar-head model whose trunk is the language model's. */

@@ -23,32 +23,35 @@ const CfgKey trainer_keys[] = {
      .help = "run directory: checkpoints, metrics.h5, final.h5"},
     {.key = "train_data", .type = CFG_STR, .def = NULL, .help = "training data file"},
     {.key = "valid_data", .type = CFG_STR, .def = "", .help = "validation data file (empty: none)"},
-    {.key = "epochs", .type = CFG_INT, .def = "1", .help = "passes over the training data"},
+    {.key = "epochs", .type = CFG_INT, .def = "1", .help = "passes over the training data", .range = ">= 1"},
     {.key = "max_steps", .type = CFG_INT, .def = "0",
-     .help = "stop after this many steps (0: epochs decide)"},
+     .help = "stop after this many steps (0: epochs decide)", .range = ">= 0"},
     {.key = "batch_size", .type = CFG_INT, .def = "32",
-     .help = "examples per optimizer step, over all ranks"},
+     .help = "examples per optimizer step, over all ranks", .range = ">= 1"},
     {.key = "micro_batch", .type = CFG_INT, .def = "8",
-     .help = "examples per forward pass; batch_size must be a multiple of micro_batch x ranks"},
-    {.key = "lr", .type = CFG_FLOAT, .def = "3e-4", .help = "peak learning rate"},
-    {.key = "lr_min", .type = CFG_FLOAT, .def = "3e-5", .help = "floor of the cosine decay"},
-    {.key = "warmup_steps", .type = CFG_INT, .def = "10", .help = "linear warm-up steps"},
-    {.key = "weight_decay", .type = CFG_FLOAT, .def = "0.1", .help = "AdamW weight decay (matrices only)"},
-    {.key = "beta1", .type = CFG_FLOAT, .def = "0.9", .help = "AdamW beta1"},
-    {.key = "beta2", .type = CFG_FLOAT, .def = "0.95", .help = "AdamW beta2"},
-    {.key = "grad_clip", .type = CFG_FLOAT, .def = "1.0", .help = "global gradient-norm clip (0: off)"},
+     .help = "examples per forward pass; batch_size must be a multiple of micro_batch x ranks", .range = ">= 1"},
+    {.key = "lr", .type = CFG_FLOAT, .def = "3e-4", .help = "peak learning rate", .range = ">= 0"},
+    {.key = "lr_min", .type = CFG_FLOAT, .def = "3e-5", .help = "floor of the cosine decay", .range = ">= 0"},
+    {.key = "warmup_steps", .type = CFG_INT, .def = "10", .help = "linear warm-up steps", .range = ">= 0"},
+    {.key = "weight_decay", .type = CFG_FLOAT, .def = "0.1",
+     .help = "AdamW weight decay (matrices only)", .range = ">= 0"},
+    {.key = "beta1", .type = CFG_FLOAT, .def = "0.9", .help = "AdamW beta1", .range = "[0, 1)"},
+    {.key = "beta2", .type = CFG_FLOAT, .def = "0.95", .help = "AdamW beta2", .range = "[0, 1)"},
+    {.key = "grad_clip", .type = CFG_FLOAT, .def = "1.0",
+     .help = "global gradient-norm clip (0: off)", .range = ">= 0"},
     {.key = "dropout", .type = CFG_FLOAT, .def = "0.0",
-     .help = "dropout on embeddings, attention and residual branches"},
-    {.key = "seed", .type = CFG_INT, .def = "1", .help = "seed for data order and dropout"},
+     .help = "dropout on embeddings, attention and residual branches", .range = "[0, 1)"},
+    {.key = "seed", .type = CFG_INT, .def = "1", .help = "seed for data order and dropout", .range = "any"},
     {.key = "long_sequences", .type = CFG_ENUM, .def = "truncate",
      .help = "sequences longer than the context", .choices = "truncate|skip|error"},
-    {.key = "log_every", .type = CFG_INT, .def = "10", .help = "progress line every N steps"},
+    {.key = "log_every", .type = CFG_INT, .def = "10", .help = "progress line every N steps", .range = ">= 1"},
     {.key = "eval_every", .type = CFG_INT, .def = "0",
-     .help = "validation every N steps (0: once per epoch)"},
-    {.key = "ckpt_every", .type = CFG_INT, .def = "100", .help = "checkpoint every N steps"},
-    {.key = "keep_checkpoints", .type = CFG_INT, .def = "2", .help = "step checkpoints kept in out_dir"},
+     .help = "validation every N steps (0: once per epoch)", .range = ">= 0"},
+    {.key = "ckpt_every", .type = CFG_INT, .def = "100", .help = "checkpoint every N steps", .range = ">= 1"},
+    {.key = "keep_checkpoints", .type = CFG_INT, .def = "2",
+     .help = "step checkpoints kept in out_dir", .range = ">= 0"},
     {.key = "max_bad_steps", .type = CFG_INT, .def = "5",
-     .help = "stop after this many non-finite losses in a row"},
+     .help = "stop after this many non-finite losses in a row", .range = ">= 1"},
     {.key = "overwrite", .type = CFG_BOOL, .def = "false",
      .help = "replace a run in out_dir made with other settings (its checkpoints and logs)"},
     {0}};
@@ -58,6 +61,17 @@ const CfgKey trainer_keys[] = {
  * full disk resumes where it now is. */
 static const char *const trainer_runtime_keys[] = {"log_every", "eval_every", "ckpt_every", "keep_checkpoints",
                                                    "max_bad_steps", "out_dir", "overwrite", NULL};
+
+/* Rules between trainer keys that a range alone cannot state (each key's
+ * own range is checked by common/config when it is set): lr_min <= lr, so
+ * the cosine decay goes down. Names both keys and where each value came from. */
+static int check_keys(const Config *c) {
+    double lr = config_float(c, "lr"), lr_min = config_float(c, "lr_min");
+    if (lr_min > lr)
+        return err_set("lr_min (%s, from %s) must be <= lr (%s, from %s)", config_get_raw(c, "lr_min"),
+                       config_origin(c, "lr_min"), config_get_raw(c, "lr"), config_origin(c, "lr"));
+    return 0;
+}
 
 
 void trainer_log(const Trainer *t, const char *fmt, ...) {
@@ -430,7 +444,7 @@ static int configure(Trainer *t, int argc, char **argv) {
         }
         return 1;
     }
-    dp_check(&t->dp, config_check_required(t->cfg), prefix);
+    dp_check(&t->dp, config_check_required(t->cfg) || check_keys(t->cfg), prefix);
     t->batch_size = config_int(t->cfg, "batch_size");
     t->micro_batch = config_int(t->cfg, "micro_batch");
     t->seed = (uint64_t)config_int(t->cfg, "seed");

@@ -33,7 +33,7 @@ g() { "$RLHF" generate --model "$T/m.h5" --prompt "Hi" --max-new 24 "$@" 2>/dev/
 [ "$(g --greedy --seed 1)" = "$(g --greedy --seed 9)" ] && pass "greedy ignores seed" || fail "greedy ignores seed"
 [ "$(g --temperature 0.001 --seed 3)" = "$(g --greedy)" ] && pass "temperature->0 equals greedy" || fail "temperature->0 equals greedy"
 expect_ok "generate top-k top-p" "$RLHF" generate --model "$T/m.h5" --prompt "Hi" --top-k 5 --top-p 0.8 --temperature 0.7 --max-new 8
-expect_err "generate bad top-p" "top_p" "$RLHF" generate --model "$T/m.h5" --prompt "Hi" --top-p 1.5
+expect_err "generate bad top-p" "generate: --top-p must be in (0, 1\], got 1.5" "$RLHF" generate --model "$T/m.h5" --prompt "Hi" --top-p 1.5
 expect_err "generate needs a prompt" "exactly one of --prompt or --prompts" "$RLHF" generate --model "$T/m.h5"
 expect_err "generate missing model" "$T/none.h5" "$RLHF" generate --model "$T/none.h5" --prompt x
 

@@ -12,9 +12,9 @@
 #include "tests/fuzz/fuzz_model_base.h"
 
 static const CfgKey fuzz_ckpt_cfg_keys[] = {
-    {"batch_size", CFG_INT, "4", "sequences per step", NULL},
-    {"kl_estimator", CFG_ENUM, "k1", "per-token KL estimator", "k1|k3"},
-    {NULL, 0, NULL, NULL, NULL}};
+    {.key = "batch_size", .type = CFG_INT, .def = "4", .help = "sequences per step"},
+    {.key = "kl_estimator", .type = CFG_ENUM, .def = "k1", .help = "per-token KL estimator", .choices = "k1|k3"},
+    {0}};
 
 static inline void fuzz_ckpt_expect_named(const char *path, int rc) {
     if (rc) FUZZ_CHECK(strstr(err_msg(), path) != NULL, "message does not name the file: %s", err_msg());

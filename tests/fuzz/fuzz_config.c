@@ -10,14 +10,14 @@
 #include "tests/fuzz/fuzz_util.h"
 
 static const CfgKey fuzz_config_keys[] = {
-    {"batch_size", CFG_INT, "8", "sequences per step", NULL},
-    {"lr", CFG_FLOAT, "3e-4", "learning rate", NULL},
-    {"name", CFG_STR, "run", "run name", NULL},
-    {"resume", CFG_BOOL, "false", "resume from the last checkpoint", NULL},
-    {"kl_estimator", CFG_ENUM, "k1", "per-token KL estimator", "k1|k3|abs"},
-    {"prompts", CFG_STR, NULL, "JSONL file of prompts", NULL},
-    {"empty", CFG_STR, "", "a key whose default is empty", NULL},
-    {NULL, 0, NULL, NULL, NULL}};
+    {.key = "batch_size", .type = CFG_INT, .def = "8", .help = "sequences per step"},
+    {.key = "lr", .type = CFG_FLOAT, .def = "3e-4", .help = "learning rate"},
+    {.key = "name", .type = CFG_STR, .def = "run", .help = "run name"},
+    {.key = "resume", .type = CFG_BOOL, .def = "false", .help = "resume from the last checkpoint"},
+    {.key = "kl_estimator", .type = CFG_ENUM, .def = "k1", .help = "per-token KL estimator", .choices = "k1|k3|abs"},
+    {.key = "prompts", .type = CFG_STR, .def = NULL, .help = "JSONL file of prompts"},
+    {.key = "empty", .type = CFG_STR, .def = "", .help = "a key whose default is empty"},
+    {0}};
 
 static Config *fuzz_config_new(void) {
     const CfgKey *const tables[] = {fuzz_config_keys};

@@ -4,6 +4,7 @@
  * argument, with messages checked for file, line and key; canonical values;
  * print output (exact text, and that it reads back); --help and Markdown
  * reference; checkpoint round trip; config_diff; misuse aborting. */
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,25 +18,30 @@
 #include "common/err.h"
 #include "common/model/gpt.h"
 #include "common/model/tok.h"
+#include "common/mpi/ppo_config.h"
+#include "learner/dpo.h"
+#include "learner/lm.h"
+#include "learner/rm.h"
+#include "learner/trainer.h"
 #include "tests/harness.h"
 
 /* ---- fixtures ----------------------------------------------------------- */
 
 static const CfgKey common_keys[] = {
-    {"batch_size", CFG_INT, "8", "sequences per optimizer step", NULL},
-    {"learning_rate", CFG_FLOAT, "3e-4", "peak learning rate", NULL},
-    {"resume", CFG_BOOL, "true", "continue from the latest checkpoint", NULL},
-    {"out_dir", CFG_STR, "runs/out", "directory for checkpoints | logs", NULL},
+    {.key = "batch_size", .type = CFG_INT, .def = "8", .help = "sequences per optimizer step"},
+    {.key = "learning_rate", .type = CFG_FLOAT, .def = "3e-4", .help = "peak learning rate"},
+    {.key = "resume", .type = CFG_BOOL, .def = "true", .help = "continue from the latest checkpoint"},
+    {.key = "out_dir", .type = CFG_STR, .def = "runs/out", .help = "directory for checkpoints | logs"},
     {NULL}};
 
-static const CfgKey ppo_keys[] = {
-    {"kl_estimator", CFG_ENUM, "k1", "per-token KL estimator", "k1|k3"},
-    {"run_name", CFG_STR, "", "label shown in logs", NULL},
-    {"prompts", CFG_STR, NULL, "JSONL file of RL prompts", NULL},
-    {"kl_coef", CFG_FLOAT, "0.1", "initial KL coefficient", NULL},
+static const CfgKey rl_keys[] = {
+    {.key = "kl_estimator", .type = CFG_ENUM, .def = "k1", .help = "per-token KL estimator", .choices = "k1|k3"},
+    {.key = "run_name", .type = CFG_STR, .def = "", .help = "label shown in logs"},
+    {.key = "prompts", .type = CFG_STR, .def = NULL, .help = "JSONL file of RL prompts"},
+    {.key = "kl_coef", .type = CFG_FLOAT, .def = "0.1", .help = "initial KL coefficient"},
     {NULL}};
 
-static const CfgKey *const tables[] = {common_keys, ppo_keys};
+static const CfgKey *const tables[] = {common_keys, rl_keys};
 #define N_TABLES 2
 #define N_KEYS 8
 
@@ -106,12 +112,12 @@ TEST(config_defaults_from_composed_tables) {
 }
 
 TEST(config_new_rejects_bad_tables) {
-    static const CfgKey dup[] = {{"learning_rate", CFG_FLOAT, "1", "again", NULL}, {NULL}};
-    static const CfgKey bad_default[] = {{"steps", CFG_INT, "10k", "h", NULL}, {NULL}};
-    static const CfgKey bad_name[] = {{"two words", CFG_INT, "1", "h", NULL}, {NULL}};
-    static const CfgKey empty_name[] = {{"", CFG_INT, "1", "h", NULL}, {NULL}};
-    static const CfgKey no_choices[] = {{"mode", CFG_ENUM, "a", "h", NULL}, {NULL}};
-    static const CfgKey bad_choice[] = {{"mode", CFG_ENUM, "c", "h", "a|b"}, {NULL}};
+    static const CfgKey dup[] = {{.key = "learning_rate", .type = CFG_FLOAT, .def = "1", .help = "again"}, {NULL}};
+    static const CfgKey bad_default[] = {{.key = "steps", .type = CFG_INT, .def = "10k", .help = "h"}, {NULL}};
+    static const CfgKey bad_name[] = {{.key = "two words", .type = CFG_INT, .def = "1", .help = "h"}, {NULL}};
+    static const CfgKey empty_name[] = {{.key = "", .type = CFG_INT, .def = "1", .help = "h"}, {NULL}};
+    static const CfgKey no_choices[] = {{.key = "mode", .type = CFG_ENUM, .def = "a", .help = "h"}, {NULL}};
+    static const CfgKey bad_choice[] = {{.key = "mode", .type = CFG_ENUM, .def = "c", .help = "h", .choices = "a|b"}, {NULL}};
     struct {
         const CfgKey *t;
         const char *fragment;
@@ -439,10 +445,10 @@ TEST(config_help_and_markdown_list_every_key) {
     lines = 0;
     for (char *p = s; *p; p++) lines += *p == '\n';
     CHECK(lines == N_KEYS + 2);
-    CHECK(!strncmp(s, "| Key | Type | Default | Description |\n|---|---|---|---|\n", 56));
-    CHECKF(strstr(s, "| `batch_size` | int | `8` | sequences per optimizer step |\n"), "%s", s);
-    CHECK(strstr(s, "| `kl_estimator` | one of `k1`, `k3` | `k1` | per-token KL estimator |\n"));
-    CHECK(strstr(s, "| `prompts` | string | *required* | JSONL file of RL prompts |\n"));
+    CHECK(!strncmp(s, "| Key | Type | Default | Range | Description |\n|---|---|---|---|---|\n", 68));
+    CHECKF(strstr(s, "| `batch_size` | int | `8` | | sequences per optimizer step |\n"), "%s", s);
+    CHECK(strstr(s, "| `kl_estimator` | one of `k1`, `k3` | `k1` | | per-token KL estimator |\n"));
+    CHECK(strstr(s, "| `prompts` | string | *required* | | JSONL file of RL prompts |\n"));
     CHECK(strstr(s, "| `run_name` | string | `\"\"` |"));
     CHECK(strstr(s, "directory for checkpoints \\| logs |")); /* '|' escaped inside a cell */
     free(s);
@@ -580,5 +586,240 @@ TEST(config_getters_abort_on_misuse) {
     CHECK(aborts(get_unset, c));
     CHECK(aborts(get_enum_as_bool, c));
     CHECK(!aborts(get_fine, c));
+    config_free(c);
+}
+
+/* ---- ranges (issue 14: every numeric setting has one) -------------------- */
+
+static const CfgKey ranged_keys[] = {
+    {.key = "steps", .type = CFG_INT, .def = "10", .help = "h", .range = ">= 1"},
+    {.key = "rate", .type = CFG_FLOAT, .def = "0.5", .help = "h", .range = "[0, 1)"},
+    {.key = "temp", .type = CFG_FLOAT, .def = "1", .help = "h", .range = "> 0"},
+    {.key = "top", .type = CFG_FLOAT, .def = "1", .help = "h", .range = "(0, 1]"},
+    {.key = "seed", .type = CFG_INT, .def = "-3", .help = "h", .range = "any"},
+    {.key = "width", .type = CFG_INT, .def = NULL, .help = "h", .range = "[2, 8]"},
+    {.key = "neg", .type = CFG_FLOAT, .def = "-1", .help = "h", .range = "< 0"},
+    {.key = "cap", .type = CFG_INT, .def = "5", .help = "h", .range = "<= 5"},
+    {0}};
+
+static Config *new_ranged(void) {
+    Config *c = config_new((const CfgKey *const[]){ranged_keys}, 1);
+    CHECKF(c != NULL, "config_new: %s", err_msg());
+    return c;
+}
+
+/* config_set(key, value) from "command line" succeeds (want_ok) or fails
+ * with "command line: " + fragment. */
+static void expect_set(Config *c, const char *key, const char *value, int want_ok, const char *fragment) {
+    err_clear();
+    int rc = config_set(c, key, value, "command line");
+    CHECKF(want_ok ? rc == 0 : rc == -1, "%s=%s: rc %d (%s)", key, value, rc, err_msg());
+    if (!want_ok) CHECK_ERR("command line: ", fragment);
+}
+
+TEST(config_range_parse_syntax_and_bounds) {
+    CfgRange r;
+    char buf[96];
+    struct {
+        const char *text, *shown;
+        double in, out;
+    } ok[] = {{"[0, 1)", "in [0, 1)", 0, 1},    {"(0, 1]", "in (0, 1]", 1, 0},   {"[0,1]", "in [0, 1]", 1, -1e-9},
+              {"(0, 0.5)", "in (0, 0.5)", 0.25, 0.5}, {">= 1", ">= 1", 1, 0.999}, {"> 0", "> 0", 1e-300, 0},
+              {"<= 5", "<= 5", 5, 5.0001}, {"< 0", "< 0", -1e-9, 0},       {" >=-2.5", ">= -2.5", -2.5, -2.6}};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        err_clear();
+        CHECKF(config_range_parse(ok[i].text, &r) == 0, "'%s': %s", ok[i].text, err_msg());
+        config_range_format(&r, buf, sizeof buf);
+        CHECKF(streq(buf, ok[i].shown), "'%s' shows as '%s'", ok[i].text, buf);
+        CHECKF(config_range_contains(&r, ok[i].in), "'%s' should contain %g", ok[i].text, ok[i].in);
+        CHECKF(!config_range_contains(&r, ok[i].out), "'%s' should not contain %g", ok[i].text, ok[i].out);
+        CHECK(!config_range_contains(&r, NAN));
+    }
+    CHECK(config_range_parse("any", &r) == 0 && config_range_contains(&r, -1e300) && config_range_contains(&r, 1e300));
+    config_range_format(&r, buf, sizeof buf);
+    CHECK(streq(buf, "any"));
+    const char *bad[] = {"", "0..1", "[0, 1", "[0 1]", "[1, 0]", "(1, 1]", "[0, 1) x", ">=", "> x", "=> 1", ">= 1 2",
+                         "[nan, 1]", "all"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err_clear();
+        CHECKF(config_range_parse(bad[i], &r) == -1, "'%s' accepted", bad[i]);
+        CHECK_ERR("bad range '", bad[i]);
+    }
+}
+
+TEST(config_range_checked_on_every_set) {
+    Config *c = new_ranged();
+    if (!c) return;
+    expect_set(c, "steps", "1", 1, NULL);
+    expect_set(c, "steps", "0", 0, "steps must be >= 1, got 0");
+    expect_set(c, "steps", "-5", 0, "steps must be >= 1, got -5");
+    CHECK(config_int(c, "steps") == 1); /* a refused value changes nothing */
+    expect_set(c, "rate", "0", 1, NULL);
+    expect_set(c, "rate", "0.999", 1, NULL);
+    expect_set(c, "rate", "1", 0, "rate must be in [0, 1), got 1");
+    expect_set(c, "rate", "-1e-9", 0, "rate must be in [0, 1), got -1e-9");
+    expect_set(c, "temp", "0", 0, "temp must be > 0, got 0");
+    expect_set(c, "temp", "1e-30", 1, NULL);
+    expect_set(c, "top", "0", 0, "top must be in (0, 1], got 0");
+    expect_set(c, "top", "1", 1, NULL);
+    expect_set(c, "top", "1.5", 0, "top must be in (0, 1], got 1.5");
+    expect_set(c, "seed", "-2147483648", 1, NULL);
+    expect_set(c, "width", "2", 1, NULL);
+    expect_set(c, "width", "8", 1, NULL);
+    expect_set(c, "width", "9", 0, "width must be in [2, 8], got 9");
+    expect_set(c, "neg", "0", 0, "neg must be < 0, got 0");
+    expect_set(c, "cap", "5", 1, NULL);
+    expect_set(c, "cap", "6", 0, "cap must be <= 5, got 6");
+    expect_set(c, "steps", "x", 0, "'steps' expects an integer, got 'x'"); /* the type comes first */
+
+    /* a file names its line; the command line says so */
+    const char *path = harness_tmp_text("range.conf", "steps = 3\n\nrate = 2\n");
+    char place[600];
+    snprintf(place, sizeof place, "%s:3: ", path);
+    err_clear();
+    CHECK(config_load_file(c, path) == -1);
+    CHECK_ERR(place, "rate must be in [0, 1), got 2");
+    int help = 0;
+    CHECK(parse(c, &help, 1, "steps=0") == -1);
+    CHECK_ERR("command line: ", "steps must be >= 1, got 0");
+    CHECK(parse(c, &help, 2, "--steps", "0") == -1);
+    CHECK_ERR("command line: ", "steps must be >= 1, got 0");
+    config_free(c);
+}
+
+TEST(config_range_table_errors) {
+    static const CfgKey bad_syntax[] = {{.key = "n", .type = CFG_INT, .def = "1", .help = "h", .range = ">= one"}, {0}};
+    static const CfgKey on_string[] = {{.key = "s", .type = CFG_STR, .def = "", .help = "h", .range = ">= 0"}, {0}};
+    static const CfgKey on_bool[] = {{.key = "b", .type = CFG_BOOL, .def = "true", .help = "h", .range = "any"}, {0}};
+    static const CfgKey def_out[] = {{.key = "n", .type = CFG_INT, .def = "0", .help = "h", .range = ">= 1"}, {0}};
+    static const CfgKey def_open[] = {{.key = "p", .type = CFG_FLOAT, .def = "1", .help = "h", .range = "[0, 1)"}, {0}};
+    static const CfgKey empty[] = {{.key = "p", .type = CFG_FLOAT, .def = "1", .help = "h", .range = "(1, 1]"}, {0}};
+    struct {
+        const CfgKey *t;
+        const char *fragment;
+    } cases[] = {{bad_syntax, "key 'n': bad range '>= one'"},
+                 {on_string, "key 's' is a string and cannot have a range"},
+                 {on_bool, "key 'b' is a bool and cannot have a range"},
+                 {def_out, "default of 'n': n must be >= 1, got 0"},
+                 {def_open, "default of 'p': p must be in [0, 1), got 1"},
+                 {empty, "the interval is empty"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        err_clear();
+        Config *c = config_new((const CfgKey *const[]){cases[i].t}, 1);
+        CHECKF(c == NULL, "case %zu accepted", i);
+        config_free(c);
+        CHECK_ERR("config table: ", cases[i].fragment);
+    }
+}
+
+TEST(config_range_in_help_and_markdown) {
+    const CfgKey *const t[] = {ranged_keys};
+    char *s = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&s, &n);
+    config_help(t, 1, f);
+    fclose(f);
+    CHECKF(strstr(s, "  steps=INT   h (default: 10; >= 1)\n"), "%s", s);
+    CHECK(strstr(s, "  rate=FLOAT  h (default: 0.5; in [0, 1))\n"));
+    CHECK(strstr(s, "  width=INT   h (required; in [2, 8])\n"));
+    CHECK(strstr(s, "  seed=INT    h (default: -3)\n")); /* "any" is not printed */
+    free(s);
+    f = open_memstream(&s, &n);
+    config_markdown(t, 1, f);
+    fclose(f);
+    CHECKF(strstr(s, "| `steps` | int | `10` | `>= 1` | h |\n"), "%s", s);
+    CHECK(strstr(s, "| `rate` | float | `0.5` | `[0, 1)` | h |\n"));
+    CHECK(strstr(s, "| `seed` | int | `-3` | `any` | h |\n"));
+    free(s);
+}
+
+/* A value read back from a checkpoint on resume passes the same check. */
+TEST(config_range_checked_from_checkpoint) {
+    Config *c = new_ranged();
+    if (!c) return;
+    CHECK(config_set(c, "width", "4", "command line") == 0);
+    const char *path = harness_tmp_path("cfg-range.h5");
+    CHECKF(save_ckpt(path, c, "steps", "0", (const char *)NULL) == 0, "%s", err_msg());
+    Ckpt *k = ckpt_open(path);
+    CHECKF(k != NULL, "%s", err_msg());
+    if (k) {
+        Config *d = new_ranged();
+        err_clear();
+        CHECK(d && ckpt_load_config(k, d, NULL) == -1);
+        CHECK_ERR(path, "/config: steps must be >= 1, got 0");
+        config_free(d);
+        ckpt_close(k);
+    }
+    config_free(c);
+}
+
+/* The rule: every int or float key of every real table declares a range,
+ * and every table builds (defaults inside their ranges). */
+TEST(config_every_numeric_key_has_a_range) {
+    const CfgKey *const all[] = {trainer_keys, lm_pretrain_stage.keys, lm_sft_stage.keys, rm_stage.keys,
+                                 dpo_stage.keys, ppo_keys};
+    int numeric = 0;
+    for (size_t t = 0; t < sizeof all / sizeof *all; t++) {
+        for (const CfgKey *k = all[t]; k->key; k++)
+            if (k->type == CFG_INT || k->type == CFG_FLOAT) {
+                numeric++;
+                CHECKF(k->range != NULL, "key '%s' has no range", k->key);
+            }
+        const CfgKey *const one[] = {all[t]};
+        err_clear();
+        Config *c = config_new(t >= 1 && t <= 4 ? (const CfgKey *const[]){trainer_keys, all[t]} : one,
+                               t >= 1 && t <= 4 ? 2 : 1);
+        CHECKF(c != NULL, "table %zu: %s", t, err_msg());
+        config_free(c);
+    }
+    CHECK(numeric > 50);
+}
+
+/* ---- config file lines (issue 14 item 12) -------------------------------- */
+
+/* A line over CFG_MAX_LINE is an error naming file and line; before, a 17 MiB
+ * value was read whole and accepted. */
+TEST(config_file_line_longer_than_the_cap) {
+    Config *c = new_config();
+    if (!c) return;
+    size_t n = CFG_MAX_LINE + 64;
+    char *text = malloc(n + 32);
+    int k = snprintf(text, 32, "batch_size = 4\nout_dir = ");
+    memset(text + k, 'a', n - (size_t)k);
+    memcpy(text + n, "\n", 2);
+    const char *path = harness_tmp_path("long.conf");
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(text, 1, n + 1, f) == n + 1);
+    if (f) fclose(f);
+    free(text);
+    char place[600];
+    snprintf(place, sizeof place, "%s:2: ", path);
+    err_clear();
+    CHECK(config_load_file(c, path) == -1);
+    CHECK_ERR(place, "line longer than 16777216 bytes");
+    CHECK(streq(config_str(c, "out_dir"), "runs/out"));
+
+    /* exactly at the cap is still a line */
+    const char *edge = harness_tmp_path("edge.conf");
+    f = fopen(edge, "wb");
+    if (f) {
+        fputs("out_dir = ", f);
+        for (size_t i = 10; i < CFG_MAX_LINE; i++) fputc('b', f);
+        fclose(f);
+    }
+    err_clear();
+    CHECKF(config_load_file(c, edge) == 0, "%s", err_msg());
+    CHECK(strlen(config_str(c, "out_dir")) == CFG_MAX_LINE - 10);
+    config_free(c);
+}
+
+/* A read error (here: reading a directory's worth of nothing from
+ * /proc/self/mem, which fails with EIO) is an error, not the end of file. */
+TEST(config_file_read_error_is_an_error) {
+    Config *c = new_config();
+    if (!c) return;
+    err_clear();
+    CHECK(config_load_file(c, "/proc/self/mem") == -1);
+    CHECK_ERR("/proc/self/mem:1: ", "read error");
     config_free(c);
 }
