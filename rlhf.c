@@ -212,7 +212,7 @@ static const OptSpec gen_spec = {
     .summary = "Complete prompts with a KV-cache sampler: greedy, temperature, top-k, top-p.",
     .details = "Generation stops at the end-of-text token, after --max-new tokens, or when the\n"
                "context is full. --jsonl prints {\"prompt\", \"completion\", \"tokens\", \"stop\",\n"
-               "\"logprob\"} per prompt; invalid UTF-8 in completions becomes U+FFFD there.",
+               "\"logprob\"} per prompt; invalid UTF-8 (prompt or completion) becomes U+FFFD.",
     .opts = gen_opts,
 };
 
@@ -233,16 +233,21 @@ static void print_completion(const Tok *tok, const GenResult *r, int i, const ch
     size_t len;
     char *text = decode_completion(tok, r, i, &len);
     if (as_jsonl) {
-        char *clean = tok_utf8_clean(text, len);
+        /* JSON strings must be UTF-8: a --prompt from the shell and a byte
+         * model's output may be any bytes (jansson returns NULL for them) */
+        char *clean_prompt = tok_utf8_clean(prompt, strlen(prompt)), *clean = tok_utf8_clean(text, len);
         double lp = 0;
         for (int k = 0; k < r->len[i]; k++) lp += r->logp_model[i][k];
-        json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:f}", "prompt", prompt, "completion", clean,
-                              "tokens", r->len[i], "stop", stop_name(r->stop[i]), "logprob", lp);
-        char *line = json_dumps(o, JSON_COMPACT);
+        json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:o}", "prompt", clean_prompt, "completion", clean,
+                              "tokens", r->len[i], "stop", stop_name(r->stop[i]), "logprob",
+                              isfinite(lp) ? json_real(lp) : json_null()); /* JSON has no NaN or Inf */
+        char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (!line) err_die("generate: cannot format a JSON line"); /* both strings are clean: cannot happen */
         puts(line);
         free(line);
         json_decref(o);
         free(clean);
+        free(clean_prompt);
     } else {
         if (numbered) printf("--- %d ---\n", index);
         fputs(prompt, stdout);
@@ -253,19 +258,24 @@ static void print_completion(const Tok *tok, const GenResult *r, int i, const ch
 }
 
 /* Tokenizes prompts[0..n) (an empty prompt becomes the end token) or dies
- * naming the prompt that does not fit the context. */
-static int **encode_prompts(const Tok *tok, char *const *prompts, int n, int first, int n_ctx, int eot,
+ * naming the prompt that does not fit the context or cannot be encoded as
+ * SOURCE:LINE (lines[i], from the prompts file), or as SOURCE alone for
+ * --prompt (line 0), as eval names its prompts. */
+static int **encode_prompts(const Tok *tok, char *const *prompts, const int *lines, int n, int n_ctx, int eot,
                             const char *source, int *lens) {
     int **ids = err_calloc(n, sizeof(int *));
     for (int i = 0; i < n; i++) {
-        if (!(ids[i] = tok_encode(tok, prompts[i], strlen(prompts[i]), &lens[i]))) err_die_last();
+        char where[4200];
+        if (lines[i] > 0) snprintf(where, sizeof where, "%s:%d", source, lines[i]);
+        else snprintf(where, sizeof where, "%s", source);
+        if (!(ids[i] = tok_encode(tok, prompts[i], strlen(prompts[i]), &lens[i])))
+            err_die("%s: %s", where, err_msg());
         if (lens[i] == 0) {
             ids[i] = err_realloc(ids[i], sizeof(int));
             ids[i][0] = eot;
             lens[i] = 1;
         }
-        if (lens[i] >= n_ctx)
-            err_die("%s: prompt %d has %d tokens; the model's context is %d", source, first + i + 1, lens[i], n_ctx);
+        if (lens[i] >= n_ctx) err_die("%s: prompt has %d tokens; the model's context is %d", where, lens[i], n_ctx);
     }
     return ids;
 }
@@ -297,13 +307,13 @@ static int cmd_generate(const Invocation *in) {
     for (int start = 0; start < pl.n; start += batch) {
         int n = pl.n - start < batch ? pl.n - start : batch;
         int *lens = err_calloc(n, sizeof(int));
-        int **ids = encode_prompts(tok, pl.text + start, n, start, m.cfg.n_ctx, gc.eot,
+        int **ids = encode_prompts(tok, pl.text + start, pl.line + start, n, m.cfg.n_ctx, gc.eot,
                                    prompts_file ? prompts_file : "--prompt", lens);
         GenResult r;
         if (gen_run(&m, (const int *const *)ids, lens, n, &gc, &rng, &r)) err_die("generate: %s", err_msg());
         for (int i = 0; i < n; i++)
             print_completion(tok, &r, i, pl.text[start + i], gen_args.jsonl, pl.n > 1, start + i + 1);
-        fflush(stdout);
+        if (err_stdout_check()) err_die_last(); /* stop at the first failed write, not after every batch */
         gen_result_free(&r);
         for (int i = 0; i < n; i++) free(ids[i]);
         free(ids);
@@ -814,11 +824,13 @@ static int cmd_eval(const Invocation *in) {
                             .top_p = eval_args.top_p}},
         .seed = (uint64_t)eval_args.seed,
         .batch = eval_args.batch,
+        .source = prompts,
     };
     if (sampler_validate(&es.gen.sampler)) err_die("eval: %s", err_msg());
     if (rm && eval_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
     JsonlPrompts pl = {0};
     if (jsonl_read_prompts(prompts, &pl)) err_die_last();
+    es.lines = pl.line;
     int count = eval_args.n > 0 && eval_args.n < pl.n ? eval_args.n : pl.n;
     if (samples && !(es.samples = fopen(samples, "w"))) err_die("%s: %s", samples, strerror(errno));
     EvalReport r;
@@ -877,7 +889,8 @@ static int cmd_score(const Invocation *in) {
         int k;
         if (eval_score_record(&sc, j, rec, scores, &k, &tally)) err_die_last();
         json_t *arr = json_array();
-        for (int i = 0; i < k; i++) json_array_append_new(arr, json_real(scores[i]));
+        for (int i = 0; i < k; i++) /* JSON has no NaN or Inf: null */
+            json_array_append_new(arr, isfinite(scores[i]) ? json_real(scores[i]) : json_null());
         char *line = json_dumps(arr, JSON_COMPACT);
         printf("{\"line\": %d, \"scores\": %s}\n", jsonl_line(j), line);
         free(line);
@@ -982,6 +995,7 @@ static int run_command(const Command *c, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    err_stdout_at_exit(); /* every subcommand: output that did not reach stdout is an error */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;

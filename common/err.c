@@ -2,11 +2,13 @@
  * front ends; see err.h. */
 #include "common/err.h"
 
+#include <errno.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static _Thread_local char err_buf[2048]; /* per thread: kernels may run on pool threads */
 
@@ -34,7 +36,11 @@ int err_prefix(const char *fmt, ...) {
 const char *err_msg(void) { return err_buf; }
 void err_clear(void) { err_buf[0] = 0; }
 
+/* 1 once err_die runs: its message is the one to show, not a later one about stdout. */
+static int err_dying;
+
 static void __attribute__((noreturn)) err_exit(void) {
+    err_dying = 1;
     int inited = 0, finalized = 0, size = 1;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
@@ -89,4 +95,28 @@ void *err_realloc(void *p, size_t n) {
 char *err_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     return memcpy(err_malloc(n), s, n);
+}
+
+/* ---- stdout ---------------------------------------------------------------- */
+
+int err_stdout_check(void) {
+    errno = 0;
+    int flush_failed = fflush(stdout) == EOF, saved = errno;
+    if (!flush_failed && !ferror(stdout)) return 0;
+    /* an earlier implicit flush failed and its errno is gone: say so generically */
+    return err_set("stdout: %s", flush_failed && saved ? strerror(saved) : "write error");
+}
+
+static void err_stdout_exit_handler(void) {
+    if (err_dying || !err_stdout_check()) return;
+    fprintf(stderr, "rlhf: error: %s\n", err_buf);
+    fflush(stderr);
+    _exit(1); /* in an exit handler exit() may not be called again */
+}
+
+void err_stdout_at_exit(void) {
+    static int registered;
+    if (registered) return;
+    registered = 1;
+    atexit(err_stdout_exit_handler);
 }

@@ -31,4 +31,19 @@ void *err_calloc(size_t n, size_t size);
 void *err_realloc(void *p, size_t n);
 char *err_strdup(const char *s);
 
+/* ---- stdout ---------------------------------------------------------------
+ * Rule: a write to stdout that fails (disk full, `> /dev/full`, a closed
+ * descriptor) is an error, never exit status 0. Output a user redirects to
+ * a file must not be silently short. */
+
+/* Flushes stdout: 0 if everything printed so far reached it, else -1 with
+ * err_set("stdout: REASON"). A command that prints in a loop may call it
+ * between parts to stop at the first failure. */
+int err_stdout_check(void);
+/* Registers (once, in main, before anything is printed) the exit handler
+ * that runs err_stdout_check: when stdout failed, the process prints
+ * "rlhf: error: stdout: REASON" and exits 1, whatever status it was
+ * ending with, unless it is already ending through err_die. */
+void err_stdout_at_exit(void);
+
 #endif

@@ -647,7 +647,10 @@ static int get_tensors(const Ckpt *c, const char *group_in, const Gpt *layout, f
         if (join_path(c, group, t->name, path) || get_tensor(c, path, t, buf + t->offset))
             return -1;
     }
-    return check_no_extra(c, group, layout);
+    if (check_no_extra(c, group, layout)) return -1;
+    /* parameters and optimizer moments alike: NaN/Inf is refused here, naming the tensor */
+    if (gpt_check_finite(layout, buf)) return err_prefix("%s: %s: ", c->path, group);
+    return 0;
 }
 
 int ckpt_get_buffer(Ckpt *c, const char *group, const Gpt *layout, float *buf) {
@@ -786,6 +789,40 @@ Tok *ckpt_get_tok(Ckpt *c) {
     return t;
 }
 
+/* Rule: a checkpoint is self-contained. An external link (to another
+ * file, which may be anything: a FIFO, a file being written) or a
+ * user-defined link is refused when the checkpoint is opened; one pass over
+ * every link, without following any. */
+typedef struct {
+    const Ckpt *c;
+    int bad;
+} LinkScan;
+
+static herr_t find_foreign_link(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    LinkScan *x = data;
+    if (info->type == H5L_TYPE_HARD || info->type == H5L_TYPE_SOFT) return 0;
+    x->bad = 1;
+    if (info->type != H5L_TYPE_EXTERNAL) {
+        err_set("%s: /%s: user-defined HDF5 link refused (a checkpoint must be self-contained)", x->c->path, name);
+        return 1;
+    }
+    char val[1024] = "";
+    const char *file = "?", *obj = "?";
+    if (info->u.val_size <= sizeof val && H5Lget_val(g, name, val, sizeof val, H5P_DEFAULT) >= 0)
+        H5Lunpack_elink_val(val, info->u.val_size, NULL, &file, &obj);
+    err_set("%s: /%s: external link to %.300s:%.300s refused (a checkpoint must be self-contained)", x->c->path,
+            name, file, obj);
+    return 1; /* stop at the first */
+}
+
+static int check_links(const Ckpt *c) {
+    LinkScan x = {.c = c, .bad = 0};
+    herr_t rc = H5Lvisit(c->file, H5_INDEX_NAME, H5_ITER_NATIVE, find_foreign_link, &x);
+    if (x.bad) return -1;
+    if (rc < 0) return h5_fail(c, "/", "cannot list the links");
+    return 0;
+}
+
 /* The format/version check that makes a file ours. */
 static int check_format(Ckpt *c) {
     if (!ckpt_has_attr(c, "/", "format"))
@@ -829,7 +866,7 @@ Ckpt *ckpt_open(const char *path) {
         ckpt_free(c);
         return NULL;
     }
-    if (check_format(c) ||
+    if (check_format(c) || check_links(c) ||
         (ckpt_has_attr(c, "/", "kind") &&
          ckpt_get_attr_str(c, "/", "kind", c->kind, sizeof c->kind))) {
         ckpt_close(c);

@@ -72,7 +72,9 @@ void ckpt_discard(Ckpt *c);
 /* ---- Reading ------------------------------------------------------------ */
 
 /* NULL + err_set for a missing file, a file that is not HDF5, an HDF5 file
- * that is not a checkpoint, an unsupported version, or a truncated file. */
+ * that is not a checkpoint, an unsupported version, a truncated file, or one
+ * holding an HDF5 external (or user-defined) link anywhere: a checkpoint is
+ * self-contained, so nothing outside it is ever opened. */
 Ckpt *ckpt_open(const char *path);
 /* The file path (the final PATH for a checkpoint being written). */
 const char *ckpt_path(const Ckpt *c);
@@ -81,14 +83,16 @@ const char *ckpt_kind(const Ckpt *c);
 /* The stored model configuration, validated. */
 int ckpt_get_config(const Ckpt *c, GptConfig *cfg);
 /* gpt_init from the stored config, then every tensor from /params. A missing
- * or extra tensor, a wrong shape or type is an error naming the tensor (and
- * both shapes); on error m is freed (zeroed). */
+ * or extra tensor, a wrong shape or type, or a NaN/Inf value
+ * (gpt_check_finite) is an error naming the tensor (and both shapes, or the
+ * element); on error m is freed (zeroed). */
 int ckpt_get_model(Ckpt *c, Gpt *m);
 /* The stored tokenizer (NULL + err_set if none or damaged); tok_free it. */
 Tok *ckpt_get_tok(Ckpt *c);
 /* 1 if the dataset or group exists, else 0. */
 int ckpt_has(Ckpt *c, const char *path);
-/* Reads a buffer written by ckpt_put_buffer with the same layout. */
+/* Reads a buffer written by ckpt_put_buffer with the same layout; NaN/Inf
+ * is refused as in ckpt_get_model. */
 int ckpt_get_buffer(Ckpt *c, const char *group, const Gpt *layout, float *buf);
 /* The shape of a dataset: *ndim and dims[0..ndim). */
 int ckpt_get_shape(Ckpt *c, const char *path, int *ndim, int64_t dims[CKPT_MAX_DIMS]);

@@ -187,6 +187,8 @@ static int read_all_tensors(const StFile *f, Gpt *m) {
         const StTensor *t = find_hf(f, m->tensors[i].name);
         if (t && st_read_f32(f, t, m->params + m->tensors[i].offset)) return -1;
     }
+    /* NaN/Inf (stored, or F16/BF16 infinities) is refused here, naming the tensor */
+    if (gpt_check_finite(m, m->params)) return err_prefix("%s: ", f->path);
     return 0;
 }
 

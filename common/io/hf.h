@@ -21,8 +21,9 @@
 /* Loads DIR into *m (gpt_init'ed here; free with gpt_free) and, if tok is
  * not NULL, the tokenizer into *tok (the byte tokenizer when vocab.json is
  * exactly the byte vocabulary with no merges). tok == NULL loads weights
- * only. Returns 0, or -1 + err_set naming the file and field/tensor; on
- * failure nothing is left allocated. */
+ * only. Returns 0, or -1 + err_set naming the file and field/tensor (a
+ * NaN/Inf weight too: gpt_check_finite); on failure nothing is left
+ * allocated. */
 int hf_import(const char *dir, Gpt *m, Tok **tok);
 
 /* Writes DIR (created if missing, parents too): config.json,

@@ -831,3 +831,17 @@ int gpt_forward_cached(const Gpt *m, GptKV *kv, const int *tokens, const int *se
     kv_head(m, kv, n_rows, want, out, out_stride, &s);
     return 0;
 }
+
+/* ---- loading checks -------------------------------------------------------------- */
+
+int gpt_check_finite(const Gpt *layout, const float *buf) {
+    for (int i = 0; i < layout->n_tensors; i++) {
+        const GptTensor *t = &layout->tensors[i];
+        const float *v = buf + t->offset;
+        for (size_t k = 0; k < t->size; k++)
+            if (!isfinite(v[k]))
+                return err_set("tensor %s holds %s at element %zu; every value must be finite", t->name,
+                               isnan(v[k]) ? "NaN" : v[k] > 0 ? "Inf" : "-Inf", k);
+    }
+    return 0;
+}

@@ -184,4 +184,11 @@ int gpt_forward_cached(const Gpt *m, GptKV *kv, const int *tokens,
                        const int *seq, int n_rows, const unsigned char *want,
                        float *out, size_t out_stride);
 
+/* Rule: weights (and optimizer moments) that are NaN or Inf are refused
+ * when a file is loaded, not left to fail later with a misleading message.
+ * Checks buf, laid out as layout's parameters, in one pass: 0, or -1 +
+ * err_set("tensor NAME holds NaN at element K; every value must be finite")
+ * for the first non-finite value. The loaders (ckpt, hf) call it. */
+int gpt_check_finite(const Gpt *layout, const float *buf);
+
 #endif

@@ -38,13 +38,16 @@ int eval_rm_norm(const char *path, double *offset, double *scale) {
     return rc;
 }
 
-/* One sample's line in the samples file. */
+/* One sample's line in the samples file. JSON strings must be UTF-8 (jansson
+ * returns NULL otherwise): the response, decoded from any tokens, and the
+ * prompt are cleaned (invalid bytes become U+FFFD). */
 static void write_sample(FILE *f, const char *prompt, const char *resp, size_t resp_len, double gold, double rm,
                          double kl, int len) {
-    char *clean = tok_utf8_clean(resp, resp_len);
-    json_t *o = json_pack("{s:s, s:s, s:i}", "prompt", prompt, "response", clean, "length", len);
+    char *clean_prompt = tok_utf8_clean(prompt, strlen(prompt)), *clean = tok_utf8_clean(resp, resp_len);
+    json_t *o = json_pack("{s:s, s:s, s:i}", "prompt", clean_prompt, "response", clean, "length", len);
     free(clean);
-    if (!o) return; /* the prompt came from valid JSON and the response is clean: cannot happen */
+    free(clean_prompt);
+    if (!o) return; /* both strings are clean: cannot happen */
     if (isfinite(gold)) json_object_set_new(o, "gold", json_real(gold));
     if (isfinite(rm)) json_object_set_new(o, "rm", json_real(rm));
     if (isfinite(kl)) json_object_set_new(o, "kl", json_real(kl));
@@ -96,6 +99,19 @@ static int score_batch(const EvalSetup *s, char *const *prompts, int **ids, cons
     return rc;
 }
 
+/* Tokenizes prompt k, which must be non-empty and leave room in the context;
+ * errors name it as SOURCE:LINE. NULL + err_set on failure. */
+static int *encode_prompt(const EvalSetup *s, const char *prompt, int k, int *len) {
+    int *ids = tok_encode(s->tok, prompt, strlen(prompt), len);
+    if (ids && *len < 1) err_set("prompt is empty");
+    else if (ids && *len >= s->policy->cfg.n_ctx)
+        err_set("prompt has %d tokens; the model's context is %d", *len, s->policy->cfg.n_ctx);
+    else if (ids) return ids;
+    free(ids);
+    err_prefix("%s:%d: ", s->source ? s->source : "prompts", s->lines ? s->lines[k] : k + 1);
+    return NULL;
+}
+
 int eval_run(const EvalSetup *s, char *const *prompts, int n, EvalReport *out) {
     memset(out, 0, sizeof *out);
     Rng rng;
@@ -104,7 +120,7 @@ int eval_run(const EvalSetup *s, char *const *prompts, int n, EvalReport *out) {
     for (int start = 0; start < n && !rc; start += s->batch) {
         int b = n - start < s->batch ? n - start : s->batch, plen[b], *ids[b];
         for (int i = 0; i < b; i++) {
-            ids[i] = tok_encode(s->tok, prompts[start + i], strlen(prompts[start + i]), &plen[i]);
+            ids[i] = encode_prompt(s, prompts[start + i], start + i, &plen[i]);
             if (!ids[i]) {
                 while (i--) free(ids[i]);
                 return -1;

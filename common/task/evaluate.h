@@ -43,9 +43,13 @@ typedef struct {
     uint64_t seed;
     int batch;             /* prompts generated together */
     FILE *samples;         /* NULL, or one JSON line per response */
+    const char *source;    /* where the prompts came from, for messages ("eval_prompts.jsonl") */
+    const int *lines;      /* line of each prompt in source (JsonlPrompts.line); NULL: 1-based position */
 } EvalSetup;
 
-/* Evaluates prompts[0..n). 0, or -1 + err_set. */
+/* Evaluates prompts[0..n). 0, or -1 + err_set; a prompt that cannot be
+ * tokenized, is empty or does not fit the context is named as
+ * "SOURCE:LINE: ..." (the numbering of every prompt message: file:line). */
 int eval_run(const EvalSetup *s, char *const *prompts, int n, EvalReport *out);
 
 /* Reads a reward checkpoint's stored normalisation (offset 0, scale 1 when

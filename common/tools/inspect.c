@@ -144,11 +144,30 @@ static void rollouts_text(H5log *l, const Tok *tok, int64_t n, FILE *f) {
 /* A JSON number, or null for NaN (JSON has no NaN). */
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
-static void rollouts_json(H5log *l, int64_t n, FILE *f) {
+/* A JSON string of text read from the file (the log's kind, column names):
+ * any bytes, so invalid UTF-8 becomes U+FFFD (jansson refuses it: NULL). */
+static json_t *text_of(const char *s) {
+    char *clean = tok_utf8_clean(s, strlen(s));
+    json_t *v = json_string(clean);
+    free(clean);
+    return v;
+}
+
+/* Prints o as one compact line; o is consumed. */
+static int print_json(json_t *o, FILE *f) {
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) return err_set("cannot format the JSON summary");
+    fprintf(f, "%s\n", text);
+    free(text);
+    return 0;
+}
+
+static int rollouts_json(H5log *l, int64_t n, FILE *f) {
     int64_t lag[8] = {0};
     IterSummary *s;
     int k = summarise(l, n, &s, lag, 8);
-    json_t *o = json_pack("{s:s, s:I, s:i}", "kind", h5log_kind(l), "rows", (json_int_t)n, "iterations", k);
+    json_t *o = json_pack("{s:o, s:I, s:i}", "kind", text_of(h5log_kind(l)), "rows", (json_int_t)n, "iterations", k);
     json_t *its = json_array(), *lags = json_array();
     for (int i = 0; i < k; i++)
         json_array_append_new(its, json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "iteration",
@@ -159,11 +178,8 @@ static void rollouts_json(H5log *l, int64_t n, FILE *f) {
     for (int i = 0; i < 8; i++) json_array_append_new(lags, json_integer(lag[i]));
     json_object_set_new(o, "per_iteration", its);
     json_object_set_new(o, "lag_histogram", lags);
-    char *text = json_dumps(o, JSON_COMPACT);
-    fprintf(f, "%s\n", text);
-    free(text);
-    json_decref(o);
     free(s);
+    return print_json(o, f);
 }
 
 static void table_text(H5log *l, int64_t n, FILE *f) {
@@ -190,24 +206,22 @@ int inspect_log(const char *path, const Tok *tok, int as_json, FILE *out) {
         h5log_close(l);
         return err_set("%s: claims %lld rows in a %lld-byte file: damaged", path, (long long)n, (long long)st.st_size);
     }
-    int rollouts = !strcmp(h5log_kind(l), "rollouts");
-    if (as_json && rollouts) rollouts_json(l, n, out);
+    int rollouts = !strcmp(h5log_kind(l), "rollouts"), rc = 0;
+    if (as_json && rollouts) rc = rollouts_json(l, n, out);
     else if (as_json) {
-        json_t *o = json_pack("{s:s, s:I}", "kind", h5log_kind(l), "rows", (json_int_t)n), *cols = json_array();
-        for (int i = 0; i < h5log_n_columns(l); i++) json_array_append_new(cols, json_string(h5log_column(l, i)->name));
+        json_t *o = json_pack("{s:o, s:I}", "kind", text_of(h5log_kind(l)), "rows", (json_int_t)n), *cols = json_array();
+        for (int i = 0; i < h5log_n_columns(l); i++) json_array_append_new(cols, text_of(h5log_column(l, i)->name));
         json_object_set_new(o, "columns", cols);
-        char *text = json_dumps(o, JSON_COMPACT);
-        fprintf(out, "%s\n", text);
-        free(text);
-        json_decref(o);
+        rc = print_json(o, out);
     } else {
         fprintf(out, "file        %s\nkind        %s\nrows        %lld\ncolumns     %d\n", path, h5log_kind(l),
                 (long long)n, h5log_n_columns(l));
         if (rollouts) rollouts_text(l, tok, n, out);
         else table_text(l, n, out);
     }
+    if (rc) err_prefix("%s: ", path);
     h5log_close(l);
-    return 0;
+    return rc;
 }
 
 /* ---- checkpoints and the choice between a checkpoint and a log ---------------- */

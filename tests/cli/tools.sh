@@ -58,7 +58,7 @@ expect_err "prompts missing field" "bad3.jsonl:1.*prompt" "$RLHF" generate --mod
 : >"$T/empty.jsonl"
 expect_err "prompts empty file" "empty.jsonl" "$RLHF" generate --model "$T/m.h5" --prompts "$T/empty.jsonl"
 head -c 200 /dev/zero | tr '\0' 'x' | sed 's/.*/{"prompt": "&"}/' >"$T/long.jsonl"
-expect_err "prompt longer than context" "long.jsonl: prompt 1 has 200 tokens" "$RLHF" generate --model "$T/m.h5" --prompts "$T/long.jsonl"
+expect_err "prompt longer than context" "long.jsonl:1: prompt has 200 tokens" "$RLHF" generate --model "$T/m.h5" --prompts "$T/long.jsonl"
 
 # nll
 printf 'hello world, hello world, hello world\n' >"$T/text.txt"

@@ -49,13 +49,15 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
-/* Parameters with every float distinct and awkward bit patterns (NaN
- * payload, infinities, -0, denormals), so only a bit-exact copy matches. */
+/* Parameters with every float distinct and awkward bit patterns (the
+ * largest and smallest normals, -0, denormals), so only a bit-exact copy
+ * matches. Finite only: NaN and Inf are refused on loading (see
+ * ckpt_refuses_nonfinite_tensors). */
 static void fill_awkward(float *x, size_t n, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);
     for (size_t i = 0; i < n; i++) x[i] = rng_normal(&r);
-    const uint32_t special[] = {0x7fc01234u, 0x7f800000u, 0xff800000u, 0x80000000u, 0x00000001u, 0x807fffffu};
+    const uint32_t special[] = {0x7f7fffffu, 0x00800000u, 0xff7fffffu, 0x80000000u, 0x00000001u, 0x807fffffu};
     for (size_t i = 0; i < sizeof special / sizeof *special && i < n; i++)
         memcpy(&x[i * 7 % n], &special[i], 4);
 }
@@ -842,4 +844,105 @@ TEST(ckpt_array_and_attribute_errors) {
     ckpt_discard(NULL);
     ckpt_close(NULL);
     gpt_free(&m);
+}
+
+/* ---- refused contents: non-finite values, links out of the file ------------ */
+
+/* Sets element k of dataset name in the checkpoint at path to v (HDF5 API). */
+static void poke_float(const char *path, const char *name, size_t k, float v) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t s = H5Dget_space(d);
+    size_t n = (size_t)H5Sget_simple_extent_npoints(s);
+    float *x = calloc(n, sizeof(float));
+    CHECK(f >= 0 && d >= 0 && k < n && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    x[k] = v;
+    CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    free(x);
+    H5Sclose(s);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+TEST(ckpt_refuses_nonfinite_tensors) {
+    const char *path = harness_tmp_path("nan.h5");
+    Gpt m, back;
+    make_model(&m, GPT_HEAD_LM, 131);
+    float *mom = calloc(m.n_params, sizeof(float));
+    Ckpt *c = ckpt_create(path);
+    CHECK(c && ckpt_put_model(c, &m, NULL, "policy") == 0 && ckpt_put_buffer(c, "optim/m", &m, mom) == 0);
+    CHECK(ckpt_commit(c) == 0);
+    CHECKF(holds_model(path, &m), "%s", err_msg()); /* loads before the poke */
+
+    poke_float(path, "/params/h.0.attn.c_attn.weight", 17, NAN);
+    size_t before_n, after_n;
+    char *before = harness_read_file(path, &before_n);
+    CHECK(ckpt_load_model(path, &back, NULL, NULL, 0) == -1 && back.params == NULL);
+    CHECK_ERR(path, "/params: tensor h.0.attn.c_attn.weight holds NaN at element 17", "must be finite");
+    char *after = harness_read_file(path, &after_n); /* the loader changed nothing */
+    CHECK(before && after && before_n == after_n && !memcmp(before, after, before_n));
+    free(before);
+    free(after);
+
+    poke_float(path, "/params/h.0.attn.c_attn.weight", 17, 0.5f);
+    poke_float(path, "/params/ln_f.bias", 3, -INFINITY);
+    CHECK(ckpt_load_model(path, &back, NULL, NULL, 0) == -1);
+    CHECK_ERR(path, "tensor ln_f.bias holds -Inf at element 3");
+
+    /* optimizer moments go through the same check */
+    poke_float(path, "/params/ln_f.bias", 3, 0.0f);
+    poke_float(path, "/optim/m/wpe.weight", 0, INFINITY);
+    c = ckpt_open(path);
+    CHECKF(c != NULL, "%s", err_msg());
+    if (c) {
+        CHECKF(ckpt_get_model(c, &back) == 0, "%s", err_msg());
+        CHECK(ckpt_get_buffer(c, "optim/m", &m, mom) == -1);
+        CHECK_ERR(path, "/optim/m: tensor wpe.weight holds Inf at element 0");
+        ckpt_close(c);
+        gpt_free(&back);
+    }
+    free(mom);
+    gpt_free(&m);
+    CHECK(h5_open_ids() == 0);
+}
+
+TEST(ckpt_refuses_external_links) {
+    const char *path = harness_tmp_path("elink.h5"), *other = harness_tmp_path("elink_target.h5");
+    Gpt m, back;
+    make_model(&m, GPT_HEAD_LM, 141);
+    CHECK(ckpt_save_model(path, &m, NULL, "policy") == 0);
+    /* the target holds a tensor of the right shape: only the link is wrong */
+    hid_t t = H5Fcreate(other, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {16, 8};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(t, "wpe", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    float zero[16 * 8] = {0};
+    CHECK(t >= 0 && d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, zero) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Fclose(t);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(f >= 0 && H5Ldelete(f, "/params/wpe.weight", H5P_DEFAULT) >= 0);
+    CHECK(H5Lcreate_external(other, "/wpe", f, "/params/wpe.weight", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    CHECK(ckpt_open(path) == NULL);
+    CHECK_ERR(path, "/params/wpe.weight: external link to", "elink_target.h5:/wpe refused", "self-contained");
+    CHECK(ckpt_load_model(path, &back, NULL, NULL, 0) == -1 && back.params == NULL);
+    CHECK_ERR(path, "external link");
+
+    /* anywhere in the file, even where the loader would not look */
+    CHECK(ckpt_save_model(path, &m, NULL, "policy") == 0);
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(H5Lcreate_external(other, "/wpe", f, "/extra", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    CHECK(ckpt_open(path) == NULL);
+    CHECK_ERR(path, "/extra: external link");
+    /* a soft link inside the file is fine */
+    CHECK(ckpt_save_model(path, &m, NULL, "policy") == 0);
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(H5Lcreate_soft("/params/wpe.weight", f, "/alias", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    CHECKF(holds_model(path, &m), "%s", err_msg());
+    gpt_free(&m);
+    CHECK(h5_open_ids() == 0);
 }

@@ -677,3 +677,37 @@ TEST(hf_import_rejects_tokenizer_mismatch) {
     remove(harness_join(dir, "vocab.json"));
     CHECK(hf_import(dir, &m, &tok) == -1 && strstr(err_msg(), "vocab.json"));
 }
+
+/* Overwrites element k of tensor name (F32) in dir/model.safetensors with v. */
+static void poke_st(const char *dir, const char *name, size_t k, float v) {
+    const char *path = harness_join(dir, "model.safetensors");
+    StFile *f = st_open(path);
+    if (!CHECKF(f != NULL, "%s", err_msg())) return;
+    const StTensor *t = st_find(f, name);
+    int f32 = t && t->dtype == ST_F32;
+    size_t at = t ? (size_t)(f->data_start + t->begin) + 4 * k : 0;
+    st_close(f);
+    size_t n;
+    char *raw = harness_read_file(path, &n);
+    if (CHECK(f32 && raw && at + 4 <= n)) {
+        memcpy(raw + at, &v, 4); /* little-endian host, as the format */
+        harness_write_file(path, raw, n);
+    }
+    free(raw);
+}
+
+TEST(hf_import_refuses_nonfinite_weights) {
+    Gpt m;
+    GptConfig c = small_config(GPT_HEAD_LM);
+    gpt_init(&m, &c);
+    fill_params(&m, 17);
+    const char *dir = scratch("w_inf");
+    CHECKF(hf_export(dir, &m, NULL) == 0, "%s", err_msg());
+    poke_st(dir, "h.1.mlp.c_fc.weight", 5, INFINITY);
+    check_import_fails(dir, "model.safetensors", "tensor h.1.mlp.c_fc.weight holds Inf at element 5");
+    dir = scratch("w_nan");
+    CHECKF(hf_export(dir, &m, NULL) == 0, "%s", err_msg());
+    poke_st(dir, "wte.weight", 0, NAN);
+    check_import_fails(dir, "model.safetensors", "tensor wte.weight holds NaN at element 0");
+    gpt_free(&m);
+}

@@ -1,12 +1,15 @@
 /* Tests for inspect_checkpoint / inspect_path (common/tools/inspect.c,
  * `rlhf inspect`): the summary of a checkpoint whose parameters are all
  * 0.5 (so the RMS is 0.5 by hand), the parameter count from the shape
- * (GPT-2's formula written out here), and files that are no checkpoint. */
+ * (GPT-2's formula written out here), files that are no checkpoint, and
+ * --json output that stays valid JSON whatever bytes a log holds. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "common/io/h5log.h"
 #include "common/io/ckpt.h"
 #include "common/model/gpt.h"
 #include "common/model/tok.h"
@@ -87,5 +90,57 @@ TEST(inspect_path_errors) {
     CHECK(strstr(err_msg(), "insp_text.h5") != NULL);
     CHECK(inspect_checkpoint(path, f) == -1);
     CHECK(slurp(f)[0] == 0); /* nothing printed for a file that is not a checkpoint */
+    fclose(f);
+}
+
+/* 1 if text is one valid JSON value (jansson refuses invalid UTF-8). */
+static int is_json(const char *text) {
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    json_decref(j);
+    return j != NULL;
+}
+
+TEST(inspect_json_is_valid_utf8) {
+    /* a rollout log whose response is two bytes that are not UTF-8 */
+    char path[512];
+    snprintf(path, sizeof path, "%s/insp_rollouts.h5", harness_tmpdir());
+    const H5logColumn rc[] = {
+        {.name = "iteration", .type = H5LOG_I64}, {.name = "version", .type = H5LOG_I64},
+        {.name = "reward", .type = H5LOG_F64},    {.name = "prompt_len", .type = H5LOG_I32},
+        {.name = "prompt", .type = H5LOG_I32, .width = 2}, {.name = "response_len", .type = H5LOG_I32},
+        {.name = "response", .type = H5LOG_I32, .width = 2}};
+    H5log *l = h5log_create(path, rc, 7, "rollouts");
+    int32_t prompt[2] = {'h', 'i'}, resp[2] = {0xff, 0xfe};
+    CHECKF(l && h5log_set_i64(l, "iteration", 0) == 0 && h5log_set_i64(l, "version", 0) == 0 &&
+               h5log_set_f64(l, "reward", 0.5) == 0 && h5log_set_i64(l, "prompt_len", 2) == 0 &&
+               h5log_set_i32s(l, "prompt", prompt, 2) == 0 && h5log_set_i64(l, "response_len", 2) == 0 &&
+               h5log_set_i32s(l, "response", resp, 2) == 0 && h5log_row_done(l) == 0,
+           "%s", err_msg());
+    CHECK(h5log_close(l) == 0);
+    char model[512];
+    snprintf(model, sizeof model, "%s/insp_byte.h5", harness_tmpdir());
+    save_half_model(model, GPT_HEAD_LM);
+    FILE *f = tmpfile();
+    CHECKF(inspect_path(path, model, 1, f) == 0, "%s", err_msg());
+    const char *out = slurp(f);
+    CHECKF(is_json(out) && strstr(out, "\"kind\":\"rollouts\""), "%s", out);
+    fclose(f);
+    f = tmpfile();
+    CHECKF(inspect_path(path, model, 0, f) == 0, "%s", err_msg()); /* text: the bytes as they are */
+    CHECKF(strstr(slurp(f), "  hi -> \xff\xfe\n") != NULL, "%s", slurp(f));
+    fclose(f);
+
+    /* a log whose kind and column names (from the file) are not UTF-8 */
+    snprintf(path, sizeof path, "%s/insp_badnames.h5", harness_tmpdir());
+    const H5logColumn mc[] = {{.name = "lo\xfess", .type = H5LOG_F64}};
+    l = h5log_create(path, mc, 1, "metr\xff" "cs");
+    CHECKF(l && h5log_set_f64(l, "lo\xfess", 1.0) == 0 && h5log_row_done(l) == 0, "%s", err_msg());
+    CHECK(h5log_close(l) == 0);
+    f = tmpfile();
+    CHECKF(inspect_path(path, NULL, 1, f) == 0, "%s", err_msg());
+    out = slurp(f);
+    CHECKF(is_json(out) && strstr(out, "\"kind\":\"metr\xef\xbf\xbd" "cs\"") && strstr(out, "\"lo\xef\xbf\xbdss\""), "%s",
+           out);
     fclose(f);
 }
