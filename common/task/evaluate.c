@@ -126,9 +126,12 @@ static int record_responses(Jsonl *j, json_t *rec, const char **resp, const char
     *rank = NULL;
     if (json_object_get(rec, "ranking")) {
         if (jsonl_get_str_array(j, rec, "ranking", rank, k)) return -1;
-        if (*k > EVAL_MAX_RESPONSES)
+        if (*k > EVAL_MAX_RESPONSES) {
+            free(*rank); /* on every error *rank is NULL: the caller frees it only on success */
+            *rank = NULL;
             return err_set("%s:%d: ranking of %d responses; at most %d", jsonl_path(j), jsonl_line(j), *k,
                            EVAL_MAX_RESPONSES);
+        }
         for (int i = 0; i < *k; i++) resp[i] = (*rank)[i];
         return 0;
     }
