@@ -814,7 +814,7 @@ static int cmd_eval(const Invocation *in) {
         .batch = eval_args.batch,
     };
     if (sampler_validate(&es.gen.sampler)) err_die("eval: %s", err_msg());
-    if (rm && eval_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
+    if (rm && ckpt_get_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
     JsonlPrompts pl = {0};
     if (jsonl_read_prompts(prompts, &pl)) err_die_last();
     int count = eval_args.n > 0 && eval_args.n < pl.n ? eval_args.n : pl.n;
@@ -864,7 +864,7 @@ static int cmd_score(const Invocation *in) {
     Gpt m;
     Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_SCALAR, .what = "score --model"});
     EvalScorer sc = {.rm = &m, .tok = tok, .conv = {.eot = tok_eot(tok), .offset = 0, .scale = 1, .clip = 0}};
-    if (!raw && eval_rm_norm(model, &sc.conv.offset, &sc.conv.scale)) err_die_last();
+    if (!raw && ckpt_get_rm_norm(model, &sc.conv.offset, &sc.conv.scale)) err_die_last();
     Jsonl *j = jsonl_open(data);
     if (!j) err_die_last();
     json_t *rec;

@@ -139,4 +139,10 @@ typedef struct {
  * language model". On error nothing is left allocated. */
 int ckpt_load_model_as(const char *path, Gpt *m, Tok **tok, const CkptWant *want);
 
+/* A reward checkpoint's stored score normalisation, the attributes
+ * score_offset and score_scale of /reward (offset 0, scale 1 when absent).
+ * 0, or -1 + err_set: the file cannot be opened, an attribute cannot be
+ * read, or "PATH: score_scale must be positive". */
+int ckpt_get_rm_norm(const char *path, double *offset, double *scale);
+
 #endif

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "common/task/arith.h"
-#include "common/io/ckpt.h"
 #include "common/err.h"
 #include "common/model/score.h"
 
@@ -23,19 +22,6 @@ double eval_se(const EvalStat *s) {
     if (s->n < 2) return NAN;
     double m = s->sum / s->n, var = (s->sum2 - s->n * m * m) / (s->n - 1);
     return sqrt(var > 0 ? var / s->n : 0);
-}
-
-int eval_rm_norm(const char *path, double *offset, double *scale) {
-    Ckpt *k = ckpt_open(path);
-    *offset = 0, *scale = 1;
-    if (!k) return -1;
-    int rc = 0;
-    if (ckpt_has_attr(k, "/reward", "score_offset"))
-        rc = ckpt_get_attr_f64(k, "/reward", "score_offset", offset) ||
-             ckpt_get_attr_f64(k, "/reward", "score_scale", scale);
-    ckpt_close(k);
-    if (!rc && !(*scale > 0)) rc = err_set("%s: score_scale must be positive", path);
-    return rc;
 }
 
 /* One sample's line in the samples file. */

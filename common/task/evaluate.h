@@ -48,10 +48,6 @@ typedef struct {
 /* Evaluates prompts[0..n). 0, or -1 + err_set. */
 int eval_run(const EvalSetup *s, char *const *prompts, int n, EvalReport *out);
 
-/* Reads a reward checkpoint's stored normalisation (offset 0, scale 1 when
- * absent). */
-int eval_rm_norm(const char *path, double *offset, double *scale);
-
 /* ---- scoring JSONL records with a reward model (`rlhf score`) ---- */
 
 #define EVAL_MAX_RESPONSES 64

@@ -843,3 +843,24 @@ TEST(ckpt_array_and_attribute_errors) {
     ckpt_close(NULL);
     gpt_free(&m);
 }
+
+/* ckpt_get_rm_norm (moved here from evaluate): stored values, the defaults
+ * when absent, and a scale that is not positive. */
+TEST(ckpt_get_rm_norm_reads_defaults_and_refuses_bad_scale) {
+    const char *stored = harness_tmp_path("norm_stored.h5"), *bare = harness_tmp_path("norm_bare.h5");
+    const char *zero = harness_tmp_path("norm_zero.h5");
+    Ckpt *c = ckpt_create(stored);
+    CHECK(c && ckpt_put_attr_f64(c, "/reward", "score_offset", 1.5) == 0 &&
+          ckpt_put_attr_f64(c, "/reward", "score_scale", 0.25) == 0 && ckpt_commit(c) == 0);
+    c = ckpt_create(bare);
+    CHECK(c && ckpt_commit(c) == 0);
+    c = ckpt_create(zero);
+    CHECK(c && ckpt_put_attr_f64(c, "/reward", "score_offset", 1) == 0 &&
+          ckpt_put_attr_f64(c, "/reward", "score_scale", 0) == 0 && ckpt_commit(c) == 0);
+    double offset = 0;
+    double scale = 0;
+    CHECK(ckpt_get_rm_norm(stored, &offset, &scale) == 0 && offset == 1.5 && scale == 0.25);
+    CHECK(ckpt_get_rm_norm(bare, &offset, &scale) == 0 && offset == 0 && scale == 1);
+    CHECK(ckpt_get_rm_norm(zero, &offset, &scale) == -1);
+    CHECK_ERR(zero, "score_scale must be positive");
+}
