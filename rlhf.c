@@ -141,10 +141,7 @@ static const OptSpec init_spec = {
 /* The byte tokenizer, or GPT-2 BPE from a Hugging Face directory. */
 static Tok *init_tokenizer(const char *dir) {
     if (!dir) return tok_byte_new();
-    char v[4096], mg[4096];
-    snprintf(v, sizeof v, "%s/vocab.json", dir);
-    snprintf(mg, sizeof mg, "%s/merges.txt", dir);
-    Tok *tok = tok_gpt2_load(v, mg);
+    Tok *tok = tok_gpt2_load_dir(dir);
     if (!tok) err_die_last();
     return tok;
 }
