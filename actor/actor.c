@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/io/ckpt.h"
 #include "common/err.h"
+#include "common/fsutil.h"
+#include "common/io/ckpt.h"
 #include "common/model/generate.h"
 #include "common/mpi/rollout.h"
-#include "common/fsutil.h"
 
 typedef struct {
     Gpt policy;

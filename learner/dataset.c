@@ -1,5 +1,5 @@
 /* dataset — loading and tokenizing the supervised stages' data; see
- * dataset.h. Errors name the file and line (from common/jsonl). */
+ * dataset.h. Errors name the file and line (from common/io/jsonl). */
 #include "learner/dataset.h"
 
 #include <errno.h>

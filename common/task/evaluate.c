@@ -1,4 +1,6 @@
-/* evaluate — sampled evaluation of a policy; see evaluate.h. */
+/* evaluate — sampled evaluation of a policy (eval_run), reward-model scores
+ * of JSONL records (eval_score_record, `rlhf score`) and the negative
+ * log-likelihood of a text (eval_nll, `rlhf nll`); see evaluate.h. */
 #include "common/task/evaluate.h"
 
 #include <jansson.h>
