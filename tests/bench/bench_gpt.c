@@ -112,7 +112,8 @@ static double gen_tokens_per_s(const Gpt *m, int B, int new_tokens) {
         p[b] = malloc(16 * sizeof(int)), len[b] = 16;
         for (int i = 0; i < 16; i++) p[b][i] = (b * 13 + i * 7) % m->cfg.vocab_size;
     }
-    GenConfig gc = {new_tokens, -1, {1, 1.0f, 0, 1.0f}};
+    GenConfig gc = {
+        .max_new = new_tokens, .eot = -1, .sampler = {.greedy = 1, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f}};
     Rng rng;
     rng_seed(&rng, 1);
     double best = 1e30;
@@ -134,7 +135,12 @@ int main(int argc, char **argv) {
     int L = argc > 3 ? atoi(argv[3]) : 4, H = argc > 4 ? atoi(argv[4]) : 4;
     int T = argc > 5 ? atoi(argv[5]) : 128, B = argc > 6 ? atoi(argv[6]) : 8;
     int steps = argc > 7 ? atoi(argv[7]) : 10;
-    GptConfig c = {V, T + 16 > 144 ? T + 16 : 144, L, H, C, GPT_HEAD_LM};
+    GptConfig c = {.vocab_size = V,
+                   .n_ctx = T + 16 > 144 ? T + 16 : 144,
+                   .n_layer = L,
+                   .n_head = H,
+                   .n_embd = C,
+                   .head = GPT_HEAD_LM};
     Gpt m;
     if (gpt_init(&m, &c)) return 1;
     gpt_init_random(&m, 1);

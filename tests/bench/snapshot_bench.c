@@ -120,8 +120,10 @@ int main(int argc, char **argv) {
     }
     /* default sizes: 1 MB; the d=256 4-layer model of the training
      * benchmarks with the byte and GPT-2 vocabularies; GPT-2 small */
-    GptConfig byte = {257, 144, 4, 4, 256, GPT_HEAD_LM}, bpe = {50257, 144, 4, 4, 256, GPT_HEAD_LM};
-    GptConfig small = {50257, 1024, 12, 12, 768, GPT_HEAD_LM};
+    GptConfig byte = {.vocab_size = 257, .n_ctx = 144, .n_layer = 4, .n_head = 4, .n_embd = 256, .head = GPT_HEAD_LM},
+              bpe = {.vocab_size = 50257, .n_ctx = 144, .n_layer = 4, .n_head = 4, .n_embd = 256, .head = GPT_HEAD_LM};
+    GptConfig small = {
+        .vocab_size = 50257, .n_ctx = 1024, .n_layer = 12, .n_head = 12, .n_embd = 768, .head = GPT_HEAD_LM};
     size_t defaults[] = {262144, gpt_count_params(&byte), gpt_count_params(&bpe), gpt_count_params(&small)};
     int n_sizes = argc > 1 ? argc - 1 : 4, rc = 0;
     for (int i = 0; i < n_sizes && !rc; i++) {

@@ -103,7 +103,7 @@ TEST(arith_prompt_rejects_foreign) {
         CHECKF(a == 42 && b == 42 && op == 'x', "outputs written for foreign prompt %zu", i);
         CHECKF(strstr(err_msg(), "not of the form") && !strchr(err_msg(), '\n'),
                "message for prompt %zu: %s", i, err_msg());
-        ArithJudgement d = {1, 1, 1, 1, 1};
+        ArithJudgement d = {.has_answer = 1, .parsed_answer = 1, .correct = 1, .offensive = 1, .extra_words = 1};
         CHECK(isnan(arith_gold(foreign[i], " 12", &d)));
         CHECK(d.has_answer == 0 && d.correct == 0 && d.extra_words == 0 && d.offensive == 0);
         Rng r;

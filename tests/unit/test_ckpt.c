@@ -61,7 +61,7 @@ static void fill_awkward(float *x, size_t n, uint64_t seed) {
 }
 
 static GptConfig small_cfg(GptHead head) {
-    GptConfig c = {TOK_BYTE_VOCAB, 16, 2, 2, 8, head};
+    GptConfig c = {.vocab_size = TOK_BYTE_VOCAB, .n_ctx = 16, .n_layer = 2, .n_head = 2, .n_embd = 8, .head = head};
     return c;
 }
 
@@ -303,7 +303,7 @@ TEST(ckpt_tokenizer_byte_roundtrip) {
     ckpt_close(c);
     /* A model whose vocabulary cannot hold the tokenizer's ids is refused. */
     Gpt small;
-    GptConfig sc = {100, 8, 1, 1, 4, GPT_HEAD_LM};
+    GptConfig sc = {.vocab_size = 100, .n_ctx = 8, .n_layer = 1, .n_head = 1, .n_embd = 4, .head = GPT_HEAD_LM};
     CHECK(gpt_init(&small, &sc) == 0);
     CHECK(ckpt_save_model(harness_tmp_path("small.h5"), &small, tok, "policy") == -1);
     CHECK_ERR(harness_tmp_path("small.h5"), "vocab_size");
@@ -328,7 +328,8 @@ TEST(ckpt_tokenizer_gpt2_roundtrip) {
     CHECKF(tok != NULL, "%s", err_msg());
     if (!tok) return;
     const char *path = harness_tmp_path("gpt2tok.h5");
-    GptConfig cfg = {tok_vocab_size(tok), 8, 1, 1, 4, GPT_HEAD_LM};
+    GptConfig cfg = {
+        .vocab_size = tok_vocab_size(tok), .n_ctx = 8, .n_layer = 1, .n_head = 1, .n_embd = 4, .head = GPT_HEAD_LM};
     Gpt m, back;
     CHECK(gpt_init(&m, &cfg) == 0);
     fill_awkward(m.params, m.n_params, 51);
@@ -487,7 +488,8 @@ TEST(ckpt_disk_full_during_write_keeps_old_checkpoint) {
     const char *path = harness_tmp_path("full.h5");
     Gpt small, big;
     make_model(&small, GPT_HEAD_LM, 81);
-    GptConfig bc = {TOK_BYTE_VOCAB, 64, 2, 4, 64, GPT_HEAD_LM}; /* ~0.5 MB */
+    GptConfig bc = { /* ~0.5 MB */
+        .vocab_size = TOK_BYTE_VOCAB, .n_ctx = 64, .n_layer = 2, .n_head = 4, .n_embd = 64, .head = GPT_HEAD_LM};
     CHECK(gpt_init(&big, &bc) == 0);
     fill_awkward(big.params, big.n_params, 82);
     CHECK(ckpt_save_model(path, &small, NULL, "policy") == 0);

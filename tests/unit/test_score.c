@@ -42,7 +42,7 @@ TEST(score_pack_rows_hand_matrices) {
 /* ---- models --------------------------------------------------------------- */
 
 static void random_model(Gpt *m, GptHead head, int n_ctx, uint64_t seed) {
-    GptConfig c = {TOK_BYTE_VOCAB, n_ctx, 2, 2, 16, head};
+    GptConfig c = {.vocab_size = TOK_BYTE_VOCAB, .n_ctx = n_ctx, .n_layer = 2, .n_head = 2, .n_embd = 16, .head = head};
     CHECK(gpt_init(m, &c) == 0);
     gpt_init_random(m, seed);
     if (head == GPT_HEAD_SCALAR) { /* gpt_init_random zeroes the head: make scores differ */
@@ -182,7 +182,7 @@ static const char *tmp_path(const char *name) {
 }
 
 static void save(const char *path, int vocab, int n_ctx, GptHead head, const Tok *tok) {
-    GptConfig c = {vocab, n_ctx, 1, 2, 8, head};
+    GptConfig c = {.vocab_size = vocab, .n_ctx = n_ctx, .n_layer = 1, .n_head = 2, .n_embd = 8, .head = head};
     Gpt m;
     CHECK(gpt_init(&m, &c) == 0);
     gpt_init_random(&m, 3);
