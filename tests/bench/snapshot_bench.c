@@ -17,9 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/model/gpt.h"
 #include "common/mpi/msg.h"
 #include "common/mpi/rollout.h"
@@ -32,7 +32,7 @@ static const char *method_names[METHOD_COUNT] = {"raw", "msg", "snapshot"};
  * elapsed time from the barrier (0 on the sender). */
 static double transfer(int method, float *buf, size_t n, int rank) {
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = bench_now();
+    double t0 = fs_now();
     if (method == METHOD_RAW) {
         if (rank == 0) MPI_Send(buf, (int)n, MPI_FLOAT, 1, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
         else MPI_Recv(buf, (int)n, MPI_FLOAT, 0, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -60,7 +60,7 @@ static double transfer(int method, float *buf, size_t n, int rank) {
         }
         msg_buf_free(&b);
     }
-    return rank == 1 ? bench_now() - t0 : 0;
+    return rank == 1 ? fs_now() - t0 : 0;
 }
 
 /* Repetitions: enough for a stable median at small sizes, few at 0.5 GB. */

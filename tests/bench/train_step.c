@@ -8,10 +8,10 @@
  * for the whole library. A report, never a test. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "common/model/adamw.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/model/gpt.h"
 #include "common/model/ops.h"
 #include "tests/bench/bench_util.h"
