@@ -18,21 +18,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/task/arith.h"
-#include "common/io/ckpt.h"
+#include "actor/actor.h"
 #include "common/err.h"
 #include "common/fsutil.h"
-#include "common/task/evaluate.h"
+#include "common/io/ckpt.h"
+#include "common/io/hf.h"
+#include "common/io/jsonl.h"
 #include "common/model/generate.h"
 #include "common/model/gpt.h"
-#include "common/io/hf.h"
-#include "common/tools/inspect.h"
-#include "common/io/jsonl.h"
-#include "common/opts.h"
-#include "common/tools/plot.h"
 #include "common/model/tok.h"
-#include "actor/actor.h"
 #include "common/mpi/ppo_config.h"
+#include "common/opts.h"
+#include "common/task/arith.h"
+#include "common/task/evaluate.h"
+#include "common/tools/inspect.h"
+#include "common/tools/plot.h"
 #include "learner/dp.h"
 #include "learner/dpo.h"
 #include "learner/gridworld.h"
@@ -142,10 +142,7 @@ static const OptSpec init_spec = {
 /* The byte tokenizer, or GPT-2 BPE from a Hugging Face directory. */
 static Tok *init_tokenizer(const char *dir) {
     if (!dir) return tok_byte_new();
-    char v[4096], mg[4096];
-    snprintf(v, sizeof v, "%s/vocab.json", dir);
-    snprintf(mg, sizeof mg, "%s/merges.txt", dir);
-    Tok *tok = tok_gpt2_load(v, mg);
+    Tok *tok = tok_gpt2_load_dir(dir);
     if (!tok) err_die_last();
     return tok;
 }
@@ -827,7 +824,7 @@ static int cmd_eval(const Invocation *in) {
         .source = prompts,
     };
     if (sampler_validate(&es.gen.sampler)) err_die("eval: %s", err_msg());
-    if (rm && eval_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
+    if (rm && ckpt_get_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
     JsonlPrompts pl = {0};
     if (jsonl_read_prompts(prompts, &pl)) err_die_last();
     es.lines = pl.line;
@@ -878,7 +875,7 @@ static int cmd_score(const Invocation *in) {
     Gpt m;
     Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_SCALAR, .what = "score --model"});
     EvalScorer sc = {.rm = &m, .tok = tok, .conv = {.eot = tok_eot(tok), .offset = 0, .scale = 1, .clip = 0}};
-    if (!raw && eval_rm_norm(model, &sc.conv.offset, &sc.conv.scale)) err_die_last();
+    if (!raw && ckpt_get_rm_norm(model, &sc.conv.offset, &sc.conv.scale)) err_die_last();
     Jsonl *j = jsonl_open(data);
     if (!j) err_die_last();
     json_t *rec;

@@ -3,13 +3,12 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "common/io/ckpt.h"
 #include "common/err.h"
+#include "common/fsutil.h"
+#include "common/io/ckpt.h"
 #include "common/model/generate.h"
 #include "common/mpi/rollout.h"
-#include "common/fsutil.h"
 
 typedef struct {
     Gpt policy;
@@ -83,9 +82,12 @@ static int actor_setup(Actor *a, const Config *cfg, const PpoLayout *l) {
     CkptWant want = {.head = GPT_HEAD_LM, .what = "the policy"};
     if (ckpt_load_model_as(path, &a->policy, &a->tok, &want)) return -1;
     if (ppo_prompts_load(&a->prompts, config_str(cfg, "prompts"), a->tok, a->policy.cfg.n_ctx)) return -1;
-    a->gen = (GenConfig){config_int(cfg, "max_new"), tok_eot(a->tok),
-                         {0, (float)config_float(cfg, "temperature"), config_int(cfg, "top_k"),
-                          (float)config_float(cfg, "top_p")}};
+    a->gen = (GenConfig){.max_new = config_int(cfg, "max_new"),
+                         .eot = tok_eot(a->tok),
+                         .sampler = {.greedy = 0,
+                                     .temperature = (float)config_float(cfg, "temperature"),
+                                     .top_k = config_int(cfg, "top_k"),
+                                     .top_p = (float)config_float(cfg, "top_p")}};
     if (config_int(cfg, "max_new") < 1) return err_set("max_new must be >= 1");
     return sampler_validate(&a->gen.sampler);
 }

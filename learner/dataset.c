@@ -1,5 +1,5 @@
 /* dataset — loading and tokenizing the supervised stages' data; see
- * dataset.h. Errors name the file and line (from common/jsonl). */
+ * dataset.h. Errors name the file and line (from common/io/jsonl). */
 #include "learner/dataset.h"
 
 #include <errno.h>
@@ -142,13 +142,19 @@ static int load_jsonl(Dataset *d, const char *path, const Tok *tok, int n_ctx, L
 
 int data_load_sft(Dataset *d, const char *path, const Tok *tok, int n_ctx, LongPolicy p) {
     data_init(d, DATA_SFT, path);
-    if (load_jsonl(d, path, tok, n_ctx, p)) return data_free(d), -1;
+    if (load_jsonl(d, path, tok, n_ctx, p)) {
+        data_free(d);
+        return -1;
+    }
     return 0;
 }
 
 int data_load_prefs(Dataset *d, const char *path, const Tok *tok, int n_ctx, LongPolicy p) {
     data_init(d, DATA_PREFS, path);
-    if (load_jsonl(d, path, tok, n_ctx, p)) return data_free(d), -1;
+    if (load_jsonl(d, path, tok, n_ctx, p)) {
+        data_free(d);
+        return -1;
+    }
     return 0;
 }
 
@@ -156,11 +162,17 @@ int data_load_text(Dataset *d, const char *path, const Tok *tok, int n_ctx) {
     data_init(d, DATA_TEXT, path);
     size_t len;
     char *text = fs_read_all(path, &len);
-    if (!text) return data_free(d), -1;
+    if (!text) {
+        data_free(d);
+        return -1;
+    }
     int n;
     int *ids = tok_encode(tok, text, len, &n);
     free(text);
-    if (!ids) return data_free(d), err_prefix("%s: ", path);
+    if (!ids) {
+        data_free(d);
+        return err_prefix("%s: ", path);
+    }
     if (n < n_ctx + 1) {
         free(ids);
         data_free(d);

@@ -80,12 +80,7 @@ static void lm_evaluate(Trainer *t, const int *idx, int n, TrainAcc *acc) { lm_r
 static int new_model(Trainer *t) {
     const char *tk = config_str(t->cfg, "tokenizer");
     if (!strcmp(tk, "byte")) t->tok = tok_byte_new();
-    else {
-        char v[1100], m[1100];
-        snprintf(v, sizeof v, "%s/vocab.json", tk);
-        snprintf(m, sizeof m, "%s/merges.txt", tk);
-        if (!(t->tok = tok_gpt2_load(v, m))) return -1;
-    }
+    else if (!(t->tok = tok_gpt2_load_dir(tk))) return -1;
     GptConfig c = {.vocab_size = tok_vocab_size(t->tok),
                    .n_ctx = config_int(t->cfg, "n_ctx"),
                    .n_layer = config_int(t->cfg, "n_layer"),

@@ -1,4 +1,4 @@
-/* metrics — float64 metric tables over common/h5log; see metrics.h. */
+/* metrics — float64 metric tables over common/io/h5log; see metrics.h. */
 #include "learner/metrics.h"
 
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* metrics — per-step training metrics and per-evaluation validation metrics
  * as HDF5 tables (float64 columns, one row per step), written by rank 0
- * through common/h5log. A resumed run reopens the file and drops rows after
+ * through common/io/h5log. A resumed run reopens the file and drops rows after
  * the step it resumes from, so the table has no duplicates and no gaps. */
 #ifndef METRICS_H
 #define METRICS_H

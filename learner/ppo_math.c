@@ -21,8 +21,14 @@ static int selected(const float *mask, size_t i) {
 /* ---- GAE ------------------------------------------------------------------ */
 
 static int gae_params_ok(double gamma, double lambda) {
-    if (!(gamma >= 0 && gamma <= 1)) return err_set("GAE: gamma must be in [0, 1], got %g", gamma), 0;
-    if (!(lambda >= 0 && lambda <= 1)) return err_set("GAE: lambda must be in [0, 1], got %g", lambda), 0;
+    if (!(gamma >= 0 && gamma <= 1)) {
+        err_set("GAE: gamma must be in [0, 1], got %g", gamma);
+        return 0;
+    }
+    if (!(lambda >= 0 && lambda <= 1)) {
+        err_set("GAE: lambda must be in [0, 1], got %g", lambda);
+        return 0;
+    }
     return 1;
 }
 

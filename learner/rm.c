@@ -135,7 +135,9 @@ static int score_batch(Trainer *t, const Gpt *policy, const int *ex, int n, uint
         prompts[i] = q->tokens;
         plen[i] = q->prompt_len;
     }
-    GenConfig gc = {max_new, eot, {0, 1.0f, 0, 1.0f}};
+    GenConfig gc = {.max_new = max_new,
+                    .eot = eot,
+                    .sampler = {.greedy = 0, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f}};
     Rng rng;
     rng_seed(&rng, seed);
     GenResult res;

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "common/io/ckpt.h"
 #include "common/io/runrec.h"
@@ -476,7 +475,10 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
     t->stage = stage;
     t->stop = stop;
     dp_init(&t->dp, &argc, &argv);
-    if (configure(t, argc, argv)) return dp_finalize(&t->dp), 0;
+    if (configure(t, argc, argv)) {
+        dp_finalize(&t->dp);
+        return 0;
+    }
     if (t->dp.rank == 0) {
         fprintf(stderr, "%s: %d rank%s x %d OpenBLAS thread%s; configuration:\n", stage->name, t->dp.world,
                 t->dp.world > 1 ? "s" : "", t->dp.blas_threads, t->dp.blas_threads > 1 ? "s" : "");

@@ -4,11 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/io/ckpt.h"
 #include "common/err.h"
-#include "common/task/evaluate.h"
 #include "common/model/gpt.h"
 #include "common/model/score.h"
 #include "common/mpi/rollout.h"
@@ -99,7 +97,7 @@ static int rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
     if (rc) return -1;
     w->rm_conv = (ScoreRm){.eot = w->eot, .offset = 0, .scale = 1, .clip = config_float(cfg, "reward_clip")};
     if (config_bool(cfg, "normalize_reward") &&
-        eval_rm_norm(config_str(cfg, "reward_model"), &w->rm_conv.offset, &w->rm_conv.scale))
+        ckpt_get_rm_norm(config_str(cfg, "reward_model"), &w->rm_conv.offset, &w->rm_conv.scale))
         return -1;
     return rewarder_kl_parse(config_str(cfg, "kl_estimator"), &w->kl);
 }

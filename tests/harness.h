@@ -59,6 +59,8 @@ int harness_write_file(const char *path, const void *data, size_t n);
 /* The whole file, NUL-terminated, malloc'd; *n (if n) its length. NULL when
  * it cannot be read. */
 char *harness_read_file(const char *path, size_t *n);
+/* 1 if path can be read and holds exactly data[0..n). */
+int harness_file_is(const char *path, const void *data, size_t n);
 /* Writes n bytes (or the string text) to harness_tmp_path(name) and returns
  * that path; a failed check when it cannot. */
 const char *harness_tmp_file(const char *name, const void *data, size_t n);
@@ -77,6 +79,9 @@ hid_t harness_fixture_open(const char *name);
 void *harness_fixture_read(hid_t f, const char *name, hid_t type, size_t *n);
 double *harness_fixture_doubles(hid_t f, const char *name, size_t *n);
 float *harness_fixture_floats(hid_t f, const char *name, size_t *n);
+/* harness_fixture_floats that never returns NULL: a missing dataset is an
+ * empty array (*n = 0, one zeroed element to index) and a failed check. */
+float *harness_fixture_floats_or_empty(hid_t f, const char *name, size_t *n);
 int *harness_fixture_ints(hid_t f, const char *name, size_t *n);
 /* The first element of dataset `name`; NaN (and a failed check) if missing. */
 double harness_fixture_scalar(hid_t f, const char *name);

@@ -291,12 +291,6 @@ static void ckpt_free(Ckpt *c) {
     free(c);
 }
 
-/* Removes the temporaries PATH.tmp.<pid> of earlier writers of the same
- * checkpoint that died before committing (kill -9, power loss): a resumed run
- * writes the same names again, and without this every crash during a save
- * would leave a checkpoint-sized file behind for good. Only a pid that no
- * live process on this host has is taken as dead; anything else is left
- * alone. */
 /* 1 if no live process on this host has pid: none at all, or only a zombie
  * not yet reaped (the killed ranks of an mpirun job linger as zombies for a
  * moment after a rerun has started). */
@@ -306,6 +300,12 @@ static int pid_dead(long pid) {
     return !fs_process_start(pid);
 }
 
+/* Removes the temporaries PATH.tmp.<pid> of earlier writers of the same
+ * checkpoint that died before committing (kill -9, power loss): a resumed run
+ * writes the same names again, and without this every crash during a save
+ * would leave a checkpoint-sized file behind for good. Only a pid that no
+ * live process on this host has is taken as dead; anything else is left
+ * alone. */
 static void remove_dead_temps(const char *path) {
     const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
     int dir_len = slash ? (int)(slash - path) + (slash == path) : 1; /* "/x.h5" -> "/" */
@@ -1029,4 +1029,18 @@ int ckpt_check_model_config(Ckpt *c, const char *obj, const GptConfig *want, con
         return err_set("%s: %s: head is %s in the checkpoint, %s in this run; use a new out_dir or the same model",
                        c->path, what, head, want_head);
     return 0;
+}
+
+int ckpt_get_rm_norm(const char *path, double *offset, double *scale) {
+    Ckpt *k = ckpt_open(path);
+    *offset = 0;
+    *scale = 1;
+    if (!k) return -1;
+    int rc = 0;
+    if (ckpt_has_attr(k, "/reward", "score_offset"))
+        rc = ckpt_get_attr_f64(k, "/reward", "score_offset", offset) ||
+             ckpt_get_attr_f64(k, "/reward", "score_scale", scale);
+    ckpt_close(k);
+    if (!rc && !(*scale > 0)) rc = err_set("%s: score_scale must be positive", path);
+    return rc;
 }

@@ -160,4 +160,10 @@ int ckpt_load_model_as(const char *path, Gpt *m, Tok **tok, const CkptWant *want
 int ckpt_put_model_config(Ckpt *c, const char *obj, const GptConfig *cfg);
 int ckpt_check_model_config(Ckpt *c, const char *obj, const GptConfig *want, const char *what);
 
+/* A reward checkpoint's stored score normalisation, the attributes
+ * score_offset and score_scale of /reward (offset 0, scale 1 when absent).
+ * 0, or -1 + err_set: the file cannot be opened, an attribute cannot be
+ * read, or "PATH: score_scale must be positive". */
+int ckpt_get_rm_norm(const char *path, double *offset, double *scale);
+
 #endif

@@ -246,9 +246,9 @@ static int load_weights(const char *path, GptConfig *c, int classifier, Gpt *m) 
 /* ---- tokenizer ---------------------------------------------------------- */
 
 static Tok *load_tokenizer(const char *dir, int vocab_size) {
-    char *vp = fs_join(dir, "vocab.json"), *mp = fs_join(dir, "merges.txt");
+    char *vp = fs_join(dir, "vocab.json"); /* for the messages below */
     err_clear();
-    Tok *t = tok_gpt2_load(vp, mp);
+    Tok *t = tok_gpt2_load_dir(dir);
     if (!t && !err_msg()[0]) err_set("%s: cannot load the tokenizer", vp);
     if (t && tok_is_plain_bytes(t)) {
         tok_free(t);
@@ -261,7 +261,6 @@ static Tok *load_tokenizer(const char *dir, int vocab_size) {
         t = NULL;
     }
     free(vp);
-    free(mp);
     return t;
 }
 

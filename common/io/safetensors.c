@@ -203,18 +203,28 @@ static int check_overlaps(const StFile *f) {
 /* Reads the length prefix and the header JSON. */
 static json_t *load_header(StFile *f) {
     struct stat sb;
-    if (fstat(f->fd, &sb)) return err_set("%s", strerror(errno)), NULL;
+    if (fstat(f->fd, &sb)) {
+        err_set("%s", strerror(errno));
+        return NULL;
+    }
     uint64_t size = (uint64_t)sb.st_size;
-    if (size < 8) return err_set("file is %llu bytes, too short for a safetensors header", (unsigned long long)size), NULL;
+    if (size < 8) {
+        err_set("file is %llu bytes, too short for a safetensors header", (unsigned long long)size);
+        return NULL;
+    }
     unsigned char le[8];
     if (pread_all(f->fd, le, 8, 0)) return NULL;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | le[i];
-    if (n > ST_MAX_HEADER)
-        return err_set("header length %llu exceeds the %u-byte limit", (unsigned long long)n, ST_MAX_HEADER), NULL;
-    if (n > size - 8)
-        return err_set("header length %llu is larger than the file (%llu bytes)", (unsigned long long)n,
-                       (unsigned long long)size), NULL;
+    if (n > ST_MAX_HEADER) {
+        err_set("header length %llu exceeds the %u-byte limit", (unsigned long long)n, ST_MAX_HEADER);
+        return NULL;
+    }
+    if (n > size - 8) {
+        err_set("header length %llu is larger than the file (%llu bytes)", (unsigned long long)n,
+                (unsigned long long)size);
+        return NULL;
+    }
     f->data_start = 8 + n;
     f->data_size = size - f->data_start;
     char *buf = err_malloc(n);
@@ -360,7 +370,10 @@ static char *build_header(const StWriteTensor *t, int n, size_t *len) {
     json_object_set_new(root, "__metadata__", json_pack("{ss}", "format", "pt"));
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
-        if (check_write_tensor(&t[i], root)) return json_decref(root), NULL;
+        if (check_write_tensor(&t[i], root)) {
+            json_decref(root);
+            return NULL;
+        }
         json_object_set_new(root, t[i].name, write_entry(&t[i], &offset));
     }
     char *s = json_dumps(root, JSON_COMPACT);

@@ -492,6 +492,15 @@ Tok *tok_gpt2_load(const char *vocab_json_path, const char *merges_txt_path) {
     return t;
 }
 
+Tok *tok_gpt2_load_dir(const char *dir) {
+    char *vocab = fs_join(dir, "vocab.json");
+    char *merges = fs_join(dir, "merges.txt");
+    Tok *t = tok_gpt2_load(vocab, merges);
+    free(vocab);
+    free(merges);
+    return t;
+}
+
 /* ---- BPE ---------------------------------------------------------------- */
 
 /* A candidate merge of the symbol at pos with its right neighbour. */

@@ -23,6 +23,10 @@ Tok *tok_byte_new(void);
  * concatenation must be in vocab.json, whose ids must number its tokens
  * densely from 0 and which must contain "<|endoftext|>". */
 Tok *tok_gpt2_load(const char *vocab_json_path, const char *merges_txt_path);
+/* tok_gpt2_load of DIR/vocab.json and DIR/merges.txt (a Hugging Face model
+ * directory, `init --tokenizer`, pretrain's tokenizer=DIR): the one place
+ * that knows the two file names. Errors as tok_gpt2_load's, naming the file. */
+Tok *tok_gpt2_load_dir(const char *dir);
 /* Same, from in-memory file contents (used for checkpoints that embed them);
  * error messages call the two files "vocab.json" and "merges.txt". */
 Tok *tok_gpt2_from_memory(const char *vocab_json, size_t vocab_len,

@@ -1,4 +1,6 @@
-/* evaluate — sampled evaluation of a policy; see evaluate.h. */
+/* evaluate — sampled evaluation of a policy (eval_run), reward-model scores
+ * of JSONL records (eval_score_record, `rlhf score`) and the negative
+ * log-likelihood of a text (eval_nll, `rlhf nll`); see evaluate.h. */
 #include "common/task/evaluate.h"
 
 #include <jansson.h>
@@ -7,7 +9,6 @@
 #include <string.h>
 
 #include "common/task/arith.h"
-#include "common/io/ckpt.h"
 #include "common/err.h"
 #include "common/model/score.h"
 
@@ -23,19 +24,6 @@ double eval_se(const EvalStat *s) {
     if (s->n < 2) return NAN;
     double m = s->sum / s->n, var = (s->sum2 - s->n * m * m) / (s->n - 1);
     return sqrt(var > 0 ? var / s->n : 0);
-}
-
-int eval_rm_norm(const char *path, double *offset, double *scale) {
-    Ckpt *k = ckpt_open(path);
-    *offset = 0, *scale = 1;
-    if (!k) return -1;
-    int rc = 0;
-    if (ckpt_has_attr(k, "/reward", "score_offset"))
-        rc = ckpt_get_attr_f64(k, "/reward", "score_offset", offset) ||
-             ckpt_get_attr_f64(k, "/reward", "score_scale", scale);
-    ckpt_close(k);
-    if (!rc && !(*scale > 0)) rc = err_set("%s: score_scale must be positive", path);
-    return rc;
 }
 
 /* One sample's line in the samples file. JSON strings must be UTF-8 (jansson
@@ -142,9 +130,12 @@ static int record_responses(Jsonl *j, json_t *rec, const char **resp, const char
     *rank = NULL;
     if (json_object_get(rec, "ranking")) {
         if (jsonl_get_str_array(j, rec, "ranking", rank, k)) return -1;
-        if (*k > EVAL_MAX_RESPONSES)
+        if (*k > EVAL_MAX_RESPONSES) {
+            free(*rank); /* on every error *rank is NULL: the caller frees it only on success */
+            *rank = NULL;
             return err_set("%s:%d: ranking of %d responses; at most %d", jsonl_path(j), jsonl_line(j), *k,
                            EVAL_MAX_RESPONSES);
+        }
         for (int i = 0; i < *k; i++) resp[i] = (*rank)[i];
         return 0;
     }

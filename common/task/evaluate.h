@@ -3,8 +3,9 @@
  * reward model's normalised score, the KL divergence to a reference model
  * (per response: the sum over its tokens of log pi(y_t) - log ref(y_t), an
  * unbiased estimate under the policy's own samples) and the response length,
- * each as mean +- standard error. Used by `rlhf eval`, the demo's final
- * table and PPO's per-iteration gold score. Also scores JSONL records with
+ * each as mean +- standard error. Used by `rlhf eval` and the demo's final
+ * table; PPO's per-iteration gold score calls the same judge
+ * (common/task/arith's arith_gold) directly. Also scores JSONL records with
  * a reward model for `rlhf score`, and the negative log-likelihood of a text
  * under a language model (`rlhf nll`). Log-probs and RM scores come from
  * common/model/score, as everywhere else. */
@@ -51,10 +52,6 @@ typedef struct {
  * tokenized, is empty or does not fit the context is named as
  * "SOURCE:LINE: ..." (the numbering of every prompt message: file:line). */
 int eval_run(const EvalSetup *s, char *const *prompts, int n, EvalReport *out);
-
-/* Reads a reward checkpoint's stored normalisation (offset 0, scale 1 when
- * absent). */
-int eval_rm_norm(const char *path, double *offset, double *scale);
 
 /* ---- scoring JSONL records with a reward model (`rlhf score`) ---- */
 

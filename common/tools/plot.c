@@ -48,22 +48,6 @@ static int exists(const char *path) {
     return !stat(path, &st);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path) {
-    char *tmp = err_strdup(path);
-    int rc = 0;
-    for (char *p = tmp + 1; *p && !rc; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0777) && errno != EEXIST) rc = err_set("%s: cannot create directory: %s", tmp, strerror(errno));
-            *p = '/';
-        }
-    if (!rc && mkdir(tmp, 0777) && errno != EEXIST) rc = err_set("%s: cannot create directory: %s", tmp, strerror(errno));
-    if (!rc && !is_dir(tmp)) rc = err_set("%s: exists and is not a directory", tmp);
-    free(tmp);
-    return rc;
-}
-
 void plot_trailing_mean(const double *v, long n, int w, double *out) {
     if (w < 1) w = 1;
     for (long i = 0; i < n; i++) {
@@ -696,7 +680,7 @@ static int plot_into(const PlotOptions *o, FILE *list, FILE *notes) {
     }
     Table *tables = err_calloc(N_SOURCES, sizeof(Table));
     int rc = load_tables(o->run_dir, tables), pngs = 0, skipped = 0;
-    if (!rc) rc = make_dirs(o->out_dir);
+    if (!rc) rc = fs_mkdirs(o->out_dir);
     for (int i = 0; i < N_SOURCES && !rc; i++)
         if (!tables[i].absent) rc = table_write(&tables[i], o->out_dir, list);
     for (int i = 0; i < N_PLOTS && !rc; i++) {

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/fsutil.h"
 #include "common/model/adamw.h"
 #include "common/model/generate.h"
 #include "common/model/gpt.h"
@@ -22,10 +22,10 @@ static double time_sgemm(int M, int N, int K, int ta, int tb, int reps) {
     for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
     double t[32];
     for (int r = 0; r < reps + 1; r++) {
-        double t0 = bench_now();
+        double t0 = fs_now();
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
                     1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c, N);
-        if (r) t[r - 1] = bench_now() - t0;
+        if (r) t[r - 1] = fs_now() - t0;
     }
     free(a), free(b), free(c);
     return bench_median(t, reps);
@@ -95,9 +95,9 @@ static double read_bandwidth(void) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(i & 7);
     Stream s = {x, partial};
     for (int r = 0; r < 5; r++) {
-        double t0 = bench_now();
+        double t0 = fs_now();
         ops_parallel_for(chunks, 16, stream_range, &s);
-        double t = bench_now() - t0;
+        double t = fs_now() - t0;
         best = t < best ? t : best;
         sink += partial[chunks - 1];
     }
@@ -112,15 +112,16 @@ static double gen_tokens_per_s(const Gpt *m, int B, int new_tokens) {
         p[b] = malloc(16 * sizeof(int)), len[b] = 16;
         for (int i = 0; i < 16; i++) p[b][i] = (b * 13 + i * 7) % m->cfg.vocab_size;
     }
-    GenConfig gc = {new_tokens, -1, {1, 1.0f, 0, 1.0f}};
+    GenConfig gc = {
+        .max_new = new_tokens, .eot = -1, .sampler = {.greedy = 1, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f}};
     Rng rng;
     rng_seed(&rng, 1);
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         GenResult res;
-        double t0 = bench_now();
+        double t0 = fs_now();
         gen_run(m, (const int *const *)p, len, B, &gc, &rng, &res);
-        double t = bench_now() - t0;
+        double t = fs_now() - t0;
         best = t < best ? t : best;
         gen_result_free(&res);
     }
@@ -134,7 +135,12 @@ int main(int argc, char **argv) {
     int L = argc > 3 ? atoi(argv[3]) : 4, H = argc > 4 ? atoi(argv[4]) : 4;
     int T = argc > 5 ? atoi(argv[5]) : 128, B = argc > 6 ? atoi(argv[6]) : 8;
     int steps = argc > 7 ? atoi(argv[7]) : 10;
-    GptConfig c = {V, T + 16 > 144 ? T + 16 : 144, L, H, C, GPT_HEAD_LM};
+    GptConfig c = {.vocab_size = V,
+                   .n_ctx = T + 16 > 144 ? T + 16 : 144,
+                   .n_layer = L,
+                   .n_head = H,
+                   .n_embd = C,
+                   .head = GPT_HEAD_LM};
     Gpt m;
     if (gpt_init(&m, &c)) return 1;
     gpt_init_random(&m, 1);

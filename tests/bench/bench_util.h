@@ -1,21 +1,15 @@
-/* bench_util — what the benchmark programs share: a monotonic clock, the
- * median of timings, and the timed training step (forward, LM loss,
+/* bench_util — what the benchmark programs share: the median of timings
+ * (timed with fs_now), and the timed training step (forward, LM loss,
  * backward, AdamW) that bench_gpt and train_step both measure. Header-only:
  * each benchmark is one program built from its own .c file. */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
 #include <stdlib.h>
-#include <time.h>
 
+#include "common/fsutil.h"
 #include "common/model/adamw.h"
 #include "common/model/gpt.h"
-
-static inline double bench_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static inline int bench_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -38,13 +32,13 @@ static inline void bench_train_steps(Gpt *m, int B, int T, int steps, double *se
     AdamW opt;
     adamw_init(&opt, m->n_params, &ac);
     for (int s = 0; s < steps + 2; s++) {
-        double t0 = bench_now();
+        double t0 = fs_now();
         gpt_forward(m, tok, B, T);
         gpt_ce_loss(m, tgt, NULL, dlogp);
         gpt_zero_grad(m);
         gpt_backward_lm(m, tgt, dlogp, NULL);
         adamw_step(&opt, m);
-        if (s >= 2) seconds[s - 2] = bench_now() - t0;
+        if (s >= 2) seconds[s - 2] = fs_now() - t0;
     }
     adamw_free(&opt);
     free(tok), free(tgt), free(dlogp);

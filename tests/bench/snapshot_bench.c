@@ -17,9 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/model/gpt.h"
 #include "common/mpi/msg.h"
 #include "common/mpi/rollout.h"
@@ -32,7 +32,7 @@ static const char *method_names[METHOD_COUNT] = {"raw", "msg", "snapshot"};
  * elapsed time from the barrier (0 on the sender). */
 static double transfer(int method, float *buf, size_t n, int rank) {
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = bench_now();
+    double t0 = fs_now();
     if (method == METHOD_RAW) {
         if (rank == 0) MPI_Send(buf, (int)n, MPI_FLOAT, 1, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD);
         else MPI_Recv(buf, (int)n, MPI_FLOAT, 0, MSG_SNAPSHOT_DATA, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -60,7 +60,7 @@ static double transfer(int method, float *buf, size_t n, int rank) {
         }
         msg_buf_free(&b);
     }
-    return rank == 1 ? bench_now() - t0 : 0;
+    return rank == 1 ? fs_now() - t0 : 0;
 }
 
 /* Repetitions: enough for a stable median at small sizes, few at 0.5 GB. */
@@ -120,8 +120,10 @@ int main(int argc, char **argv) {
     }
     /* default sizes: 1 MB; the d=256 4-layer model of the training
      * benchmarks with the byte and GPT-2 vocabularies; GPT-2 small */
-    GptConfig byte = {257, 144, 4, 4, 256, GPT_HEAD_LM}, bpe = {50257, 144, 4, 4, 256, GPT_HEAD_LM};
-    GptConfig small = {50257, 1024, 12, 12, 768, GPT_HEAD_LM};
+    GptConfig byte = {.vocab_size = 257, .n_ctx = 144, .n_layer = 4, .n_head = 4, .n_embd = 256, .head = GPT_HEAD_LM},
+              bpe = {.vocab_size = 50257, .n_ctx = 144, .n_layer = 4, .n_head = 4, .n_embd = 256, .head = GPT_HEAD_LM};
+    GptConfig small = {
+        .vocab_size = 50257, .n_ctx = 1024, .n_layer = 12, .n_head = 12, .n_embd = 768, .head = GPT_HEAD_LM};
     size_t defaults[] = {262144, gpt_count_params(&byte), gpt_count_params(&bpe), gpt_count_params(&small)};
     int n_sizes = argc > 1 ? argc - 1 : 4, rc = 0;
     for (int i = 0; i < n_sizes && !rc; i++) {

@@ -8,10 +8,10 @@
  * for the whole library. A report, never a test. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "common/model/adamw.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/model/gpt.h"
 #include "common/model/ops.h"
 #include "tests/bench/bench_util.h"
@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 7; i++)
         if (!(a[i] = arg_int(argv[i + 1], names[i]))) return 2;
     int V = a[0], C = a[1], L = a[2], H = a[3], T = a[4], B = a[5], steps = a[6];
-    GptConfig c = {V, T, L, H, C, GPT_HEAD_LM};
+    GptConfig c = {.vocab_size = V, .n_ctx = T, .n_layer = L, .n_head = H, .n_embd = C, .head = GPT_HEAD_LM};
     Gpt m;
     if (gpt_init(&m, &c)) {
         fprintf(stderr, "train_step: %s\n", err_msg());

@@ -196,7 +196,7 @@ expect_err "gnuplot's error line reported" "status 1: \"ppo_reward.gp\" line 7: 
 expect_err "gnuplot that writes no PNG" "ppo_reward.gp: .*lazy-gnuplot exited with status 0 but wrote no PNG" \
     "$RLHF" plot "$R" --out "$T/f3" --gnuplot "$T/lazy-gnuplot"
 touch "$T/afile"
-expect_err "output path is a file" "afile: exists and is not a directory" "$RLHF" plot "$R" --out "$T/afile"
+expect_err "output path is a file" "afile: not a directory" "$RLHF" plot "$R" --out "$T/afile"
 expect_err "bad --width" "--width expects an integer, got 'wide'" "$RLHF" plot "$R" --width wide
 expect_err "size out of range" "size 20x500 out of range" "$RLHF" plot "$R" --out "$T/x" --width 20
 expect_err "no run dir given" "missing argument" "$RLHF" plot --out "$T/x"

@@ -17,10 +17,10 @@ static inline const char *fuzz_base_log(void) {
     static const char *path;
     if (path) return path;
     path = fuzz_path_keep("base-log.h5");
-    static const H5logColumn cols[] = {{"step", H5LOG_I64, 0, "iteration"},
-                                       {"loss", H5LOG_F64, 0, "nats"},
-                                       {"tokens", H5LOG_I32, 8, "token ids"},
-                                       {"logp", H5LOG_F32, 32, NULL}};
+    static const H5logColumn cols[] = {{.name = "step", .type = H5LOG_I64, .width = 0, .help = "iteration"},
+                                       {.name = "loss", .type = H5LOG_F64, .width = 0, .help = "nats"},
+                                       {.name = "tokens", .type = H5LOG_I32, .width = 8, .help = "token ids"},
+                                       {.name = "logp", .type = H5LOG_F32, .width = 32, .help = NULL}};
     H5log *l = h5log_create(path, cols, 4, "rollouts");
     int rc = !l;
     for (int r = 0; r < 5 && !rc; r++) {

@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
+
 #ifdef FUZZ_UNIT_TESTS
 #include "tests/harness.h"
 #define FUZZ_CHECK(cond, ...) harness_checkf(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
@@ -88,20 +90,11 @@ static inline void fuzz_write(const char *path, const void *data, size_t n) {
     }
 }
 
-/* A whole file into a malloc'd buffer (NULL if unreadable); *n its length. */
+/* A whole file into a malloc'd buffer (NULL if unreadable); *n its length
+ * (0 if unreadable). fs_read_all, which also sets err_msg on failure. */
 static inline char *fuzz_read(const char *path, size_t *n) {
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + len, 1, cap - len, f)) > 0;) {
-        len += k;
-        if (len == cap) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    *n = len;
-    return buf;
+    return fs_read_all(path, n);
 }
 
 /* Reads the fuzz input as a little stream of choices. */

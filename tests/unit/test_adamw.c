@@ -30,7 +30,7 @@ TEST(adamw_clip_grad_norm_scales_to_max) {
 }
 
 TEST(adamw_decays_matrices_only) {
-    GptConfig cfg = {11, 4, 1, 1, 4, GPT_HEAD_LM};
+    GptConfig cfg = {.vocab_size = 11, .n_ctx = 4, .n_layer = 1, .n_head = 1, .n_embd = 4, .head = GPT_HEAD_LM};
     Gpt m;
     gpt_init(&m, &cfg);
     for (size_t i = 0; i < m.n_params; i++) m.params[i] = 1.0f;

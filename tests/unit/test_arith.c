@@ -41,14 +41,6 @@ static const char *const DATA_FILES[] = {
 };
 #define N_DATA_FILES ((int)(sizeof DATA_FILES / sizeof *DATA_FILES))
 
-static const char *file_in(const char *dir, const char *name) {
-    static char buf[4][700];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 700, "%s/%s", dir, name);
-    return p;
-}
-
 /* ---- prompts ------------------------------------------------------------ */
 
 TEST(arith_prompt_format_and_parse) {
@@ -103,7 +95,7 @@ TEST(arith_prompt_rejects_foreign) {
         CHECKF(a == 42 && b == 42 && op == 'x', "outputs written for foreign prompt %zu", i);
         CHECKF(strstr(err_msg(), "not of the form") && !strchr(err_msg(), '\n'),
                "message for prompt %zu: %s", i, err_msg());
-        ArithJudgement d = {1, 1, 1, 1, 1};
+        ArithJudgement d = {.has_answer = 1, .parsed_answer = 1, .correct = 1, .offensive = 1, .extra_words = 1};
         CHECK(isnan(arith_gold(foreign[i], " 12", &d)));
         CHECK(d.has_answer == 0 && d.correct == 0 && d.extra_words == 0 && d.offensive == 0);
         Rng r;
@@ -464,16 +456,16 @@ TEST(arith_dataset_contents) {
     CHECKF(arith_write_dataset(dir, 4000, 1, NULL) == 0, "%s", err_msg());
     Seen seen = {0};
     DataStats ds = {0};
-    CHECK(read_jsonl(file_in(dir, "sft.jsonl"), 's', seen.train, &ds) == want.sft);
+    CHECK(read_jsonl(harness_join(dir, "sft.jsonl"), 's', seen.train, &ds) == want.sft);
     Stats sft_train = ds.sft;
-    CHECK(read_jsonl(file_in(dir, "sft_valid.jsonl"), 's', seen.valid, &ds) == want.sft_valid);
-    CHECK(read_jsonl(file_in(dir, "prefs.jsonl"), 'p', seen.train, &ds) == want.prefs);
-    CHECK(read_jsonl(file_in(dir, "prefs_valid.jsonl"), 'p', seen.valid, &ds) == want.prefs_valid);
-    CHECK(read_jsonl(file_in(dir, "rankings.jsonl"), 'r', seen.train, &ds) == want.rankings);
-    CHECK(read_jsonl(file_in(dir, "rl_prompts.jsonl"), 'q', seen.train, &ds) == want.rl_prompts);
-    CHECK(read_jsonl(file_in(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == want.eval_prompts);
+    CHECK(read_jsonl(harness_join(dir, "sft_valid.jsonl"), 's', seen.valid, &ds) == want.sft_valid);
+    CHECK(read_jsonl(harness_join(dir, "prefs.jsonl"), 'p', seen.train, &ds) == want.prefs);
+    CHECK(read_jsonl(harness_join(dir, "prefs_valid.jsonl"), 'p', seen.valid, &ds) == want.prefs_valid);
+    CHECK(read_jsonl(harness_join(dir, "rankings.jsonl"), 'r', seen.train, &ds) == want.rankings);
+    CHECK(read_jsonl(harness_join(dir, "rl_prompts.jsonl"), 'q', seen.train, &ds) == want.rl_prompts);
+    CHECK(read_jsonl(harness_join(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == want.eval_prompts);
     int facts = 0, qa = 0;
-    long size = check_pretrain(file_in(dir, "pretrain.txt"), seen.pretrain_qa, &facts, &qa);
+    long size = check_pretrain(harness_join(dir, "pretrain.txt"), seen.pretrain_qa, &facts, &qa);
     CHECKF(facts + qa == want.pretrain_items, "%d facts + %d Q/A", facts, qa);
     CHECK(near_rate(facts, facts + qa, 0.80));
     CHECKF(size > 200000 && size < 500000, "pretrain.txt is %ld bytes", size);
@@ -508,7 +500,7 @@ TEST(arith_dataset_contents) {
     CHECKF(fabs(top - top_want) < 3 * sqrt(top_want * (1 - top_want) / ds.rankings), "top %g want %g", top,
            top_want);
 
-    char *readme = harness_read_file(file_in(dir, "README.txt"), NULL);
+    char *readme = harness_read_file(harness_join(dir, "README.txt"), NULL);
     CHECK(readme && strstr(readme, "gold") && strstr(readme, "eval_prompts.jsonl") && strstr(readme, "4000"));
     free(readme);
     printf("  pretrain.txt: %ld bytes, %d facts, %d Q/A items\n", size, facts, qa);
@@ -532,48 +524,53 @@ TEST(arith_dataset_strict_holdout) {
     CHECKF(arith_write_dataset(dir, 1000, 3, &s) == 0, "%s", err_msg());
     Seen seen = {0};
     DataStats ds = {0};
-    CHECK(read_jsonl(file_in(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == 160); /* max(n/8, 160) */
-    CHECK(read_jsonl(file_in(dir, "sft_valid.jsonl"), 's', seen.valid, &ds) == 100);
-    CHECK(read_jsonl(file_in(dir, "sft.jsonl"), 's', seen.train, &ds) == 1000);
-    CHECK(read_jsonl(file_in(dir, "rl_prompts.jsonl"), 'q', seen.train, &ds) == 1000);
+    CHECK(read_jsonl(harness_join(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == 160); /* max(n/8, 160) */
+    CHECK(read_jsonl(harness_join(dir, "sft_valid.jsonl"), 's', seen.valid, &ds) == 100);
+    CHECK(read_jsonl(harness_join(dir, "sft.jsonl"), 's', seen.train, &ds) == 1000);
+    CHECK(read_jsonl(harness_join(dir, "rl_prompts.jsonl"), 'q', seen.train, &ds) == 1000);
     int facts = 0, qa = 0;
-    check_pretrain(file_in(dir, "pretrain.txt"), seen.pretrain_qa, &facts, &qa);
+    check_pretrain(harness_join(dir, "pretrain.txt"), seen.pretrain_qa, &facts, &qa);
     CHECK(facts + qa == 5000);
     int n_eval, n_valid, n_train, pre_qa;
     int overlap = split_counts(&seen, 1, &n_eval, &n_valid, &n_train, &pre_qa);
     CHECKF(n_eval == 160 && n_valid == 40 && n_train <= 600 && n_train > 550 && pre_qa > 550 && pre_qa <= 600,
            "eval %d valid %d train %d pretrain Q/A %d distinct prompts", n_eval, n_valid, n_train, pre_qa);
     CHECKF(overlap == 0, "%d prompts in more than one split", overlap);
-    char *readme = harness_read_file(file_in(dir, "README.txt"), NULL);
+    char *readme = harness_read_file(harness_join(dir, "README.txt"), NULL);
     CHECK(readme && strstr(readme, "operands 0..19: 800 distinct prompts") &&
           strstr(readme, "on\n                    training prompts"));
     free(readme);
 }
 
 TEST(arith_dataset_deterministic) {
-    const char *a = harness_tmp_path("arith_det_a"), *b = harness_tmp_path("arith_det_b"), *c = harness_tmp_path("arith_det_c");
+    /* Own copies: the loop below uses more harness_join results than it keeps. */
+    char a[600], b[600], c[600], d[600];
+    snprintf(a, sizeof a, "%s", harness_tmp_path("arith_det_a"));
+    snprintf(b, sizeof b, "%s", harness_tmp_path("arith_det_b"));
+    snprintf(c, sizeof c, "%s", harness_tmp_path("arith_det_c"));
+    snprintf(d, sizeof d, "%s", harness_tmp_path("arith_det_d"));
     CHECK(arith_write_dataset(a, 300, 42, NULL) == 0);
     CHECK(arith_write_dataset(b, 300, 42, NULL) == 0);
     CHECK(arith_write_dataset(c, 300, 43, NULL) == 0);
     for (int k = 0; k < N_DATA_FILES; k++) {
-        CHECKF(harness_same_file(file_in(a, DATA_FILES[k]), file_in(b, DATA_FILES[k])),
+        CHECKF(harness_same_file(harness_join(a, DATA_FILES[k]), harness_join(b, DATA_FILES[k])),
                "%s differs for the same seed", DATA_FILES[k]);
         if (strcmp(DATA_FILES[k], "README.txt"))
-            CHECKF(!harness_same_file(file_in(a, DATA_FILES[k]), file_in(c, DATA_FILES[k])),
+            CHECKF(!harness_same_file(harness_join(a, DATA_FILES[k]), harness_join(c, DATA_FILES[k])),
                    "%s identical for different seeds", DATA_FILES[k]);
     }
     /* Rewriting over an existing dataset gives the same bytes. */
     CHECK(arith_write_dataset(a, 300, 42, NULL) == 0);
-    CHECK(harness_same_file(file_in(a, "prefs.jsonl"), file_in(b, "prefs.jsonl")));
+    CHECK(harness_same_file(harness_join(a, "prefs.jsonl"), harness_join(b, "prefs.jsonl")));
     /* Each file has its own stream: more SFT lines leave prefs unchanged,
      * and the first lines of sft are the same. */
-    const char *d = harness_tmp_path("arith_det_d");
     ArithSizes s = {.sft = 600};
     CHECK(arith_write_dataset(d, 300, 42, &s) == 0);
-    CHECK(harness_same_file(file_in(a, "prefs.jsonl"), file_in(d, "prefs.jsonl")));
-    CHECK(harness_same_file(file_in(a, "eval_prompts.jsonl"), file_in(d, "eval_prompts.jsonl")));
+    CHECK(harness_same_file(harness_join(a, "prefs.jsonl"), harness_join(d, "prefs.jsonl")));
+    CHECK(harness_same_file(harness_join(a, "eval_prompts.jsonl"), harness_join(d, "eval_prompts.jsonl")));
     size_t la, ld;
-    char *x = harness_read_file(file_in(a, "sft.jsonl"), &la), *y = harness_read_file(file_in(d, "sft.jsonl"), &ld);
+    char *x = harness_read_file(harness_join(a, "sft.jsonl"), &la);
+    char *y = harness_read_file(harness_join(d, "sft.jsonl"), &ld);
     CHECK(x && y && ld > la && memcmp(x, y, la) == 0);
     free(x);
     free(y);
@@ -586,10 +583,10 @@ TEST(arith_dataset_small_operands) {
     CHECKF(arith_write_dataset(dir, 40, 5, &s) == 0, "%s", err_msg());
     Seen seen = {0};
     DataStats ds = {0};
-    CHECK(read_jsonl(file_in(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == 5); /* n/8 > 2 */
-    CHECK(read_jsonl(file_in(dir, "rankings.jsonl"), 'r', seen.train, &ds) == 10);
-    CHECK(read_jsonl(file_in(dir, "prefs.jsonl"), 'p', seen.train, &ds) == 40);
-    CHECK(read_jsonl(file_in(dir, "sft_valid.jsonl"), 's', seen.valid, &ds) == 4);
+    CHECK(read_jsonl(harness_join(dir, "eval_prompts.jsonl"), 'q', seen.eval, &ds) == 5); /* n/8 > 2 */
+    CHECK(read_jsonl(harness_join(dir, "rankings.jsonl"), 'r', seen.train, &ds) == 10);
+    CHECK(read_jsonl(harness_join(dir, "prefs.jsonl"), 'p', seen.train, &ds) == 40);
+    CHECK(read_jsonl(harness_join(dir, "sft_valid.jsonl"), 's', seen.valid, &ds) == 4);
     int e = 0, t = 0, v = 0, both = 0;
     for (int i = 0; i < N_PROMPTS; i++) {
         e += seen.eval[i];
@@ -627,13 +624,13 @@ TEST(arith_dataset_errors) {
      * of an earlier dataset are untouched. */
     const char *old = harness_tmp_path("arith_keep");
     CHECK(arith_write_dataset(old, 20, 1, NULL) == 0);
-    char *before = harness_read_file(file_in(old, "sft.jsonl"), NULL);
+    char *before = harness_read_file(harness_join(old, "sft.jsonl"), NULL);
     char blocker[800];
     snprintf(blocker, sizeof blocker, "%s/rankings.jsonl.tmp.%ld", old, (long)getpid());
     CHECK(mkdir(blocker, 0777) == 0);
     CHECK(arith_write_dataset(old, 20, 2, NULL) == -1);
     CHECKF(strstr(err_msg(), "rankings.jsonl.tmp") && strstr(err_msg(), "cannot create"), "%s", err_msg());
-    char *after = harness_read_file(file_in(old, "sft.jsonl"), NULL);
+    char *after = harness_read_file(harness_join(old, "sft.jsonl"), NULL);
     CHECK(before && after && strcmp(before, after) == 0);
     free(before);
     free(after);

@@ -63,7 +63,7 @@ static void fill_awkward(float *x, size_t n, uint64_t seed) {
 }
 
 static GptConfig small_cfg(GptHead head) {
-    GptConfig c = {TOK_BYTE_VOCAB, 16, 2, 2, 8, head};
+    GptConfig c = {.vocab_size = TOK_BYTE_VOCAB, .n_ctx = 16, .n_layer = 2, .n_head = 2, .n_embd = 8, .head = head};
     return c;
 }
 
@@ -305,7 +305,7 @@ TEST(ckpt_tokenizer_byte_roundtrip) {
     ckpt_close(c);
     /* A model whose vocabulary cannot hold the tokenizer's ids is refused. */
     Gpt small;
-    GptConfig sc = {100, 8, 1, 1, 4, GPT_HEAD_LM};
+    GptConfig sc = {.vocab_size = 100, .n_ctx = 8, .n_layer = 1, .n_head = 1, .n_embd = 4, .head = GPT_HEAD_LM};
     CHECK(gpt_init(&small, &sc) == 0);
     CHECK(ckpt_save_model(harness_tmp_path("small.h5"), &small, tok, "policy") == -1);
     CHECK_ERR(harness_tmp_path("small.h5"), "vocab_size");
@@ -330,7 +330,8 @@ TEST(ckpt_tokenizer_gpt2_roundtrip) {
     CHECKF(tok != NULL, "%s", err_msg());
     if (!tok) return;
     const char *path = harness_tmp_path("gpt2tok.h5");
-    GptConfig cfg = {tok_vocab_size(tok), 8, 1, 1, 4, GPT_HEAD_LM};
+    GptConfig cfg = {
+        .vocab_size = tok_vocab_size(tok), .n_ctx = 8, .n_layer = 1, .n_head = 1, .n_embd = 4, .head = GPT_HEAD_LM};
     Gpt m, back;
     CHECK(gpt_init(&m, &cfg) == 0);
     fill_awkward(m.params, m.n_params, 51);
@@ -489,7 +490,8 @@ TEST(ckpt_disk_full_during_write_keeps_old_checkpoint) {
     const char *path = harness_tmp_path("full.h5");
     Gpt small, big;
     make_model(&small, GPT_HEAD_LM, 81);
-    GptConfig bc = {TOK_BYTE_VOCAB, 64, 2, 4, 64, GPT_HEAD_LM}; /* ~0.5 MB */
+    GptConfig bc = { /* ~0.5 MB */
+        .vocab_size = TOK_BYTE_VOCAB, .n_ctx = 64, .n_layer = 2, .n_head = 4, .n_embd = 64, .head = GPT_HEAD_LM};
     CHECK(gpt_init(&big, &bc) == 0);
     fill_awkward(big.params, big.n_params, 82);
     CHECK(ckpt_save_model(path, &small, NULL, "policy") == 0);
@@ -945,4 +947,25 @@ TEST(ckpt_refuses_external_links) {
     CHECKF(holds_model(path, &m), "%s", err_msg());
     gpt_free(&m);
     CHECK(h5_open_ids() == 0);
+}
+
+/* ckpt_get_rm_norm (moved here from evaluate): stored values, the defaults
+ * when absent, and a scale that is not positive. */
+TEST(ckpt_get_rm_norm_reads_defaults_and_refuses_bad_scale) {
+    const char *stored = harness_tmp_path("norm_stored.h5"), *bare = harness_tmp_path("norm_bare.h5");
+    const char *zero = harness_tmp_path("norm_zero.h5");
+    Ckpt *c = ckpt_create(stored);
+    CHECK(c && ckpt_put_attr_f64(c, "/reward", "score_offset", 1.5) == 0 &&
+          ckpt_put_attr_f64(c, "/reward", "score_scale", 0.25) == 0 && ckpt_commit(c) == 0);
+    c = ckpt_create(bare);
+    CHECK(c && ckpt_commit(c) == 0);
+    c = ckpt_create(zero);
+    CHECK(c && ckpt_put_attr_f64(c, "/reward", "score_offset", 1) == 0 &&
+          ckpt_put_attr_f64(c, "/reward", "score_scale", 0) == 0 && ckpt_commit(c) == 0);
+    double offset = 0;
+    double scale = 0;
+    CHECK(ckpt_get_rm_norm(stored, &offset, &scale) == 0 && offset == 1.5 && scale == 0.25);
+    CHECK(ckpt_get_rm_norm(bare, &offset, &scale) == 0 && offset == 0 && scale == 1);
+    CHECK(ckpt_get_rm_norm(zero, &offset, &scale) == -1);
+    CHECK_ERR(zero, "score_scale must be positive");
 }

@@ -460,7 +460,8 @@ TEST(config_help_and_markdown_list_every_key) {
  * extra /config attributes given as name, value pairs (NULL-terminated). */
 static int save_ckpt(const char *path, const Config *c, ...) {
     Gpt m;
-    GptConfig gc = {TOK_BYTE_VOCAB, 8, 1, 2, 8, GPT_HEAD_LM};
+    GptConfig gc = {
+        .vocab_size = TOK_BYTE_VOCAB, .n_ctx = 8, .n_layer = 1, .n_head = 2, .n_embd = 8, .head = GPT_HEAD_LM};
     if (gpt_init(&m, &gc)) return -1;
     Tok *tok = tok_byte_new();
     Ckpt *k = ckpt_create(path);

@@ -2,8 +2,10 @@
  * boundaries, NUL bytes) and missing files; fs_join's separator rules; the
  * atomic writers (content, replacement, no temporary left behind, refusal
  * of directories and FIFOs only, failures that leave the old file alone);
- * the two clocks. Files are written and read back here with plain stdio, not
- * with the functions under test. */
+ * the two clocks. Files are written with plain stdio (harness_write_file),
+ * not with the writers under test; they are read back with harness_file_is,
+ * which reads through fs_read_all, itself checked first here against files
+ * of known bytes. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,33 +29,6 @@ static const char *fresh_dir(const char *name) {
     return p;
 }
 
-static const char *in_dir(const char *dir, const char *name) {
-    static char buf[8][700];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 700, "%s/%s", dir, name);
-    return p;
-}
-
-static void put_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
-
-/* 1 if path holds exactly data[0..n). */
-static int file_is(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    unsigned char *got = malloc(n + 1);
-    size_t k = fread(got, 1, n + 1, f);
-    fclose(f);
-    int same = k == n && (n == 0 || memcmp(got, data, n) == 0);
-    free(got);
-    return same;
-}
-
 /* Directory entries whose name contains ".tmp.". */
 static int count_temporaries(const char *dir) {
     DIR *d = opendir(dir);
@@ -69,8 +44,8 @@ static int count_temporaries(const char *dir) {
 /* ---- fs_read_all ------------------------------------------------------------ */
 
 TEST(fs_read_all_empty_file) {
-    const char *path = in_dir(fresh_dir("read_empty"), "empty");
-    put_file(path, "", 0);
+    const char *path = harness_join(fresh_dir("read_empty"), "empty");
+    harness_write_file(path, "", 0);
     size_t len = 99;
     char *s = fs_read_all(path, &len);
     CHECKF(s != NULL, "%s", err_msg());
@@ -87,8 +62,8 @@ TEST(fs_read_all_sizes_across_buffer_growth) {
     unsigned char *data = malloc(1000003);
     for (size_t i = 0; i < 1000003; i++) data[i] = (unsigned char)(i * 2654435761u >> 13);
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
-        const char *path = in_dir(dir, "data");
-        put_file(path, data, sizes[k]);
+        const char *path = harness_join(dir, "data");
+        harness_write_file(path, data, sizes[k]);
         size_t len = 0;
         char *s = fs_read_all(path, &len);
         CHECKF(s && len == sizes[k], "size %zu: got %zu", sizes[k], s ? len : 0);
@@ -100,7 +75,7 @@ TEST(fs_read_all_sizes_across_buffer_growth) {
 }
 
 TEST(fs_read_all_missing_file_names_it) {
-    const char *path = in_dir(fresh_dir("read_missing"), "absent.txt");
+    const char *path = harness_join(fresh_dir("read_missing"), "absent.txt");
     size_t len = 7;
     CHECK(fs_read_all(path, &len) == NULL);
     CHECKF(strstr(err_msg(), path) && strstr(err_msg(), "cannot open") && strstr(err_msg(), "No such file"),
@@ -128,13 +103,13 @@ TEST(fs_join_separators) {
 
 TEST(fs_write_atomic_creates_and_replaces) {
     const char *dir = fresh_dir("atomic");
-    const char *path = in_dir(dir, "out.txt");
+    const char *path = harness_join(dir, "out.txt");
     CHECKF(fs_write_atomic(path, "first\n", 6) == 0, "%s", err_msg());
-    CHECK(file_is(path, "first\n", 6));
+    CHECK(harness_file_is(path, "first\n", 6));
     CHECKF(fs_write_atomic(path, "second, longer\n", 15) == 0, "%s", err_msg());
-    CHECK(file_is(path, "second, longer\n", 15));
+    CHECK(harness_file_is(path, "second, longer\n", 15));
     CHECKF(fs_write_atomic(path, "", 0) == 0, "%s", err_msg());
-    CHECK(file_is(path, "", 0));
+    CHECK(harness_file_is(path, "", 0));
     CHECK(count_temporaries(dir) == 0);
 }
 
@@ -142,17 +117,17 @@ TEST(fs_write_atomic_creates_and_replaces) {
  * link); only non-regular targets are refused. */
 TEST(fs_write_atomic_accepts_a_symlink_to_a_file) {
     const char *dir = fresh_dir("atomic_link");
-    const char *real = in_dir(dir, "real"), *link = in_dir(dir, "link");
-    put_file(real, "old", 3);
+    const char *real = harness_join(dir, "real"), *link = harness_join(dir, "link");
+    harness_write_file(real, "old", 3);
     CHECK(symlink("real", link) == 0);
     CHECKF(fs_write_atomic(link, "new", 3) == 0, "%s", err_msg());
-    CHECK(file_is(link, "new", 3));
+    CHECK(harness_file_is(link, "new", 3));
     CHECK(count_temporaries(dir) == 0);
 }
 
 TEST(fs_write_atomic_refuses_directories_and_fifos) {
     const char *dir = fresh_dir("atomic_refuse");
-    const char *sub = in_dir(dir, "sub"), *fifo = in_dir(dir, "fifo");
+    const char *sub = harness_join(dir, "sub"), *fifo = harness_join(dir, "fifo");
     mkdir(sub, 0777);
     CHECK(mkfifo(fifo, 0666) == 0);
     CHECK(fs_write_atomic(sub, "x", 1) == -1);
@@ -166,7 +141,7 @@ TEST(fs_write_atomic_refuses_directories_and_fifos) {
 }
 
 TEST(fs_write_atomic_into_missing_directory_fails_cleanly) {
-    const char *path = in_dir(fresh_dir("atomic_missing"), "no/such/x");
+    const char *path = harness_join(fresh_dir("atomic_missing"), "no/such/x");
     CHECK(fs_write_atomic(path, "x", 1) == -1);
     CHECKF(strstr(err_msg(), "cannot create") && strstr(err_msg(), "No such file"), "%s", err_msg());
 }
@@ -185,12 +160,12 @@ static int good_writer(FILE *f, void *ctx) {
  * temporary left. */
 TEST(fs_write_atomic_with_keeps_old_file_on_writer_error) {
     const char *dir = fresh_dir("atomic_with");
-    const char *path = in_dir(dir, "out.txt");
+    const char *path = harness_join(dir, "out.txt");
     CHECKF(fs_write_atomic_with(path, good_writer, "kept\n") == 0, "%s", err_msg());
-    CHECK(file_is(path, "kept\n", 5));
+    CHECK(harness_file_is(path, "kept\n", 5));
     CHECK(fs_write_atomic_with(path, failing_writer, "partial") == -1);
     CHECKF(strstr(err_msg(), "writer gave up"), "%s", err_msg());
-    CHECK(file_is(path, "kept\n", 5));
+    CHECK(harness_file_is(path, "kept\n", 5));
     CHECK(count_temporaries(dir) == 0);
 }
 
@@ -198,28 +173,28 @@ TEST(fs_write_atomic_with_keeps_old_file_on_writer_error) {
  * (the temporary is gone) reports both names. */
 TEST(fs_tmp_name_and_commit) {
     const char *dir = fresh_dir("commit");
-    const char *path = in_dir(dir, "x.h5");
+    const char *path = harness_join(dir, "x.h5");
     char *tmp = fs_tmp_name(path);
     char want[800];
     snprintf(want, sizeof want, "%s.tmp.%ld", path, (long)getpid());
     CHECKF(!strcmp(tmp, want), "%s", tmp);
-    put_file(tmp, "abc", 3);
+    harness_write_file(tmp, "abc", 3);
     CHECKF(fs_commit(tmp, path) == 0, "%s", err_msg());
-    CHECK(file_is(path, "abc", 3));
+    CHECK(harness_file_is(path, "abc", 3));
     CHECK(access(tmp, F_OK) != 0);
     CHECK(fs_commit(tmp, path) == -1);
     CHECKF(strstr(err_msg(), path) && strstr(err_msg(), tmp), "%s", err_msg());
-    CHECK(file_is(path, "abc", 3));
+    CHECK(harness_file_is(path, "abc", 3));
     free(tmp);
 }
 
 /* A commit over a directory is refused and removes the temporary. */
 TEST(fs_commit_refuses_directory_and_removes_temporary) {
     const char *dir = fresh_dir("commit_dir");
-    const char *sub = in_dir(dir, "sub");
+    const char *sub = harness_join(dir, "sub");
     mkdir(sub, 0777);
     char *tmp = fs_tmp_name(sub);
-    put_file(tmp, "abc", 3);
+    harness_write_file(tmp, "abc", 3);
     CHECK(fs_commit(tmp, sub) == -1);
     CHECKF(strstr(err_msg(), "not a regular file"), "%s", err_msg());
     CHECK(access(tmp, F_OK) != 0);

@@ -25,7 +25,6 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "tests/harness.h"
 
@@ -73,17 +72,11 @@ TEST(fuzz_replay_h5log_raw) { replay("fuzz_h5log_raw", fuzz_h5log_raw); }
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Runs fn(arg) in a child killed after limit seconds; returns the seconds
  * it took, or -1 if it was killed or failed (a hang must fail the test,
  * not stall the suite). */
 static double run_bounded(void (*fn)(const char *), const char *arg, unsigned limit) {
-    double t0 = now_seconds();
+    double t0 = fs_now();
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -94,7 +87,7 @@ static double run_bounded(void (*fn)(const char *), const char *arg, unsigned li
     int status = 0;
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
-    return now_seconds() - t0;
+    return fs_now() - t0;
 }
 
 /* ---- h5log: a damaged log made the SWMR reader sleep forever ------------ */

@@ -13,7 +13,7 @@
 #include "tests/harness.h"
 
 static void model(Gpt *m) {
-    GptConfig c = {61, 48, 2, 2, 32, GPT_HEAD_LM};
+    GptConfig c = {.vocab_size = 61, .n_ctx = 48, .n_layer = 2, .n_head = 2, .n_embd = 32, .head = GPT_HEAD_LM};
     gpt_init(m, &c);
     gpt_init_random(m, 7);
     for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 20.0f; /* far from uniform */
@@ -23,7 +23,9 @@ static int run(const Gpt *m, int n, uint64_t seed, GenResult *r) {
     static int p0[] = {1, 2, 3}, p1[] = {4, 5}, p2[] = {6}, p3[] = {7, 8, 9, 10}, p4[] = {11}, p5[] = {12, 13};
     const int *prompts[] = {p0, p1, p2, p3, p4, p5};
     int len[] = {3, 2, 1, 4, 1, 2};
-    GenConfig gc = {12, 0, {0, 1.0f, 0, 0.9f}}; /* temperature 1, top-p 0.9, stop on token 0 */
+    /* temperature 1, top-p 0.9, stop on token 0 */
+    GenConfig gc = {
+        .max_new = 12, .eot = 0, .sampler = {.greedy = 0, .temperature = 1.0f, .top_k = 0, .top_p = 0.9f}};
     Rng rng;
     rng_seed(&rng, seed);
     return gen_run(m, prompts, len, n, &gc, &rng, r);

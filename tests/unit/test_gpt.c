@@ -11,7 +11,8 @@
 #include "tests/harness.h"
 
 enum { TB = 2, TT = 5 };
-static const GptConfig tiny_lm = {13, 8, 2, 2, 8, GPT_HEAD_LM};
+static const GptConfig tiny_lm = {
+    .vocab_size = 13, .n_ctx = 8, .n_layer = 2, .n_head = 2, .n_embd = 8, .head = GPT_HEAD_LM};
 
 /* Test-local generator, independent of common/rng.c. */
 static uint64_t lcg_state = 12345;
@@ -98,12 +99,12 @@ static void check_gradients(Gpt *m, const Batch *b, const char *label) {
 }
 
 TEST(gpt_param_count_matches_gpt2_small) {
-    GptConfig c = {50257, 1024, 12, 12, 768, GPT_HEAD_LM};
+    GptConfig c = {.vocab_size = 50257, .n_ctx = 1024, .n_layer = 12, .n_head = 12, .n_embd = 768, .head = GPT_HEAD_LM};
     CHECK(gpt_count_params(&c) == 124439808u); /* HF gpt2: 124,439,808 */
 }
 
 TEST(gpt_config_rejects_bad_fields) {
-    GptConfig c = {257, 16, 2, 3, 8, GPT_HEAD_LM};
+    GptConfig c = {.vocab_size = 257, .n_ctx = 16, .n_layer = 2, .n_head = 3, .n_embd = 8, .head = GPT_HEAD_LM};
     Gpt m;
     CHECK(gpt_init(&m, &c) == -1);
     CHECK(strstr(err_msg(), "n_embd") != NULL);
@@ -223,7 +224,8 @@ TEST(gpt_kv_cache_matches_full_forward) {
  * at realistic head sizes, one token at a time for several sequences at once
  * (batch sizes below, at and above the few-row threshold). */
 static void kv_wide_case(int S, int pack) {
-    GptConfig c = {97, 40, 2, 4, 64, GPT_HEAD_LM}; /* head size 16 */
+    GptConfig c = { /* head size 16 */
+        .vocab_size = 97, .n_ctx = 40, .n_layer = 2, .n_head = 4, .n_embd = 64, .head = GPT_HEAD_LM};
     Gpt m;
     gpt_init(&m, &c);
     if (pack) { /* packed for other weights first: repacking must replace them */

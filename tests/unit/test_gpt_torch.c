@@ -16,7 +16,7 @@ static hid_t ref_open(void) { return harness_fixture_open("tiny-gpt2-ref.h5"); }
 
 /* Loads the fixture model (params/<name> for every tensor). */
 static int ref_model(hid_t f, Gpt *m, GptHead head) {
-    GptConfig c = {257, 32, 2, 4, 32, head};
+    GptConfig c = {.vocab_size = 257, .n_ctx = 32, .n_layer = 2, .n_head = 4, .n_embd = 32, .head = head};
     if (gpt_init(m, &c)) return -1;
     char name[128];
     for (int i = 0; i < m->n_tensors; i++) {
@@ -161,7 +161,15 @@ static void run_adamw(hid_t f, const char *group) {
     const char *keys[] = {"lr", "weight_decay", "beta1", "beta2", "eps", "max_norm"};
     double *vals[] = {&lr, &wd, &b1, &b2, &eps, &clip};
     for (int i = 0; i < 6; i++) *vals[i] = harness_fixture_attr(f, group, keys[i]);
-    AdamWConfig c = {(float)lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)clip, 0, 0, 0};
+    AdamWConfig c = {.lr = (float)lr,
+                     .beta1 = (float)b1,
+                     .beta2 = (float)b2,
+                     .eps = (float)eps,
+                     .weight_decay = (float)wd,
+                     .grad_clip = (float)clip,
+                     .warmup_steps = 0,
+                     .total_steps = 0,
+                     .lr_min = 0};
     AdamW opt;
     adamw_init(&opt, m.n_params, &c);
     snprintf(name, sizeof name, "%s/losses", group);

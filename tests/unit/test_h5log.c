@@ -31,13 +31,12 @@
 #define W 8 /* width of the array columns */
 
 static const H5logColumn COLS[] = {
-    {"step", H5LOG_I64, 0, "row index"},
-    {"reward", H5LOG_F64, 0, "r_theta"},
-    {"kl", H5LOG_F32, 0, "nats"},
-    {"len", H5LOG_I32, 0, "response length"},
-    {"tokens", H5LOG_I32, W, "response tokens, zero padded"},
-    {"logp", H5LOG_F32, W, "behaviour log-probs"},
-};
+    {.name = "step", .type = H5LOG_I64, .width = 0, .help = "row index"},
+    {.name = "reward", .type = H5LOG_F64, .width = 0, .help = "r_theta"},
+    {.name = "kl", .type = H5LOG_F32, .width = 0, .help = "nats"},
+    {.name = "len", .type = H5LOG_I32, .width = 0, .help = "response length"},
+    {.name = "tokens", .type = H5LOG_I32, .width = W, .help = "response tokens, zero padded"},
+    {.name = "logp", .type = H5LOG_F32, .width = W, .help = "behaviour log-probs"}};
 enum { N_COLS = sizeof COLS / sizeof *COLS };
 
 /* ---- reference values: row r of generation gen ---------------------------
@@ -390,7 +389,7 @@ TEST(h5log_reopen_rejects_other_columns_and_kinds) {
 
     CHECK(h5log_open_append(path, c, N_COLS - 1, "rollouts", -1) == NULL);
     CHECK_ERR(path, "column 'logp' in the file is not one this program writes");
-    c[N_COLS] = (H5logColumn){"value", H5LOG_F32, 0, NULL};
+    c[N_COLS] = (H5logColumn){.name = "value", .type = H5LOG_F32, .width = 0, .help = NULL};
     CHECK(h5log_open_append(path, c, N_COLS + 1, "rollouts", -1) == NULL);
     CHECK_ERR(path, "no column 'value'");
     c[3].type = H5LOG_F64;
@@ -418,7 +417,9 @@ TEST(h5log_reopen_rejects_other_columns_and_kinds) {
 
 TEST(h5log_create_rejects_bad_tables) {
     const char *path = tmp_path("bad.h5");
-    H5logColumn c[3] = {{"a", H5LOG_F64, 0, NULL}, {"b", H5LOG_I32, 4, "x"}, {"a", H5LOG_F64, 0, NULL}};
+    H5logColumn c[3] = {{.name = "a", .type = H5LOG_F64, .width = 0, .help = NULL},
+                        {.name = "b", .type = H5LOG_I32, .width = 4, .help = "x"},
+                        {.name = "a", .type = H5LOG_F64, .width = 0, .help = NULL}};
     CHECK(h5log_create(path, c, 3, "m") == NULL);
     CHECK_ERR(path, "column 'a' declared twice");
     CHECK(h5log_create(path, c, 0, "m") == NULL);
@@ -572,7 +573,8 @@ TEST(h5log_unequal_columns_read_as_shortest) {
     h5log_close(l);
     int h5py = have_h5py();
     if (h5py) CHECK(run_check_script(path, "2>/dev/null") == 1);
-    const H5logColumn cols[2] = {{"x", H5LOG_I32, 0, NULL}, {"y", H5LOG_I32, 0, NULL}};
+    const H5logColumn cols[2] = {{.name = "x", .type = H5LOG_I32, .width = 0, .help = NULL},
+                                 {.name = "y", .type = H5LOG_I32, .width = 0, .help = NULL}};
     l = h5log_open_append(path, cols, 2, "metrics", -1);
     CHECKF(l && h5log_rows(l) == 3, "%s", err_msg());
     CHECK(h5log_close(l) == 0);
@@ -779,7 +781,8 @@ static long file_size(const char *path) {
 /* rows rows of (step, 128 token ids of which the first r % 97 + 32 are set),
  * flushed every flush_every rows. */
 static long tokens_log_size(const char *path, int rows, int flush_every) {
-    const H5logColumn cols[2] = {{"step", H5LOG_I64, 0, NULL}, {"tokens", H5LOG_I32, 128, NULL}};
+    const H5logColumn cols[2] = {{.name = "step", .type = H5LOG_I64, .width = 0, .help = NULL},
+                                 {.name = "tokens", .type = H5LOG_I32, .width = 128, .help = NULL}};
     H5log *l = h5log_create(path, cols, 2, "rollouts");
     int ok = l != NULL;
     for (int r = 0; r < rows && ok; r++) {
@@ -804,7 +807,7 @@ TEST(h5log_frequent_flushes_do_not_bloat_the_file) {
     H5logColumn cols[8];
     for (int i = 0; i < 8; i++) {
         snprintf(names[i], sizeof names[i], "m%d", i);
-        cols[i] = (H5logColumn){names[i], i ? H5LOG_F64 : H5LOG_I64, 0, NULL};
+        cols[i] = (H5logColumn){.name = names[i], .type = i ? H5LOG_F64 : H5LOG_I64, .width = 0, .help = NULL};
     }
     H5log *l = h5log_create(path, cols, 8, "metrics");
     CHECKF(l != NULL, "%s", err_msg());

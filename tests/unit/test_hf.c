@@ -113,7 +113,7 @@ TEST(hf_import_tiny_fixture_matches_numpy) {
     if (!has_fixture()) return;
     Gpt m;
     if (!CHECKF(hf_import(tiny_dir(), &m, NULL) == 0, "%s", err_msg())) return;
-    GptConfig want = {257, 32, 2, 4, 32, GPT_HEAD_LM};
+    GptConfig want = {.vocab_size = 257, .n_ctx = 32, .n_layer = 2, .n_head = 4, .n_embd = 32, .head = GPT_HEAD_LM};
     CHECK(!memcmp(&m.cfg, &want, sizeof want));
     int C = 32;
     CHECK(m.p.wte[0] == (float)-0.004223782569169998);
@@ -265,7 +265,8 @@ TEST(hf_round_trip_with_gpt2_tokenizer) {
     fill_params(&m, 17);
     const char *out = harness_join(dir, "out");
     check_round_trip(&m, tok, out);
-    char *v2 = harness_read_file(harness_join(out, "vocab.json"), NULL), *m2 = harness_read_file(harness_join(out, "merges.txt"), NULL);
+    char *v2 = harness_read_file(harness_join(out, "vocab.json"), NULL),
+         *m2 = harness_read_file(harness_join(out, "merges.txt"), NULL);
     CHECK(v2 && !strcmp(v2, vocab));
     CHECK(m2 && !strcmp(m2, merges));
     json_t *j = load_json(harness_join(out, "config.json"));
@@ -298,7 +299,7 @@ static int write_variant(const char *path, const Gpt *m, const StVariant *v) {
         snprintf(names[i], sizeof names[i], "%s%s", v->prefix ? v->prefix : "", g->name);
         shape[i][0] = g->shape[0] - (v->shrink && !strcmp(g->name, v->shrink));
         shape[i][1] = g->shape[1];
-        w[n++] = (StWriteTensor){names[i], g->ndim, shape[i], m->params + g->offset};
+        w[n++] = (StWriteTensor){.name = names[i], .ndim = g->ndim, .shape = shape[i], .data = m->params + g->offset};
     }
     for (int i = 0; i < v->n_extra; i++) w[n++] = v->extra[i];
     int rc = st_write_f32(path, w, n);
@@ -326,11 +327,10 @@ TEST(hf_import_prefixed_keys_lm_head_and_mask_buffers) {
     float mask[16 * 16] = {0}, masked_bias = -1e4f;
     int64_t mask_shape[4] = {1, 1, 16, 16}, lm_shape[2] = {257, 8};
     StWriteTensor extra[] = {
-        {"lm_head.weight", 2, lm_shape, m.p.wte},
-        {"transformer.h.0.attn.bias", 4, mask_shape, mask},
-        {"transformer.h.1.attn.bias", 4, mask_shape, mask},
-        {"transformer.h.1.attn.masked_bias", 0, NULL, &masked_bias},
-    };
+        {.name = "lm_head.weight", .ndim = 2, .shape = lm_shape, .data = m.p.wte},
+        {.name = "transformer.h.0.attn.bias", .ndim = 4, .shape = mask_shape, .data = mask},
+        {.name = "transformer.h.1.attn.bias", .ndim = 4, .shape = mask_shape, .data = mask},
+        {.name = "transformer.h.1.attn.masked_bias", .ndim = 0, .shape = NULL, .data = &masked_bias}};
     StVariant v = {.prefix = "transformer.", .extra = extra, .n_extra = 4};
     const char *dir = variant_dir("prefixed", &m, &v);
     Gpt b;
@@ -350,14 +350,14 @@ TEST(hf_import_prefixed_keys_lm_head_and_mask_buffers) {
     free(other);
 
     /* A tensor our model does not have is refused, not silently dropped. */
-    StWriteTensor odd = {"transformer.h.0.attn.q_proj.weight", 2, lm_shape, m.p.wte};
+    StWriteTensor odd = {.name = "transformer.h.0.attn.q_proj.weight", .ndim = 2, .shape = lm_shape, .data = m.p.wte};
     StVariant v2 = {.prefix = "transformer.", .extra = &odd, .n_extra = 1};
     dir = variant_dir("unexpected", &m, &v2);
     CHECK(hf_import(dir, &b, NULL) == -1 && strstr(err_msg(), "h.0.attn.q_proj.weight"));
 
     /* The same tensor with and without the prefix is ambiguous. */
     int64_t ln_shape[1] = {8};
-    StWriteTensor dup = {"ln_f.bias", 1, ln_shape, m.p.lnf_b};
+    StWriteTensor dup = {.name = "ln_f.bias", .ndim = 1, .shape = ln_shape, .data = m.p.lnf_b};
     StVariant v3 = {.prefix = "transformer.", .extra = &dup, .n_extra = 1};
     dir = variant_dir("dup", &m, &v3);
     CHECK(hf_import(dir, &b, NULL) == -1 && strstr(err_msg(), "ln_f.bias"));
@@ -552,11 +552,12 @@ TEST(st_write_rejects_bad_tensors) {
     const char *path = harness_join(scratch("st_write"), "w.safetensors");
     float x[2] = {1, 2};
     int64_t s[1] = {2}, neg[1] = {-1};
-    StWriteTensor dup[2] = {{"a", 1, s, x}, {"a", 1, s, x}};
+    StWriteTensor dup[2] = {{.name = "a", .ndim = 1, .shape = s, .data = x},
+                            {.name = "a", .ndim = 1, .shape = s, .data = x}};
     CHECK(st_write_f32(path, dup, 2) == -1 && strstr(err_msg(), "duplicate") && strstr(err_msg(), path));
-    StWriteTensor meta = {"__metadata__", 1, s, x};
+    StWriteTensor meta = {.name = "__metadata__", .ndim = 1, .shape = s, .data = x};
     CHECK(st_write_f32(path, &meta, 1) == -1 && strstr(err_msg(), "invalid tensor name"));
-    StWriteTensor bad = {"a", 1, neg, x};
+    StWriteTensor bad = {.name = "a", .ndim = 1, .shape = neg, .data = x};
     CHECK(st_write_f32(path, &bad, 1) == -1 && strstr(err_msg(), "negative"));
     struct stat sb;
     CHECK(stat(path, &sb) != 0); /* nothing written */
@@ -612,10 +613,12 @@ TEST(hf_import_rejects_bad_config) {
                        "\"n_embd\" must be a positive integer");
     check_import_fails(dir_with_config("cfg_zero", "{" CFG_BASE ", \"n_embd\": 0, \"n_head\": 2}"), "config.json",
                        "\"n_embd\"");
-    check_import_fails(dir_with_config("cfg_act", "{" CFG_BASE ", \"n_embd\": 8, \"n_head\": 2, \"activation_function\": \"relu\"}"),
-                       "config.json", "\"activation_function\" is \"relu\"");
-    check_import_fails(dir_with_config("cfg_type", "{" CFG_BASE ", \"n_embd\": 8, \"n_head\": 2, \"model_type\": \"llama\"}"),
-                       "config.json", "\"model_type\"");
+    check_import_fails(
+        dir_with_config("cfg_act", "{" CFG_BASE ", \"n_embd\": 8, \"n_head\": 2, \"activation_function\": \"relu\"}"),
+        "config.json", "\"activation_function\" is \"relu\"");
+    check_import_fails(
+        dir_with_config("cfg_type", "{" CFG_BASE ", \"n_embd\": 8, \"n_head\": 2, \"model_type\": \"llama\"}"),
+        "config.json", "\"model_type\"");
     check_import_fails(dir_with_config("cfg_eps", "{" CFG_BASE ", \"n_embd\": 8, \"n_head\": 2, \"layer_norm_epsilon\": 1e-6}"),
                        "config.json", "layer_norm_epsilon");
     check_import_fails(dir_with_config("cfg_inner", "{" CFG_BASE ", \"n_embd\": 8, \"n_head\": 2, \"n_inner\": 16}"),

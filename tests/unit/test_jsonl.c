@@ -9,13 +9,11 @@
 #include "common/io/jsonl.h"
 #include "tests/harness.h"
 
-static int msg_has(const char *needle) { return strstr(err_msg(), needle) != NULL; }
-
-/* Expects "PATH:LINE:" at the start of the current error message. */
-static int msg_starts_with_place(const char *path, int line) {
-    char want[600];
+/* "PATH:LINE: ", how a message about that line starts (for harness_err_has). */
+static const char *place(const char *path, int line) {
+    static char want[600];
     snprintf(want, sizeof want, "%s:%d: ", path, line);
-    return strncmp(err_msg(), want, strlen(want)) == 0;
+    return want;
 }
 
 TEST(jsonl_reads_good_file) {
@@ -104,7 +102,7 @@ TEST(jsonl_empty_and_missing_files) {
     CHECKF(strcmp(err_msg(), want) == 0, "msg: %s", err_msg());
 
     CHECK(jsonl_open(harness_tmpdir()) == NULL);
-    CHECKF(msg_has(harness_tmpdir()) && msg_has("directory"), "msg: %s", err_msg());
+    CHECKF(harness_err_has("", harness_tmpdir(), "directory", (const char *)NULL), "msg: %s", err_msg());
     jsonl_close(NULL);
 }
 
@@ -120,7 +118,7 @@ static void expect_bad_line(const char *name, const char *bad, size_t bad_len,
     json_t *rec;
     CHECK(jsonl_next(j, &rec) == 1);
     CHECKF(jsonl_next(j, &rec) == -1 && rec == NULL, "%s: bad line accepted", name);
-    CHECKF(msg_starts_with_place(path, 3) && msg_has(needle), "%s: msg: %s", name, err_msg());
+    CHECKF(harness_err_has(place(path, 3), needle, (const char *)NULL), "%s: msg: %s", name, err_msg());
     /* Reading can go on after a bad line. */
     const char *s;
     CHECK(jsonl_next(j, &rec) == 1 && jsonl_line(j) == 4);
@@ -159,7 +157,7 @@ TEST(jsonl_rejects_overlong_line) {
     Jsonl *j = jsonl_open(path);
     json_t *rec;
     CHECK(jsonl_next(j, &rec) == -1);
-    CHECKF(msg_starts_with_place(path, 1) && msg_has("line longer than"), "msg: %s", err_msg());
+    CHECKF(harness_err_has(place(path, 1), "line longer than", (const char *)NULL), "msg: %s", err_msg());
     const char *s;
     CHECK(jsonl_next(j, &rec) == 1 && jsonl_line(j) == 2);
     CHECK(jsonl_get_str(j, rec, "prompt", &s) == 0 && strcmp(s, "next") == 0);
@@ -308,8 +306,8 @@ TEST(jsonl_read_prompts_malformed) {
         snprintf(copy, sizeof copy, "%s", path);
         JsonlPrompts p = {0};
         CHECKF(jsonl_read_prompts(copy, &p) == -1, "%s accepted", cases[i].name);
-        CHECKF(msg_starts_with_place(copy, cases[i].line), "%s: %s", cases[i].name, err_msg());
-        CHECKF(msg_has(cases[i].expect), "%s: %s", cases[i].name, err_msg());
+        CHECKF(harness_err_has(place(copy, cases[i].line), (const char *)NULL), "%s: %s", cases[i].name, err_msg());
+        CHECKF(harness_err_has("", cases[i].expect, (const char *)NULL), "%s: %s", cases[i].name, err_msg());
         CHECK(p.n == 0 && p.text == NULL);
     }
 }
@@ -323,6 +321,6 @@ TEST(jsonl_read_prompts_empty_or_missing) {
     CHECKF(strcmp(err_msg(), want) == 0, "%s", err_msg());
     CHECK(p.n == 0);
     CHECK(jsonl_read_prompts("/nonexistent/prompts.jsonl", &p) == -1);
-    CHECK(msg_has("/nonexistent/prompts.jsonl"));
+    CHECK(harness_err_has("", "/nonexistent/prompts.jsonl", (const char *)NULL));
     CHECK(p.n == 0);
 }

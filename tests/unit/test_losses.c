@@ -146,7 +146,10 @@ static void check_dpo_group(hid_t f, const DpoInputs *in, const char *group, Los
         got[i] = calloc(n, sizeof **got);
     }
     for (size_t b = 0; b < n; b++) {
-        LossDpoPair p = {in->policy_chosen[b], in->policy_rejected[b], in->ref_chosen[b], in->ref_rejected[b]};
+        LossDpoPair p = {.policy_chosen = in->policy_chosen[b],
+                         .policy_rejected = in->policy_rejected[b],
+                         .ref_chosen = in->ref_chosen[b],
+                         .ref_rejected = in->ref_rejected[b]};
         LossDpoMetrics m;
         got[0][b] = loss_dpo(&c, &p, &got[1][b], &got[2][b], &m);
         got[3][b] = m.chosen_reward, got[4][b] = m.rejected_reward;
@@ -261,7 +264,10 @@ TEST(losses_dpo_family_matches_finite_differences) {
         for (int trial = 0; trial < 5; trial++) {
             const LossDpoConfig *c = &configs[ci];
             double ref_c = -80 * rng_uniform_double(&rng) - 5, ref_r = -80 * rng_uniform_double(&rng) - 5;
-            LossDpoPair p = {ref_c + 4 * rng_normal(&rng), ref_r + 4 * rng_normal(&rng), ref_c, ref_r};
+            LossDpoPair p = {.policy_chosen = ref_c + 4 * rng_normal(&rng),
+                             .policy_rejected = ref_r + 4 * rng_normal(&rng),
+                             .ref_chosen = ref_c,
+                             .ref_rejected = ref_r};
             double g[2];
             loss_dpo(c, &p, &g[0], &g[1], NULL);
             double *x[2] = {&p.policy_chosen, &p.policy_rejected};
@@ -312,7 +318,8 @@ TEST(losses_hand_derived_values) {
 
 TEST(losses_dpo_hand_derived_values) {
     const double ln2 = 0.69314718055994531;
-    LossDpoPair same = {-20, -35, -20, -35}; /* policy = reference: h = 0 */
+    /* policy = reference: h = 0 */
+    LossDpoPair same = {.policy_chosen = -20, .policy_rejected = -35, .ref_chosen = -20, .ref_rejected = -35};
     double dc, dr;
     LossDpoMetrics m;
     LossDpoConfig c = {LOSS_DPO, 0.2, 0};
@@ -328,7 +335,7 @@ TEST(losses_dpo_hand_derived_values) {
     CHECK_NEAR(dc, -5, 1e-13);
     CHECK_NEAR(dr, 5, 1e-13);
     /* IPO's target: h = 1/(2 beta) = 2.5 is the minimum */
-    LossDpoPair at_target = {-10, -12.5, -10, -10};
+    LossDpoPair at_target = {.policy_chosen = -10, .policy_rejected = -12.5, .ref_chosen = -10, .ref_rejected = -10};
     CHECK_NEAR(loss_dpo(&c, &at_target, &dc, NULL, &m), 0, 1e-15);
     CHECK_NEAR(dc, 0, 1e-14);
     CHECK_NEAR(m.chosen_reward, 0, 1e-15);
@@ -337,7 +344,8 @@ TEST(losses_dpo_hand_derived_values) {
     CHECK(m.accuracy == 1);
     /* DPO with beta*h = 1: softplus(-1); the reference's sign matters */
     c = (LossDpoConfig){LOSS_DPO, 0.5, 0};
-    LossDpoPair p = {-9, -10, -10, -9}; /* h = (1) - (-1) = 2 */
+    /* h = (1) - (-1) = 2 */
+    LossDpoPair p = {.policy_chosen = -9, .policy_rejected = -10, .ref_chosen = -10, .ref_rejected = -9};
     CHECK_NEAR(loss_dpo(&c, &p, &dc, NULL, NULL), 0.31326168751822284, 1e-15);
     CHECK_NEAR(dc, -0.5 * 0.26894142136999512, 1e-15);
 }
@@ -358,7 +366,9 @@ TEST(losses_stable_at_huge_margins) {
                "kwise spread %g: loss %g", z, l);
         for (int t = 0; t < 3; t++) {
             LossDpoConfig c = {(LossDpoType)t, 0.5, t == LOSS_CDPO ? 0.1 : 0};
-            LossDpoPair p = {-50 + z / 0.5, -50, -50, -50}; /* beta*h = z */
+            /* beta*h = z */
+            LossDpoPair p = {
+                .policy_chosen = -50 + z / 0.5, .policy_rejected = -50, .ref_chosen = -50, .ref_rejected = -50};
             LossDpoMetrics m;
             l = loss_dpo(&c, &p, &dc, &dr, &m);
             CHECKF(isfinite(l) && isfinite(dc) && isfinite(dr) && isfinite(m.margin), "%s at beta*h = %g: %g %g",
@@ -368,7 +378,7 @@ TEST(losses_stable_at_huge_margins) {
     }
     /* cDPO never stops pushing back: at beta*h = +1000 the eps term still pulls */
     LossDpoConfig c = {LOSS_CDPO, 1, 0.1};
-    LossDpoPair p = {-1, -1001, -1, -1};
+    LossDpoPair p = {.policy_chosen = -1, .policy_rejected = -1001, .ref_chosen = -1, .ref_rejected = -1};
     double dc, l = loss_dpo(&c, &p, &dc, NULL, NULL);
     CHECK_NEAR(l, 0.1 * 1000, 1e-9);
     CHECK_NEAR(dc, 0.1, 1e-12);

@@ -50,7 +50,16 @@ static double ln_loss(void *p) {
 }
 
 TEST(ops_layernorm_grad) {
-    Lin c = {rvec(24, 2), rvec(8, 1), rvec(8, 1), rvec(24, 1), rvec(24, 0), rvec(3, 0), rvec(3, 0), 3, 8, 0};
+    Lin c = {.x = rvec(24, 2),
+             .w = rvec(8, 1),
+             .b = rvec(8, 1),
+             .r = rvec(24, 1),
+             .y = rvec(24, 0),
+             .mean = rvec(3, 0),
+             .rstd = rvec(3, 0),
+             .N = 3,
+             .C = 8,
+             .OC = 0};
     float dx[24] = {0}, dw[8] = {0}, db[8] = {0};
     ln_loss(&c);
     ops_layernorm_backward(dx, dw, db, c.r, c.x, c.w, c.mean, c.rstd, 3, 8);
@@ -68,7 +77,16 @@ static double mm_loss(void *p) {
 
 static void matmul_case(int N) {
     int C = 7, OC = 5;
-    Lin c = {rvec(N * C, 1), rvec(C * OC, 1), rvec(OC, 1), rvec(N * OC, 1), rvec(N * OC, 0), 0, 0, N, C, OC};
+    Lin c = {.x = rvec(N * C, 1),
+             .w = rvec(C * OC, 1),
+             .b = rvec(OC, 1),
+             .r = rvec(N * OC, 1),
+             .y = rvec(N * OC, 0),
+             .mean = 0,
+             .rstd = 0,
+             .N = N,
+             .C = C,
+             .OC = OC};
     float *dx = calloc(N * C, 4), *dw = calloc(C * OC, 4), *db = calloc(OC, 4);
     mm_loss(&c);
     ops_matmul_backward(dx, dw, db, c.r, c.x, c.w, N, C, OC);

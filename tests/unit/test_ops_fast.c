@@ -235,7 +235,7 @@ TEST(ops_sgemm_transposed_b_exact_on_unit_vectors) {
  * thread count (the pool splits work, never a sum). */
 TEST(gpt_step_same_bits_on_one_and_two_threads) {
     if (!OPS_OWN_GEMM) return; /* products on cblas_sgemm: OpenBLAS's own splits */
-    GptConfig c = {300, 64, 2, 4, 64, GPT_HEAD_LM};
+    GptConfig c = {.vocab_size = 300, .n_ctx = 64, .n_layer = 2, .n_head = 4, .n_embd = 64, .head = GPT_HEAD_LM};
     int saved = openblas_get_num_threads(), B = 4, T = 64, N = B * T;
     int *tok = malloc(sizeof(int) * N), *tgt = malloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) tok[i] = (i * 37 + 5) % c.vocab_size, tgt[i] = (i * 11 + 2) % c.vocab_size;

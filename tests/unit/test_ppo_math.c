@@ -24,41 +24,6 @@
 #define TOL_DOUBLE 1e-9
 #define TOL_FLOAT 1e-6
 
-/* ---- fixture access (tests/harness.c reads the file) --------------------- */
-
-static hid_t fixture_open_file(const char *name) { return harness_fixture_open(name); }
-
-static hid_t fixture_open(void) { return fixture_open_file("ppo-ref.h5"); }
-
-static double *fixture_read(hid_t f, const char *name, size_t *n) { return harness_fixture_doubles(f, name, n); }
-
-/* Never NULL: a missing dataset is an empty array (and a failed check). */
-static float *fixture_floats(hid_t f, const char *name, size_t *n) {
-    float *x = harness_fixture_floats(f, name, n);
-    return x ? x : calloc(1, sizeof *x);
-}
-
-static double fixture_scalar(hid_t f, const char *name) { return harness_fixture_scalar(f, name); }
-
-static double fixture_attr(hid_t f, const char *group, const char *attr) {
-    return harness_fixture_attr(f, group, attr);
-}
-
-static int close_enough(double got, double want, double rtol, double atol) {
-    return harness_close(got, want, rtol, atol);
-}
-
-/* Reports the first miss of an array only. mask (may be NULL) limits the
- * comparison to selected entries. */
-static void check_doubles(const char *what, const double *got, const double *want, const double *mask,
-                          size_t n, double rtol, double atol) {
-    harness_close_doubles(what, got, want, mask, n, rtol, atol);
-}
-
-static void check_floats(const char *what, const float *got, const double *want, const double *mask, size_t n) {
-    harness_close_floats(what, got, want, mask, n, TOL_FLOAT, 1e-9);
-}
-
 static float *mask_floats(const double *mask, size_t n) {
     float *m = malloc((n ? n : 1) * sizeof *m);
     for (size_t i = 0; i < n; i++) m[i] = (float)mask[i];
@@ -74,7 +39,7 @@ static double count_selected(const double *mask, size_t n) {
 /* ---- GAE --------------------------------------------------------------- */
 
 TEST(ppo_gae_matches_torch) {
-    hid_t f = fixture_open();
+    hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     int cases = 0;
     for (int c = 0;; c++) {
@@ -82,23 +47,23 @@ TEST(ppo_gae_matches_torch) {
         snprintf(g, sizeof g, "gae/case%d", c);
         if (H5Lexists(f, g, H5P_DEFAULT) <= 0) break;
         cases++;
-        double gamma = fixture_attr(f, g, "gamma"), lambda = fixture_attr(f, g, "lambda");
-        double boot = fixture_attr(f, g, "bootstrap");
+        double gamma = harness_fixture_attr(f, g, "gamma"), lambda = harness_fixture_attr(f, g, "lambda");
+        double boot = harness_fixture_attr(f, g, "bootstrap");
         size_t T = 0;
         snprintf(name, sizeof name, "%s/rewards", g);
-        float *r = fixture_floats(f, name, &T);
+        float *r = harness_fixture_floats_or_empty(f, name, &T);
         snprintf(name, sizeof name, "%s/values", g);
-        float *v = fixture_floats(f, name, NULL);
+        float *v = harness_fixture_floats_or_empty(f, name, NULL);
         snprintf(name, sizeof name, "%s/adv", g);
-        double *want_adv = fixture_read(f, name, NULL);
+        double *want_adv = harness_fixture_doubles(f, name, NULL);
         snprintf(name, sizeof name, "%s/ret", g);
-        double *want_ret = fixture_read(f, name, NULL);
+        double *want_ret = harness_fixture_doubles(f, name, NULL);
         float *adv = calloc(T, sizeof *adv), *ret = calloc(T, sizeof *ret);
         CHECK(ppo_gae((int)T, r, v, boot, gamma, lambda, adv, ret) == 0);
         snprintf(name, sizeof name, "%s adv (T=%zu gamma=%g lambda=%g bootstrap=%g)", g, T, gamma, lambda, boot);
-        if (want_adv) check_floats(name, adv, want_adv, NULL, T);
+        if (want_adv) harness_close_floats(name, adv, want_adv, NULL, T, TOL_FLOAT, 1e-9);
         snprintf(name, sizeof name, "%s ret", g);
-        if (want_ret) check_floats(name, ret, want_ret, NULL, T);
+        if (want_ret) harness_close_floats(name, ret, want_ret, NULL, T, TOL_FLOAT, 1e-9);
 
         /* in place: advantages over the rewards, returns over the values */
         CHECK(ppo_gae((int)T, r, v, boot, gamma, lambda, r, v) == 0);
@@ -168,20 +133,20 @@ TEST(ppo_gae_edge_cases_and_bad_input) {
 /* ---- whitening ----------------------------------------------------------- */
 
 TEST(ppo_whiten_matches_torch) {
-    hid_t f = fixture_open();
+    hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     size_t n = 0;
-    float *x = fixture_floats(f, "whiten/x", &n);
-    double *mask = fixture_read(f, "whiten/mask", NULL);
+    float *x = harness_fixture_floats_or_empty(f, "whiten/x", &n);
+    double *mask = harness_fixture_doubles(f, "whiten/mask", NULL);
     float *fmask = mask ? mask_floats(mask, n) : NULL;
     const char *names[4] = {"whiten/all_shift", "whiten/all_noshift", "whiten/masked_shift", "whiten/masked_noshift"};
     for (int k = 0; k < 4 && mask; k++) {
         int masked = k >= 2, shift = k % 2 == 0;
-        double *want = fixture_read(f, names[k], NULL);
+        double *want = harness_fixture_doubles(f, names[k], NULL);
         float *y = malloc(n * sizeof *y);
         memcpy(y, x, n * sizeof *y);
         CHECK(ppo_whiten(n, y, masked ? fmask : NULL, shift) == 0);
-        if (want) check_floats(names[k], y, want, masked ? mask : NULL, n);
+        if (want) harness_close_floats(names[k], y, want, masked ? mask : NULL, n, TOL_FLOAT, 1e-9);
         for (size_t i = 0; masked && i < n; i++)
             if (mask[i] == 0 && y[i] != 0) {
                 CHECKF(0, "%s: masked entry %zu = %g, expected 0", names[k], i, y[i]);
@@ -236,38 +201,39 @@ TEST(ppo_whiten_split_across_ranks_equals_whole) {
 TEST(ppo_whiten_large_mean_small_spread_matches_numpy) {
     /* mean 1e4, spread 1e-2: a one-pass variance loses ~1e-4 relative here
      * (checked: the old sum-of-squares formula fails this test) */
-    hid_t f = fixture_open_file("whiten-ref.h5");
+    hid_t f = harness_fixture_open("whiten-ref.h5");
     if (f < 0) return;
     size_t n = 0;
-    float *x = fixture_floats(f, "x", &n);
-    double *mask = fixture_read(f, "mask", NULL);
-    double *want_all = fixture_read(f, "all_shift", NULL), *want_masked = fixture_read(f, "masked_shift", NULL);
-    double *want_noshift = fixture_read(f, "masked_noshift", NULL);
-    double var_all = fixture_attr(f, "/", "var_all"), mean_m = fixture_attr(f, "/", "mean_masked");
+    float *x = harness_fixture_floats_or_empty(f, "x", &n);
+    double *mask = harness_fixture_doubles(f, "mask", NULL);
+    double *want_all = harness_fixture_doubles(f, "all_shift", NULL),
+           *want_masked = harness_fixture_doubles(f, "masked_shift", NULL);
+    double *want_noshift = harness_fixture_doubles(f, "masked_noshift", NULL);
+    double var_all = harness_fixture_attr(f, "/", "var_all"), mean_m = harness_fixture_attr(f, "/", "mean_masked");
     CHECK(n >= 1000);
     if (mask && want_all && want_masked && want_noshift && n) {
         float *fm = mask_floats(mask, n), *y = malloc(n * sizeof *y);
         PpoMoments m = {0};
         ppo_moments_add(&m, n, x, NULL);
         ppo_moments_add_sq_dev(&m, n, x, NULL);
-        CHECKF(close_enough(ppo_moments_var(&m), var_all, 1e-9, 0), "var %.17g, numpy %.17g",
+        CHECKF(harness_close(ppo_moments_var(&m), var_all, 1e-9, 0), "var %.17g, numpy %.17g",
                ppo_moments_var(&m), var_all);
         memcpy(y, x, n * sizeof *y);
         CHECK(ppo_whiten(n, y, NULL, 1) == 0);
-        check_floats("all_shift", y, want_all, NULL, n);
+        harness_close_floats("all_shift", y, want_all, NULL, n, TOL_FLOAT, 1e-9);
         memcpy(y, x, n * sizeof *y);
         CHECK(ppo_whiten(n, y, fm, 1) == 0);
-        check_floats("masked_shift", y, want_masked, mask, n);
+        harness_close_floats("masked_shift", y, want_masked, mask, n, TOL_FLOAT, 1e-9);
         memcpy(y, x, n * sizeof *y);
         CHECK(ppo_whiten(n, y, fm, 0) == 0);
-        check_floats("masked_noshift", y, want_noshift, mask, n);
+        harness_close_floats("masked_noshift", y, want_noshift, mask, n, TOL_FLOAT, 1e-9);
         /* split over two ranks, as learner/ppo.c does it */
         PpoMoments g = split_moments(n, n / 3, x, fm);
         CHECK_NEAR(ppo_moments_mean(&g), mean_m, 1e-9);
         memcpy(y, x, n * sizeof *y);
         CHECK(ppo_whiten_with(n / 3, y, fm, &g, 1) == 0);
         CHECK(ppo_whiten_with(n - n / 3, y + n / 3, fm + n / 3, &g, 1) == 0);
-        check_floats("masked_shift (two ranks)", y, want_masked, mask, n);
+        harness_close_floats("masked_shift (two ranks)", y, want_masked, mask, n, TOL_FLOAT, 1e-9);
         free(fm);
         free(y);
     }
@@ -313,15 +279,19 @@ TEST(ppo_whiten_edge_cases) {
 /* ---- policy loss ------------------------------------------------------------ */
 
 TEST(ppo_policy_loss_matches_torch) {
-    hid_t f = fixture_open();
+    hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     size_t n = 0;
-    double *logp = fixture_read(f, "policy/logp", &n), *old = fixture_read(f, "policy/old_logp", NULL);
-    double *adv = fixture_read(f, "policy/adv", NULL), *mask = fixture_read(f, "policy/mask", NULL);
-    double *loss = fixture_read(f, "policy/loss", NULL), *d_logp = fixture_read(f, "policy/d_logp", NULL);
-    double *clipped = fixture_read(f, "policy/clipped", NULL), *akl = fixture_read(f, "policy/approx_kl", NULL);
-    double *mean_d = fixture_read(f, "policy/mean_d_logp", NULL);
-    double clip = fixture_attr(f, "policy", "clip");
+    double *logp = harness_fixture_doubles(f, "policy/logp", &n),
+           *old = harness_fixture_doubles(f, "policy/old_logp", NULL);
+    double *adv = harness_fixture_doubles(f, "policy/adv", NULL),
+           *mask = harness_fixture_doubles(f, "policy/mask", NULL);
+    double *loss = harness_fixture_doubles(f, "policy/loss", NULL),
+           *d_logp = harness_fixture_doubles(f, "policy/d_logp", NULL);
+    double *clipped = harness_fixture_doubles(f, "policy/clipped", NULL),
+           *akl = harness_fixture_doubles(f, "policy/approx_kl", NULL);
+    double *mean_d = harness_fixture_doubles(f, "policy/mean_d_logp", NULL);
+    double clip = harness_fixture_attr(f, "policy", "clip");
     CHECK(n >= 12);
     if (logp && old && adv && mask && loss && d_logp && clipped && akl && mean_d && n) {
         double *l = malloc(n * sizeof *l), *d = malloc(n * sizeof *d), *c = malloc(n * sizeof *c),
@@ -334,21 +304,21 @@ TEST(ppo_policy_loss_matches_torch) {
             n_clipped += s.clip_frac != 0;
         }
         CHECKF(n_clipped >= 3, "fixture clips only %d tokens", n_clipped);
-        check_doubles("policy loss", l, loss, NULL, n, TOL_DOUBLE, 1e-15);
-        check_doubles("policy d_logp", d, d_logp, NULL, n, TOL_DOUBLE, 1e-15);
-        check_doubles("policy clipped", c, clipped, NULL, n, 0, 0);
-        check_doubles("policy approx_kl", k, akl, NULL, n, 1e-7, 1e-15);
+        harness_close_doubles("policy loss", l, loss, NULL, n, TOL_DOUBLE, 1e-15);
+        harness_close_doubles("policy d_logp", d, d_logp, NULL, n, TOL_DOUBLE, 1e-15);
+        harness_close_doubles("policy clipped", c, clipped, NULL, n, 0, 0);
+        harness_close_doubles("policy approx_kl", k, akl, NULL, n, 1e-7, 1e-15);
 
         float *fl = malloc(n * sizeof *fl), *fo = malloc(n * sizeof *fo), *fa = malloc(n * sizeof *fa);
         float *fm = mask_floats(mask, n), *g = malloc(n * sizeof *g);
         for (size_t i = 0; i < n; i++) fl[i] = (float)logp[i], fo[i] = (float)old[i], fa[i] = (float)adv[i];
         PpoPolicyStats s;
         double mean = ppo_policy_loss_batch(n, fl, fo, fa, fm, clip, count_selected(mask, n), g, &s);
-        CHECK(close_enough(mean, fixture_scalar(f, "policy/mean_loss"), TOL_DOUBLE, 1e-15));
-        check_floats("policy mean_d_logp", g, mean_d, NULL, n);
-        CHECK(close_enough(s.clip_frac, fixture_scalar(f, "policy/clip_frac"), TOL_DOUBLE, 0));
-        CHECK(close_enough(s.approx_kl, fixture_scalar(f, "policy/mean_approx_kl"), 1e-7, 0));
-        CHECK(close_enough(s.ratio_dev_max, fixture_scalar(f, "policy/ratio_dev_max"), TOL_DOUBLE, 0));
+        CHECK(harness_close(mean, harness_fixture_scalar(f, "policy/mean_loss"), TOL_DOUBLE, 1e-15));
+        harness_close_floats("policy mean_d_logp", g, mean_d, NULL, n, TOL_FLOAT, 1e-9);
+        CHECK(harness_close(s.clip_frac, harness_fixture_scalar(f, "policy/clip_frac"), TOL_DOUBLE, 0));
+        CHECK(harness_close(s.approx_kl, harness_fixture_scalar(f, "policy/mean_approx_kl"), 1e-7, 0));
+        CHECK(harness_close(s.ratio_dev_max, harness_fixture_scalar(f, "policy/ratio_dev_max"), TOL_DOUBLE, 0));
         free(l), free(d), free(c), free(k), free(fl), free(fo), free(fa), free(fm), free(g);
     }
     free(logp), free(old), free(adv), free(mask), free(loss), free(d_logp), free(clipped), free(akl), free(mean_d);
@@ -382,7 +352,7 @@ TEST(ppo_policy_and_value_match_finite_differences) {
         double d;
         ppo_policy_loss(logp, old, adv, clip, &d, NULL);
         double fd = (policy_loss_at(logp + h, old, adv, clip) - policy_loss_at(logp - h, old, adv, clip)) / (2 * h);
-        if (!close_enough(d, fd, 1e-6, 1e-8)) {
+        if (!harness_close(d, fd, 1e-6, 1e-8)) {
             CHECKF(0, "policy: logp %g old %g adv %g: gradient %.12g, finite difference %.12g", logp, old, adv, d, fd);
             break;
         }
@@ -398,7 +368,7 @@ TEST(ppo_policy_and_value_match_finite_differences) {
         ppo_value_loss(v, v_old, ret, clip_v, &d, NULL);
         double fd = (ppo_value_loss(v + h, v_old, ret, clip_v, NULL, NULL) -
                      ppo_value_loss(v - h, v_old, ret, clip_v, NULL, NULL)) / (2 * h);
-        if (!close_enough(d, fd, 1e-6, 1e-7)) {
+        if (!harness_close(d, fd, 1e-6, 1e-7)) {
             CHECKF(0, "value: v %g v_old %g ret %g clip %g: gradient %.12g, finite difference %.12g", v, v_old, ret,
                    clip_v, d, fd);
             break;
@@ -490,16 +460,18 @@ TEST(ppo_batched_losses_refuse_bad_arguments) {
 /* ---- value loss ------------------------------------------------------------- */
 
 TEST(ppo_value_loss_matches_torch) {
-    hid_t f = fixture_open();
+    hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     size_t n = 0;
-    double *v = fixture_read(f, "value/v", &n), *vo = fixture_read(f, "value/v_old", NULL);
-    double *ret = fixture_read(f, "value/ret", NULL), *mask = fixture_read(f, "value/mask", NULL);
+    double *v = harness_fixture_doubles(f, "value/v", &n), *vo = harness_fixture_doubles(f, "value/v_old", NULL);
+    double *ret = harness_fixture_doubles(f, "value/ret", NULL), *mask = harness_fixture_doubles(f, "value/mask", NULL);
     const char *groups[2] = {"value/clip0.2", "value/clip0"};
     for (int k = 0; k < 2 && v && vo && ret && mask; k++) {
         char name[96];
-        double clip = fixture_attr(f, groups[k], "clip");
-#define READ(var, ds) snprintf(name, sizeof name, "%s/" ds, groups[k]); double *var = fixture_read(f, name, NULL)
+        double clip = harness_fixture_attr(f, groups[k], "clip");
+#define READ(var, ds)                                                                                                  \
+    snprintf(name, sizeof name, "%s/" ds, groups[k]);                                                                  \
+    double *var = harness_fixture_doubles(f, name, NULL)
         READ(loss, "loss");
         READ(d_v, "d_v");
         READ(clipped, "clipped");
@@ -514,11 +486,11 @@ TEST(ppo_value_loss_matches_torch) {
         }
         CHECKF(clip == 0 ? n_clipped == 0 : n_clipped >= 3, "%s: %d clipped", groups[k], n_clipped);
         snprintf(name, sizeof name, "%s loss", groups[k]);
-        if (loss) check_doubles(name, l, loss, NULL, n, TOL_DOUBLE, 1e-15);
+        if (loss) harness_close_doubles(name, l, loss, NULL, n, TOL_DOUBLE, 1e-15);
         snprintf(name, sizeof name, "%s d_v", groups[k]);
-        if (d_v) check_doubles(name, d, d_v, NULL, n, TOL_DOUBLE, 1e-15);
+        if (d_v) harness_close_doubles(name, d, d_v, NULL, n, TOL_DOUBLE, 1e-15);
         snprintf(name, sizeof name, "%s clipped", groups[k]);
-        if (clipped) check_doubles(name, c, clipped, NULL, n, 0, 0);
+        if (clipped) harness_close_doubles(name, c, clipped, NULL, n, 0, 0);
 
         float *fv = malloc(n * sizeof *fv), *fo = malloc(n * sizeof *fo), *fr = malloc(n * sizeof *fr);
         float *fm = mask_floats(mask, n), *g = malloc(n * sizeof *g);
@@ -526,11 +498,11 @@ TEST(ppo_value_loss_matches_torch) {
         double frac;
         double mean = ppo_value_loss_batch(n, fv, fo, fr, fm, clip, count_selected(mask, n), g, &frac);
         snprintf(name, sizeof name, "%s/mean_loss", groups[k]);
-        CHECKF(close_enough(mean, fixture_scalar(f, name), TOL_DOUBLE, 1e-15), "%s: %.17g", name, mean);
+        CHECKF(harness_close(mean, harness_fixture_scalar(f, name), TOL_DOUBLE, 1e-15), "%s: %.17g", name, mean);
         snprintf(name, sizeof name, "%s/clip_frac", groups[k]);
-        CHECKF(close_enough(frac, fixture_scalar(f, name), TOL_DOUBLE, 0), "%s: %.17g", name, frac);
+        CHECKF(harness_close(frac, harness_fixture_scalar(f, name), TOL_DOUBLE, 0), "%s: %.17g", name, frac);
         snprintf(name, sizeof name, "%s mean_d_v", groups[k]);
-        if (mean_d) check_floats(name, g, mean_d, NULL, n);
+        if (mean_d) harness_close_floats(name, g, mean_d, NULL, n, TOL_FLOAT, 1e-9);
         free(loss), free(d_v), free(clipped), free(mean_d), free(l), free(d), free(c);
         free(fv), free(fo), free(fr), free(fm), free(g);
     }
@@ -556,19 +528,20 @@ TEST(ppo_value_loss_hand_values) {
 /* ---- entropy -------------------------------------------------------------------- */
 
 TEST(ppo_entropy_bonus_matches_torch) {
-    hid_t f = fixture_open();
+    hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     size_t n = 0;
-    float *h = fixture_floats(f, "entropy/h", &n);
-    double *mask = fixture_read(f, "entropy/mask", NULL), *d_h = fixture_read(f, "entropy/d_h", NULL);
-    double c2 = fixture_attr(f, "entropy", "c2");
+    float *h = harness_fixture_floats_or_empty(f, "entropy/h", &n);
+    double *mask = harness_fixture_doubles(f, "entropy/mask", NULL),
+           *d_h = harness_fixture_doubles(f, "entropy/d_h", NULL);
+    double c2 = harness_fixture_attr(f, "entropy", "c2");
     if (mask && d_h) {
         float *fm = mask_floats(mask, n);
         double d;
         double l = ppo_entropy_loss_batch(n, h, fm, c2, count_selected(mask, n), &d);
-        CHECK(close_enough(l, fixture_scalar(f, "entropy/loss"), TOL_DOUBLE, 0));
+        CHECK(harness_close(l, harness_fixture_scalar(f, "entropy/loss"), TOL_DOUBLE, 0));
         for (size_t i = 0; i < n; i++)
-            if (mask[i] != 0) CHECK(close_enough(d, d_h[i], TOL_DOUBLE, 0));
+            if (mask[i] != 0) CHECK(harness_close(d, d_h[i], TOL_DOUBLE, 0));
         free(fm);
     }
     /* hand: H = (1, 2, 3) with c2 = 0.5 over denom 3: loss -1, dL/dH = -1/6 */
@@ -583,27 +556,28 @@ TEST(ppo_entropy_bonus_matches_torch) {
 /* ---- adaptive KL controller -------------------------------------------------- */
 
 TEST(ppo_kl_controller_matches_trl) {
-    hid_t f = fixture_open();
+    hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     const char *groups[2] = {"klctl/adaptive", "klctl/fixed"};
     for (int k = 0; k < 2; k++) {
         char name[96];
         size_t n = 0;
         snprintf(name, sizeof name, "%s/kl", groups[k]);
-        double *kl = fixture_read(f, name, &n);
+        double *kl = harness_fixture_doubles(f, name, &n);
         snprintf(name, sizeof name, "%s/n_steps", groups[k]);
-        double *steps = fixture_read(f, name, NULL);
+        double *steps = harness_fixture_doubles(f, name, NULL);
         snprintf(name, sizeof name, "%s/value", groups[k]);
-        double *want = fixture_read(f, name, NULL);
+        double *want = harness_fixture_doubles(f, name, NULL);
         PpoKlController c;
-        CHECK(ppo_klctl_init(&c, fixture_attr(f, groups[k], "init"), fixture_attr(f, groups[k], "target"),
-                             fixture_attr(f, groups[k], "horizon")) == 0);
+        CHECK(ppo_klctl_init(&c, harness_fixture_attr(f, groups[k], "init"),
+                             harness_fixture_attr(f, groups[k], "target"),
+                             harness_fixture_attr(f, groups[k], "horizon")) == 0);
         double *got = calloc(n ? n : 1, sizeof *got);
         for (size_t i = 0; kl && steps && i < n; i++) {
             CHECK(ppo_klctl_update(&c, kl[i], steps[i]) == 0);
             got[i] = c.value;
         }
-        if (want) check_doubles(groups[k], got, want, NULL, n, 1e-12, 0);
+        if (want) harness_close_doubles(groups[k], got, want, NULL, n, 1e-12, 0);
         free(kl), free(steps), free(want), free(got);
     }
     H5Fclose(f);

@@ -19,50 +19,26 @@
 /* arrays pass through float: agreement with torch to float rounding */
 #define TOL_FLOAT 1e-6
 
-/* ---- fixture access (tests/harness) ------------------------------------- */
-
-static hid_t fixture_open(void) { return harness_fixture_open("ppo-ref.h5"); }
-
-static double *fixture_read(hid_t f, const char *name, size_t *n) { return harness_fixture_doubles(f, name, n); }
-
-/* Never NULL (a missing dataset is already a failed check): the tests index it. */
-static float *fixture_floats(hid_t f, const char *name, size_t *n) {
-    float *y = harness_fixture_floats(f, name, n);
-    return y ? y : calloc(1, sizeof *y);
-}
-
-static double fixture_attr(hid_t f, const char *group, const char *attr) {
-    return harness_fixture_attr(f, group, attr);
-}
-
-static void check_doubles(const char *what, const double *got, const double *want, size_t n, double rtol,
-                          double atol) {
-    harness_close_doubles(what, got, want, NULL, n, rtol, atol);
-}
-
-static void check_floats(const char *what, const float *got, const double *want, size_t n) {
-    harness_close_floats(what, got, want, NULL, n, TOL_FLOAT, 1e-9);
-}
-
 /* ---- KL estimators ----------------------------------------------------- */
 
 TEST(rewarder_kl_estimators_match_torch) {
-    hid_t f = fixture_open();
+    hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     size_t n = 0;
-    float *lp = fixture_floats(f, "kl/logp", &n), *lq = fixture_floats(f, "kl/logq", NULL);
-    double *k1 = fixture_read(f, "kl/k1", NULL), *k3 = fixture_read(f, "kl/k3", NULL);
+    float *lp = harness_fixture_floats_or_empty(f, "kl/logp", &n),
+          *lq = harness_fixture_floats_or_empty(f, "kl/logq", NULL);
+    double *k1 = harness_fixture_doubles(f, "kl/k1", NULL), *k3 = harness_fixture_doubles(f, "kl/k3", NULL);
     CHECK(n >= 8);
     if (k1 && k3) {
         float *out = malloc((n ? n : 1) * sizeof *out);
         double *dd = malloc((n ? n : 1) * sizeof *dd);
         CHECK(rewarder_kl_tokens(REWARDER_KL_K1, n, lp, lq, out) == 0);
-        check_floats("k1 (tokens)", out, k1, n);
+        harness_close_floats("k1 (tokens)", out, k1, NULL, n, TOL_FLOAT, 1e-9);
         CHECK(rewarder_kl_tokens(REWARDER_KL_K3, n, lp, lq, out) == 0);
-        check_floats("k3 (tokens)", out, k3, n);
+        harness_close_floats("k3 (tokens)", out, k3, NULL, n, TOL_FLOAT, 1e-9);
         for (size_t i = 0; i < n; i++) dd[i] = rewarder_kl(REWARDER_KL_K3, lp[i], lq[i]);
         /* small values come from a cancellation in torch's formula; expm1 here */
-        check_doubles("k3", dd, k3, n, 1e-9, 1e-12);
+        harness_close_doubles("k3", dd, k3, NULL, n, 1e-9, 1e-12);
         free(out);
         free(dd);
     }
@@ -131,7 +107,7 @@ TEST(rewarder_kl_parses_every_kl_estimator_choice) {
 /* ---- response rewards -------------------------------------------------- */
 
 TEST(rewarder_shape_rewards_matches_torch) {
-    hid_t f = fixture_open();
+    hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     int cases = 0;
     for (int k = 0;; k++) {
@@ -141,13 +117,14 @@ TEST(rewarder_shape_rewards_matches_torch) {
         cases++;
         size_t T = 0;
         snprintf(name, sizeof name, "%s/kl", g);
-        float *kl = fixture_floats(f, name, &T);
+        float *kl = harness_fixture_floats_or_empty(f, name, &T);
         snprintf(name, sizeof name, "%s/rewards", g);
-        double *want = fixture_read(f, name, NULL);
+        double *want = harness_fixture_doubles(f, name, NULL);
         float *r = calloc(T ? T : 1, sizeof *r);
-        CHECK(rewarder_shape_rewards((int)T, kl, fixture_attr(f, g, "kl_coef"), fixture_attr(f, g, "score"),
-                                     fixture_attr(f, g, "score_clip"), r) == 0);
-        if (want) check_floats(g, r, want, T);
+        CHECK(rewarder_shape_rewards((int)T, kl, harness_fixture_attr(f, g, "kl_coef"),
+                                     harness_fixture_attr(f, g, "score"), harness_fixture_attr(f, g, "score_clip"),
+                                     r) == 0);
+        if (want) harness_close_floats(g, r, want, NULL, T, TOL_FLOAT, 1e-9);
         free(kl);
         free(want);
         free(r);

@@ -18,7 +18,6 @@
 
 typedef int (*UnpackFn)(MsgBuf *b); /* unpacks, frees what it got, returns rc */
 
-static int has(const char *needle) { return strstr(err_msg(), needle) != NULL; }
 
 /* A copy of b's first n bytes in a buffer of exactly n bytes. */
 static MsgBuf prefix(const MsgBuf *b, size_t n) {
@@ -37,7 +36,7 @@ static int prefixes_fail(const MsgBuf *b, UnpackFn unpack, const char *what) {
     for (size_t n = 0; n < b->len; n++) {
         MsgBuf t = prefix(b, n);
         err_clear();
-        if (unpack(&t) != -1 || !has(what)) {
+        if (unpack(&t) != -1 || !harness_err_has("", what, (const char *)NULL)) {
             if (!wrong) printf("    prefix of %zu/%zu bytes: rc 0 or message \"%s\"\n", n, b->len, err_msg());
             wrong++;
         }
@@ -53,7 +52,7 @@ static int patched_fails(const MsgBuf *b, size_t at, const void *v, size_t n, Un
     MsgBuf t = prefix(b, b->len);
     memcpy(t.data + at, v, n);
     err_clear();
-    int ok = unpack(&t) == -1 && has(what) && has(field);
+    int ok = unpack(&t) == -1 && harness_err_has("", what, field, (const char *)NULL);
     if (!ok) printf("    patch at %zu: expected \"%s\" ... \"%s\", got \"%s\"\n", at, what, field, err_msg());
     msg_buf_free(&t);
     return ok;
@@ -75,7 +74,7 @@ static int trailing_fails(const MsgBuf *b, UnpackFn unpack, const char *what) {
     unsigned char zero = 0;
     msg_put(&t, &zero, 1);
     err_clear();
-    int ok = unpack(&t) == -1 && has(what) && has("left over");
+    int ok = unpack(&t) == -1 && harness_err_has("", what, "left over", (const char *)NULL);
     if (!ok) printf("    trailing byte: got \"%s\"\n", err_msg());
     msg_buf_free(&t);
     return ok;
@@ -337,10 +336,12 @@ TEST(rollout_snapshot_round_trip_and_checks) {
     CHECK(back.version == 12 && back.n_params == 4 && back.checksum == s.checksum);
     CHECK(rollout_snapshot_check_count(&back, 4) == 0);
     CHECK(rollout_snapshot_check_weights(&back, w, 4) == 0);
-    CHECK(rollout_snapshot_check_count(&back, 5) == -1 && has("n_params") && has("5"));
-    CHECK(rollout_snapshot_check_weights(&back, w, 3) == -1 && has("3 floats arrived"));
+    CHECK(rollout_snapshot_check_count(&back, 5) == -1 && harness_err_has("", "n_params", "5", (const char *)NULL));
+    CHECK(rollout_snapshot_check_weights(&back, w, 3) == -1 &&
+          harness_err_has("", "3 floats arrived", (const char *)NULL));
     w[2] = 2e-3f; /* weights that are not the header's */
-    CHECK(rollout_snapshot_check_weights(&back, w, 4) == -1 && has("checksum") && has("version 12"));
+    CHECK(rollout_snapshot_check_weights(&back, w, 4) == -1 &&
+          harness_err_has("", "checksum", "version 12", (const char *)NULL));
     msg_buf_free(&b);
 }
 
@@ -380,7 +381,7 @@ TEST(rollout_stop_round_trip_and_refusals) {
     RolloutOrder o = sample_order();
     msg_buf_init(&b);
     rollout_order_pack(&o, &b);
-    CHECK(rollout_stop_unpack(&b) == -1 && has("stop message: type") && has("work order"));
+    CHECK(rollout_stop_unpack(&b) == -1 && harness_err_has("", "stop message: type", "work order", (const char *)NULL));
     msg_buf_free(&b);
 }
 

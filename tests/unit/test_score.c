@@ -42,7 +42,7 @@ TEST(score_pack_rows_hand_matrices) {
 /* ---- models --------------------------------------------------------------- */
 
 static void random_model(Gpt *m, GptHead head, int n_ctx, uint64_t seed) {
-    GptConfig c = {TOK_BYTE_VOCAB, n_ctx, 2, 2, 16, head};
+    GptConfig c = {.vocab_size = TOK_BYTE_VOCAB, .n_ctx = n_ctx, .n_layer = 2, .n_head = 2, .n_embd = 16, .head = head};
     CHECK(gpt_init(m, &c) == 0);
     gpt_init_random(m, seed);
     if (head == GPT_HEAD_SCALAR) { /* gpt_init_random zeroes the head: make scores differ */
@@ -173,16 +173,8 @@ TEST(score_response_logp_matches_direct_log_softmax) {
 
 /* ---- ckpt_load_model_as -------------------------------------------------- */
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", harness_tmpdir(), name);
-    return p;
-}
-
 static void save(const char *path, int vocab, int n_ctx, GptHead head, const Tok *tok) {
-    GptConfig c = {vocab, n_ctx, 1, 2, 8, head};
+    GptConfig c = {.vocab_size = vocab, .n_ctx = n_ctx, .n_layer = 1, .n_head = 2, .n_embd = 8, .head = head};
     Gpt m;
     CHECK(gpt_init(&m, &c) == 0);
     gpt_init_random(&m, 3);
@@ -209,8 +201,9 @@ TEST(ckpt_load_model_as_checks_head_vocab_context_tokenizer) {
     Tok *bpe = tok_gpt2_load(vpath, mpath);
     CHECKF(bpe != NULL, "%s", err_msg());
     if (!bpe) return;
-    const char *lm = tmp_path("as_lm.h5"), *rm = tmp_path("as_rm.h5"), *wide = tmp_path("as_bpe.h5");
-    const char *bare = tmp_path("as_bare.h5");
+    const char *lm = harness_tmp_path("as_lm.h5"), *rm = harness_tmp_path("as_rm.h5");
+    const char *wide = harness_tmp_path("as_bpe.h5");
+    const char *bare = harness_tmp_path("as_bare.h5");
     save(lm, TOK_BYTE_VOCAB, 16, GPT_HEAD_LM, byte);
     save(rm, TOK_BYTE_VOCAB, 8, GPT_HEAD_SCALAR, byte);
     save(wide, tok_vocab_size(bpe), 16, GPT_HEAD_LM, bpe);
@@ -239,7 +232,7 @@ TEST(ckpt_load_model_as_checks_head_vocab_context_tokenizer) {
     gpt_free(&m);
     /* but asking for its tokenizer fails, as ckpt_load_model does */
     check_refused(bare, &ref, "no tokenizer stored");
-    check_refused(tmp_path("as_missing.h5"), &ref, "as_missing.h5");
+    check_refused(harness_tmp_path("as_missing.h5"), &ref, "as_missing.h5");
     tok_free(byte);
     tok_free(bpe);
 }

@@ -3,6 +3,7 @@
  * tests/fixtures/make_bpe_fixture.js), hand-derived BPE cases, malformed
  * vocab.json / merges.txt, invalid UTF-8 and encoding speed. */
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/model/tok.h"
 #include "tests/harness.h"
 
@@ -10,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -67,24 +68,6 @@ static uint64_t lcg(uint64_t *s) {
     return *s >> 33;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static const char *write_tmp(const char *name, const char *content) {
-    static char path[8][512];
-    static int slot;
-    char *p = path[slot++ % 8];
-    snprintf(p, 512, "%s/%s", harness_tmpdir(), name);
-    FILE *f = fopen(p, "wb");
-    if (f) {
-        fwrite(content, 1, strlen(content), f);
-        fclose(f);
-    }
-    return p;
-}
 
 /* ---- byte tokenizer ----------------------------------------------------- */
 
@@ -306,6 +289,32 @@ TEST(tok_gpt2_keeps_original_files) {
     tok_free(t);
 }
 
+/* tok_gpt2_load_dir: the fixture directory loads the same tokenizer as its
+ * two files; a directory without merges.txt is refused naming that file. */
+TEST(tok_gpt2_load_dir_reads_vocab_and_merges) {
+    Tok *t = load_gpt2();
+    Tok *d = tok_gpt2_load_dir(harness_join(harness_fixtures(), "gpt2-bpe"));
+    CHECKF(d != NULL, "tok_gpt2_load_dir: %s", err_msg());
+    if (t && d) {
+        const char *text = "Loaded from a directory, it encodes the same.";
+        int n1 = 0, n2 = 0;
+        int *a = tok_encode(t, text, strlen(text), &n1);
+        int *b = tok_encode(d, text, strlen(text), &n2);
+        CHECK(tok_vocab_size(d) == tok_vocab_size(t));
+        CHECK(a && b && n1 == n2 && memcmp(a, b, (size_t)n1 * sizeof(int)) == 0);
+        free(a);
+        free(b);
+    }
+    tok_free(t);
+    tok_free(d);
+    const char *dir = harness_tmp_path("bpe_no_merges");
+    CHECK(mkdir(dir, 0777) == 0);
+    harness_tmp_text("bpe_no_merges/vocab.json", "{\"a\": 0, \"<|endoftext|>\": 1}");
+    err_clear();
+    CHECK(tok_gpt2_load_dir(dir) == NULL);
+    CHECK_ERR(harness_join(dir, "merges.txt"), "cannot open");
+}
+
 /* ---- hand-made vocabularies --------------------------------------------- */
 
 /* "Ġ" is GPT-2's spelling of the space byte. Expected ids by hand:
@@ -402,8 +411,8 @@ TEST(tok_gpt2_rejects_malformed_files) {
         {GOOD_VOCAB, "#version: 0.2\n#version: 0.2\n", "merges.txt", "line 2"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *vpath = write_tmp("bad_vocab.json", cases[i].vocab);
-        const char *mpath = write_tmp("bad_merges.txt", cases[i].merges);
+        const char *vpath = harness_tmp_text("bad_vocab.json", cases[i].vocab);
+        const char *mpath = harness_tmp_text("bad_merges.txt", cases[i].merges);
         err_clear();
         Tok *t = tok_gpt2_load(vpath, mpath);
         CHECKF(t == NULL, "case %zu accepted", i);
@@ -488,10 +497,10 @@ TEST(tok_byte_vocab_json_is_plain_bytes) {
 /* ---- speed --------------------------------------------------------------- */
 
 static void time_encoding(const Tok *t, const char *text, size_t len, const char *label) {
-    double t0 = now_seconds();
+    double t0 = fs_now();
     int n = 0;
     int *ids = tok_encode(t, text, len, &n);
-    double dt = now_seconds() - t0;
+    double dt = fs_now() - t0;
     CHECKF(ids != NULL, "%s: %s", label, err_msg());
     printf("    tok_encode %-28s %.2f MB in %.3f s = %.1f MB/s, %d tokens\n", label,
            len / 1e6, dt, len / 1e6 / dt, n);
