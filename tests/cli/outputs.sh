@@ -7,7 +7,9 @@
 # and import-hf keep an existing checkpoint unless --force; a FIFO where a
 # checkpoint, safetensors file or HF file belongs is refused at once while
 # prompts from a pipe still work. Each refusal: one line naming the file,
-# non-zero exit, pre-existing files byte-identical (sha256sum).
+# non-zero exit, pre-existing files byte-identical (sha256sum). Cases that
+# could block use timeout -s KILL: a rank blocked in open() of a FIFO restarts
+# it after SIGTERM (the stop flag handler), so plain timeout would hang.
 set -u
 SUITE=outputs
 . "$(dirname "$0")/../lib.sh"
@@ -51,7 +53,7 @@ snap base m.h5 m7.h5 p.jsonl victim.txt
 
 # --- item 1: every writer refuses non-regular targets --------------------------
 for t in fifo adir devlink /dev/null; do
-    expect_err "init --out $t" "$t: exists and is not a regular file" timeout 10 "$RLHF" init --out $t --force \
+    expect_err "init --out $t" "$t: exists and is not a regular file" timeout -s KILL 10 "$RLHF" init --out $t --force \
         --n-layer 1 --n-head 2 --n-embd 16 --n-ctx 32
 done
 devnull_intact "init"
@@ -60,7 +62,7 @@ devnull_intact "init"
 
 # eval --samples: a FIFO once blocked fopen("w"); a symlink is replaced as a
 # link (its target untouched), the others are refused
-EV=(timeout 10 "$RLHF" eval --policy m.h5 --prompts p.jsonl --n 2 --max-new 4 --json)
+EV=(timeout -s KILL 10 "$RLHF" eval --policy m.h5 --prompts p.jsonl --n 2 --max-new 4 --json)
 for t in fifo adir devlink /dev/null; do
     expect_err "eval --samples $t" "$t: exists and is not a regular file" "${EV[@]}" --samples $t
 done
@@ -78,7 +80,7 @@ ln -s victim.txt link
 mkdir hfx
 mkfifo hfx/config.json
 expect_err "export-hf config.json a FIFO" "hfx/config.json: exists and is not a regular file" \
-    timeout 10 "$RLHF" export-hf m.h5 --out hfx
+    timeout -s KILL 10 "$RLHF" export-hf m.h5 --out hfx
 [ "$(kind hfx/config.json)" = fifo ] && [ ! -e hfx/model.safetensors ] && pass "export-hf: nothing written" ||
     fail "export-hf: nothing written" "$(ls hfx)"
 no_temporaries hfx
@@ -87,7 +89,7 @@ no_temporaries hfx
 mkdir -p runl runf
 ln -s ../victim.txt runl/metrics.h5
 mkfifo runf/metrics.h5
-TR=(timeout 20 "$RLHF" pretrain train_data=data/pretrain.txt n_layer=1 n_embd=16 n_head=2 n_ctx=32 batch_size=8
+TR=(timeout -s KILL 20 "$RLHF" pretrain train_data=data/pretrain.txt n_layer=1 n_embd=16 n_head=2 n_ctx=32 batch_size=8
     micro_batch=8 max_steps=2 log_every=1000)
 ERR_ALONE=0
 expect_err "pretrain: symlinked metrics.h5" "runl/metrics.h5: is a symbolic link" "${TR[@]}" out_dir=runl
@@ -110,7 +112,7 @@ for t in fifo dir; do
         rm -f "$f"
         if [ $t = fifo ]; then mkfifo "$f"; else mkdir "$f"; fi
         ERR_ALONE=0
-        expect_err "plot: $(basename "$f") a $t" "$f: exists and is not a regular file" timeout 20 "$RLHF" plot run --out plots
+        expect_err "plot: $(basename "$f") a $t" "$f: exists and is not a regular file" timeout -s KILL 20 "$RLHF" plot run --out plots
         ERR_ALONE=1
         [ "$( [ $t = fifo ] && echo fifo || echo directory)" = "$(kind "$f")" ] && pass "plot: $(basename "$f") left a $t" ||
             fail "plot: $(basename "$f") left a $t"
@@ -126,6 +128,15 @@ same base "plot: the .dat link's target untouched"
 no_temporaries plots
 
 # --- item 2: an output that is an input of the same command --------------------
+rm -f "$dat"
+ln run/pretrain/metrics.h5 "$dat"
+snap log run/pretrain/metrics.h5
+ERR_ALONE=0
+expect_err "plot: a .dat hard-linked to a log it reads" "$dat: is the same file as the input" \
+    timeout -s KILL 20 "$RLHF" plot run --out plots
+ERR_ALONE=1
+same log "plot: the log byte-identical"
+rm -f "$dat"
 expect_err "eval --samples = --prompts" "p.jsonl: is the same file as the input" "${EV[@]}" --samples p.jsonl
 expect_err "eval --samples = --policy" "m.h5: is the same file as the input" "${EV[@]}" --samples m.h5
 expect_err "eval --samples = --ref" "m7.h5: is the same file as the input" "${EV[@]}" --ref m7.h5 --samples ./m7.h5
@@ -169,15 +180,15 @@ expect_ok "import-hf --force" "$RLHF" import-hf hf --out f.h5 --force
 
 # --- item 11: FIFOs where seekable files belong; pipes for text inputs ----------
 expect_err "generate --model FIFO" "fifo: a checkpoint must be a regular file, not a FIFO" \
-    timeout 10 "$RLHF" generate --model fifo --prompt x
-expect_err "inspect FIFO" "fifo: a checkpoint must be a regular file" timeout 10 "$RLHF" inspect fifo
+    timeout -s KILL 10 "$RLHF" generate --model fifo --prompt x
+expect_err "inspect FIFO" "fifo: a checkpoint must be a regular file" timeout -s KILL 10 "$RLHF" inspect fifo
 expect_err "export-hf FIFO checkpoint" "fifo: a checkpoint must be a regular file" \
-    timeout 10 "$RLHF" export-hf fifo --out hfy
+    timeout -s KILL 10 "$RLHF" export-hf fifo --out hfy
 expect_err "eval --ref FIFO" "fifo: a checkpoint must be a regular file" \
-    timeout 10 "$RLHF" eval --policy m.h5 --prompts p.jsonl --ref fifo
+    timeout -s KILL 10 "$RLHF" eval --policy m.h5 --prompts p.jsonl --ref fifo
 ERR_ALONE=0
 expect_err "sft init=FIFO" "fifo: a checkpoint must be a regular file" \
-    timeout 20 "$RLHF" sft init=fifo out_dir=sftf train_data=data/sft.jsonl max_steps=1
+    timeout -s KILL 20 "$RLHF" sft init=fifo out_dir=sftf train_data=data/sft.jsonl max_steps=1
 ERR_ALONE=1
 for f in config.json model.safetensors vocab.json merges.txt; do
     rm -rf hff
@@ -185,7 +196,7 @@ for f in config.json model.safetensors vocab.json merges.txt; do
     rm hff/$f
     mkfifo hff/$f
     expect_err "import-hf $f a FIFO" "hff/$f: a file of a Hugging Face directory must be a regular file, not a FIFO" \
-        timeout 10 "$RLHF" import-hf hff --out fromfifo.h5
+        timeout -s KILL 10 "$RLHF" import-hf hff --out fromfifo.h5
 done
 [ ! -e fromfifo.h5 ] && pass "import-hf from FIFOs: nothing written" || fail "import-hf from FIFOs: nothing written"
 ERR_ALONE=0
