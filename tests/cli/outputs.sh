@@ -162,7 +162,17 @@ for f in model.safetensors vocab.json merges.txt config.json; do
     expect_err "export-hf failing at $f" "$f.tmp.*write failed" env RLHF_TEST_FAIL_WRITE=$f "$RLHF" export-hf m7.h5 --out hf
     same hf "export-hf failing at $f: old export unchanged"
 done
-no_temporaries hf
+# the same without fault injection: merges.txt is a directory, refused only
+# after the new weights were renamed into place before the fix
+mkdir -p hfd
+"$RLHF" export-hf m.h5 --out hfd 2>/dev/null
+rm hfd/merges.txt
+mkdir hfd/merges.txt
+snap hfd hfd/config.json hfd/model.safetensors hfd/vocab.json
+expect_err "export-hf with merges.txt a directory" "hfd/merges.txt: exists and is not a regular file" \
+    "$RLHF" export-hf m7.h5 --out hfd
+same hfd "export-hf with merges.txt a directory: old files unchanged"
+no_temporaries hf hfd
 expect_ok "export-hf over an export" "$RLHF" export-hf m7.h5 --out hf
 ! sha256sum -c --quiet "$T/snap.hf" >/dev/null 2>&1 && pass "export-hf over an export: replaced" ||
     fail "export-hf over an export: replaced"
