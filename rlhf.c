@@ -110,7 +110,7 @@ static Tok *load_as_or_die(const char *path, Gpt *m, const CkptWant *want) {
 
 static struct {
     const char *out, *head, *tokenizer;
-    int n_layer, n_head, n_embd, n_ctx, seed;
+    int n_layer, n_head, n_embd, n_ctx, seed, force;
 } init_args = {.head = "lm", .n_layer = 4, .n_head = 4, .n_embd = 128, .n_ctx = 128, .seed = 1};
 
 static const Opt init_opts[] = {
@@ -130,6 +130,7 @@ static const Opt init_opts[] = {
      .help = "take GPT-2 BPE vocab.json + merges.txt from DIR (default: byte tokenizer)"},
     {.name = "seed", .type = OPT_INT, .dest = &init_args.seed, .metavar = "S",
      .help = "random seed for the weights", .range = "any"},
+    {.name = "force", .type = OPT_FLAG, .dest = &init_args.force, .help = "replace an existing CKPT"},
     {0}};
 
 static const OptSpec init_spec = {
@@ -152,6 +153,7 @@ static int cmd_init(const Invocation *in) {
     const char *out = init_args.out, *head = init_args.head;
     if (!out) err_die("init: --out is required");
     if (strcmp(head, "lm") && strcmp(head, "scalar")) err_die("init: --head must be lm or scalar, got '%s'", head);
+    if (fs_check_new(out, init_args.force)) err_die("init: %s", err_msg());
     Tok *tok = init_tokenizer(init_args.tokenizer);
     GptConfig c = {
         .vocab_size = tok_vocab_size(tok),
@@ -378,9 +380,11 @@ static int cmd_nll(const Invocation *in) {
 /* ---- import-hf / export-hf / inspect ------------------------------------- */
 
 static const char *import_out;
+static int import_force;
 
 static const Opt import_opts[] = {{.name = "out", .type = OPT_STR, .dest = &import_out, .metavar = "CKPT",
- .help = "checkpoint to write (required)"}, {0}};
+ .help = "checkpoint to write (required)"},
+    {.name = "force", .type = OPT_FLAG, .dest = &import_force, .help = "replace an existing CKPT"}, {0}};
 
 static const OptSpec import_spec = {
     .command = "import-hf",
@@ -397,6 +401,13 @@ static const OptSpec import_spec = {
 static int cmd_import_hf(const Invocation *in) {
     const char *dir = in->argv[0];
     if (!import_out) err_die("import-hf: --out is required");
+    if (fs_check_new(import_out, import_force)) err_die("import-hf: %s", err_msg());
+    for (int i = 0; i < HF_N_FILES; i++) {
+        char *p = fs_join(dir, hf_files[i]);
+        const char *inputs[] = {p};
+        if (fs_check_not_input(import_out, inputs, 1)) err_die_last();
+        free(p);
+    }
     Gpt m;
     Tok *tok;
     if (hf_import(dir, &m, &tok)) err_die_last();
@@ -428,6 +439,11 @@ static const OptSpec export_spec = {
 static int cmd_export_hf(const Invocation *in) {
     const char *ckpt = in->argv[0];
     if (!export_out) err_die("export-hf: --out is required");
+    for (int i = 0; i < HF_N_FILES; i++) {
+        char *p = fs_join(export_out, hf_files[i]);
+        if (fs_check_not_input(p, &ckpt, 1)) err_die_last();
+        free(p);
+    }
     Gpt m;
     Tok *tok = NULL;
     if (ckpt_load_model(ckpt, &m, &tok, NULL, 0)) err_die_last(); /* either head exports */
@@ -803,6 +819,8 @@ static int cmd_eval(const Invocation *in) {
     const char *samples = eval_args.samples;
     if (!policy || !prompts) err_die("eval: --policy and --prompts are required");
     if (eval_args.batch < 1 || eval_args.max_new < 1) err_die("eval: --batch and --max-new must be >= 1");
+    const char *inputs[] = {policy, prompts, eval_args.ref, rm};
+    if (samples && (fs_check_target(samples) || fs_check_not_input(samples, inputs, 4))) err_die_last();
     Gpt m;
     Tok *tok = load_as_or_die(policy, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "eval --policy"});
     gpt_pack_head(&m); /* once for every batch */
@@ -829,10 +847,23 @@ static int cmd_eval(const Invocation *in) {
     if (jsonl_read_prompts(prompts, &pl)) err_die_last();
     es.lines = pl.line;
     int count = eval_args.n > 0 && eval_args.n < pl.n ? eval_args.n : pl.n;
-    if (samples && !(es.samples = fopen(samples, "w"))) err_die("%s: %s", samples, strerror(errno));
+    /* --samples is written to a temporary and renamed into place at the end
+     * (fs_commit), so a failed run leaves an older file as it was */
+    char *samples_tmp = samples ? fs_tmp_name(samples) : NULL;
+    if (samples && !(es.samples = fopen(samples_tmp, "w"))) err_die("%s: %s", samples_tmp, strerror(errno));
     EvalReport r;
-    if (eval_run(&es, pl.text, count, &r)) err_die("eval: %s", err_msg());
-    if (es.samples && fclose(es.samples)) err_die("%s: write error", samples);
+    if (eval_run(&es, pl.text, count, &r)) {
+        if (samples_tmp) unlink(samples_tmp);
+        err_die("eval: %s", err_msg());
+    }
+    int bad = es.samples && ferror(es.samples);
+    if (es.samples && fclose(es.samples)) bad = 1;
+    if (bad) {
+        unlink(samples_tmp);
+        err_die("%s: write error", samples);
+    }
+    if (samples && fs_commit(samples_tmp, samples)) err_die_last();
+    free(samples_tmp);
     if (!eval_args.json) printf("eval: %d responses from %s on %s\n", count, policy, prompts);
     print_report(&r, eval_args.json);
     if (r.foreign_prompts) err_warn("%ld prompts are not the built-in task's: no gold score for them", r.foreign_prompts);

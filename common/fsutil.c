@@ -101,11 +101,62 @@ char *fs_join(const char *dir, const char *name) {
 
 /* ---- atomic output -------------------------------------------------------- */
 
+/* "a directory", "a FIFO", ... for messages. */
+static const char *kind_name(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISLNK(m)) return "a symbolic link";
+    return "not a regular file";
+}
+
+/* Rule: outputs replace regular files only; see fsutil.h for symlinks. */
 int fs_check_target(const char *path) {
     struct stat st;
-    if (stat(path, &st)) return 0; /* absent (or unreadable: the create will say why) */
-    if (!S_ISREG(st.st_mode)) return err_set("%s: exists and is not a regular file", path);
+    if (stat(path, &st)) return 0; /* absent or a dangling link (or unreadable: the create will say why) */
+    if (!S_ISREG(st.st_mode))
+        return err_set("%s: exists and is not a regular file (%s)", path, kind_name(st.st_mode));
     return 0;
+}
+
+/* Rule: creating commands replace an existing file only when told to. */
+int fs_check_new(const char *path, int force) {
+    struct stat st;
+    if (!force && !lstat(path, &st)) return err_set("%s: exists; give --force to replace it", path);
+    return fs_check_target(path);
+}
+
+/* Rule: a file changed in place is never reached through a symlink. */
+int fs_check_inplace(const char *path) {
+    struct stat st;
+    if (lstat(path, &st)) return 0;
+    if (S_ISLNK(st.st_mode))
+        return err_set("%s: is a symbolic link; a log is written in place, so give the file itself", path);
+    return fs_check_target(path);
+}
+
+int fs_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (!a || !b || stat(a, &sa) || stat(b, &sb)) return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Rule: no command overwrites one of its own inputs. */
+int fs_check_not_input(const char *out, const char *const *inputs, int n) {
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && fs_same_file(out, inputs[i]))
+            return err_set("%s: is the same file as the input %s; refusing to overwrite an input", out,
+                           inputs[i]);
+    return 0;
+}
+
+/* Rule: a seekable input is stat'ed first, so a FIFO cannot block open(). */
+int fs_check_input(const char *path, const char *what) {
+    struct stat st;
+    if (stat(path, &st) || S_ISREG(st.st_mode)) return 0;
+    return err_set("%s: %s must be a regular file, not %s", path, what, kind_name(st.st_mode));
 }
 
 char *fs_tmp_name(const char *path) {
@@ -151,10 +202,21 @@ int fs_commit(const char *tmp, const char *path) {
     return 0;
 }
 
+/* Test-only fault injection: RLHF_TEST_FAIL_WRITE=TEXT makes the write of
+ * every temporary whose name contains TEXT fail as a full disk would
+ * (tests/cli/outputs.sh uses it to fail an export midway). */
+static int injected_failure(const char *tmp) {
+    const char *v = getenv("RLHF_TEST_FAIL_WRITE");
+    if (!v || !v[0] || !strstr(tmp, v)) return 0;
+    errno = ENOSPC;
+    return 1;
+}
+
 int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx) {
     FILE *f = fopen(tmp, "wb");
     if (!f) return err_set("%s: cannot create: %s", tmp, strerror(errno));
     int rc = write(f, ctx);
+    if (!rc && injected_failure(tmp)) rc = err_set("%s: write failed: %s (RLHF_TEST_FAIL_WRITE)", tmp, strerror(errno));
     if (!rc && (ferror(f) || fflush(f))) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
     if (fclose(f) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
     if (rc) unlink(tmp);

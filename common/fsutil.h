@@ -40,11 +40,41 @@ char *fs_join(const char *dir, const char *name);
  * fs_commit; readers of path see the old file or the whole new one, never
  * a part, and a crash leaves at most the temporary behind. */
 
-/* 0 if path may be replaced: it does not exist or is a regular file (a
- * symlink counts as what it points to). A directory, device or FIFO is
- * refused with -1 + err_set("PATH: exists and is not a regular file"),
- * before anything is written. */
+/* The output rule (DESIGN.md "Errors"): an output is replaced only if it
+ * is a regular file. fs_check_target is 0 if path may be replaced: it does
+ * not exist or is a regular file. A directory, device, FIFO or socket is
+ * refused with -1 + err_set("PATH: exists and is not a regular file (a
+ * FIFO)") before anything is written. Symlinks, decided once for every
+ * writer: an atomic writer (temporary + fs_commit) replaces a symlink AS A
+ * LINK, since rename never follows it, so the link's target is never
+ * truncated; a link to a non-regular file is still refused. A writer that
+ * changes a file in place (the HDF5 logs, appended or truncated) cannot
+ * replace a link, so it calls fs_check_inplace, which refuses symlinks. */
 int fs_check_target(const char *path);
+/* For a file a command makes from nothing (init, import-hf): an existing
+ * path may be a trained model, so it is replaced only when force is set
+ * ("PATH: exists; give --force to replace it"); then fs_check_target. */
+int fs_check_new(const char *path, int force);
+/* For outputs written in place: 0 if path does not exist or is a regular
+ * file that is not a symlink; -1 + err_set("PATH: is a symbolic link ...")
+ * or fs_check_target's refusal otherwise. */
+int fs_check_inplace(const char *path);
+/* 1 if a and b both exist and are the same file (device + inode, after
+ * following symlinks; hard links count), else 0. */
+int fs_same_file(const char *a, const char *b);
+/* An output that names an input of the same command is refused: 0 if out
+ * is none of inputs[0..n) (NULL entries skipped), else -1 + err_set("OUT:
+ * is the same file as the input IN; refusing to overwrite an input").
+ * Call it before any work, with every file the command reads. */
+int fs_check_not_input(const char *out, const char *const *inputs, int n);
+/* The input rule: a file that must be seekable (a checkpoint, a
+ * safetensors file, a file of a Hugging Face directory) is stat'ed before
+ * it is opened, so a FIFO can never block open(). 0 if path is a regular
+ * file or does not exist (the opener then says so); -1 + err_set("PATH:
+ * WHAT must be a regular file, not a FIFO") otherwise. Text inputs that
+ * are read once from the start (prompts, training data, configs) do not
+ * call it: pipes and /dev/stdin keep working there. */
+int fs_check_input(const char *path, const char *what);
 /* "PATH.tmp.<pid>", malloc'd: in path's directory, so the rename stays on
  * one filesystem. */
 char *fs_tmp_name(const char *path);
@@ -58,7 +88,9 @@ int fs_commit(const char *tmp, const char *path);
  * ferror and reports errno). */
 typedef int (*FsWriteFn)(FILE *f, void *ctx);
 /* Creates tmp and fills it with write(f, ctx). "TMP: cannot create: ..."
- * or "TMP: write failed: ..."; on any failure tmp is removed. */
+ * or "TMP: write failed: ..."; on any failure tmp is removed. Tests can
+ * make it fail: RLHF_TEST_FAIL_WRITE=TEXT fails every tmp whose name holds
+ * TEXT. */
 int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx);
 /* The new contents of path from write(f, ctx): fs_check_target, then a
  * temporary filled by fs_write_tmp and committed by fs_commit. */

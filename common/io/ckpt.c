@@ -853,6 +853,7 @@ Ckpt *ckpt_open(const char *path) {
         err_set("%s: is a directory, expected a checkpoint file", path);
         return NULL;
     }
+    if (fs_check_input(path, "a checkpoint")) return NULL; /* a FIFO would block H5Fopen */
     Ckpt *c = err_calloc(1, sizeof *c);
     c->path = err_strdup(path);
     hid_t fapl = make_fapl();

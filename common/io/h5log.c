@@ -206,6 +206,7 @@ static int check_path(const char *fn, const char *path) {
 
 /* Missing files and non-HDF5 files get plain messages, not HDF5's. */
 static int check_is_hdf5(const char *path) {
+    if (fs_check_input(path, "an HDF5 log")) return -1; /* a FIFO would block the open */
     int sig = h5util_signature(path);
     if (sig < 0) return err_set("%s: cannot open: %s", path, strerror(errno));
     if (!sig) return err_set("%s: not an HDF5 file (so not an rlhf log)", path);
@@ -598,9 +599,13 @@ static int start_writing(H5log *l) {
 
 /* ---- opening for writing ------------------------------------------------ */
 
+/* A log is written in place (created with truncation, or appended), so
+ * its path must be a regular file or absent, and never a symlink: one
+ * would truncate the link's target (fs_check_inplace). */
 static int check_args(const char *fn, const char *path, const H5logColumn *cols, int n,
                       const char *kind) {
-    return check_path(fn, path) || check_columns(path, cols, n) || check_name(path, "kind", kind)
+    return check_path(fn, path) || fs_check_inplace(path) || check_columns(path, cols, n) ||
+                   check_name(path, "kind", kind)
                ? -1
                : 0;
 }

@@ -20,6 +20,8 @@
 
 #define HF_PREFIX "transformer."
 
+const char *const hf_files[HF_N_FILES] = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
+
 /* ---- config.json -------------------------------------------------------- */
 
 /* A positive int field: 1 found, 0 absent, -1 invalid. */
@@ -264,9 +266,22 @@ static Tok *load_tokenizer(const char *dir, int vocab_size) {
     return t;
 }
 
+/* Every file of the directory is stat'ed before anything is opened: a
+ * FIFO among them would block open() (fs_check_input). */
+static int check_inputs(const char *dir) {
+    int rc = 0;
+    for (int i = 0; i < HF_N_FILES && !rc; i++) {
+        char *p = fs_join(dir, hf_files[i]);
+        rc = fs_check_input(p, "a file of a Hugging Face directory");
+        free(p);
+    }
+    return rc;
+}
+
 int hf_import(const char *dir, Gpt *m, Tok **tok) {
     memset(m, 0, sizeof *m);
     if (tok) *tok = NULL;
+    if (check_inputs(dir)) return -1;
     char *cp = fs_join(dir, "config.json"), *wp = fs_join(dir, "model.safetensors");
     GptConfig c = {0};
     int classifier = 0;
@@ -311,19 +326,37 @@ static char *config_json(const GptConfig *c, int eot) {
     return s;
 }
 
-static int write_config(const char *dir, const Gpt *m, const Tok *tok) {
+/* The files of one export, indexed like hf_files. */
+enum { HF_CONFIG, HF_WEIGHTS, HF_VOCAB, HF_MERGES };
+
+typedef struct {
+    const char *data;
+    size_t len;
+} HfBytes;
+
+static int write_bytes(FILE *f, void *ctx) {
+    const HfBytes *b = ctx;
+    fwrite(b->data, 1, b->len, f); /* a short write sets ferror for fs_write_tmp */
+    return 0;
+}
+
+static int write_tmp_bytes(const char *tmp, const char *data, size_t len) {
+    HfBytes b = {.data = data, .len = len};
+    return fs_write_tmp(tmp, write_bytes, &b);
+}
+
+static int write_config(const char *tmp, const Gpt *m, const Tok *tok) {
     int eot = tok ? tok_eot(tok) : m->cfg.vocab_size - 1; /* GPT-2 and bytes: last id */
-    char *s = config_json(&m->cfg, eot), *path = fs_join(dir, "config.json");
+    char *s = config_json(&m->cfg, eot);
     size_t n = strlen(s);
     s = err_realloc(s, n + 2);
     memcpy(s + n, "\n", 2);
-    int rc = fs_write_atomic(path, s, n + 1);
+    int rc = write_tmp_bytes(tmp, s, n + 1);
     free(s);
-    free(path);
     return rc;
 }
 
-static int write_weights(const char *dir, const Gpt *m) {
+static int write_weights(const char *tmp, const Gpt *m) {
     StWriteTensor *w = err_calloc((size_t)m->n_tensors, sizeof *w);
     int64_t (*shape)[2] = err_calloc((size_t)m->n_tensors, sizeof *shape);
     for (int i = 0; i < m->n_tensors; i++) {
@@ -332,22 +365,13 @@ static int write_weights(const char *dir, const Gpt *m) {
         shape[i][1] = g->shape[1];
         w[i] = (StWriteTensor){.name = g->name, .ndim = g->ndim, .shape = shape[i], .data = m->params + g->offset};
     }
-    char *path = fs_join(dir, "model.safetensors");
-    int rc = st_write_f32(path, w, m->n_tensors);
-    free(path);
+    int rc = st_write_f32_tmp(tmp, w, m->n_tensors);
     free(shape);
     free(w);
     return rc;
 }
 
-static int write_named(const char *dir, const char *name, const char *data, size_t len) {
-    char *path = fs_join(dir, name);
-    int rc = fs_write_atomic(path, data, len);
-    free(path);
-    return rc;
-}
-
-static int write_tokenizer(const char *dir, const Gpt *m, const Tok *tok) {
+static int write_tokenizer(const char *dir, char *const *tmps, const Gpt *m, const Tok *tok) {
     if (tok_vocab_size(tok) != m->cfg.vocab_size)
         return err_set("%s: tokenizer has %d tokens but the model's vocab_size is %d", dir,
                        tok_vocab_size(tok), m->cfg.vocab_size);
@@ -356,20 +380,41 @@ static int write_tokenizer(const char *dir, const Gpt *m, const Tok *tok) {
         size_t n;
         char *vocab = tok_byte_vocab_json(&n);
         if (!vocab) return err_set("%s: cannot write vocab.json for the byte tokenizer", dir);
-        int rc = write_named(dir, "vocab.json", vocab, n);
+        int rc = write_tmp_bytes(tmps[HF_VOCAB], vocab, n);
         free(vocab);
-        return rc ? rc : write_named(dir, "merges.txt", merges, sizeof merges - 1);
+        return rc ? rc : write_tmp_bytes(tmps[HF_MERGES], merges, sizeof merges - 1);
     }
     size_t vn, mn;
     const char *vocab = tok_vocab_json(tok, &vn), *merges = tok_merges_txt(tok, &mn);
     if (!vocab || !merges) return err_set("%s: tokenizer has no vocab.json/merges.txt contents", dir);
-    if (write_named(dir, "vocab.json", vocab, vn)) return -1;
-    return write_named(dir, "merges.txt", merges, mn);
+    if (write_tmp_bytes(tmps[HF_VOCAB], vocab, vn)) return -1;
+    return write_tmp_bytes(tmps[HF_MERGES], merges, mn);
 }
 
+/* Atomic as a whole for an existing export: every file is written under
+ * its temporary name first and only then are they renamed into place,
+ * config.json last (a config.json means complete). A failure while
+ * writing leaves the old export complete and unchanged; only a failed
+ * rename between two renames within one directory (hardly possible) could
+ * mix old and new files. */
 int hf_export(const char *dir, const Gpt *m, const Tok *tok) {
     if (fs_mkdirs(dir)) return -1;
-    if (write_weights(dir, m)) return -1;
-    if (tok && write_tokenizer(dir, m, tok)) return -1;
-    return write_config(dir, m, tok); /* last: a config.json means complete */
+    int n = tok ? HF_N_FILES : HF_VOCAB; /* config and weights, then the tokenizer */
+    char *paths[HF_N_FILES] = {0}, *tmps[HF_N_FILES] = {0};
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        paths[i] = fs_join(dir, hf_files[i]);
+        tmps[i] = fs_tmp_name(paths[i]);
+        if (!rc) rc = fs_check_target(paths[i]);
+    }
+    if (!rc) rc = write_weights(tmps[HF_WEIGHTS], m);
+    if (!rc && tok) rc = write_tokenizer(dir, tmps, m, tok);
+    if (!rc) rc = write_config(tmps[HF_CONFIG], m, tok);
+    for (int i = n - 1; i >= 0 && !rc; i--) rc = fs_commit(tmps[i], paths[i]); /* config.json last */
+    for (int i = 0; i < n; i++) {
+        if (rc) unlink(tmps[i]); /* the ones not yet removed (fs_write_tmp/fs_commit remove their own) */
+        free(paths[i]);
+        free(tmps[i]);
+    }
+    return rc;
 }

@@ -18,6 +18,11 @@
 #include "common/model/gpt.h"
 #include "common/model/tok.h"
 
+/* The files of a Hugging Face directory that import reads and export
+ * writes, in that order (config.json first). */
+#define HF_N_FILES 4
+extern const char *const hf_files[HF_N_FILES];
+
 /* Loads DIR into *m (gpt_init'ed here; free with gpt_free) and, if tok is
  * not NULL, the tokenizer into *tok (the byte tokenizer when vocab.json is
  * exactly the byte vocabulary with no merges). tok == NULL loads weights
@@ -28,7 +33,9 @@ int hf_import(const char *dir, Gpt *m, Tok **tok);
 
 /* Writes DIR (created if missing, parents too): config.json,
  * model.safetensors and, if tok is not NULL, vocab.json + merges.txt.
- * Each file is written under a temporary name and renamed. */
+ * Atomic as a whole: every file is written under a temporary name first,
+ * then all are renamed (config.json last), so a failure midway leaves an
+ * existing export complete and unchanged. */
 int hf_export(const char *dir, const Gpt *m, const Tok *tok);
 
 #endif

@@ -241,6 +241,11 @@ static json_t *load_header(StFile *f) {
 StFile *st_open(const char *path) {
     StFile *f = err_calloc(1, sizeof *f);
     f->path = err_strdup(path);
+    f->fd = -1;
+    if (fs_check_input(path, "a safetensors file")) { /* a FIFO would block open() */
+        st_close(f);
+        return NULL;
+    }
     f->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (f->fd < 0) {
         err_set("%s: cannot open: %s", path, strerror(errno));
@@ -409,12 +414,22 @@ static int write_body(FILE *fp, void *ctx) {
     return 0;
 }
 
-int st_write_f32(const char *path, const StWriteTensor *t, int n) {
+/* Fills the file at path with fill (fs_write_atomic_with or fs_write_tmp). */
+static int write_with(const char *path, const StWriteTensor *t, int n,
+                      int (*fill)(const char *, FsWriteFn, void *)) {
     size_t hlen;
     char *header = build_header(t, n, &hlen);
     if (!header) return err_prefix("%s: ", path);
     StBody body = {.header = header, .hlen = hlen, .t = t, .n = n};
-    int rc = fs_write_atomic_with(path, write_body, &body);
+    int rc = fill(path, write_body, &body);
     free(header);
     return rc;
+}
+
+int st_write_f32(const char *path, const StWriteTensor *t, int n) {
+    return write_with(path, t, n, fs_write_atomic_with);
+}
+
+int st_write_f32_tmp(const char *tmp, const StWriteTensor *t, int n) {
+    return write_with(tmp, t, n, fs_write_tmp);
 }

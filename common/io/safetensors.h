@@ -79,6 +79,9 @@ typedef struct {
  * tensors are stored in the given order. The file is written under a
  * temporary name and renamed, so PATH is either the old file or complete. */
 int st_write_f32(const char *path, const StWriteTensor *t, int n);
+/* The same file written at exactly tmp (fs_write_tmp: removed on failure),
+ * for a caller that commits several files together (hf_export). */
+int st_write_f32_tmp(const char *tmp, const StWriteTensor *t, int n);
 
 /* IEEE half / bfloat16 bits to float (exact). */
 float st_f16_to_f32(uint16_t h);

@@ -187,14 +187,8 @@ static void put_comment_path(FILE *f, const char *s) {
     for (; *s; s++) fputc((unsigned char)*s < 0x20 ? '?' : *s, f);
 }
 
-static int table_write(const Table *t, const char *out_dir, FILE *list) {
-    char *name = strf("%s.dat", t->spec->name), *path = fs_join(out_dir, name);
-    FILE *f = fopen(path, "w");
-    int rc = 0;
-    if (!f) {
-        rc = err_set("%s: cannot write: %s", path, strerror(errno));
-        goto done;
-    }
+static int table_fill(FILE *f, void *ctx) {
+    const Table *t = ctx;
     fputs("# rlhf plot: ", f);
     put_comment_path(f, t->path);
     fprintf(f, " (kind %s, %ld rows); NaN = no value\n", t->spec->kind, t->rows);
@@ -209,11 +203,28 @@ static int table_write(const Table *t, const char *out_dir, FILE *list) {
         }
         fputc('\n', f);
     }
-    int bad = ferror(f);
-    if (fclose(f) || bad) rc = err_set("%s: write error", path);
-    else if (list) fprintf(list, "%s\n", path);
-done:
-    free(name), free(path);
+    return 0; /* stdio errors: fs_write_tmp reports them */
+}
+
+/* An output of the plot may not be one of the logs it reads (a symlink or
+ * hard link in out_dir): fs_check_not_input. */
+static int check_not_a_log(const char *path, const Table *tables) {
+    for (int i = 0; i < N_SOURCES; i++) {
+        const char *in = tables[i].path;
+        if (fs_check_not_input(path, &in, 1)) return -1;
+    }
+    return 0;
+}
+
+/* NAME.dat, written atomically (fs_write_atomic_with: a regular file is
+ * replaced, anything else refused). */
+static int table_write(const Table *t, const Table *tables, const char *out_dir, FILE *list) {
+    char *name = strf("%s.dat", t->spec->name);
+    char *path = fs_join(out_dir, name);
+    int rc = check_not_a_log(path, tables) || fs_write_atomic_with(path, table_fill, (void *)t) ? -1 : 0;
+    if (!rc && list) fprintf(list, "%s\n", path);
+    free(name);
+    free(path);
     return rc;
 }
 
@@ -408,11 +419,20 @@ static void put_header(FILE *f, const PlotSpec *p, const Render *r, int right, i
     if (p->settings) fputs(p->settings, f);
 }
 
-/* Writes NAME.gp drawing the curves marked in draw[]. */
-static int write_script(const PlotSpec *p, const Table *tables, const int *draw, const Render *r,
-                        const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return err_set("%s: cannot write: %s", path, strerror(errno));
+typedef struct {
+    const PlotSpec *p;
+    const Table *tables;
+    const int *draw;
+    const Render *r;
+} Script;
+
+/* The gnuplot script drawing the curves marked in draw[]. */
+static int script_fill(FILE *f, void *ctx) {
+    const Script *sc = ctx;
+    const PlotSpec *p = sc->p;
+    const Table *tables = sc->tables;
+    const int *draw = sc->draw;
+    const Render *r = sc->r;
     int right = 0, left = 0;
     long max_rows = 0;
     for (int i = 0; i < MAX_SERIES && p->s[i].source; i++)
@@ -435,9 +455,15 @@ static int write_script(const PlotSpec *p, const Table *tables, const int *draw,
         sep = ", \\\n     ";
     }
     fputs("\n", f);
-    int bad = ferror(f);
-    if (fclose(f) || bad) return err_set("%s: write error", path);
-    return 0;
+    return 0; /* stdio errors: fs_write_tmp reports them */
+}
+
+/* Writes NAME.gp atomically (fs_write_atomic_with). */
+static int write_script(const PlotSpec *p, const Table *tables, const int *draw, const Render *r,
+                        const char *path) {
+    Script sc = {.p = p, .tables = tables, .draw = draw, .r = r};
+    if (check_not_a_log(path, tables)) return -1;
+    return fs_write_atomic_with(path, script_fill, &sc);
 }
 
 /* ---- running gnuplot --------------------------------------------------------- */
@@ -598,6 +624,12 @@ static int draw_plot(const PlotSpec *p, const Table *tables, const Render *r, co
         goto done;
     }
     if (list) fprintf(list, "%s\n", gp_path);
+    /* gnuplot writes NAME.png in place, so it must be absent or a regular
+     * file (a symlink is removed as a link, never followed) */
+    if (check_not_a_log(png_path, tables) || fs_check_target(png_path)) {
+        rc = -1;
+        goto done;
+    }
     unlink(png_path); /* a failed run must not leave an older PNG looking current */
     if (run_gnuplot(r->gnuplot, out_dir, gp)) {
         unlink(png_path);
@@ -682,7 +714,7 @@ static int plot_into(const PlotOptions *o, FILE *list, FILE *notes) {
     int rc = load_tables(o->run_dir, tables), pngs = 0, skipped = 0;
     if (!rc) rc = fs_mkdirs(o->out_dir);
     for (int i = 0; i < N_SOURCES && !rc; i++)
-        if (!tables[i].absent) rc = table_write(&tables[i], o->out_dir, list);
+        if (!tables[i].absent) rc = table_write(&tables[i], tables, o->out_dir, list);
     for (int i = 0; i < N_PLOTS && !rc; i++) {
         int drawn = draw_plot(&plot_specs[i], tables, &r, o->out_dir, list, notes);
         if (drawn < 0) rc = -1;

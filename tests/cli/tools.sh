@@ -93,7 +93,7 @@ expect_err "foreign file" "notours.h5" "$RLHF" inspect "$T/notours.h5"
 expect_err "generate with a reward model" "scalar head" "$RLHF" generate --model "$T/rm.h5" --prompt x
 # a failed write must not damage an existing checkpoint
 cp "$T/m.h5" "$T/keep.h5"
-"$RLHF" import-hf "$T/nohf" --out "$T/keep.h5" 2>/dev/null
+"$RLHF" import-hf "$T/nohf" --out "$T/keep.h5" --force 2>/dev/null
 cmp -s "$T/m.h5" "$T/keep.h5" && pass "failed import leaves existing checkpoint intact" || fail "failed import leaves existing checkpoint intact"
 
 # signals: a subcommand without checkpoints (here gridworld, mid-training)

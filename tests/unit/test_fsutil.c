@@ -2,10 +2,12 @@
  * boundaries, NUL bytes) and missing files; fs_join's separator rules; the
  * atomic writers (content, replacement, no temporary left behind, refusal
  * of directories and FIFOs only, failures that leave the old file alone);
- * the two clocks. Files are written with plain stdio (harness_write_file),
- * not with the writers under test; they are read back with harness_file_is,
- * which reads through fs_read_all, itself checked first here against files
- * of known bytes. */
+ * the output and input rules (in-place writers refuse symlinks, an output
+ * that is an input, FIFO inputs, --force for creating commands, the
+ * RLHF_TEST_FAIL_WRITE fault injection); the two clocks. Files are written
+ * with plain stdio (harness_write_file), not with the writers under test;
+ * they are read back with harness_file_is, which reads through fs_read_all,
+ * itself checked first here against files of known bytes. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +201,94 @@ TEST(fs_commit_refuses_directory_and_removes_temporary) {
     CHECKF(strstr(err_msg(), "not a regular file"), "%s", err_msg());
     CHECK(access(tmp, F_OK) != 0);
     free(tmp);
+}
+
+/* ---- the output and input rules (issue 14) ------------------------------------ */
+
+/* An in-place writer (the HDF5 logs) refuses a symlink, even to a regular
+ * file, and whatever fs_check_target refuses; absent and regular pass. */
+TEST(fs_check_inplace_refuses_symlinks) {
+    const char *dir = fresh_dir("inplace");
+    const char *real = harness_join(dir, "real"), *link = harness_join(dir, "link"), *fifo = harness_join(dir, "fifo");
+    harness_write_file(real, "old", 3);
+    CHECK(symlink("real", link) == 0);
+    CHECK(mkfifo(fifo, 0666) == 0);
+    CHECKF(fs_check_inplace(harness_join(dir, "absent")) == 0, "%s", err_msg());
+    CHECKF(fs_check_inplace(real) == 0, "%s", err_msg());
+    CHECK(fs_check_inplace(link) == -1);
+    CHECKF(strstr(err_msg(), link) && strstr(err_msg(), "symbolic link"), "%s", err_msg());
+    CHECK(fs_check_inplace(fifo) == -1);
+    CHECKF(strstr(err_msg(), "not a regular file (a FIFO)"), "%s", err_msg());
+    CHECK(fs_check_inplace(dir) == -1);
+    CHECKF(strstr(err_msg(), "(a directory)"), "%s", err_msg());
+    CHECK(harness_file_is(real, "old", 3));
+}
+
+/* Same file through a symlink or a hard link; different or absent files
+ * are not. */
+TEST(fs_check_not_input_names_the_input) {
+    const char *dir = fresh_dir("not_input");
+    const char *a = harness_join(dir, "a"), *b = harness_join(dir, "b"), *sl = harness_join(dir, "sl"), *hl = harness_join(dir, "hl");
+    harness_write_file(a, "a", 1);
+    harness_write_file(b, "b", 1);
+    CHECK(symlink("a", sl) == 0);
+    CHECK(link(a, hl) == 0);
+    CHECK(fs_same_file(a, sl) == 1);
+    CHECK(fs_same_file(a, hl) == 1);
+    CHECK(fs_same_file(a, b) == 0);
+    CHECK(fs_same_file(a, harness_join(dir, "absent")) == 0);
+    CHECK(fs_same_file(NULL, a) == 0);
+    const char *inputs[] = {b, NULL, a};
+    CHECKF(fs_check_not_input(harness_join(dir, "absent"), inputs, 3) == 0, "%s", err_msg());
+    CHECK(fs_check_not_input(hl, inputs, 3) == -1);
+    CHECKF(strstr(err_msg(), hl) && strstr(err_msg(), "same file as the input") && strstr(err_msg(), a), "%s",
+           err_msg());
+    CHECKF(fs_check_not_input(b, inputs + 1, 2) == 0, "%s", err_msg());
+}
+
+/* A FIFO input is refused without opening it (an open would block). */
+TEST(fs_check_input_refuses_fifos_at_once) {
+    const char *dir = fresh_dir("input");
+    const char *fifo = harness_join(dir, "fifo"), *reg = harness_join(dir, "reg");
+    CHECK(mkfifo(fifo, 0666) == 0);
+    harness_write_file(reg, "x", 1);
+    CHECK(fs_check_input(fifo, "a checkpoint") == -1);
+    CHECKF(strstr(err_msg(), fifo) && strstr(err_msg(), "a checkpoint must be a regular file, not a FIFO"), "%s",
+           err_msg());
+    CHECK(fs_check_input(dir, "a checkpoint") == -1);
+    CHECKF(fs_check_input(reg, "a checkpoint") == 0, "%s", err_msg());
+    CHECKF(fs_check_input(harness_join(dir, "absent"), "a checkpoint") == 0, "%s", err_msg());
+}
+
+/* Creating commands keep an existing file (even a dangling link) unless
+ * forced, and even forced never replace a non-regular one. */
+TEST(fs_check_new_needs_force) {
+    const char *dir = fresh_dir("new");
+    const char *reg = harness_join(dir, "reg"), *dangle = harness_join(dir, "dangle"), *fifo = harness_join(dir, "fifo");
+    harness_write_file(reg, "x", 1);
+    CHECK(symlink("nowhere", dangle) == 0);
+    CHECK(mkfifo(fifo, 0666) == 0);
+    CHECKF(fs_check_new(harness_join(dir, "absent"), 0) == 0, "%s", err_msg());
+    CHECK(fs_check_new(reg, 0) == -1);
+    CHECKF(strstr(err_msg(), reg) && strstr(err_msg(), "exists; give --force"), "%s", err_msg());
+    CHECK(fs_check_new(dangle, 0) == -1);
+    CHECKF(fs_check_new(reg, 1) == 0, "%s", err_msg());
+    CHECK(fs_check_new(fifo, 1) == -1);
+    CHECKF(strstr(err_msg(), "not a regular file"), "%s", err_msg());
+}
+
+/* RLHF_TEST_FAIL_WRITE fails matching temporaries only, removing them. */
+TEST(fs_write_tmp_fault_injection) {
+    const char *dir = fresh_dir("inject");
+    const char *path = harness_join(dir, "victim.txt"), *other = harness_join(dir, "other.txt");
+    harness_write_file(path, "old", 3);
+    setenv("RLHF_TEST_FAIL_WRITE", "victim.txt", 1);
+    CHECK(fs_write_atomic(path, "new", 3) == -1);
+    CHECKF(strstr(err_msg(), "write failed"), "%s", err_msg());
+    CHECKF(fs_write_atomic(other, "new", 3) == 0, "%s", err_msg());
+    unsetenv("RLHF_TEST_FAIL_WRITE");
+    CHECK(harness_file_is(path, "old", 3));
+    CHECK(count_temporaries(dir) == 0);
 }
 
 /* ---- clocks --------------------------------------------------------------------- */
