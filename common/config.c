@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -94,11 +95,19 @@ static int parse_int(const CfgKey *k, const char *s, CfgValue *v, char *canon, s
     return 0;
 }
 
+const char *config_float_misfit(double x) {
+    if (fabs(x) > FLT_MAX) return "is too large for a float (largest 3.4e+38)";
+    if (x != 0 && fabs(x) < FLT_MIN) return "is too small for a float (smallest normal 1.2e-38)";
+    return NULL;
+}
+
 static int parse_float(const CfgKey *k, const char *s, CfgValue *v, char *canon, size_t n) {
     char *end = NULL;
     double x = isspace((unsigned char)*s) ? 0 : strtod(s, &end);
     if (!end || end == s || *end) return err_set("'%s' expects a number, got '%s'", k->key, s);
     if (!isfinite(x)) return err_set("'%s' expects a finite number, got '%s'", k->key, s);
+    const char *misfit = config_float_misfit(x);
+    if (misfit) return err_set("'%s': %s %s", k->key, s, misfit);
     v->f = x;
     format_double(x, canon, n);
     return 0;

@@ -45,7 +45,7 @@
 
 typedef enum {
     CFG_INT,   /* a C int, decimal: "8", "-1" */
-    CFG_FLOAT, /* a finite double: "3e-4", "0.1" */
+    CFG_FLOAT, /* a finite number that fits a C float: "3e-4", "0.1" */
     CFG_STR,   /* any text, may be empty */
     CFG_BOOL,  /* true/false, yes/no, on/off, 1/0 (any case) */
     CFG_ENUM   /* one of choices, e.g. "k1|k3" (any case on input) */
@@ -87,6 +87,15 @@ int config_range_contains(const CfgRange *r, double x);
 /* "in [0, 1)", ">= 1", "any": the text that follows "must be" in messages
  * and that help prints. */
 void config_range_format(const CfgRange *r, char *buf, size_t n);
+
+/* The rule for every float setting (CFG_FLOAT keys and OPT_FLOAT options):
+ * the number must fit a C float, i.e. be 0 or have a magnitude in
+ * [FLT_MIN, FLT_MAX], since the code that uses it computes in float. NULL
+ * if x fits; else what is wrong, for "TEXT " to precede it:
+ * "is too small for a float (smallest normal 1.2e-38)" or
+ * "is too large for a float (largest 3.4e+38)". A value that does not fit is
+ * refused, never rounded to 0, a subnormal or infinity. */
+const char *config_float_misfit(double x);
 
 typedef struct Config Config;
 

@@ -2,6 +2,7 @@
 #include "common/opts.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,17 +52,24 @@ static int set_value(const OptSpec *s, const Opt *o, const char *v) {
         return 0;
     }
     case OPT_FLOAT: {
-        float x = strtof(v, &end);
-        if (errno || end == v || *end)
+        /* read as a double, so that a number outside float's range is named
+         * as such (config_float_misfit) rather than "not a number" */
+        double x = strtod(v, &end);
+        if (end == v || *end)
             return err_set("%s: --%s expects a number, got '%s'", s->command, o->name, v);
-        if (check_range(s, o, (double)x, v)) return -1;
-        *(float *)o->dest = x;
+        const char *misfit = config_float_misfit(x);
+        if (misfit) return err_set("%s: --%s: %s %s", s->command, o->name, v, misfit);
+        if (check_range(s, o, x, v)) return -1;
+        *(float *)o->dest = (float)x;
         return 0;
     }
     case OPT_DOUBLE: {
         double x = strtod(v, &end);
-        if (errno || end == v || *end)
+        if (end == v || *end)
             return err_set("%s: --%s expects a number, got '%s'", s->command, o->name, v);
+        if (errno == ERANGE)
+            return err_set("%s: --%s: %s is too %s for a double", s->command, o->name, v,
+                           fabs(x) < 1 ? "small" : "large");
         if (check_range(s, o, x, v)) return -1;
         *(double *)o->dest = x;
         return 0;

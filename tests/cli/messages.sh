@@ -1,0 +1,28 @@
+#!/bin/bash
+# Messages that mislead or omit the file/field (issue 14 items 17, 18): each
+# refusal is one error line that says what is wrong and what to do, exit
+# status non-zero, and nothing that existed before changes.
+set -u
+SUITE=messages
+. "$(dirname "$0")/../lib.sh"
+scratch messages
+cd "$T"
+D=data
+"$RLHF" data arith --out $D --n 50 --seed 5 2>/dev/null
+"$RLHF" init --out m.h5 --n-layer 1 --n-head 2 --n-embd 16 --n-ctx 32 2>/dev/null
+TINY="n_layer=1 n_head=2 n_embd=16 n_ctx=32 batch_size=8 micro_batch=8 max_steps=2"
+sum0=$(sha256sum m.h5)
+unchanged() { [ "$(sha256sum m.h5)" = "$sum0" ] && pass "$1: m.h5 unchanged" || fail "$1: m.h5 unchanged"; }
+
+# item 17: a float outside float's range is named as such, not "not a number"
+expect_err "generate --temperature 1e-45" "generate: --temperature: 1e-45 is too small for a float (smallest normal 1.2e-38)" \
+    "$RLHF" generate --model m.h5 --prompt hi --temperature 1e-45
+expect_err "generate --temperature 1e39" "generate: --temperature: 1e39 is too large for a float (largest 3.4e+38)" \
+    "$RLHF" generate --model m.h5 --prompt hi --temperature 1e39
+expect_ok "generate --temperature 1e-30 (fits a float)" "$RLHF" generate --model m.h5 --prompt hi --temperature 1e-30 --max-new 2
+expect_err "pretrain lr=1e-45" "command line: 'lr': 1e-45 is too small for a float" \
+    "$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $TINY lr=1e-45
+expect_err "pretrain lr=1e39" "command line: 'lr': 1e39 is too large for a float" \
+    "$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $TINY lr=1e39
+[ ! -e pt ] && pass "pretrain lr=1e-45: out_dir not created" || fail "pretrain lr=1e-45: out_dir not created"
+unchanged "float range"
