@@ -384,6 +384,14 @@ static int run_loop(Trainer *t, LoopState *ls) {
 static int check_layout(Trainer *t) {
     int B = t->batch_size, mb = t->micro_batch, W = t->dp.world;
     if (B < 1 || mb < 1) return err_set("batch_size and micro_batch must be >= 1");
+    /* the rank-count hint below only makes sense once micro_batch divides
+     * batch_size: a micro_batch larger than the batch, or one that does not
+     * divide it, is named as such whatever the rank count */
+    if (mb > B)
+        return err_set("micro_batch (%d) is larger than batch_size (%d); set micro_batch to at most batch_size", mb, B);
+    if (B % mb)
+        return err_set("batch_size (%d) must be a multiple of micro_batch (%d); change batch_size or micro_batch",
+                       B, mb);
     if (B % (mb * W))
         return err_set("batch_size (%d) must be a multiple of micro_batch (%d) x ranks (%d); "
                        "change batch_size or micro_batch, or run on a rank count that divides %d",

@@ -26,3 +26,9 @@ expect_err "pretrain lr=1e39" "command line: 'lr': 1e39 is too large for a float
     "$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $TINY lr=1e39
 [ ! -e pt ] && pass "pretrain lr=1e-45: out_dir not created" || fail "pretrain lr=1e-45: out_dir not created"
 unchanged "float range"
+
+# item 17: micro_batch > batch_size had a rank-count hint ("a rank count that divides 0")
+expect_err "pretrain micro_batch > batch_size" "micro_batch (16) is larger than batch_size (8); set micro_batch to at most batch_size" \
+    "$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $TINY micro_batch=16
+expect_err "pretrain batch_size not a multiple of micro_batch" "batch_size (12) must be a multiple of micro_batch (8); change batch_size or micro_batch" \
+    "$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $TINY batch_size=12
