@@ -462,7 +462,8 @@ static struct {
 static const Opt inspect_opts[] = {
     {.name = "model", .type = OPT_STR, .dest = &inspect_args.model, .metavar = "CKPT",
      .help = "tokenizer for decoding a rollout log (default: final.h5 beside it)"},
-    {.name = "json", .type = OPT_FLAG, .dest = &inspect_args.json, .help = "machine-readable output (logs)"},
+    {.name = "json", .type = OPT_FLAG, .dest = &inspect_args.json,
+     .help = "machine-readable output: one JSON object (checkpoints and logs)"},
     {0}};
 
 static const OptSpec inspect_spec = {

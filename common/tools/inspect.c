@@ -226,22 +226,35 @@ int inspect_log(const char *path, const Tok *tok, int as_json, FILE *out) {
 
 /* ---- checkpoints and the choice between a checkpoint and a log ---------------- */
 
-int inspect_checkpoint(const char *path, FILE *out) {
+int inspect_checkpoint(const char *path, int as_json, FILE *out) {
     Gpt m;
     Tok *tok = NULL;
     char kind[32];
     if (ckpt_load_model(path, &m, &tok, kind, sizeof kind)) return -1;
-    fprintf(out, "file        %s\nkind        %s\nhead        %s\n", path, kind,
-            m.cfg.head == GPT_HEAD_LM ? "language model (tied unembedding)" : "scalar");
-    fprintf(out, "layers      %d\nheads       %d\nwidth       %d\ncontext     %d\nvocab       %d\n", m.cfg.n_layer,
-            m.cfg.n_head, m.cfg.n_embd, m.cfg.n_ctx, m.cfg.vocab_size);
-    fprintf(out, "tokenizer   %s\nparameters  %zu\n", tok_kind(tok) == TOK_BYTE ? "byte" : "GPT-2 BPE", m.n_params);
+    const char *head = m.cfg.head == GPT_HEAD_LM ? "language model (tied unembedding)" : "scalar";
+    const char *tokenizer = tok_kind(tok) == TOK_BYTE ? "byte" : "GPT-2 BPE";
     double sum = 0;
     for (size_t i = 0; i < m.n_params; i++) sum += (double)m.params[i] * m.params[i];
-    fprintf(out, "param rms   %.6g\n", sqrt(sum / m.n_params));
+    double rms = sqrt(sum / m.n_params);
+    int rc = 0;
+    if (as_json) {
+        /* the same fields as the text below, one compact line; the path is
+         * any bytes, so it goes through text_of (valid UTF-8) */
+        json_t *o = json_pack("{s:o, s:o, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:o}", "file", text_of(path),
+                              "kind", text_of(kind), "head", head, "layers", m.cfg.n_layer, "heads", m.cfg.n_head,
+                              "width", m.cfg.n_embd, "context", m.cfg.n_ctx, "vocab", m.cfg.vocab_size, "tokenizer",
+                              tokenizer, "parameters", (json_int_t)m.n_params, "param_rms", num(rms));
+        rc = print_json(o, out);
+    } else {
+        fprintf(out, "file        %s\nkind        %s\nhead        %s\n", path, kind, head);
+        fprintf(out, "layers      %d\nheads       %d\nwidth       %d\ncontext     %d\nvocab       %d\n",
+                m.cfg.n_layer, m.cfg.n_head, m.cfg.n_embd, m.cfg.n_ctx, m.cfg.vocab_size);
+        fprintf(out, "tokenizer   %s\nparameters  %zu\n", tokenizer, m.n_params);
+        fprintf(out, "param rms   %.6g\n", rms);
+    }
     gpt_free(&m);
     tok_free(tok);
-    return 0;
+    return rc;
 }
 
 /* The tokenizer of the run that wrote a log: model, else DIR/final.h5
@@ -266,7 +279,7 @@ int inspect_path(const char *path, const char *model, int as_json, FILE *out) {
     Ckpt *k = ckpt_open(path);
     if (k) {
         ckpt_close(k);
-        return inspect_checkpoint(path, out);
+        return inspect_checkpoint(path, as_json, out);
     }
     if (!strstr(err_msg(), "not an rlhf checkpoint")) return -1;
     int failed;

@@ -32,3 +32,21 @@ expect_err "pretrain micro_batch > batch_size" "micro_batch (16) is larger than 
     "$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $TINY micro_batch=16
 expect_err "pretrain batch_size not a multiple of micro_batch" "batch_size (12) must be a multiple of micro_batch (8); change batch_size or micro_batch" \
     "$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $TINY batch_size=12
+
+# item 17: inspect --json on a checkpoint printed the text summary; now one
+# JSON object with the text's fields, valid UTF-8 even for a non-UTF-8 path
+cp m.h5 "$(printf 'bad\xff.h5')"
+"$RLHF" inspect --json "$(printf 'bad\xff.h5')" >insp.json 2>insp.err
+rc=$?
+if [ $rc = 0 ] && "$PY" - insp.json <<'PY'; then pass "inspect --json checkpoint: JSON with the text's fields"; else fail "inspect --json checkpoint: JSON with the text's fields" "exit $rc: $(head -c 300 insp.json) $(cat insp.err)"; fi
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+o = json.loads(raw.decode("utf-8"))  # strict: invalid UTF-8 raises
+assert raw.count(b"\n") == 1
+assert o["file"] == "bad\ufffd.h5", o["file"]
+assert (o["layers"], o["heads"], o["width"], o["context"], o["vocab"]) == (1, 2, 16, 32, 257), o
+assert o["tokenizer"] == "byte" and o["parameters"] == 7936 and o["param_rms"] > 0, o
+assert set(o) == {"file", "kind", "head", "layers", "heads", "width", "context", "vocab", "tokenizer", "parameters", "param_rms"}, o
+PY
+"$RLHF" inspect m.h5 >insp.txt && grep -q "^parameters  7936$" insp.txt && pass "inspect checkpoint: text unchanged" || fail "inspect checkpoint: text unchanged" "$(cat insp.txt)"
+unchanged "inspect"

@@ -48,7 +48,7 @@ TEST(inspect_checkpoint_summary) {
     char want[256];
     snprintf(want, sizeof want, "parameters  %ld\n", params);
     FILE *f = tmpfile();
-    CHECK(inspect_checkpoint(path, f) == 0);
+    CHECK(inspect_checkpoint(path, 0, f) == 0);
     const char *out = slurp(f);
     CHECKF(strstr(out, "kind        policy\n") && strstr(out, "head        language model (tied unembedding)\n"), "%s", out);
     CHECK(strstr(out, "layers      2\nheads       2\nwidth       8\ncontext     16\nvocab       257\n") != NULL);
@@ -57,10 +57,18 @@ TEST(inspect_checkpoint_summary) {
     CHECKF(strstr(out, "param rms   0.5\n") != NULL, "%s", out);
     fclose(f);
 
-    /* inspect_path sees a checkpoint and prints the same */
+    /* inspect_path sees a checkpoint and prints the same, as text or (as_json)
+     * as one JSON object with the same fields; it printed text for --json */
+    f = tmpfile();
+    CHECK(inspect_path(path, NULL, 0, f) == 0);
+    CHECK(strstr(slurp(f), "param rms   0.5\n") != NULL);
+    fclose(f);
     f = tmpfile();
     CHECK(inspect_path(path, NULL, 1, f) == 0);
-    CHECK(strstr(slurp(f), "param rms   0.5\n") != NULL);
+    out = slurp(f);
+    CHECKF(out[0] == '{' && strstr(out, "\"kind\":\"policy\"") && strstr(out, "\"layers\":2") &&
+               strstr(out, "\"param_rms\":0.5") && !strstr(out, "param rms"),
+           "%s", out);
     fclose(f);
 }
 
@@ -88,7 +96,7 @@ TEST(inspect_path_errors) {
     }
     CHECK(inspect_path(path, NULL, 0, f) == -1);
     CHECK(strstr(err_msg(), "insp_text.h5") != NULL);
-    CHECK(inspect_checkpoint(path, f) == -1);
+    CHECK(inspect_checkpoint(path, 0, f) == -1);
     CHECK(slurp(f)[0] == 0); /* nothing printed for a file that is not a checkpoint */
     fclose(f);
 }
