@@ -278,10 +278,38 @@ static int check_inputs(const char *dir) {
     return rc;
 }
 
+/* 1 if DIR/NAME exists (anything: the message only names it). */
+static int dir_has(const char *dir, const char *name) {
+    char *p = fs_join(dir, name);
+    struct stat st;
+    int has = !lstat(p, &st);
+    free(p);
+    return has;
+}
+
+/* The rule for weights: import reads one model.safetensors. A directory
+ * without it but with the weights in another form transformers writes
+ * (sharded safetensors, PyTorch pickles) is refused with what to do, not
+ * "model.safetensors: cannot open". 0 when model.safetensors exists or
+ * there is nothing better to say (the open then names the missing file). */
+static int check_weights_format(const char *dir) {
+    if (dir_has(dir, "model.safetensors")) return 0;
+    if (dir_has(dir, "model.safetensors.index.json"))
+        return err_set("%s: has a sharded checkpoint (model.safetensors.index.json) but no model.safetensors; "
+                       "sharded checkpoints are not supported: save it as one file with transformers, "
+                       "model.save_pretrained(dir, max_shard_size=\"100GB\") (larger than the model)",
+                       dir);
+    if (dir_has(dir, "pytorch_model.bin") || dir_has(dir, "pytorch_model.bin.index.json"))
+        return err_set("%s: has pytorch_model.bin but no model.safetensors; convert it with transformers: "
+                       "model.save_pretrained(dir, safe_serialization=True, max_shard_size=\"100GB\")",
+                       dir);
+    return 0;
+}
+
 int hf_import(const char *dir, Gpt *m, Tok **tok) {
     memset(m, 0, sizeof *m);
     if (tok) *tok = NULL;
-    if (check_inputs(dir)) return -1;
+    if (check_inputs(dir) || check_weights_format(dir)) return -1;
     char *cp = fs_join(dir, "config.json"), *wp = fs_join(dir, "model.safetensors");
     GptConfig c = {0};
     int classifier = 0;

@@ -50,3 +50,19 @@ assert set(o) == {"file", "kind", "head", "layers", "heads", "width", "context",
 PY
 "$RLHF" inspect m.h5 >insp.txt && grep -q "^parameters  7936$" insp.txt && pass "inspect checkpoint: text unchanged" || fail "inspect checkpoint: text unchanged" "$(cat insp.txt)"
 unchanged "inspect"
+
+# item 17: a Hugging Face directory with the weights in another form said
+# only "model.safetensors: cannot open"; now what to do
+"$RLHF" export-hf m.h5 --out hf 2>/dev/null
+cp -r hf hfbin && mv hfbin/model.safetensors hfbin/pytorch_model.bin
+cp -r hf hfshard && mv hfshard/model.safetensors hfshard/model-00001-of-00002.safetensors
+echo '{"weight_map": {}}' >hfshard/model.safetensors.index.json
+sumd=$(cat hfbin/* hfshard/* | sha256sum)
+expect_err "import-hf pytorch_model.bin only" "hfbin: has pytorch_model.bin but no model.safetensors; convert it with transformers: model.save_pretrained(dir, safe_serialization=True" \
+    "$RLHF" import-hf hfbin --out imp.h5
+expect_err "import-hf sharded safetensors" "hfshard: has a sharded checkpoint (model.safetensors.index.json) but no model.safetensors; sharded checkpoints are not supported: .*max_shard_size" \
+    "$RLHF" import-hf hfshard --out imp.h5
+[ ! -e imp.h5 ] && [ "$(cat hfbin/* hfshard/* | sha256sum)" = "$sumd" ] && pass "import-hf refusals: nothing written or changed" \
+    || fail "import-hf refusals: nothing written or changed"
+rm -f hf/model.safetensors
+expect_err "import-hf no weights at all" "hf/model.safetensors: cannot open: No such file" "$RLHF" import-hf hf --out imp.h5
