@@ -800,7 +800,10 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     const char *vinit = config_str(cfg, "value_init");
     CkptWant pw = {.head = GPT_HEAD_LM, .what = "the policy"};
     if (ckpt_load_model_as(config_str(cfg, "policy"), &L->policy, &L->tok, &pw)) return -1;
-    CkptWant vw = {.head = GPT_HEAD_SCALAR, .what = "the value model", .vocab = L->policy.cfg.vocab_size,
+    /* the value model's messages name the key its file came from: with
+     * value_init empty that is reward_model, not value_init */
+    const char *vwhat = *vinit ? "the value model (value_init)" : "the value model (reward_model, as value_init is empty)";
+    CkptWant vw = {.head = GPT_HEAD_SCALAR, .what = vwhat, .vocab = L->policy.cfg.vocab_size,
                    .min_ctx = L->policy.cfg.n_ctx, .tok = L->tok, .like = "the policy"};
     if (ckpt_load_model_as(*vinit ? vinit : config_str(cfg, "reward_model"), &L->value, NULL, &vw)) return -1;
     L->n_ctx = L->policy.cfg.n_ctx;

@@ -66,3 +66,20 @@ expect_err "import-hf sharded safetensors" "hfshard: has a sharded checkpoint (m
     || fail "import-hf refusals: nothing written or changed"
 rm -f hf/model.safetensors
 expect_err "import-hf no weights at all" "hf/model.safetensors: cannot open: No such file" "$RLHF" import-hf hf --out imp.h5
+
+# item 17: with value_init empty the value model is the reward model; a
+# reward model with a shorter context was reported as "the value model",
+# which only value_init names. MPMD, so that only the learner sees the short
+# reward model (the rewarder would otherwise report it first, as the reward model)
+use_mpirun
+"$RLHF" init --out rm16.h5 --head scalar --n-layer 1 --n-head 2 --n-embd 16 --n-ctx 16 2>/dev/null
+"$RLHF" init --out rm32.h5 --head scalar --n-layer 1 --n-head 2 --n-embd 16 --n-ctx 32 2>/dev/null
+sumr=$(sha256sum rm16.h5 rm32.h5)
+PPO="policy=m.h5 prompts=$D/rl_prompts.jsonl batch_size=8 iterations=1 max_new=4"
+expect_err "ppo short reward model as value model" "ppo: rm16.h5: the value model (reward_model, as value_init is empty) must have at least the context of the policy (32 tokens); it has 16" \
+    $MPIRUN -n 1 "$RLHF" ppo $PPO out_dir=ppo1 reward_model=rm16.h5 role=learner : -n 1 "$RLHF" ppo $PPO out_dir=ppo1 reward_model=rm32.h5 role=rewarder \
+    : -n 1 "$RLHF" ppo $PPO out_dir=ppo1 reward_model=rm32.h5 role=actor
+expect_err "ppo short value_init" "ppo: rm16.h5: the value model (value_init) must have at least the context of the policy (32 tokens); it has 16" \
+    $MPIRUN -n 3 "$RLHF" ppo $PPO out_dir=ppo2 reward_model=rm32.h5 value_init=rm16.h5
+[ "$(sha256sum rm16.h5 rm32.h5)" = "$sumr" ] && pass "ppo value model refusals: models unchanged" || fail "ppo value model refusals: models unchanged"
+unchanged "ppo"
