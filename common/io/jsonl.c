@@ -19,6 +19,8 @@ struct Jsonl {
     char *buf;      /* the current line, NUL-terminated */
     size_t cap;
     json_t *record; /* the last record returned; owned */
+    int skip_rest;  /* the line read last was refused at JSONL_MAX_LINE: the
+                       next read first skips what is left of it */
 };
 
 Jsonl *jsonl_open(const char *path) {
@@ -55,15 +57,23 @@ const char *jsonl_path(const Jsonl *j) { return j->path; }
 
 /* Reads one line (without its '\n') into j->buf, growing it up to the limit.
  * Returns 1 with *len set, 0 at end of file, -1 on a read error or an
- * over-long line; the rest of an over-long line is skipped so reading can go
- * on at the next one. */
+ * over-long line. The rule for an over-long line: the refusal comes at the
+ * limit, after JSONL_MAX_LINE + 1 bytes, never after reading the whole line
+ * (a 10 GB line must not take minutes to refuse); the rest of it is skipped
+ * only if the caller reads on, so reading can go on at the next line. */
 static int read_line(Jsonl *j, size_t *len) {
     size_t n = 0;
     int ch, too_long = 0;
+    if (j->skip_rest) {
+        while ((ch = getc_unlocked(j->f)) != EOF && ch != '\n') {}
+        j->skip_rest = 0;
+        if (ferror(j->f)) return err_set("%s:%d: read error: %s", j->path, j->line, strerror(errno));
+    }
     while ((ch = getc_unlocked(j->f)) != EOF && ch != '\n') {
         if (n == JSONL_MAX_LINE) {
             too_long = 1;
-            continue;
+            j->skip_rest = 1;
+            break;
         }
         if (n + 1 >= j->cap) { /* room for the NUL, never beyond the limit */
             j->cap = j->cap * 2 < JSONL_MAX_LINE + 1 ? j->cap * 2 : JSONL_MAX_LINE + 1;

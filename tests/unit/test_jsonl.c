@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/io/jsonl.h"
@@ -174,6 +175,33 @@ TEST(jsonl_rejects_overlong_line) {
     j = jsonl_open(path);
     CHECK(jsonl_next(j, &rec) == 1);
     CHECK(jsonl_get_str(j, rec, "prompt", &s) == 0 && strlen(s) == len - 14);
+    jsonl_close(j);
+}
+
+/* A 40 MiB line is refused at the limit: the file was read to the end of
+ * the line (all 40 MiB; a 10 GB line took minutes) before the refusal. The
+ * kernel's file offset shows how far it read (stdio reads ahead a buffer). */
+TEST(jsonl_refuses_overlong_line_at_the_limit) {
+    size_t big = (size_t)40 << 20;
+    char *text = malloc(big + 64);
+    memset(text, 'a', big);
+    size_t n = big + (size_t)sprintf(text + big, "\n{\"prompt\": \"next\"}\n");
+    const char *path = harness_tmp_file("huge.jsonl", text, n);
+    free(text);
+    int fd = dup(0); /* the number jsonl_open's fopen will get: the lowest free */
+    close(fd);
+    Jsonl *j = jsonl_open(path);
+    json_t *rec;
+    CHECK(jsonl_next(j, &rec) == -1);
+    CHECKF(harness_err_has(place(path, 1), "line longer than 16777216 bytes", (const char *)NULL), "msg: %s",
+           err_msg());
+    off_t pos = lseek(fd, 0, SEEK_CUR);
+    CHECKF(pos > 0 && (size_t)pos <= JSONL_MAX_LINE + ((size_t)1 << 20), "read %lld bytes of a %zu-byte line",
+           (long long)pos, big);
+    /* reading on skips the rest of the line */
+    const char *s;
+    CHECK(jsonl_next(j, &rec) == 1 && jsonl_line(j) == 2);
+    CHECK(jsonl_get_str(j, rec, "prompt", &s) == 0 && strcmp(s, "next") == 0);
     jsonl_close(j);
 }
 
