@@ -4,16 +4,23 @@
 
 PKGS     := openblas hdf5-serial ompi-c jansson libpcre2-8
 
-# Every target but clean first installs what is missing (a fresh Debian 12
-# machine needs nothing but make): launch/install-deps.sh only queries dpkg
-# when everything is there.
-ifeq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
+# Every target but clean first installs what is missing, so that a fresh
+# Debian 12 machine needs nothing but make: the outer make runs
+# launch/install-deps.sh (it only queries dpkg when everything is there) and
+# then the requested targets in an inner make (RLHF_INNER=1), whose
+# pkg-config flags are read after the install. `make -n` shows the order.
+GOALS    := $(or $(MAKECMDGOALS),all)
+ifeq ($(RLHF_INNER)$(filter-out clean,$(GOALS)),)
+RLHF_INNER := 1
+endif
+ifeq ($(RLHF_INNER),)
+.PHONY: $(GOALS) rlhf-deps
+$(GOALS): rlhf-deps
+	@:
+rlhf-deps:
+	@bash launch/install-deps.sh || { echo "make: launch/install-deps.sh failed; run it as root or with sudo" >&2; exit 1; }
+	+@$(MAKE) --no-print-directory RLHF_INNER=1 $(MAKECMDGOALS)
 else
-DEPS_LOG := $(shell bash launch/install-deps.sh >&2; echo $$?)
-ifneq ($(DEPS_LOG),0)
-$(error launch/install-deps.sh failed (exit $(DEPS_LOG)); run it as root or with sudo)
-endif
-endif
 CC       ?= gcc
 OPT      ?= -O2 -march=native -fvect-cost-model=dynamic -fno-math-errno -fno-trapping-math
 ifeq ($(VG),1)      # for valgrind, which does not decode AVX-512: AVX2 only
@@ -93,3 +100,5 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+endif # RLHF_INNER
