@@ -25,6 +25,9 @@ STUB
 cp "$T/stub/apt-get" "$T/stub/sudo"
 chmod +x "$T/stub/"*
 export STUB_LOG=$T/apt.log
+# run as a user would, not as a sub-make of `make test` (whose MAKEFLAGS
+# carry RLHF_INNER=1, the inner make's mark)
+unset MAKEFLAGS MFLAGS MAKELEVEL RLHF_INNER
 
 # A compiler stub that records its call and fails, so make stops at the
 # first compile: the log then shows what ran first.
