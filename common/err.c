@@ -39,28 +39,37 @@ void err_clear(void) { err_buf[0] = 0; }
 /* 1 once err_die runs: its message is the one to show, not a later one about stdout. */
 static int err_dying;
 
-static void __attribute__((noreturn)) err_exit(void) {
+static void __attribute__((noreturn)) err_exit(int status) {
     err_dying = 1;
     int inited = 0, finalized = 0, size = 1;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
     if (inited && !finalized) {
         MPI_Comm_size(MPI_COMM_WORLD, &size);
-        if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+        if (size > 1) MPI_Abort(MPI_COMM_WORLD, status);
         MPI_Finalize();
     }
-    exit(1);
+    exit(status);
+}
+
+static void __attribute__((noreturn)) err_vdie(int status, const char *fmt, va_list ap) {
+    fputs("rlhf: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    err_exit(status);
 }
 
 void err_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("rlhf: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    fflush(stderr);
-    err_exit();
+    err_vdie(1, fmt, ap);
+}
+
+void err_die_status(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    err_vdie(status, fmt, ap);
 }
 
 void err_die_last(void) { err_die("%s", err_buf[0] ? err_buf : "unknown error"); }

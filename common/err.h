@@ -20,6 +20,8 @@ void err_clear(void);
 
 /* Print "rlhf: error: MESSAGE" on stderr and exit(1) / MPI_Abort. */
 void err_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* err_die, ending the process (and the MPI job) with this exit status. */
+void err_die_status(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 /* err_die with the last recorded message. */
 void err_die_last(void) __attribute__((noreturn));
 /* Print "rlhf: warning: MESSAGE" on stderr. */

@@ -23,6 +23,7 @@
 #include "common/mpi/rollout.h"
 #include "common/rng.h"
 #include "learner/dataset.h"
+#include "learner/dispatch.h"
 #include "learner/dp.h"
 #include "learner/ppo_math.h"
 #include "learner/trainer.h"
@@ -51,16 +52,13 @@ typedef struct {
     uint64_t seed;
     Sample *s;                /* this learner's samples of the iteration */
     int n;
-    RolloutBatch *pending;    /* scored batches of later iterations (lag > 0) */
-    int n_pending;
+    Dispatch d;               /* orders out, rollouts in, deadlines (learner/dispatch) */
     H5log *rollouts, *metrics;
     Dataset ptx;
     int has_ptx;
     char out_dir[1024];
     double t_start;
     volatile sig_atomic_t *stop;
-    int *perm;                /* prompt permutation of pass perm_epoch */
-    int64_t perm_epoch;
     /* scratch for packed forward passes */
     int *tokens, *targets;
     float *dlogp, *dent, *dval;
@@ -76,125 +74,6 @@ static void learner_log(const Learner *L, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-}
-
-/* ---- prompt schedule, orders, snapshots ---------------------------------- */
-
-/* Prompt of global sample g: epochs over a seeded permutation of prompts. */
-static int prompt_of(Learner *L, int64_t g) {
-    int n = L->prompts.n, *perm = L->perm;
-    int64_t epoch = g / n, pos = g % n;
-    if (epoch != L->perm_epoch) { /* a fresh seeded permutation per pass */
-        for (int i = 0; i < n; i++) perm[i] = i;
-        Rng r;
-        rng_seed(&r, rng_mix64(L->seed ^ (uint64_t)(epoch + 1) * 0x9e3779b97f4a7c15ULL));
-        for (int i = n - 1; i > 0; i--) {
-            int j = (int)rng_below(&r, (uint32_t)i + 1), x = perm[i];
-            perm[i] = perm[j];
-            perm[j] = x;
-        }
-        L->perm_epoch = epoch;
-    }
-    return perm[pos];
-}
-
-/* What the learner alone can check of a scored batch: that it answers an
- * order this learner owns and its samples fit the prompts and the context
- * (slots and packed rows are sized by them). */
-static int check_scored(const Learner *L, const RolloutBatch *rb) {
-    if (rb->chunk >= L->n_chunks || rb->chunk % L->lay->n_learners != L->lay->index)
-        return err_set("scored batch message: chunk: %d is not one of this learner's %d chunks", rb->chunk, L->n_chunks);
-    if (rb->n != L->chunk) return err_set("scored batch message: n: %d samples, a chunk has %d", rb->n, L->chunk);
-    for (int i = 0; i < rb->n; i++) {
-        const Rollout *r = &rb->r[i];
-        if (r->prompt_index >= L->prompts.n)
-            return err_set("scored batch message: sample %d: prompt_index: %d of %d prompts", i, r->prompt_index,
-                           L->prompts.n);
-        if (r->resp_len > L->max_new || r->prompt_len + r->resp_len > L->n_ctx)
-            return err_set("scored batch message: sample %d: resp_len: %d response tokens after %d of prompt (max_new "
-                           "%d, context %d)", i, r->resp_len, r->prompt_len, L->max_new, L->n_ctx);
-    }
-    return 0;
-}
-
-/* Receives and checks the next scored batch (any rewarder). */
-static void recv_scored(Learner *L, MsgBuf *b, RolloutBatch *rb) {
-    int src;
-    msg_recv(b, MPI_ANY_SOURCE, MSG_SCORED, MPI_COMM_WORLD, &src);
-    if (rollout_batch_unpack(b, 1, rb)) err_die("learner: from rank %d: %s", src, err_msg());
-    if (check_scored(L, rb)) err_die("learner: from rank %d: %s", src, err_msg());
-}
-
-/* Keeps scored rollouts flowing in while our own sends wait: with
- * max_policy_lag > 0 the learner may be sending a snapshot to an actor that
- * is itself waiting to hand a rollout to a rewarder that waits on us; large
- * MPI messages do not complete until received, so a blocking send here
- * would close that circle. */
-static void take_scored_message(Learner *L) {
-    MsgBuf b;
-    RolloutBatch rb;
-    msg_buf_init(&b);
-    recv_scored(L, &b, &rb);
-    L->pending = err_realloc(L->pending, (size_t)(L->n_pending + 1) * sizeof(RolloutBatch));
-    L->pending[L->n_pending++] = rb;
-    msg_buf_free(&b);
-}
-
-static void wait_sends(Learner *L, MPI_Request *req, int n) {
-    struct timespec nap = {0, 1000000};
-    int done = 0;
-    MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
-    while (!done) {
-        if (msg_probe(MPI_ANY_SOURCE, MSG_SCORED, MPI_COMM_WORLD, NULL, NULL)) take_scored_message(L);
-        else nanosleep(&nap, NULL);
-        MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
-    }
-}
-
-static void send_orders(Learner *L, int64_t it) {
-    const PpoLayout *l = L->lay;
-    MsgBuf *b = err_calloc((size_t)L->n_chunks, sizeof(MsgBuf));
-    MPI_Request *req = err_malloc((size_t)L->n_chunks * sizeof(MPI_Request));
-    for (int c = 0; c < L->n_chunks; c++) {
-        int32_t idx[L->chunk];
-        for (int i = 0; i < L->chunk; i++) idx[i] = prompt_of(L, it * L->B + (int64_t)c * L->chunk + i);
-        RolloutOrder o = {.iteration = (int32_t)it,
-                          .chunk = c,
-                          .lambda = L->kl_coef,
-                          .seed = rng_mix64(L->seed * 1000003u + (uint64_t)it * 7919u + (uint64_t)c),
-                          .n = L->chunk,
-                          .prompt_index = idx};
-        rollout_order_pack(&o, &b[c]);
-        msg_isend(&b[c], l->actors[c % l->n_actors], MSG_ORDER, MPI_COMM_WORLD, &req[c]);
-    }
-    wait_sends(L, req, L->n_chunks);
-    for (int c = 0; c < L->n_chunks; c++) msg_buf_free(&b[c]);
-    free(b);
-    free(req);
-}
-
-static void send_snapshot(Learner *L) {
-    const PpoLayout *l = L->lay;
-    MsgBuf b;
-    msg_buf_init(&b);
-    RolloutSnapshot s = rollout_snapshot_of(L->iteration, L->policy.params, L->policy.n_params);
-    rollout_snapshot_pack(&s, &b); /* one header (and checksum) per version, the weights sent from where they are */
-    MPI_Request *req = err_malloc((size_t)2 * l->n_actors * sizeof(MPI_Request));
-    for (int a = 0; a < l->n_actors; a++)
-        rollout_snapshot_isend(&b, L->policy.params, L->policy.n_params, l->actors[a], MPI_COMM_WORLD, &req[2 * a]);
-    wait_sends(L, req, 2 * l->n_actors);
-    free(req);
-    msg_buf_free(&b);
-}
-
-static void send_stop(Learner *L) {
-    const PpoLayout *l = L->lay;
-    MsgBuf b;
-    msg_buf_init(&b);
-    rollout_stop_pack(&b);
-    for (int a = 0; a < l->n_actors; a++) msg_send(&b, l->actors[a], MSG_STOP, MPI_COMM_WORLD);
-    for (int r = 0; r < l->n_rewarders; r++) msg_send(&b, l->rewarders[r], MSG_STOP, MPI_COMM_WORLD);
-    msg_buf_free(&b);
 }
 
 /* ---- gathering scored rollouts --------------------------------------------- */
@@ -230,49 +109,34 @@ static void samples_free(Learner *L) {
         free(s->values);
         free(s->adv);
         free(s->ret);
+        memset(s, 0, sizeof *s); /* an abandoned iteration fills only some slots */
     }
     L->n = 0;
 }
 
 /* Moves a scored batch's rollouts into the iteration's samples. */
-static void take_batch(Learner *L, RolloutBatch *rb, int *got) {
+static void take_batch(Learner *L, RolloutBatch *rb) {
     for (int i = 0; i < rb->n; i++) {
         int slot = (rb->chunk / L->lay->n_learners) * L->chunk + i; /* order by chunk: layout-independent */
         sample_from(L, &L->s[slot], &rb->r[i], rb);
     }
-    (*got)++;
     rollout_batch_free(rb);
 }
 
-/* Waits for this learner's chunks of iteration it; batches of later
- * iterations are kept for later. Returns the seconds spent waiting. */
-static double gather(Learner *L, int64_t it) {
-    int mine = 0, got = 0;
+/* This learner's samples of iteration it (learner/dispatch waits for them).
+ * Returns 0, or why every learner leaves the iteration (RolloutAbandon);
+ * *t_wait: the seconds spent waiting. */
+static int gather(Learner *L, int64_t it, double *t_wait) {
+    int mine = 0, n;
     for (int c = 0; c < L->n_chunks; c++) mine += c % L->lay->n_learners == L->lay->index;
     L->n = mine * L->chunk;
-    for (int i = 0; i < L->n_pending;) {
-        if (L->pending[i].iteration == it) {
-            take_batch(L, &L->pending[i], &got);
-            L->pending[i] = L->pending[--L->n_pending];
-        } else {
-            i++;
-        }
-    }
-    double t0 = fs_now();
-    MsgBuf b;
-    msg_buf_init(&b);
-    while (got < mine) {
-        RolloutBatch rb;
-        recv_scored(L, &b, &rb);
-        if (rb.iteration == it) {
-            take_batch(L, &rb, &got);
-        } else {
-            L->pending = err_realloc(L->pending, (size_t)(L->n_pending + 1) * sizeof(RolloutBatch));
-            L->pending[L->n_pending++] = rb;
-        }
-    }
-    msg_buf_free(&b);
-    return fs_now() - t0;
+    RolloutBatch *b;
+    int reason = dispatch_gather(&L->d, it, &b, &n, t_wait);
+    for (int k = 0; k < n; k++) take_batch(L, &b[k]);
+    free(b);
+    reason = dispatch_agree(&L->d, reason);
+    if (reason) samples_free(L);
+    return reason;
 }
 
 /* ---- packed forward passes ---------------------------------------------------- */
@@ -695,7 +559,7 @@ static int save_ckpt(Learner *L) {
  * a full disk resumes where it now is. A changed learner count is allowed
  * with a warning, as the trainers allow a changed rank count. */
 static const char *const ppo_runtime_keys[] = {"ckpt_every", "keep_checkpoints", "log_samples", "role", "learners",
-                                               "rewarders", "out_dir", "overwrite", NULL};
+                                               "rewarders", "out_dir", "overwrite", "rank_timeout", NULL};
 
 static int resume(Learner *L, int64_t it) {
     char path[1200], diff[600];
@@ -795,7 +659,6 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     L->n_chunks = L->chunk > 0 ? L->B / L->chunk : 0;
     L->lag = config_int(cfg, "max_policy_lag");
     L->kl_coef = config_float(cfg, "kl_coef");
-    L->perm_epoch = -1;
     snprintf(L->out_dir, sizeof L->out_dir, "%s", config_str(cfg, "out_dir"));
     const char *vinit = config_str(cfg, "value_init");
     CkptWant pw = {.head = GPT_HEAD_LM, .what = "the policy"};
@@ -811,7 +674,6 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     if (L->lag < 0) return err_set("max_policy_lag must be >= 0");
     if (L->max_new < 1 || L->iterations < 1) return err_set("max_new and iterations must be >= 1");
     if (ppo_prompts_load(&L->prompts, config_str(cfg, "prompts"), L->tok, L->n_ctx)) return -1;
-    L->perm = err_malloc((size_t)L->prompts.n * sizeof(int));
     const char *ptx = config_str(cfg, "ptx_data");
     L->has_ptx = config_float(cfg, "ptx_coef") > 0;
     if (L->has_ptx && !*ptx) return err_set("ptx_coef > 0 needs ptx_data (a plain-text file)");
@@ -834,10 +696,8 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
 
 static void learner_free(Learner *L) {
     samples_free(L);
-    for (int i = 0; i < L->n_pending; i++) rollout_batch_free(&L->pending[i]);
-    free(L->pending);
+    dispatch_free(&L->d);
     free(L->s);
-    free(L->perm);
     free(L->tokens);
     free(L->targets);
     free(L->dlogp);
@@ -1054,8 +914,11 @@ static void update_kl(Learner *L) {
     L->kl_coef = c.value;
 }
 
-static void iterate(Learner *L, int64_t it) {
-    double t0 = fs_now(), t_wait = gather(L, it);
+/* One iteration; 0, or why it was left before its update (RolloutAbandon). */
+static int iterate(Learner *L, int64_t it) {
+    double t0 = fs_now(), t_wait;
+    int left = gather(L, it, &t_wait);
+    if (left) return left;
     double t1 = fs_now();
     advantages(L);
     Stats st;
@@ -1065,6 +928,7 @@ static void iterate(Learner *L, int64_t it) {
     gather_logs(L);
     update_kl(L);
     samples_free(L);
+    return 0;
 }
 
 /* ---- the run ------------------------------------------------------------------------------------ */
@@ -1076,6 +940,73 @@ static void write_final(Learner *L) {
     snprintf(path, sizeof path, "%s/value.h5", L->out_dir);
     if (ckpt_save_model(path, &L->value, L->tok, "value")) err_die_last();
     learner_log(L, "done: %s/final.h5 (policy), %s/value.h5", L->out_dir, L->out_dir);
+}
+
+/* Every learner: checkpoints the last complete iteration; a failure ends
+ * the job with the leader's message. */
+static void checkpoint_or_die(Learner *L) {
+    if (!save_ckpt(L)) return;
+    if (L->leader) err_die("checkpoint failed: %s", err_msg());
+    for (;;) nanosleep(&(struct timespec){0, 10000000}, NULL); /* the leader's message and abort end us */
+}
+
+/* The signal any learner got (0: none). */
+static int stop_signal_of_all(Learner *L) {
+    int stop = *L->stop;
+    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, L->lay->role_comm);
+    return stop;
+}
+
+/* Leaves iteration L->iteration before its update: the checkpoint is of the
+ * last complete one. A rank past its second deadline ends the job (the
+ * learner that found it says which); after a signal, returns 128 + it. */
+static int leave(Learner *L, int reason) {
+    int sig = stop_signal_of_all(L);
+    checkpoint_or_die(L);
+    char path[1200];
+    ckpt_name(L, L->iteration, path, sizeof path);
+    if (reason == ROLLOUT_ABANDON_DEADLINE) {
+        if (*dispatch_why(&L->d))
+            err_die("ppo: %s: ending the job; the last complete iteration (%lld) is in %s; run the same command "
+                    "again to resume", dispatch_why(&L->d), (long long)L->iteration, path);
+        for (;;) nanosleep(&(struct timespec){0, 10000000}, NULL); /* the learner that found it ends the job */
+    }
+    learner_log(L, "signal received: checkpoint at iteration %lld (%s); run the same command again to resume",
+                (long long)L->iteration, path);
+    return 128 + (sig ? sig : SIGTERM);
+}
+
+/* Orders for the next iteration that may start (lag ahead), after the
+ * snapshot of version L->iteration: on every learner the KL coefficient is
+ * noted (an order's owner may rebuild it), on the leader the sends go out. */
+static void send_work(Learner *L, int64_t first, int64_t last) {
+    dispatch_note_kl(&L->d, L->iteration, L->kl_coef);
+    if (!L->leader) return;
+    dispatch_send_snapshot(&L->d, L->policy.params, L->policy.n_params, L->iteration);
+    for (int64_t j = first; j <= last && j < L->iterations; j++) dispatch_send_orders(&L->d, j);
+}
+
+static void start_dispatch(Learner *L, volatile sig_atomic_t *stop_flag) {
+    DispatchConfig dc = {.lay = L->lay,
+                         .n_prompts = L->prompts.n,
+                         .batch = L->B,
+                         .chunk = L->chunk,
+                         .lag = L->lag,
+                         .max_new = L->max_new,
+                         .n_ctx = L->n_ctx,
+                         .seed = L->seed,
+                         .rank_timeout = config_float(L->cfg, "rank_timeout"),
+                         .start = L->iteration,
+                         .stop = stop_flag};
+    if (dispatch_init(&L->d, &dc)) err_die("ppo: %s", err_msg());
+}
+
+/* Ends the other roles; a rank that does not stop ends the job instead
+ * (MPI_Finalize would wait for it forever). */
+static void end_roles(Learner *L, int rc) {
+    if (!dispatch_shutdown(&L->d, rc != 0)) return;
+    err_die_status(rc ? rc : 1, "ppo: %s: ending the job%s", err_msg(),
+                   rc ? "" : " (the run itself is complete)");
 }
 
 int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic_t *stop_flag) {
@@ -1098,45 +1029,33 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic
                 "parameters, value %zu", lay->n_learners, lay->n_rewarders, lay->n_actors, (long long)L->iterations,
                 L->B, L->policy.n_params, L->value.n_params);
     L->t_start = fs_now();
-    if (L->leader && L->iteration < L->iterations) {
-        send_snapshot(L);
-        for (int64_t j = L->iteration; j <= L->iteration + L->lag && j < L->iterations; j++) send_orders(L, j);
-    }
+    start_dispatch(L, stop_flag);
+    if (L->iteration < L->iterations) send_work(L, L->iteration, L->iteration + L->lag);
     int rc = 0;
-    int64_t issued = L->iteration + L->lag < L->iterations ? L->iteration + L->lag : L->iterations - 1;
     while (L->iteration < L->iterations) {
         int64_t it = L->iteration;
-        iterate(L, it);
+        int left = iterate(L, it);
+        if (left) {
+            rc = leave(L, left);
+            break;
+        }
         L->iteration = it + 1;
-        int more = L->iteration < L->iterations, stop = *L->stop;
-        if (lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, lay->role_comm);
-        if (stop || L->iteration % config_int(cfg, "ckpt_every") == 0 || !more)
-            if (save_ckpt(L)) {
-                if (L->leader) err_die("checkpoint failed: %s", err_msg());
-                for (;;) nanosleep(&(struct timespec){0, 10000000}, NULL); /* the leader's message and abort end us */
-            }
+        int more = L->iteration < L->iterations, stop = stop_signal_of_all(L);
+        if (stop || L->iteration % config_int(cfg, "ckpt_every") == 0 || !more) checkpoint_or_die(L);
         if (stop && more) {
             learner_log(L, "signal received: checkpoint at iteration %lld; run the same command again to resume",
                         (long long)L->iteration);
-            rc = 128 + stop; /* the signal any learner got (all reduced above) */
+            rc = 128 + stop;
             break;
         }
-        if (L->leader && more) send_snapshot(L);
-        if (more && it + 1 + L->lag < L->iterations) {
-            if (L->leader) send_orders(L, it + 1 + L->lag);
-            issued = it + 1 + L->lag;
-        }
-    }
-    for (int64_t j = L->iteration; j <= issued; j++) { /* rollouts still in flight: receive and drop */
-        gather(L, j);
-        samples_free(L);
+        if (more) send_work(L, it + 1 + L->lag, it + 1 + L->lag);
     }
     if (L->leader) {
         if (!rc) write_final(L);
         h5log_close(L->rollouts);
         h5log_close(L->metrics);
-        send_stop(L);
     }
+    end_roles(L, rc);
     fs_unlock_dir(lock);
     learner_free(L);
     return rc;

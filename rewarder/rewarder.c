@@ -160,6 +160,18 @@ static void score(Rewarder *w, RolloutBatch *rb) {
     for (int i = 0; i < rb->n; i++) shape(w, rb->lambda, &rb->r[i]);
 }
 
+/* After the stop: the batches actors sent before they stopped are work
+ * nobody waits for (the leader stops rewarders only once every actor has
+ * stopped, so nothing more is on its way): received and dropped, so that no
+ * sender is left blocked. Then the leader hears that this rank is done. */
+static void drain_and_report(const PpoLayout *l, MsgBuf *b) {
+    while (msg_probe(MPI_ANY_SOURCE, MSG_ROLLOUT, MPI_COMM_WORLD, NULL, NULL))
+        msg_recv(b, MPI_ANY_SOURCE, MSG_ROLLOUT, MPI_COMM_WORLD, NULL);
+    b->len = b->pos = 0;
+    rollout_stopped_pack(b);
+    msg_send(b, l->learners[0], MSG_STOPPED, MPI_COMM_WORLD);
+}
+
 int rewarder_run(const Config *cfg, const PpoLayout *l) {
     Rewarder w;
     msg_check_all(rewarder_setup(&w, cfg, l), "ppo: ");
@@ -168,20 +180,26 @@ int rewarder_run(const Config *cfg, const PpoLayout *l) {
     for (;;) {
         int src, tag = msg_recv(&b, MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &src);
         if (tag == MSG_STOP) {
+            if (src != l->learners[0]) err_die("rewarder: stop message from rank %d, not the leading learner", src);
             if (rollout_stop_unpack(&b)) err_die("rewarder: from rank %d: %s", src, err_msg());
             break;
         }
         if (tag != MSG_ROLLOUT) err_die("rewarder: unexpected message tag %d from rank %d", tag, src);
         RolloutBatch rb;
         if (rollout_batch_unpack(&b, 0, &rb)) err_die("rewarder: from rank %d: %s", src, err_msg());
+        if (msg_probe(l->learners[0], MSG_STOP, MPI_COMM_WORLD, NULL, NULL)) { /* work nobody waits for */
+            rollout_batch_free(&rb);
+            continue;
+        }
         double t0 = fs_now();
         score(&w, &rb);
         rb.t_score = fs_now() - t0;
         b.len = b.pos = 0;
         rollout_batch_pack(&rb, &b);
-        msg_send(&b, l->learners[rb.chunk % l->n_learners], MSG_SCORED, MPI_COMM_WORLD);
+        msg_send(&b, ppo_layout_owner(l, rb.chunk), MSG_SCORED, MPI_COMM_WORLD);
         rollout_batch_free(&rb);
     }
+    drain_and_report(l, &b);
     msg_buf_free(&b);
     gpt_free(&w.rm);
     gpt_free(&w.ref);

@@ -48,6 +48,9 @@ const char *msg_tag_name(int tag) {
     case MSG_STOP: return "stop";
     case MSG_LOGROWS: return "log rows";
     case MSG_SNAPSHOT_DATA: return "snapshot weights";
+    case MSG_PROGRESS: return "progress";
+    case MSG_STOPPED: return "stopped";
+    case MSG_ABANDON: return "abandon";
     default: return "unknown";
     }
 }

@@ -21,6 +21,9 @@ typedef enum {
     MSG_STOP = 105,          /* learner -> actors and rewarders: shut down */
     MSG_LOGROWS = 106,       /* learner k -> learner 0: processed samples for the log */
     MSG_SNAPSHOT_DATA = 107, /* learner -> actor: the weights following a MSG_SNAPSHOT */
+    MSG_PROGRESS = 108,      /* actor -> learner: an order is sampled, on its way to a rewarder */
+    MSG_STOPPED = 109,       /* actor, rewarder -> leading learner: stopped */
+    MSG_ABANDON = 110,       /* learner -> learners: leave the iteration now */
 } MsgTag;
 
 /* "work order", "snapshot header", ... for error messages; "unknown" otherwise. */

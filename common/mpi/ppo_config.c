@@ -68,6 +68,10 @@ const CfgKey ppo_keys[] = {
     {.key = "ptx_batch", .type = CFG_INT, .def = "8",
      .help = "PPO-ptx: text windows per optimizer step", .range = ">= 1"},
     {.key = "seed", .type = CFG_INT, .def = "1", .help = "seed for prompt order and sampling", .range = "any"},
+    {.key = "rank_timeout", .type = CFG_FLOAT, .def = "300",
+     .help = "seconds an actor or rewarder may stay silent while it holds work: then it is named and its "
+             "work goes to another rank; silent twice as long, the job ends with a checkpoint",
+     .range = "> 0"},
     {.key = "ckpt_every", .type = CFG_INT, .def = "10", .help = "checkpoint every N iterations", .range = ">= 1"},
     {.key = "keep_checkpoints", .type = CFG_INT, .def = "2", .help = "iteration checkpoints kept", .range = ">= 0"},
     {.key = "log_samples", .type = CFG_INT, .def = "2",
@@ -139,6 +143,8 @@ PpoRole ppo_layout_role_of(const PpoLayout *l, int rank) {
         if (l->rewarders[i] == rank) return PPO_REWARDER;
     return PPO_ACTOR;
 }
+
+int ppo_layout_owner(const PpoLayout *l, int chunk) { return l->learners[chunk % l->n_learners]; }
 
 void ppo_layout_print(const PpoLayout *l, FILE *f) {
     fprintf(f, "ppo: roles by rank:");

@@ -31,6 +31,9 @@ const char *ppo_role_name(PpoRole r);
 int ppo_layout(PpoLayout *l, const Config *c);
 /* The role of a world rank in the layout. */
 PpoRole ppo_layout_role_of(const PpoLayout *l, int rank);
+/* The world rank of the learner that owns chunk (its orders, progress and
+ * scored batches): chunks go round the learners. */
+int ppo_layout_owner(const PpoLayout *l, int chunk);
 /* One line "ppo: roles by rank: 0=learner 1=rewarder 2=actor ..." on f. */
 void ppo_layout_print(const PpoLayout *l, FILE *f);
 void ppo_layout_free(PpoLayout *l);

@@ -115,6 +115,8 @@ void rollout_order_pack(const RolloutOrder *o, MsgBuf *b) {
     msg_put_i32(b, o->chunk);
     msg_put_f64(b, o->lambda);
     msg_put(b, &o->seed, sizeof o->seed);
+    msg_put_i32(b, o->version);
+    msg_put_i32(b, o->rewarder);
     msg_put_i32(b, o->n);
     msg_put_i32s(b, o->prompt_index, o->n);
 }
@@ -122,7 +124,8 @@ void rollout_order_pack(const RolloutOrder *o, MsgBuf *b) {
 static int order_fields(Reader *r, RolloutOrder *o) {
     if (rd_header(r, MSG_ORDER) || rd_range(r, "iteration", &o->iteration, 0, INT32_MAX) ||
         rd_range(r, "chunk", &o->chunk, 0, INT32_MAX) || rd_finite(r, "lambda", &o->lambda, -HUGE_VAL) ||
-        rd_u64(r, "seed", &o->seed))
+        rd_u64(r, "seed", &o->seed) || rd_range(r, "version", &o->version, 0, INT32_MAX) ||
+        rd_range(r, "rewarder", &o->rewarder, 0, INT32_MAX))
         return -1;
     /* n >= 1: the actor sizes arrays by it */
     return rd_count(r, "n", &o->n, 1, sizeof(int32_t));
@@ -361,6 +364,46 @@ void rollout_stop_pack(MsgBuf *b) { put_header(b, MSG_STOP); }
 int rollout_stop_unpack(MsgBuf *b) {
     Reader r = reader(b, MSG_STOP);
     return rd_header(&r, MSG_STOP) || rd_end(&r) ? -1 : 0;
+}
+
+void rollout_stopped_pack(MsgBuf *b) { put_header(b, MSG_STOPPED); }
+
+int rollout_stopped_unpack(MsgBuf *b) {
+    Reader r = reader(b, MSG_STOPPED);
+    return rd_header(&r, MSG_STOPPED) || rd_end(&r) ? -1 : 0;
+}
+
+/* ---- progress and abandon -------------------------------------------------- */
+
+void rollout_progress_pack(const RolloutProgress *p, MsgBuf *b) {
+    put_header(b, MSG_PROGRESS);
+    msg_put_i32(b, p->iteration);
+    msg_put_i32(b, p->chunk);
+    msg_put_i32(b, p->rewarder);
+}
+
+int rollout_progress_unpack(MsgBuf *b, RolloutProgress *p) {
+    Reader r = reader(b, MSG_PROGRESS);
+    return rd_header(&r, MSG_PROGRESS) || rd_range(&r, "iteration", &p->iteration, 0, INT32_MAX) ||
+                   rd_range(&r, "chunk", &p->chunk, 0, INT32_MAX) ||
+                   rd_range(&r, "rewarder", &p->rewarder, 0, INT32_MAX) || rd_end(&r)
+               ? -1
+               : 0;
+}
+
+void rollout_abandon_pack(RolloutAbandon why, MsgBuf *b) {
+    put_header(b, MSG_ABANDON);
+    msg_put_i32(b, (int32_t)why);
+}
+
+int rollout_abandon_unpack(MsgBuf *b, RolloutAbandon *why) {
+    Reader r = reader(b, MSG_ABANDON);
+    int32_t v;
+    if (rd_header(&r, MSG_ABANDON) || rd_range(&r, "reason", &v, ROLLOUT_ABANDON_SIGNAL, ROLLOUT_ABANDON_DEADLINE) ||
+        rd_end(&r))
+        return -1;
+    *why = (RolloutAbandon)v;
+    return 0;
 }
 
 /* ---- log rows ------------------------------------------------------------ */

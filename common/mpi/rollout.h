@@ -11,7 +11,15 @@
  *                                       parameter count, checksum); the
  *                                       weights follow as one float message
  *                                       (MSG_SNAPSHOT_DATA) received in place
- *   MSG_STOP      learner -> actor, rewarder: shut down
+ *   MSG_PROGRESS  actor -> learner     RolloutProgress: an order is sampled and
+ *                                       on its way to the named rewarder (the
+ *                                       learner's deadlines: who holds it)
+ *   MSG_STOP      learner -> actor, rewarder: shut down (and leader ->
+ *                                       learners at the very end: stop draining)
+ *   MSG_STOPPED   actor, rewarder -> leader: stopped, nothing more will come
+ *   MSG_ABANDON   learner -> learners   RolloutAbandon: leave the iteration
+ *                                       now (a signal, or a rank past its
+ *                                       second deadline)
  *   MSG_LOGROWS   learner k -> learner 0: RolloutLogRow[], samples to log
  * Every byte message starts with a magic number (which also names the wire
  * format's revision) and its type, equal to its tag. Pack functions append
@@ -30,7 +38,7 @@
 #include "common/mpi/msg.h"
 
 /* 'R' 'L' 'H' + wire revision: ranks built from another revision refuse. */
-#define ROLLOUT_MAGIC 0x524c4802u
+#define ROLLOUT_MAGIC 0x524c4803u
 /* Bound on any count in a message (samples, tokens). */
 #define ROLLOUT_MAX_COUNT (1 << 20)
 
@@ -38,6 +46,8 @@ typedef struct {
     int32_t iteration, chunk;  /* chunk: index of this order within the iteration */
     double lambda;             /* KL coefficient for these samples */
     uint64_t seed;             /* sampling seed of this chunk */
+    int32_t version;           /* sample from this policy version or a newer one */
+    int32_t rewarder;          /* world rank that scores the samples */
     int32_t n;
     int32_t *prompt_index;     /* indices into the prompt file */
 } RolloutOrder;
@@ -65,6 +75,15 @@ typedef struct {
     uint64_t n_params;
     uint64_t checksum;         /* rollout_checksum of the weights */
 } RolloutSnapshot;
+
+/* An actor's word to the order's learner that the order is sampled and
+ * being sent to rewarder. */
+typedef struct {
+    int32_t iteration, chunk, rewarder;
+} RolloutProgress;
+
+/* Why a learner leaves an iteration before its rollouts are in. */
+typedef enum { ROLLOUT_ABANDON_SIGNAL = 1, ROLLOUT_ABANDON_DEADLINE = 2 } RolloutAbandon;
 
 /* One processed sample a non-leading learner sends to the leader's log. */
 typedef struct {
@@ -114,6 +133,14 @@ int rollout_snapshot_recv(const RolloutSnapshot *s, float *params, size_t n, int
 
 void rollout_stop_pack(MsgBuf *b);
 int rollout_stop_unpack(MsgBuf *b);
+void rollout_stopped_pack(MsgBuf *b);
+int rollout_stopped_unpack(MsgBuf *b);
+
+void rollout_progress_pack(const RolloutProgress *p, MsgBuf *b);
+int rollout_progress_unpack(MsgBuf *b, RolloutProgress *p);
+
+void rollout_abandon_pack(RolloutAbandon why, MsgBuf *b);
+int rollout_abandon_unpack(MsgBuf *b, RolloutAbandon *why);
 
 /* rows borrowed: nothing is copied but into b. */
 void rollout_logrows_pack(const RolloutLogRow *rows, int n, MsgBuf *b);

@@ -88,7 +88,8 @@ static int header_checked(const MsgBuf *b, UnpackFn unpack, const char *what, in
 
 /* ---- work orders --------------------------------------------------------- */
 
-enum { ORD_ITERATION = 8, ORD_CHUNK = 12, ORD_LAMBDA = 16, ORD_SEED = 24, ORD_N = 32, ORD_INDEX = 36 };
+enum { ORD_ITERATION = 8, ORD_CHUNK = 12, ORD_LAMBDA = 16, ORD_SEED = 24, ORD_VERSION = 32, ORD_REWARDER = 36,
+       ORD_N = 40, ORD_INDEX = 44 };
 
 static int32_t order_index[3] = {4, 0, 17};
 
@@ -97,6 +98,8 @@ static RolloutOrder sample_order(void) {
                           .chunk = 2,
                           .lambda = 0.125,
                           .seed = 0x0123456789abcdefULL,
+                          .version = 4,
+                          .rewarder = 6,
                           .n = 3,
                           .prompt_index = order_index};
 }
@@ -116,6 +119,7 @@ TEST(rollout_order_round_trip) {
     CHECK(b.len == ORD_INDEX + 3 * sizeof(int32_t));
     CHECKF(rollout_order_unpack(&b, &back) == 0, "%s", err_msg());
     CHECK(back.iteration == 5 && back.chunk == 2 && back.lambda == 0.125 && back.seed == 0x0123456789abcdefULL);
+    CHECK(back.version == 4 && back.rewarder == 6);
     CHECK(back.n == 3 && back.prompt_index[0] == 4 && back.prompt_index[1] == 0 && back.prompt_index[2] == 17);
     CHECK(b.pos == b.len);
     rollout_order_free(&back);
@@ -134,6 +138,8 @@ TEST(rollout_order_refuses_truncated_and_corrupt) {
     CHECK(patched_i32_fails(&b, ORD_CHUNK, -3, unpack_order, w, "chunk"));
     CHECK(patched_f64_fails(&b, ORD_LAMBDA, NAN, unpack_order, w, "lambda"));
     CHECK(patched_f64_fails(&b, ORD_LAMBDA, INFINITY, unpack_order, w, "lambda"));
+    CHECK(patched_i32_fails(&b, ORD_VERSION, -1, unpack_order, w, "version"));
+    CHECK(patched_i32_fails(&b, ORD_REWARDER, -2, unpack_order, w, "rewarder"));
     CHECK(patched_i32_fails(&b, ORD_N, -1, unpack_order, w, "n: -1"));
     CHECK(patched_i32_fails(&b, ORD_N, 0, unpack_order, w, "n: 0"));
     CHECK(patched_i32_fails(&b, ORD_N, INT32_MAX, unpack_order, w, "n:"));
@@ -382,6 +388,66 @@ TEST(rollout_stop_round_trip_and_refusals) {
     msg_buf_init(&b);
     rollout_order_pack(&o, &b);
     CHECK(rollout_stop_unpack(&b) == -1 && harness_err_has("", "stop message: type", "work order", (const char *)NULL));
+    msg_buf_free(&b);
+}
+
+TEST(rollout_stopped_round_trip_and_refusals) {
+    MsgBuf b;
+    msg_buf_init(&b);
+    rollout_stopped_pack(&b);
+    CHECK(b.len == 8);
+    CHECKF(rollout_stopped_unpack(&b) == 0, "%s", err_msg());
+    CHECK(prefixes_fail(&b, rollout_stopped_unpack, "stopped message") == 0);
+    CHECK(header_checked(&b, rollout_stopped_unpack, "stopped message", MSG_STOP));
+    CHECK(trailing_fails(&b, rollout_stopped_unpack, "stopped message"));
+    msg_buf_free(&b);
+}
+
+/* ---- progress and abandon ------------------------------------------------ */
+
+enum { PROG_ITERATION = 8, PROG_CHUNK = 12, PROG_REWARDER = 16, PROG_BYTES = 20 };
+
+static int unpack_progress(MsgBuf *b) {
+    RolloutProgress p;
+    return rollout_progress_unpack(b, &p);
+}
+
+TEST(rollout_progress_round_trip_and_refusals) {
+    RolloutProgress p = {.iteration = 7, .chunk = 3, .rewarder = 2}, back = {0};
+    MsgBuf b;
+    msg_buf_init(&b);
+    rollout_progress_pack(&p, &b);
+    CHECK(b.len == PROG_BYTES);
+    CHECKF(rollout_progress_unpack(&b, &back) == 0, "%s", err_msg());
+    CHECK(back.iteration == 7 && back.chunk == 3 && back.rewarder == 2);
+    const char *w = "progress message";
+    CHECK(prefixes_fail(&b, unpack_progress, w) == 0);
+    CHECK(header_checked(&b, unpack_progress, w, MSG_ORDER));
+    CHECK(patched_i32_fails(&b, PROG_ITERATION, -1, unpack_progress, w, "iteration"));
+    CHECK(patched_i32_fails(&b, PROG_CHUNK, -1, unpack_progress, w, "chunk"));
+    CHECK(patched_i32_fails(&b, PROG_REWARDER, -5, unpack_progress, w, "rewarder"));
+    CHECK(trailing_fails(&b, unpack_progress, w));
+    msg_buf_free(&b);
+}
+
+static int unpack_abandon(MsgBuf *b) {
+    RolloutAbandon why;
+    return rollout_abandon_unpack(b, &why);
+}
+
+TEST(rollout_abandon_round_trip_and_refusals) {
+    MsgBuf b;
+    RolloutAbandon why = 0;
+    msg_buf_init(&b);
+    rollout_abandon_pack(ROLLOUT_ABANDON_DEADLINE, &b);
+    CHECK(b.len == 12);
+    CHECKF(rollout_abandon_unpack(&b, &why) == 0 && why == ROLLOUT_ABANDON_DEADLINE, "%s", err_msg());
+    const char *w = "abandon message";
+    CHECK(prefixes_fail(&b, unpack_abandon, w) == 0);
+    CHECK(header_checked(&b, unpack_abandon, w, MSG_STOP));
+    CHECK(patched_i32_fails(&b, 8, 0, unpack_abandon, w, "reason"));
+    CHECK(patched_i32_fails(&b, 8, 3, unpack_abandon, w, "reason"));
+    CHECK(trailing_fails(&b, unpack_abandon, w));
     msg_buf_free(&b);
 }
 
