@@ -52,7 +52,7 @@ const CfgKey trainer_keys[] = {
     {.key = "max_bad_steps", .type = CFG_INT, .def = "5",
      .help = "stop after this many non-finite losses in a row", .range = ">= 1"},
     {.key = "overwrite", .type = CFG_BOOL, .def = "false",
-     .help = "replace a run in out_dir made with other settings (its checkpoints and logs)"},
+     .help = "replace a run in out_dir made with other settings (its checkpoints and logs)", .alias = "force"},
     {0}};
 
 /* Keys that may change between runs of one out_dir (the settings record and
