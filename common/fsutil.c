@@ -152,6 +152,28 @@ int fs_check_not_input(const char *out, const char *const *inputs, int n) {
     return 0;
 }
 
+/* Rule: no run writes over its inputs, whatever name it writes them under. */
+int fs_check_dir_not_input(const char *dir, const char *const *names, const char *prefix,
+                           const char *const *inputs, int n) {
+    int rc = 0;
+    for (int i = 0; names[i] && !rc; i++) {
+        char *p = fs_join(dir, names[i]);
+        rc = fs_check_not_input(p, inputs, n);
+        free(p);
+    }
+    DIR *d = rc ? NULL : opendir(dir);
+    size_t plen = strlen(prefix);
+    for (struct dirent *e; d && !rc && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, prefix, plen) || len < plen + 3 || strcmp(e->d_name + len - 3, ".h5")) continue;
+        char *p = fs_join(dir, e->d_name);
+        rc = fs_check_not_input(p, inputs, n);
+        free(p);
+    }
+    if (d) closedir(d);
+    return rc;
+}
+
 /* Rule: a seekable input is stat'ed first, so a FIFO cannot block open(). */
 int fs_check_input(const char *path, const char *what) {
     struct stat st;

@@ -67,6 +67,12 @@ int fs_same_file(const char *a, const char *b);
  * is the same file as the input IN; refusing to overwrite an input").
  * Call it before any work, with every file the command reads. */
 int fs_check_not_input(const char *out, const char *const *inputs, int n);
+/* fs_check_not_input for a run directory: every file a run writes there,
+ * dir/NAME for each of names[] (NULL-terminated) and every existing
+ * dir/PREFIX<number>.h5 (its checkpoints, which it prunes), must be none of
+ * inputs[0..n). 0 if dir does not exist yet. */
+int fs_check_dir_not_input(const char *dir, const char *const *names, const char *prefix,
+                           const char *const *inputs, int n);
 /* The input rule: a file that must be seekable (a checkpoint, a
  * safetensors file, a file of a Hugging Face directory) is stat'ed before
  * it is opened, so a FIFO can never block open(). 0 if path is a regular

@@ -741,12 +741,15 @@ static int resume(Learner *L, int64_t it) {
     return rc;
 }
 
-/* The leader, before anything in out_dir is read or written: creates
+/* The leader, before anything in out_dir is read or written: refuses
+ * inputs that are files the run writes there (runrec_check_inputs), creates
  * out_dir, takes its lock (one run at a time, fs_lock_dir) and checks the
  * settings record (runrec): a run with other settings is refused unless
  * overwrite=1, which removes the old run's checkpoints so that it starts
  * afresh. Then the record is written for this run. */
 static int claim_out_dir(Learner *L, int *lock) {
+    static const char *const outputs[] = {"final.h5", "value.h5", "metrics.h5", "rollouts.h5", NULL};
+    if (runrec_check_inputs(L->out_dir, L->cfg, outputs, "ckpt-")) return -1;
     if (fs_mkdirs(L->out_dir) || (*lock = fs_lock_dir(L->out_dir)) < 0) return -1;
     Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
     int state = runrec_check(L->out_dir, "ppo", L->cfg, saved, ppo_runtime_keys);

@@ -178,11 +178,14 @@ static int resume(Trainer *t, int64_t step) {
     return rc;
 }
 
-/* Rank 0, before anything in out_dir is read or written: creates out_dir,
+/* Rank 0, before anything in out_dir is read or written: refuses inputs
+ * that are files the run writes there (runrec_check_inputs), creates out_dir,
  * takes its lock (one run at a time, fs_lock_dir) and checks the settings
  * record (runrec): a run with other settings is refused unless overwrite=1
  * (then *replacing = 1). */
 static int claim_out_dir(Trainer *t, int *lock, int *replacing) {
+    static const char *const outputs[] = {"final.h5", "metrics.h5", "eval.h5", NULL};
+    if (runrec_check_inputs(t->out_dir, t->cfg, outputs, "ckpt-")) return -1;
     if (fs_mkdirs(t->out_dir) || (*lock = fs_lock_dir(t->out_dir)) < 0) return -1;
     Config *saved = config_new((const CfgKey *const[]){trainer_keys, t->stage->keys}, 2);
     int state = runrec_check(t->out_dir, t->stage->name, t->cfg, saved, trainer_runtime_keys);
