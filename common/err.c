@@ -92,6 +92,28 @@ void *err_realloc(void *p, size_t n) {
     return q;
 }
 
+int err_mul_size(size_t a, size_t b, size_t *out) {
+    size_t r;
+    if (__builtin_mul_overflow(a, b, &r)) return -1;
+    if (out) *out = r;
+    return 0;
+}
+
+void err_format_bytes(double bytes, char *buf, size_t n) {
+    static const char *const units[] = {"KB", "MB", "GB", "TB", "PB", "EB", "ZB"};
+    if (bytes < 1000) {
+        snprintf(buf, n, "%.0f bytes", bytes);
+        return;
+    }
+    int u = 0;
+    bytes /= 1000;
+    while (bytes >= 999.95 && u < 6) {
+        bytes /= 1000;
+        u++;
+    }
+    snprintf(buf, n, "%.1f %s", bytes, units[u]);
+}
+
 char *err_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     return memcpy(err_malloc(n), s, n);

@@ -224,12 +224,10 @@ int fs_commit(const char *tmp, const char *path) {
     return 0;
 }
 
-/* Test-only fault injection: RLHF_TEST_FAIL_WRITE=TEXT makes the write of
- * every temporary whose name contains TEXT fail as a full disk would
- * (tests/cli/outputs.sh uses it to fail an export midway). */
-static int injected_failure(const char *tmp) {
+/* Test-only fault injection (see fsutil.h). */
+int fs_test_write_fails(const char *path) {
     const char *v = getenv("RLHF_TEST_FAIL_WRITE");
-    if (!v || !v[0] || !strstr(tmp, v)) return 0;
+    if (!v || !v[0] || !strstr(path, v)) return 0;
     errno = ENOSPC;
     return 1;
 }
@@ -238,7 +236,7 @@ int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx) {
     FILE *f = fopen(tmp, "wb");
     if (!f) return err_set("%s: cannot create: %s", tmp, strerror(errno));
     int rc = write(f, ctx);
-    if (!rc && injected_failure(tmp)) rc = err_set("%s: write failed: %s (RLHF_TEST_FAIL_WRITE)", tmp, strerror(errno));
+    if (!rc && fs_test_write_fails(tmp)) rc = err_set("%s: write failed: %s (RLHF_TEST_FAIL_WRITE)", tmp, strerror(errno));
     if (!rc && (ferror(f) || fflush(f))) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
     if (fclose(f) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
     if (rc) unlink(tmp);

@@ -98,6 +98,13 @@ typedef int (*FsWriteFn)(FILE *f, void *ctx);
  * make it fail: RLHF_TEST_FAIL_WRITE=TEXT fails every tmp whose name holds
  * TEXT. */
 int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx);
+/* TEST-ONLY fault injection: 1 (errno = ENOSPC) if RLHF_TEST_FAIL_WRITE is
+ * set and path holds its text, so that a write to that file fails as on a
+ * full disk: fs_write_tmp's temporaries (tests/cli/outputs.sh fails an
+ * export midway) and the row writes of HDF5 logs (common/io/h5log;
+ * tests/cli/slips.sh fails metrics.h5 and rollouts.h5 in a run). Never set
+ * it outside tests. */
+int fs_test_write_fails(const char *path);
 /* The new contents of path from write(f, ctx): fs_check_target, then a
  * temporary filled by fs_write_tmp and committed by fs_commit. */
 int fs_write_atomic_with(const char *path, FsWriteFn write, void *ctx);

@@ -825,13 +825,20 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     adamw_init(&L->vopt, L->value.n_params, &va);
     int rows = config_int(cfg, "micro_batch") > config_int(cfg, "ptx_batch") ? config_int(cfg, "micro_batch")
                                                                               : config_int(cfg, "ptx_batch");
+    /* sized by settings: refused naming them when memory runs out (the rule in common/err.h) */
     size_t n = (size_t)rows * L->n_ctx;
-    L->tokens = err_malloc(n * sizeof(int));
-    L->targets = err_malloc(n * sizeof(int));
-    L->dlogp = err_malloc(n * sizeof(float));
-    L->dent = err_malloc(n * sizeof(float));
-    L->dval = err_malloc(n * sizeof(float));
-    L->s = err_calloc((size_t)L->B, sizeof(Sample));
+    char size[32];
+    L->tokens = malloc(n * sizeof(int));
+    L->targets = malloc(n * sizeof(int));
+    L->dlogp = malloc(n * sizeof(float));
+    L->dent = malloc(n * sizeof(float));
+    L->dval = malloc(n * sizeof(float));
+    err_format_bytes((double)n * (2 * sizeof(int) + 3 * sizeof(float)), size, sizeof size);
+    if (!L->tokens || !L->targets || !L->dlogp || !L->dent || !L->dval)
+        return err_set("micro_batch or ptx_batch (%d) x n_ctx (%d): %s of buffers; out of memory", rows, L->n_ctx, size);
+    err_format_bytes((double)L->B * sizeof(Sample), size, sizeof size);
+    if (!(L->s = calloc((size_t)L->B, sizeof(Sample))))
+        return err_set("batch_size (%d): %s of samples; out of memory", L->B, size);
     return 0;
 }
 
