@@ -52,14 +52,24 @@ static void __attribute__((noreturn)) err_exit(void) {
     exit(1);
 }
 
+/* "rlhf: KIND: MESSAGE\n" in one write: under mpirun a line written in
+ * pieces was seen split by Open MPI's MPI_ABORT notice, which mpirun prints
+ * from another channel ("rlhf: error: ----..."). */
+static void print_line(const char *kind, const char *fmt, va_list ap) {
+    char line[sizeof err_buf + 64];
+    int n = snprintf(line, sizeof line, "rlhf: %s: ", kind);
+    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    size_t len = strlen(line);
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr);
+    fflush(stderr);
+}
+
 void err_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("rlhf: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    print_line("error", fmt, ap);
     va_end(ap);
-    fflush(stderr);
     err_exit();
 }
 
@@ -68,9 +78,7 @@ void err_die_last(void) { err_die("%s", err_buf[0] ? err_buf : "unknown error");
 void err_warn(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("rlhf: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    print_line("warning", fmt, ap);
     va_end(ap);
 }
 
