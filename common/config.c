@@ -264,9 +264,11 @@ static int check_decl(const Config *c, const CfgKey *k) {
     if (k->range && k->type != CFG_INT && k->type != CFG_FLOAT)
         return err_set("config table: key '%s' is a %s and cannot have a range", k->key, type_name(k->type));
     /* an alias is one more name on the command line: it must not hide a key or another alias */
-    if (k->alias && (!valid_key_name(k->alias) || find_key(c, k->alias) >= 0 || find_alias(c, k->alias) >= 0 ||
-                     find_alias(c, k->key) >= 0))
+    if (k->alias && (!valid_key_name(k->alias) || find_key(c, k->alias) >= 0 || find_alias(c, k->alias) >= 0))
         return err_set("config table: alias '%s' of key '%s' is not a free name", k->alias, k->key);
+    int owner = find_alias(c, k->key);
+    if (owner >= 0)
+        return err_set("config table: alias '%s' of key '%s' is not a free name", k->key, c->e[owner].k->key);
     return 0;
 }
 
