@@ -140,7 +140,7 @@ static int print_default(const Opt *o, FILE *f) {
 
 void opts_help(const OptSpec *s, FILE *f) {
     fprintf(f, "usage: %s\n\n%s\n", s->usage, s->summary);
-    if (s->opts && s->opts->name) fprintf(f, "\noptions:\n");
+    fprintf(f, "\noptions:\n"); /* --help at least, even in an empty table */
     for (const Opt *o = s->opts; o && o->name; o++) {
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");

@@ -69,7 +69,7 @@ int runrec_check(const char *dir, const char *stage, const Config *cfg, Config *
         free(path);
         return RUNREC_NONE;
     }
-    /* read whole, so a FIFO would block open() for ever (fs_check_input) */
+    /* it is read whole: a FIFO in its place would block open() for ever */
     if (fs_check_input(path, "a settings record")) {
         free(path);
         return -1;
