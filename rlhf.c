@@ -140,6 +140,19 @@ static const OptSpec init_spec = {
     .opts = init_opts,
 };
 
+/* The output rule (DESIGN.md "Errors"): --out is never one of the files
+ * --tokenizer DIR is read from, --force or not. */
+static void init_check_not_tokenizer(const char *out, const char *dir) {
+    if (!dir) return;
+    char *vocab = fs_join(dir, "vocab.json");
+    char *merges = fs_join(dir, "merges.txt");
+    const char *inputs[] = {vocab, merges};
+    int rc = fs_check_not_input(out, inputs, 2);
+    free(vocab);
+    free(merges);
+    if (rc) err_die("init: %s", err_msg());
+}
+
 /* The byte tokenizer, or GPT-2 BPE from a Hugging Face directory. */
 static Tok *init_tokenizer(const char *dir) {
     if (!dir) return tok_byte_new();
@@ -154,6 +167,7 @@ static int cmd_init(const Invocation *in) {
     if (!out) err_die("init: --out is required");
     if (strcmp(head, "lm") && strcmp(head, "scalar")) err_die("init: --head must be lm or scalar, got '%s'", head);
     if (fs_check_new(out, init_args.force)) err_die("init: %s", err_msg());
+    init_check_not_tokenizer(out, init_args.tokenizer);
     Tok *tok = init_tokenizer(init_args.tokenizer);
     GptConfig c = {
         .vocab_size = tok_vocab_size(tok),
@@ -941,6 +955,18 @@ static int cmd_score(const Invocation *in) {
 
 static int cmd_config_reference(const Invocation *in);
 
+/* No options, but a table all the same: --help works and a stray argument
+ * or option gets the usual message. */
+static const Opt config_ref_opts[] = {{0}};
+
+static const OptSpec config_ref_spec = {
+    .command = "config-reference",
+    .usage = "rlhf config-reference",
+    .summary = "Print the configuration reference (Markdown tables of every stage's keys, with defaults\n"
+               "and ranges); the README's reference is this output.",
+    .opts = config_ref_opts,
+};
+
 static const Command commands[] = {
     {.name = "data", .summary = "write the built-in task's datasets (rlhf data arith)",
      .opts = &data_spec, .run = cmd_data},
@@ -966,7 +992,7 @@ static const Command commands[] = {
      .opts = &eval_spec, .run = cmd_eval},
     {.name = "score", .summary = "score JSONL with a reward model", .opts = &score_spec, .run = cmd_score},
     {.name = "config-reference", .summary = "print the configuration reference (Markdown) of every stage",
-     .run = cmd_config_reference},
+     .opts = &config_ref_spec, .run = cmd_config_reference},
     {.name = "import-hf", .summary = "import a Hugging Face GPT-2 directory", .opts = &import_spec,
      .run = cmd_import_hf},
     {.name = "export-hf", .summary = "export a checkpoint as a Hugging Face GPT-2 directory",
@@ -981,7 +1007,7 @@ static const Command commands[] = {
 /* Markdown tables of every stage's keys, from the tables --help prints; the
  * README's reference is this output (tests/cli/docs.sh checks they agree). */
 static int cmd_config_reference(const Invocation *in) {
-    if (in->argc) err_die("config-reference takes no arguments");
+    (void)in; /* opts_parse refused any argument */
     printf("#### Keys of every trainer (pretrain, sft, rm, dpo)\n\n");
     config_markdown((const CfgKey *const[]){trainer_keys}, 1, stdout);
     for (int i = 0; i < N_COMMANDS; i++) {

@@ -72,17 +72,18 @@ char *fs_read_all(const char *path, size_t *len) {
     size_t cap = 1 << 16;
     size_t n = 0;
     char *buf = err_malloc(cap);
+    errno = 0;
     for (;;) { /* one byte always stays free for the NUL */
         n += fread(buf + n, 1, cap - n - 1, f);
         if (n < cap - 1) break;
         cap *= 2;
         buf = err_realloc(buf, cap);
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? (errno ? errno : EIO) : 0; /* e.g. EISDIR: fopen opens a directory */
     fclose(f);
     if (bad) {
         free(buf);
-        err_set("%s: read error", path);
+        err_set("%s: read error: %s", path, strerror(bad));
         return NULL;
     }
     buf[n] = 0;
@@ -128,12 +129,18 @@ int fs_check_new(const char *path, int force) {
     return fs_check_target(path);
 }
 
-/* Rule: a file changed in place is never reached through a symlink. */
+/* Rule: a file changed in place is never reached through a symlink, and
+ * has no other name (a hard link elsewhere, e.g. the run's own training
+ * data, would be truncated with it). */
 int fs_check_inplace(const char *path) {
     struct stat st;
     if (lstat(path, &st)) return 0;
     if (S_ISLNK(st.st_mode))
         return err_set("%s: is a symbolic link; a log is written in place, so give the file itself", path);
+    if (S_ISREG(st.st_mode) && st.st_nlink > 1)
+        return err_set("%s: has %lu names (hard links); a log is written in place, which would change the other "
+                       "names too: move it away or give it a name of its own",
+                       path, (unsigned long)st.st_nlink);
     return fs_check_target(path);
 }
 

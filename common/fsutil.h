@@ -28,7 +28,8 @@ void fs_prune_numbered(const char *dir, const char *prefix, int width, int64_t b
 
 /* The whole file, malloc'd, with a NUL after the last byte (not counted in
  * *len) so text callers can use it as a string. NULL + err_set
- * "PATH: cannot open: <reason>" or "PATH: read error". */
+ * "PATH: cannot open: <reason>" or "PATH: read error: <reason>" (a
+ * directory: "Is a directory"). */
 char *fs_read_all(const char *path, size_t *len);
 
 /* "dir/name", malloc'd; no second '/' when dir already ends with one, and
@@ -56,8 +57,9 @@ int fs_check_target(const char *path);
  * ("PATH: exists; give --force to replace it"); then fs_check_target. */
 int fs_check_new(const char *path, int force);
 /* For outputs written in place: 0 if path does not exist or is a regular
- * file that is not a symlink; -1 + err_set("PATH: is a symbolic link ...")
- * or fs_check_target's refusal otherwise. */
+ * file that is not a symlink and has no other name; -1 + err_set("PATH: is
+ * a symbolic link ...", "PATH: has 2 names (hard links) ...") or
+ * fs_check_target's refusal otherwise. */
 int fs_check_inplace(const char *path);
 /* 1 if a and b both exist and are the same file (device + inode, after
  * following symlinks; hard links count), else 0. */

@@ -2,6 +2,7 @@
 #include "common/opts.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,10 @@ static int set_value(const OptSpec *s, const Opt *o, const char *v) {
         return 0;
     case OPT_INT: {
         long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < -2147483647L || x > 2147483647L)
-            return err_set("%s: --%s expects an integer, got '%s'", s->command, o->name, v);
+        if (end == v || *end) return err_set("%s: --%s expects an integer, got '%s'", s->command, o->name, v);
+        if (errno == ERANGE || x < INT_MIN || x > INT_MAX) /* an integer, but not an int: say so */
+            return err_set("%s: --%s: %s is out of range for an integer (%d..%d)", s->command, o->name, v, INT_MIN,
+                           INT_MAX);
         if (check_range(s, o, (double)x, v)) return -1;
         *(int *)o->dest = (int)x;
         return 0;
@@ -137,7 +140,7 @@ static int print_default(const Opt *o, FILE *f) {
 
 void opts_help(const OptSpec *s, FILE *f) {
     fprintf(f, "usage: %s\n\n%s\n", s->usage, s->summary);
-    if (s->opts && s->opts->name) fprintf(f, "\noptions:\n");
+    fprintf(f, "\noptions:\n"); /* --help at least, even in an empty table */
     for (const Opt *o = s->opts; o && o->name; o++) {
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");

@@ -49,12 +49,14 @@ expect_ok() {
 # ERR_PREFIX is "rlhf: error: " unless set). With ERR_ALONE=1 that line must
 # be all the output: nothing else on stderr, nothing on stdout; otherwise other lines (e.g. the configuration a stage
 # prints) may surround it. With ERR_STATUS=N the exit status must be N. On
-# failure: what was wanted and what came.
+# failure: what was wanted and what came. Afterwards ERR_RC is CMD's exit
+# status (e.g. to tell a refusal from a death by a signal).
 expect_err() {
     local n=$1 pat=$2 prefix=${ERR_PREFIX-"rlhf: error: "} rc nerr want got
     shift 2
     timeout 60 "$@" >"$T/out" 2>"$T/err"
     rc=$?
+    ERR_RC=$rc
     want="want: exit ${ERR_STATUS:-non-zero}, one stderr line '${prefix}.*$pat'"
     [ "${ERR_ALONE:-0}" = 1 ] && want="$want and no other output"
     if [ "${ERR_ALONE:-0}" = 1 ]; then

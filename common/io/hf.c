@@ -5,12 +5,14 @@
 #include "common/io/hf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -419,6 +421,25 @@ static int write_tokenizer(const char *dir, char *const *tmps, const Gpt *m, con
     return write_tmp_bytes(tmps[HF_MERGES], merges, mn);
 }
 
+/* One export into a directory at a time: an exclusive flock on the
+ * directory itself (unlike a run's out_dir/.lock it leaves no file among
+ * the exported ones), held from the first temporary to the last rename, so
+ * two exports at once cannot leave one's config.json beside the other's
+ * weights; the second is refused. The kernel releases it however the
+ * process ends. A descriptor to close, or -1 + err_set. */
+static int lock_export_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return err_set("%s: cannot open: %s", dir, strerror(errno));
+    if (!flock(fd, LOCK_EX | LOCK_NB)) return fd;
+    if (errno == EWOULDBLOCK)
+        err_set("%s: in use by another export (the directory is locked); wait for it to end or export elsewhere",
+                dir);
+    else
+        err_set("%s: cannot lock: %s", dir, strerror(errno));
+    close(fd);
+    return -1;
+}
+
 /* Atomic as a whole for an existing export: every file is written under
  * its temporary name first and only then are they renamed into place,
  * config.json last (a config.json means complete). A failure while
@@ -427,6 +448,8 @@ static int write_tokenizer(const char *dir, char *const *tmps, const Gpt *m, con
  * mix old and new files. */
 int hf_export(const char *dir, const Gpt *m, const Tok *tok) {
     if (fs_mkdirs(dir)) return -1;
+    int lock = lock_export_dir(dir);
+    if (lock < 0) return -1;
     int n = tok ? HF_N_FILES : HF_VOCAB; /* config and weights, then the tokenizer */
     char *paths[HF_N_FILES] = {0}, *tmps[HF_N_FILES] = {0};
     int rc = 0;
@@ -444,5 +467,6 @@ int hf_export(const char *dir, const Gpt *m, const Tok *tok) {
         free(paths[i]);
         free(tmps[i]);
     }
+    close(lock);
     return rc;
 }

@@ -35,7 +35,9 @@ int hf_import(const char *dir, Gpt *m, Tok **tok);
  * model.safetensors and, if tok is not NULL, vocab.json + merges.txt.
  * Atomic as a whole: every file is written under a temporary name first,
  * then all are renamed (config.json last), so a failure midway leaves an
- * existing export complete and unchanged. */
+ * existing export complete and unchanged. One export into DIR at a time
+ * (an flock on DIR itself): a second one at once is refused with "DIR: in
+ * use by another export ...", so two never mix their files. */
 int hf_export(const char *dir, const Gpt *m, const Tok *tok);
 
 #endif

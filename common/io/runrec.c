@@ -69,6 +69,11 @@ int runrec_check(const char *dir, const char *stage, const Config *cfg, Config *
         free(path);
         return RUNREC_NONE;
     }
+    /* it is read whole: a FIFO in its place would block open() for ever */
+    if (fs_check_input(path, "a settings record")) {
+        free(path);
+        return -1;
+    }
     size_t len;
     char *text = fs_read_all(path, &len), old[64] = "";
     int rc = text ? RUNREC_SAME : -1;

@@ -481,6 +481,9 @@ Tok *tok_gpt2_from_memory(const char *vocab_json, size_t vocab_len,
 }
 
 Tok *tok_gpt2_load(const char *vocab_json_path, const char *merges_txt_path) {
+    /* read whole, so a FIFO in a tokenizer directory would block open() */
+    if (fs_check_input(vocab_json_path, "a tokenizer file") || fs_check_input(merges_txt_path, "a tokenizer file"))
+        return NULL;
     size_t vlen = 0, mlen = 0;
     char *vocab = fs_read_all(vocab_json_path, &vlen);
     char *merges = vocab ? fs_read_all(merges_txt_path, &mlen) : NULL;

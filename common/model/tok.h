@@ -16,7 +16,9 @@ typedef struct Tok Tok;
 
 /* The byte tokenizer (never fails). */
 Tok *tok_byte_new(void);
-/* GPT-2 BPE from files; NULL + err_set naming the file/line on bad input.
+/* GPT-2 BPE from files; NULL + err_set naming the file/line on bad input
+ * (a file that is not a regular file, e.g. a FIFO, is refused before it is
+ * opened: "PATH: a tokenizer file must be a regular file, not a FIFO").
  * merges.txt: an optional "#version" first line, then "a b" per line in
  * rank order (blank lines and CRLF tolerated; a repeated pair takes the later
  * rank, as in GPT-2's encoder.py). Every merge's tokens and their

@@ -86,6 +86,16 @@ TEST(fs_read_all_missing_file_names_it) {
     CHECK(len == 7);
 }
 
+/* A directory opens (fopen "rb" succeeds on Linux) but cannot be read: the
+ * message says why, not only "read error" (tests/cli/hostile.sh). */
+TEST(fs_read_all_directory_says_so) {
+    const char *dir = fresh_dir("read_dir");
+    size_t len = 7;
+    CHECK(fs_read_all(dir, &len) == NULL);
+    CHECKF(strstr(err_msg(), dir) && strstr(err_msg(), "read error: Is a directory"), "%s", err_msg());
+    CHECK(len == 7);
+}
+
 /* ---- fs_join ------------------------------------------------------------------ */
 
 TEST(fs_join_separators) {
@@ -223,6 +233,23 @@ TEST(fs_check_inplace_refuses_symlinks) {
     CHECK(fs_check_inplace(dir) == -1);
     CHECKF(strstr(err_msg(), "(a directory)"), "%s", err_msg());
     CHECK(harness_file_is(real, "old", 3));
+}
+
+/* A file with a second name (a hard link elsewhere, e.g. the run's own
+ * training data) is refused too: writing it in place would change the
+ * other name (tests/cli/hostile.sh found a metrics.h5 hard-linked to
+ * train_data truncating the data). With one name again it passes. */
+TEST(fs_check_inplace_refuses_hard_links) {
+    const char *dir = fresh_dir("inplace_hard");
+    const char *real = harness_join(dir, "data.txt"), *log = harness_join(dir, "metrics.h5");
+    harness_write_file(real, "keep", 4);
+    CHECK(link(real, log) == 0);
+    CHECK(fs_check_inplace(log) == -1);
+    CHECKF(strstr(err_msg(), log) && strstr(err_msg(), "has 2 names (hard links)"), "%s", err_msg());
+    CHECK(fs_check_inplace(real) == -1);
+    CHECK(unlink(real) == 0);
+    CHECKF(fs_check_inplace(log) == 0, "%s", err_msg());
+    CHECK(harness_file_is(log, "keep", 4));
 }
 
 /* Same file through a symlink or a hard link; different or absent files

@@ -7,8 +7,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/model/gpt.h"
@@ -562,6 +565,28 @@ TEST(st_write_rejects_bad_tensors) {
     struct stat sb;
     CHECK(stat(path, &sb) != 0); /* nothing written */
     CHECK(st_write_f32("/nonexistent-dir/w.safetensors", dup, 1) == -1 && strstr(err_msg(), "cannot create"));
+}
+
+/* Two exports into one directory at once could leave one's config.json
+ * beside the other's weights (tests/cli/hostile.sh saw it in 4 of 100
+ * runs): an export holds an flock on the directory, and one finding it
+ * held is refused, naming the directory, with nothing written. flock locks
+ * belong to an open file description, so this test's own open + flock
+ * stands for the other process. */
+TEST(hf_export_refuses_a_directory_being_exported) {
+    Gpt m;
+    GptConfig c = small_config(GPT_HEAD_LM);
+    gpt_init(&m, &c);
+    const char *dir = scratch("export_locked");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    CHECK(hf_export(dir, &m, NULL) == -1);
+    CHECK_ERR(dir, ": in use by another export");
+    struct stat sb;
+    CHECK(stat(harness_join(dir, "config.json"), &sb) != 0 && stat(harness_join(dir, "model.safetensors"), &sb) != 0);
+    close(fd);
+    CHECKF(hf_export(dir, &m, NULL) == 0, "%s", err_msg());
+    gpt_free(&m);
 }
 
 /* ---- malformed directories ---------------------------------------------- */

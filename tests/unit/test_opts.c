@@ -54,6 +54,18 @@ TEST(opts_range_refuses_values_outside) {
     CHECK_ERR("demo: ", "--n expects an integer, got 'ten'");
 }
 
+/* An integer too large for an int is named as such, as config keys do,
+ * not "expects an integer" (tests/cli/hostile.sh: --n 9999999999). */
+TEST(opts_int_out_of_range_says_so) {
+    args.seed = 3;
+    CHECK(parse_one("--seed=9999999999") == -1 && args.seed == 3);
+    CHECK_ERR("demo: ", "--seed: 9999999999 is out of range for an integer (-2147483648..2147483647)");
+    CHECK(parse_one("--seed=-99999999999999999999") == -1);
+    CHECK_ERR("demo: ", "--seed: -99999999999999999999 is out of range for an integer");
+    CHECK(parse_one("--seed=-2147483648") == 0 && args.seed == -2147483647 - 1);
+    CHECK(parse_one("--seed=2147483647") == 0 && args.seed == 2147483647);
+}
+
 TEST(opts_help_prints_ranges) {
     args.n = 2;
     args.p = 0.5f;
