@@ -569,6 +569,9 @@ static int cmd_ppo(const Invocation *in) {
         return 0;
     }
     dp_check(&dp, config_check_required(cfg), "ppo: ");
+    const char *text_keys[] = {"prompts", "ptx_data"};
+    const char *text[] = {config_str(cfg, "prompts"), config_str(cfg, "ptx_data")};
+    dp_check(&dp, fs_check_shared_inputs(text, text_keys, 2, dp.world), "ppo: ");
     PpoLayout lay;
     dp_check(&dp, ppo_layout(&lay, cfg), "ppo: ");
     if (dp.rank == 0) {

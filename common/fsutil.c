@@ -188,6 +188,17 @@ int fs_check_input(const char *path, const char *what) {
     return err_set("%s: %s must be a regular file, not %s", path, what, kind_name(st.st_mode));
 }
 
+int fs_check_shared_inputs(const char *const *paths, const char *const *keys, int n, int ranks) {
+    struct stat st;
+    for (int i = 0; i < n && ranks > 1; i++) {
+        if (!paths[i] || !*paths[i] || stat(paths[i], &st)) continue; /* the reader names what is missing */
+        if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+            return err_set("%s: %s (read by each of the %d ranks) must be a regular file, not %s", paths[i], keys[i],
+                           ranks, kind_name(st.st_mode));
+    }
+    return 0;
+}
+
 char *fs_tmp_name(const char *path) {
     size_t size = strlen(path) + strlen(FS_TMP_INFIX) + 24;
     char *tmp = err_malloc(size);

@@ -83,6 +83,13 @@ int fs_check_dir_not_input(const char *dir, const char *const *names, const char
  * are read once from the start (prompts, training data, configs) do not
  * call it: pipes and /dev/stdin keep working there. */
 int fs_check_input(const char *path, const char *what);
+/* Text inputs that every rank of an MPI job opens (training data, prompts)
+ * cannot come from a pipe: one rank would get the data and the others block
+ * in open() for ever. With ranks > 1, none of paths[0..n) (NULL or empty:
+ * skipped) may be a FIFO or socket ("PATH: KEY (read by each of the N
+ * ranks) must be a regular file, not a FIFO"); other kinds are left to the
+ * reader's message; with one rank pipes keep working. */
+int fs_check_shared_inputs(const char *const *paths, const char *const *keys, int n, int ranks);
 /* "PATH.tmp.<pid>", malloc'd: in path's directory, so the rename stays on
  * one filesystem. */
 char *fs_tmp_name(const char *path);

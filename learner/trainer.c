@@ -527,6 +527,9 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
     snprintf(prefix, sizeof prefix, "%s: ", stage->name);
     int lock = -1, replacing = 0; /* out_dir/.lock, held by rank 0 until the end */
     dp_check(&t->dp, t->dp.rank == 0 ? claim_out_dir(t, &lock, &replacing) : 0, prefix);
+    const char *data_keys[] = {"train_data", "valid_data"};
+    const char *data[] = {config_str(t->cfg, "train_data"), config_str(t->cfg, "valid_data")};
+    dp_check(&t->dp, fs_check_shared_inputs(data, data_keys, 2, t->dp.world), prefix);
     /* data against the layout before anything is sized by them (issue 14 item 18) */
     dp_check(&t->dp, stage->setup(t) || check_layout(t) || (stage->build && stage->build(t)), prefix);
     dp_check(&t->dp, t->dp.rank == 0 ? record_run(t, replacing) : 0, prefix);

@@ -327,6 +327,23 @@ TEST(fs_check_input_refuses_fifos_at_once) {
     CHECKF(fs_check_input(harness_join(dir, "absent"), "a checkpoint") == 0, "%s", err_msg());
 }
 
+/* Text inputs of an MPI job: a FIFO is refused only when several ranks
+ * would open it (one of them would block for ever). */
+TEST(fs_check_shared_inputs_refuses_pipes_for_several_ranks) {
+    const char *dir = fresh_dir("shared");
+    const char *fifo = harness_join(dir, "fifo"), *reg = harness_join(dir, "reg");
+    CHECK(mkfifo(fifo, 0666) == 0);
+    harness_write_file(reg, "x", 1);
+    const char *keys[] = {"train_data", "valid_data", "ptx_data"};
+    const char *paths[] = {reg, fifo, ""};
+    CHECKF(fs_check_shared_inputs(paths, keys, 3, 1) == 0, "%s", err_msg()); /* one rank: pipes work */
+    CHECK(fs_check_shared_inputs(paths, keys, 3, 2) == -1);
+    CHECKF(strstr(err_msg(), fifo) && strstr(err_msg(), "valid_data (read by each of the 2 ranks) must be a regular file"),
+           "%s", err_msg());
+    const char *fine[] = {reg, NULL, ""};
+    CHECKF(fs_check_shared_inputs(fine, keys, 3, 4) == 0, "%s", err_msg());
+}
+
 /* Creating commands keep an existing file (even a dangling link) unless
  * forced, and even forced never replace a non-regular one. */
 TEST(fs_check_new_needs_force) {
