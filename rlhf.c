@@ -555,6 +555,7 @@ static int cmd_ppo(const Invocation *in) {
         return 0;
     }
     dp_check(&dp, config_check_required(cfg), "ppo: ");
+    dp_check(&dp, ppo_config_check(cfg), "ppo: ");
     PpoLayout lay;
     dp_check(&dp, ppo_layout(&lay, cfg), "ppo: ");
     if (dp.rank == 0) {

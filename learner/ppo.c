@@ -663,6 +663,7 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     const char *vinit = config_str(cfg, "value_init");
     CkptWant pw = {.head = GPT_HEAD_LM, .what = "the policy"};
     if (ckpt_load_model_as(config_str(cfg, "policy"), &L->policy, &L->tok, &pw)) return -1;
+    L->policy.temperature = (float)config_float(cfg, "temperature"); /* the ratio of the distribution sampled */
     /* the value model's messages name the key its file came from: with
      * value_init empty that is reward_model, not value_init */
     const char *vwhat = *vinit ? "the value model (value_init)" : "the value model (reward_model, as value_init is empty)";

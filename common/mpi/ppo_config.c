@@ -144,6 +144,15 @@ PpoRole ppo_layout_role_of(const PpoLayout *l, int rank) {
     return PPO_ACTOR;
 }
 
+int ppo_config_check(const Config *c) {
+    if (config_int(c, "top_k") != 0 || config_float(c, "top_p") != 1.0)
+        return err_set("top_k = %d, top_p = %g: rlhf ppo samples without truncation (top_k = 0, top_p = 1): the "
+                       "importance ratio and the KL need the log-probs of the distribution sampled from, and "
+                       "truncation is not applied where they are taken; use temperature",
+                       config_int(c, "top_k"), config_float(c, "top_p"));
+    return 0;
+}
+
 int ppo_layout_owner(const PpoLayout *l, int chunk) { return l->learners[chunk % l->n_learners]; }
 
 void ppo_layout_print(const PpoLayout *l, FILE *f) {
