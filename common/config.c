@@ -247,6 +247,13 @@ static int find_key(const Config *c, const char *key) {
     return -1;
 }
 
+/* The key whose alias is name (command-line options only), or -1. */
+static int find_alias(const Config *c, const char *name) {
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].k->alias && !strcmp(c->e[i].k->alias, name)) return i;
+    return -1;
+}
+
 static int check_decl(const Config *c, const CfgKey *k) {
     if (!valid_key_name(k->key))
         return err_set("config table: bad key name '%s' (expected [A-Za-z0-9_]+, under %d characters)", k->key, CFG_MAX_KEY);
@@ -256,6 +263,12 @@ static int check_decl(const Config *c, const CfgKey *k) {
         return err_set("config table: enum key '%s' has no choices", k->key);
     if (k->range && k->type != CFG_INT && k->type != CFG_FLOAT)
         return err_set("config table: key '%s' is a %s and cannot have a range", k->key, type_name(k->type));
+    /* an alias is one more name on the command line: it must not hide a key or another alias */
+    if (k->alias && (!valid_key_name(k->alias) || find_key(c, k->alias) >= 0 || find_alias(c, k->alias) >= 0))
+        return err_set("config table: alias '%s' of key '%s' is not a free name", k->alias, k->key);
+    int owner = find_alias(c, k->key);
+    if (owner >= 0)
+        return err_set("config table: alias '%s' of key '%s' is not a free name", k->key, c->e[owner].k->key);
     return 0;
 }
 
@@ -519,7 +532,8 @@ static int classify_long(const Config *c, int argc, char **argv, int i, Arg *a) 
     if (len >= sizeof key) return err_set("%s: unknown option '%s'", CFG_ORIGIN_ARGS, argv[i]);
     for (size_t j = 0; j < len; j++) key[j] = name[j] == '-' ? '_' : name[j];
     key[len] = 0;
-    if ((a->entry = find_key(c, key)) < 0) return unknown_key(c, key, CFG_ORIGIN_ARGS);
+    if ((a->entry = find_key(c, key)) < 0) a->entry = find_alias(c, key);
+    if (a->entry < 0) return unknown_key(c, key, CFG_ORIGIN_ARGS);
     a->kind = ARG_SET;
     if (eq) a->value = eq + 1;
     else if (c->e[a->entry].k->type == CFG_BOOL) a->value = "true";
@@ -731,6 +745,7 @@ void config_help(const CfgKey *const *tables, int n_tables, FILE *f) {
             }
             char range[96];
             if (table_range(k, range, sizeof range) && strcmp(range, "any")) fprintf(f, "; %s", range);
+            if (k->alias) fprintf(f, "; --%s is the same", k->alias);
             fputs(")\n", f);
         }
 }
@@ -776,6 +791,7 @@ void config_markdown(const CfgKey *const *tables, int n_tables, FILE *f) {
             }
             fputs("| ", f);
             fput_cell(k->help ? k->help : "", f);
+            if (k->alias) fprintf(f, "; `--%s` is the same", k->alias);
             fputs(" |\n", f);
         }
 }

@@ -58,6 +58,7 @@ typedef struct {
     const char *help;    /* one line for --help and the README */
     const char *choices; /* CFG_ENUM: allowed values separated by '|'; else NULL */
     const char *range;   /* CFG_INT/CFG_FLOAT: allowed values (syntax below); NULL = none */
+    const char *alias;   /* another command-line name, --ALIAS for --KEY (overwrite: --force); NULL = none */
 } CfgKey;
 
 /* Ranges of numeric settings. The rule: every CFG_INT and CFG_FLOAT key of
@@ -134,6 +135,9 @@ int config_set(Config *c, const char *key, const char *value, const char *origin
  *                                   underscores (--batch-size 8); a bool key
  *                                   alone (--resume) means true, and takes a
  *                                   value only as --resume=false
+ *   --alias[=value]                 the same as --key[=value] for a key
+ *                                   declaring .alias (--force is
+ *                                   --overwrite); help prints the alias
  *   --help | -h                     *help = 1 and nothing else is done
  * Anything else is an error naming the argument. */
 int config_parse_args(Config *c, int argc, char **argv, int *help);

@@ -52,24 +52,33 @@ static void __attribute__((noreturn)) err_exit(int status) {
     exit(status);
 }
 
-static void __attribute__((noreturn)) err_vdie(int status, const char *fmt, va_list ap) {
-    fputs("rlhf: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+/* "rlhf: KIND: MESSAGE\n" in one write: under mpirun a line written in
+ * pieces was seen split by Open MPI's MPI_ABORT notice, which mpirun prints
+ * from another channel ("rlhf: error: ----..."). */
+static void print_line(const char *kind, const char *fmt, va_list ap) {
+    char line[sizeof err_buf + 64];
+    int n = snprintf(line, sizeof line, "rlhf: %s: ", kind);
+    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    size_t len = strlen(line);
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr);
     fflush(stderr);
-    err_exit(status);
 }
 
 void err_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    err_vdie(1, fmt, ap);
+    print_line("error", fmt, ap);
+    va_end(ap);
+    err_exit(1);
 }
 
 void err_die_status(int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    err_vdie(status, fmt, ap);
+    print_line("error", fmt, ap);
+    va_end(ap);
+    err_exit(status);
 }
 
 void err_die_last(void) { err_die("%s", err_buf[0] ? err_buf : "unknown error"); }
@@ -77,9 +86,7 @@ void err_die_last(void) { err_die("%s", err_buf[0] ? err_buf : "unknown error");
 void err_warn(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("rlhf: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    print_line("warning", fmt, ap);
     va_end(ap);
 }
 
@@ -99,6 +106,28 @@ void *err_realloc(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);
     if (!q) err_die("out of memory allocating %zu bytes", n);
     return q;
+}
+
+int err_mul_size(size_t a, size_t b, size_t *out) {
+    size_t r;
+    if (__builtin_mul_overflow(a, b, &r)) return -1;
+    if (out) *out = r;
+    return 0;
+}
+
+void err_format_bytes(double bytes, char *buf, size_t n) {
+    static const char *const units[] = {"KB", "MB", "GB", "TB", "PB", "EB", "ZB"};
+    if (bytes < 1000) {
+        snprintf(buf, n, "%.0f bytes", bytes);
+        return;
+    }
+    int u = 0;
+    bytes /= 1000;
+    while (bytes >= 999.95 && u < 6) {
+        bytes /= 1000;
+        u++;
+    }
+    snprintf(buf, n, "%.1f %s", bytes, units[u]);
 }
 
 char *err_strdup(const char *s) {

@@ -33,6 +33,19 @@ void *err_calloc(size_t n, size_t size);
 void *err_realloc(void *p, size_t n);
 char *err_strdup(const char *s);
 
+/* ---- sizes from settings ---------------------------------------------------
+ * Rule: a size computed from user settings (n_embd x n_layer, micro_batch x
+ * n_ctx, --batch x --max-new) is multiplied with a check, and a size that
+ * overflows or cannot be allocated is refused with one line naming the keys
+ * and the size in bytes ("... needs 1.2 TB; too large"), never a wrapped
+ * number or a crash. */
+
+/* a * b: 0 with *out set (out may be NULL), or -1 if it overflows size_t
+ * (no message: the caller names its keys). */
+int err_mul_size(size_t a, size_t b, size_t *out);
+/* bytes for a message, in decimal units: "17 bytes", "64.0 KB", "1.2 TB". */
+void err_format_bytes(double bytes, char *buf, size_t n);
+
 /* ---- stdout ---------------------------------------------------------------
  * Rule: a write to stdout that fails (disk full, `> /dev/full`, a closed
  * descriptor) is an error, never exit status 0. Output a user redirects to

@@ -152,6 +152,28 @@ int fs_check_not_input(const char *out, const char *const *inputs, int n) {
     return 0;
 }
 
+/* Rule: no run writes over its inputs, whatever name it writes them under. */
+int fs_check_dir_not_input(const char *dir, const char *const *names, const char *prefix,
+                           const char *const *inputs, int n) {
+    int rc = 0;
+    for (int i = 0; names[i] && !rc; i++) {
+        char *p = fs_join(dir, names[i]);
+        rc = fs_check_not_input(p, inputs, n);
+        free(p);
+    }
+    DIR *d = rc ? NULL : opendir(dir);
+    size_t plen = strlen(prefix);
+    for (struct dirent *e; d && !rc && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, prefix, plen) || len < plen + 3 || strcmp(e->d_name + len - 3, ".h5")) continue;
+        char *p = fs_join(dir, e->d_name);
+        rc = fs_check_not_input(p, inputs, n);
+        free(p);
+    }
+    if (d) closedir(d);
+    return rc;
+}
+
 /* Rule: a seekable input is stat'ed first, so a FIFO cannot block open(). */
 int fs_check_input(const char *path, const char *what) {
     struct stat st;
@@ -202,12 +224,10 @@ int fs_commit(const char *tmp, const char *path) {
     return 0;
 }
 
-/* Test-only fault injection: RLHF_TEST_FAIL_WRITE=TEXT makes the write of
- * every temporary whose name contains TEXT fail as a full disk would
- * (tests/cli/outputs.sh uses it to fail an export midway). */
-static int injected_failure(const char *tmp) {
+/* Test-only fault injection (see fsutil.h). */
+int fs_test_write_fails(const char *path) {
     const char *v = getenv("RLHF_TEST_FAIL_WRITE");
-    if (!v || !v[0] || !strstr(tmp, v)) return 0;
+    if (!v || !v[0] || !strstr(path, v)) return 0;
     errno = ENOSPC;
     return 1;
 }
@@ -216,7 +236,7 @@ int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx) {
     FILE *f = fopen(tmp, "wb");
     if (!f) return err_set("%s: cannot create: %s", tmp, strerror(errno));
     int rc = write(f, ctx);
-    if (!rc && injected_failure(tmp)) rc = err_set("%s: write failed: %s (RLHF_TEST_FAIL_WRITE)", tmp, strerror(errno));
+    if (!rc && fs_test_write_fails(tmp)) rc = err_set("%s: write failed: %s (RLHF_TEST_FAIL_WRITE)", tmp, strerror(errno));
     if (!rc && (ferror(f) || fflush(f))) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
     if (fclose(f) && !rc) rc = err_set("%s: write failed: %s", tmp, strerror(errno));
     if (rc) unlink(tmp);

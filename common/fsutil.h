@@ -67,6 +67,12 @@ int fs_same_file(const char *a, const char *b);
  * is the same file as the input IN; refusing to overwrite an input").
  * Call it before any work, with every file the command reads. */
 int fs_check_not_input(const char *out, const char *const *inputs, int n);
+/* fs_check_not_input for a run directory: every file a run writes there,
+ * dir/NAME for each of names[] (NULL-terminated) and every existing
+ * dir/PREFIX<number>.h5 (its checkpoints, which it prunes), must be none of
+ * inputs[0..n). 0 if dir does not exist yet. */
+int fs_check_dir_not_input(const char *dir, const char *const *names, const char *prefix,
+                           const char *const *inputs, int n);
 /* The input rule: a file that must be seekable (a checkpoint, a
  * safetensors file, a file of a Hugging Face directory) is stat'ed before
  * it is opened, so a FIFO can never block open(). 0 if path is a regular
@@ -92,6 +98,13 @@ typedef int (*FsWriteFn)(FILE *f, void *ctx);
  * make it fail: RLHF_TEST_FAIL_WRITE=TEXT fails every tmp whose name holds
  * TEXT. */
 int fs_write_tmp(const char *tmp, FsWriteFn write, void *ctx);
+/* TEST-ONLY fault injection: 1 (errno = ENOSPC) if RLHF_TEST_FAIL_WRITE is
+ * set and path holds its text, so that a write to that file fails as on a
+ * full disk: fs_write_tmp's temporaries (tests/cli/outputs.sh fails an
+ * export midway) and the row writes of HDF5 logs (common/io/h5log;
+ * tests/cli/slips.sh fails metrics.h5 and rollouts.h5 in a run). Never set
+ * it outside tests. */
+int fs_test_write_fails(const char *path);
 /* The new contents of path from write(f, ctx): fs_check_target, then a
  * temporary filled by fs_write_tmp and committed by fs_commit. */
 int fs_write_atomic_with(const char *path, FsWriteFn write, void *ctx);

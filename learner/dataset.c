@@ -173,12 +173,13 @@ int data_load_text(Dataset *d, const char *path, const Tok *tok, int n_ctx) {
         data_free(d);
         return err_prefix("%s: ", path);
     }
-    if (n < n_ctx + 1) {
+    if (n <= n_ctx) { /* n_ctx + 1 would overflow at n_ctx = INT_MAX */
         free(ids);
         data_free(d);
-        return err_set("%s: %d tokens; pretraining needs at least one window of %d", path, n, n_ctx + 1);
+        return err_set("%s: %d tokens; pretraining needs at least one window of %lld (n_ctx + 1)", path, n,
+                       (long long)n_ctx + 1);
     }
-    for (int s = 0; s + n_ctx + 1 <= n; s += n_ctx) {
+    for (int s = 0; n - s > n_ctx; s += n_ctx) {
         int *w = err_malloc((size_t)(n_ctx + 1) * sizeof(int));
         memcpy(w, ids + s, (size_t)(n_ctx + 1) * sizeof(int));
         push_seq(d, w, n_ctx + 1, 0);

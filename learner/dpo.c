@@ -80,14 +80,22 @@ static int dpo_setup(Trainer *t) {
     s->loss.label_smoothing = config_float(t->cfg, "label_smoothing");
     if (loss_dpo_type_parse(config_str(t->cfg, "loss_type"), &s->loss.type) || loss_dpo_config_check(&s->loss))
         return -1;
-    const char *init = config_str(t->cfg, "init"), *ref_path = config_str(t->cfg, "ref");
-    if (trainer_load_init(t, init, GPT_HEAD_LM)) return -1;
+    if (trainer_load_init(t, config_str(t->cfg, "init"), GPT_HEAD_LM)) return -1;
     int n_ctx = t->model.cfg.n_ctx;
     if (data_load_prefs(&t->train, config_str(t->cfg, "train_data"), t->tok, n_ctx, p)) return -1;
     const char *valid = config_str(t->cfg, "valid_data");
     if (*valid && data_load_prefs(&t->valid, valid, t->tok, n_ctx, p)) return -1;
     t->has_valid = *valid != 0;
-    s->dlogp = err_malloc((size_t)2 * t->micro_batch * n_ctx * sizeof(float));
+    return 0;
+}
+
+/* After the layout checks: the gradient buffer and the reference pass over
+ * every example (the expensive part of setting up). */
+static int dpo_build(Trainer *t) {
+    DpoState *s = t->state;
+    const char *init = config_str(t->cfg, "init"), *ref_path = config_str(t->cfg, "ref");
+    int n_ctx = t->model.cfg.n_ctx;
+    if (!(s->dlogp = trainer_batch_alloc(t, 2, sizeof(float)))) return -1;
     Gpt ref;
     CkptWant want = {.head = GPT_HEAD_LM, .what = "the reference", .vocab = t->model.cfg.vocab_size,
                      .min_ctx = n_ctx, .tok = t->tok, .like = "the policy"};
@@ -142,7 +150,16 @@ static void dpo_teardown(Trainer *t) {
 }
 
 const TrainStage dpo_stage = {
-    "dpo",
-    "Direct preference optimisation (DPO, IPO, conservative DPO) from an SFT checkpoint against a frozen reference.",
-    dpo_keys, "policy", {"accuracy", "margin", "chosen_reward", "rejected_reward", NULL},
-    dpo_setup, dpo_micro_batch, dpo_evaluate, NULL, NULL, dpo_teardown};
+    .name = "dpo",
+    .summary = "Direct preference optimisation (DPO, IPO, conservative DPO) from an SFT checkpoint against a frozen "
+               "reference.",
+    .keys = dpo_keys,
+    .kind = "policy",
+    .metric_names = {"accuracy", "margin", "chosen_reward", "rejected_reward", NULL},
+    .setup = dpo_setup,
+    .build = dpo_build,
+    .micro_batch = dpo_micro_batch,
+    .evaluate = dpo_evaluate,
+    .save_extra = NULL,
+    .finish = NULL,
+    .teardown = dpo_teardown};

@@ -28,18 +28,22 @@ static const CfgKey sft_keys[] = {
     {.key = "init", .type = CFG_STR, .def = NULL, .help = "checkpoint to fine-tune (a pretrained language model)"},
     {0}};
 
-static void lm_alloc(Trainer *t) {
+/* Token buffers of one micro-batch (trainer_batch_alloc names the keys if
+ * they do not fit in memory). */
+static int lm_alloc(Trainer *t) {
     LmState *s = err_calloc(1, sizeof *s);
-    size_t n = (size_t)t->micro_batch * t->model.cfg.n_ctx;
-    s->tokens = err_malloc(n * sizeof(int));
-    s->targets = err_malloc(n * sizeof(int));
-    s->logp = err_malloc(n * sizeof(float));
-    s->dlogp = err_malloc(n * sizeof(float));
     t->state = s;
+    return !(s->tokens = trainer_batch_alloc(t, 1, sizeof(int))) ||
+                   !(s->targets = trainer_batch_alloc(t, 1, sizeof(int))) ||
+                   !(s->logp = trainer_batch_alloc(t, 1, sizeof(float))) ||
+                   !(s->dlogp = trainer_batch_alloc(t, 1, sizeof(float)))
+               ? -1
+               : 0;
 }
 
 static void lm_teardown(Trainer *t) {
     LmState *s = t->state;
+    if (!s) return;
     free(s->tokens);
     free(s->targets);
     free(s->logp);
@@ -77,33 +81,48 @@ static void lm_run(Trainer *t, const Dataset *d, const int *idx, int n, TrainAcc
 static void lm_micro_batch(Trainer *t, const int *idx, int n, TrainAcc *acc) { lm_run(t, &t->train, idx, n, acc, 1); }
 static void lm_evaluate(Trainer *t, const int *idx, int n, TrainAcc *acc) { lm_run(t, &t->valid, idx, n, acc, 0); }
 
-static int new_model(Trainer *t) {
+/* A fresh model's tokenizer, before any data is read with it. */
+static int new_tokenizer(Trainer *t) {
     const char *tk = config_str(t->cfg, "tokenizer");
     if (!strcmp(tk, "byte")) t->tok = tok_byte_new();
     else if (!(t->tok = tok_gpt2_load_dir(tk))) return -1;
-    GptConfig c = {.vocab_size = tok_vocab_size(t->tok),
-                   .n_ctx = config_int(t->cfg, "n_ctx"),
-                   .n_layer = config_int(t->cfg, "n_layer"),
-                   .n_head = config_int(t->cfg, "n_head"),
-                   .n_embd = config_int(t->cfg, "n_embd"),
-                   .head = GPT_HEAD_LM};
-    if (gpt_init(&t->model, &c)) return -1;
-    gpt_init_random(&t->model, t->seed);
     return 0;
 }
 
+static GptConfig fresh_config(const Trainer *t) {
+    return (GptConfig){.vocab_size = tok_vocab_size(t->tok),
+                       .n_ctx = config_int(t->cfg, "n_ctx"),
+                       .n_layer = config_int(t->cfg, "n_layer"),
+                       .n_head = config_int(t->cfg, "n_head"),
+                       .n_embd = config_int(t->cfg, "n_embd"),
+                       .head = GPT_HEAD_LM};
+}
+
+/* A fresh model's shape is only checked here (gpt_config_validate, which
+ * also refuses sizes that overflow); it is built after the data has been
+ * found long enough for it (pretrain_build). */
 static int pretrain_setup(Trainer *t) {
     const char *init = config_str(t->cfg, "init");
-    if (*init ? trainer_load_init(t, init, GPT_HEAD_LM) : new_model(t)) return -1;
-    int n_ctx = t->model.cfg.n_ctx;
+    if (*init ? trainer_load_init(t, init, GPT_HEAD_LM) : new_tokenizer(t)) return -1;
+    GptConfig fresh = fresh_config(t);
+    if (!*init && gpt_config_validate(&fresh)) return -1;
+    int n_ctx = *init ? t->model.cfg.n_ctx : fresh.n_ctx;
     if (data_load_text(&t->train, config_str(t->cfg, "train_data"), t->tok, n_ctx)) return -1;
     const char *valid = config_str(t->cfg, "valid_data");
     if (*valid) {
         if (data_load_text(&t->valid, valid, t->tok, n_ctx)) return -1;
         t->has_valid = 1;
     }
-    lm_alloc(t);
     return 0;
+}
+
+static int pretrain_build(Trainer *t) {
+    if (!*config_str(t->cfg, "init")) {
+        GptConfig c = fresh_config(t);
+        if (gpt_init(&t->model, &c)) return -1;
+        gpt_init_random(&t->model, t->seed);
+    }
+    return lm_alloc(t);
 }
 
 static int sft_setup(Trainer *t) {
@@ -120,7 +139,6 @@ static int sft_setup(Trainer *t) {
     if (t->train.n_truncated || t->train.n_skipped)
         trainer_log(t, "%s: %ld sequences truncated, %ld examples skipped (longer than %d tokens)",
                     t->train.path, t->train.n_truncated, t->train.n_skipped, n_ctx);
-    lm_alloc(t);
     return 0;
 }
 
@@ -131,6 +149,7 @@ const TrainStage lm_pretrain_stage = {
     .kind = "policy",
     .metric_names = {NULL},
     .setup = pretrain_setup,
+    .build = pretrain_build,
     .micro_batch = lm_micro_batch,
     .evaluate = lm_evaluate,
     .save_extra = NULL,
@@ -144,6 +163,7 @@ const TrainStage lm_sft_stage = {
     .kind = "policy",
     .metric_names = {NULL},
     .setup = sft_setup,
+    .build = lm_alloc,
     .micro_batch = lm_micro_batch,
     .evaluate = lm_evaluate,
     .save_extra = NULL,

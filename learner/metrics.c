@@ -45,18 +45,16 @@ Metrics *metrics_open(const char *path, const char *kind, const char *const *col
     return m;
 }
 
-void metrics_append(Metrics *m, const double *row) {
-    for (int i = 0; i < m->n_cols; i++) h5log_set_f64(m->log, m->cols[i], row[i]);
-    if (h5log_row_done(m->log)) err_warn("%s", err_msg());
+int metrics_append(Metrics *m, const double *row) {
+    for (int i = 0; i < m->n_cols; i++)
+        if (h5log_set_f64(m->log, m->cols[i], row[i])) return -1;
+    return h5log_row_done(m->log);
 }
 
-int metrics_flush(Metrics *m) {
-    int rc = h5log_flush(m->log);
-    if (rc) err_warn("%s", err_msg());
-    return rc;
-}
+int metrics_flush(Metrics *m) { return h5log_flush(m->log); }
 
-void metrics_close(Metrics *m) {
-    if (h5log_close(m->log)) err_warn("%s", err_msg());
+int metrics_close(Metrics *m) {
+    int rc = h5log_close(m->log);
     free(m);
+    return rc;
 }

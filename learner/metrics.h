@@ -14,8 +14,12 @@ typedef struct Metrics Metrics;
  * rows whose step is > keep_step. NULL + err_set on failure. */
 Metrics *metrics_open(const char *path, const char *kind, const char *const *cols, int n_cols,
                       int64_t keep_step);
-void metrics_append(Metrics *m, const double *row);
+/* Each returns 0, or -1 + err_set naming the file (h5log's message: a
+ * write that failed, e.g. a full disk); the caller ends the run with it
+ * (the rule: a failed write to a log is an error). After a failure the
+ * log takes no more rows; close then releases it without writing. */
+int metrics_append(Metrics *m, const double *row);
 int metrics_flush(Metrics *m);
-void metrics_close(Metrics *m);
+int metrics_close(Metrics *m);
 
 #endif

@@ -611,12 +611,15 @@ static int resume(Learner *L, int64_t it) {
     return rc;
 }
 
-/* The leader, before anything in out_dir is read or written: creates
+/* The leader, before anything in out_dir is read or written: refuses
+ * inputs that are files the run writes there (runrec_check_inputs), creates
  * out_dir, takes its lock (one run at a time, fs_lock_dir) and checks the
  * settings record (runrec): a run with other settings is refused unless
  * overwrite=1, which removes the old run's checkpoints so that it starts
  * afresh. Then the record is written for this run. */
 static int claim_out_dir(Learner *L, int *lock) {
+    static const char *const outputs[] = {"final.h5", "value.h5", "metrics.h5", "rollouts.h5", NULL};
+    if (runrec_check_inputs(L->out_dir, L->cfg, outputs, "ckpt-")) return -1;
     if (fs_mkdirs(L->out_dir) || (*lock = fs_lock_dir(L->out_dir)) < 0) return -1;
     Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
     int state = runrec_check(L->out_dir, "ppo", L->cfg, saved, ppo_runtime_keys);
@@ -692,13 +695,20 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     adamw_init(&L->vopt, L->value.n_params, &va);
     int rows = config_int(cfg, "micro_batch") > config_int(cfg, "ptx_batch") ? config_int(cfg, "micro_batch")
                                                                               : config_int(cfg, "ptx_batch");
+    /* sized by settings: refused naming them when memory runs out (the rule in common/err.h) */
     size_t n = (size_t)rows * L->n_ctx;
-    L->tokens = err_malloc(n * sizeof(int));
-    L->targets = err_malloc(n * sizeof(int));
-    L->dlogp = err_malloc(n * sizeof(float));
-    L->dent = err_malloc(n * sizeof(float));
-    L->dval = err_malloc(n * sizeof(float));
-    L->s = err_calloc((size_t)L->B, sizeof(Sample));
+    char size[32];
+    L->tokens = malloc(n * sizeof(int));
+    L->targets = malloc(n * sizeof(int));
+    L->dlogp = malloc(n * sizeof(float));
+    L->dent = malloc(n * sizeof(float));
+    L->dval = malloc(n * sizeof(float));
+    err_format_bytes((double)n * (2 * sizeof(int) + 3 * sizeof(float)), size, sizeof size);
+    if (!L->tokens || !L->targets || !L->dlogp || !L->dent || !L->dval)
+        return err_set("micro_batch or ptx_batch (%d) x n_ctx (%d): %s of buffers; out of memory", rows, L->n_ctx, size);
+    err_format_bytes((double)L->B * sizeof(Sample), size, sizeof size);
+    if (!(L->s = calloc((size_t)L->B, sizeof(Sample))))
+        return err_set("batch_size (%d): %s of samples; out of memory", L->B, size);
     return 0;
 }
 
@@ -956,7 +966,7 @@ static void write_final(Learner *L) {
  * the job with the leader's message. */
 static void checkpoint_or_die(Learner *L) {
     if (!save_ckpt(L)) return;
-    if (L->leader) err_die("checkpoint failed: %s", err_msg());
+    if (L->leader) err_die("ppo: checkpoint failed: %s", err_msg());
     for (;;) nanosleep(&(struct timespec){0, 10000000}, NULL); /* the leader's message and abort end us */
 }
 
@@ -1063,8 +1073,9 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic
     }
     if (L->leader) {
         if (!rc) write_final(L);
-        h5log_close(L->rollouts);
-        h5log_close(L->metrics);
+        int bad = h5log_close(L->rollouts);
+        bad |= h5log_close(L->metrics); /* both closed, whichever fails */
+        if (bad) err_die_status(rc ? rc : 1, "ppo: %s", err_msg());
     }
     end_roles(L, rc);
     fs_unlock_dir(lock);

@@ -194,8 +194,16 @@ static void rm_teardown(Trainer *t) {
 }
 
 const TrainStage rm_stage = {
-    "rm",
-    "Reward model from an SFT checkpoint: Bradley-Terry loss on {\"prompt\",\"chosen\",\"rejected\"} pairs and "
-    "{\"prompt\",\"ranking\"} K-wise rankings.",
-    rm_keys, "reward", {"accuracy", "margin", NULL},
-    rm_setup, rm_micro_batch, rm_evaluate, rm_save_extra, rm_finish, rm_teardown};
+    .name = "rm",
+    .summary = "Reward model from an SFT checkpoint: Bradley-Terry loss on {\"prompt\",\"chosen\",\"rejected\"} "
+               "pairs and {\"prompt\",\"ranking\"} K-wise rankings.",
+    .keys = rm_keys,
+    .kind = "reward",
+    .metric_names = {"accuracy", "margin", NULL},
+    .setup = rm_setup,
+    .build = NULL,
+    .micro_batch = rm_micro_batch,
+    .evaluate = rm_evaluate,
+    .save_extra = rm_save_extra,
+    .finish = rm_finish,
+    .teardown = rm_teardown};

@@ -52,7 +52,7 @@ const CfgKey trainer_keys[] = {
     {.key = "max_bad_steps", .type = CFG_INT, .def = "5",
      .help = "stop after this many non-finite losses in a row", .range = ">= 1"},
     {.key = "overwrite", .type = CFG_BOOL, .def = "false",
-     .help = "replace a run in out_dir made with other settings (its checkpoints and logs)"},
+     .help = "replace a run in out_dir made with other settings (its checkpoints and logs)", .alias = "force"},
     {0}};
 
 /* Keys that may change between runs of one out_dir (the settings record and
@@ -92,6 +92,19 @@ int trainer_load_init(Trainer *t, const char *path, GptHead want_head) {
     snprintf(what, sizeof what, "%s's init", t->stage->name);
     CkptWant want = {.head = want_head, .what = what};
     return ckpt_load_model_as(path, &t->model, &t->tok, &want);
+}
+
+void *trainer_batch_alloc(const Trainer *t, int rows, size_t elem) {
+    size_t n = 0;
+    int big = err_mul_size((size_t)rows * (size_t)t->micro_batch, (size_t)t->model.cfg.n_ctx, &n) ||
+              err_mul_size(n, elem, &n);
+    void *p = big ? NULL : malloc(n ? n : 1);
+    if (p) return p;
+    char size[32] = "more than can be addressed";
+    if (!big) err_format_bytes((double)n, size, sizeof size);
+    err_set("micro_batch (%d) x n_ctx (%d)%s: %s of buffers; out of memory (lower micro_batch)", t->micro_batch,
+            t->model.cfg.n_ctx, rows > 1 ? (rows == 2 ? " x 2 rows" : " x rows") : "", size);
+    return NULL;
 }
 
 void trainer_seq_rows(const Seq *const *seqs, const int *from, int n, ScoreRow *rows) {
@@ -178,11 +191,14 @@ static int resume(Trainer *t, int64_t step) {
     return rc;
 }
 
-/* Rank 0, before anything in out_dir is read or written: creates out_dir,
+/* Rank 0, before anything in out_dir is read or written: refuses inputs
+ * that are files the run writes there (runrec_check_inputs), creates out_dir,
  * takes its lock (one run at a time, fs_lock_dir) and checks the settings
  * record (runrec): a run with other settings is refused unless overwrite=1
  * (then *replacing = 1). */
 static int claim_out_dir(Trainer *t, int *lock, int *replacing) {
+    static const char *const outputs[] = {"final.h5", "metrics.h5", "eval.h5", NULL};
+    if (runrec_check_inputs(t->out_dir, t->cfg, outputs, "ckpt-")) return -1;
     if (fs_mkdirs(t->out_dir) || (*lock = fs_lock_dir(t->out_dir)) < 0) return -1;
     Config *saved = config_new((const CfgKey *const[]){trainer_keys, t->stage->keys}, 2);
     int state = runrec_check(t->out_dir, t->stage->name, t->cfg, saved, trainer_runtime_keys);
@@ -249,8 +265,24 @@ static int grads_finite(const Gpt *m) {
 enum { TRAIN_COL_STEP, TRAIN_COL_LOSS, TRAIN_COL_LR, TRAIN_COL_GRAD_NORM, TRAIN_COL_TOKENS, TRAIN_COL_ELAPSED, TRAIN_COLS };
 enum { EVAL_COL_STEP, EVAL_COL_LOSS, EVAL_COLS };
 
+typedef struct {
+    Metrics *train_log, *eval_log;
+    double t_start, tokens;
+    int64_t step_start;
+    int log_failed;       /* rank 0: a row could not be written; the run ends after this step */
+    char log_error[1024]; /* that write's message (later writes would only say "an earlier write failed") */
+} LoopState;
+
+/* Appends a row to a log (rank 0); the first failure is kept for the
+ * message the run ends with. */
+static void log_row(LoopState *ls, Metrics *log, const double *row) {
+    if (!log || ls->log_failed || !metrics_append(log, row)) return;
+    ls->log_failed = 1;
+    snprintf(ls->log_error, sizeof ls->log_error, "%s", err_msg());
+}
+
 /* Validation over the whole valid set, split across ranks. */
-static void evaluate(Trainer *t, Metrics *log) {
+static void evaluate(Trainer *t, LoopState *ls) {
     if (!t->has_valid || !t->stage->evaluate) return;
     TrainAcc acc = {0};
     int mb = t->micro_batch, *idx = err_malloc((size_t)mb * sizeof(int));
@@ -271,14 +303,8 @@ static void evaluate(Trainer *t, Metrics *log) {
         k += snprintf(line + k, sizeof line - k, " | %s %.4f", t->stage->metric_names[i], row[EVAL_COLS + i]);
     }
     trainer_log(t, "%s", line);
-    if (log) metrics_append(log, row);
+    log_row(ls, ls->eval_log, row);
 }
-
-typedef struct {
-    Metrics *train_log, *eval_log;
-    double t_start, tokens;
-    int64_t step_start;
-} LoopState;
 
 static void progress(Trainer *t, LoopState *ls, const TrainAcc *acc, float lr, float norm) {
     double el = fs_now() - ls->t_start, per = el / (double)(t->step - ls->step_start);
@@ -318,8 +344,10 @@ static int train_step(Trainer *t, const int *batch, TrainAcc *acc, float *lr, fl
     return 1;
 }
 
-/* Metric rows on disk before a checkpoint records their step: -1 if not. */
+/* Metric rows on disk before a checkpoint records their step: -1 if not
+ * (with the first failed write's message). */
 static int flush_logs(LoopState *ls) {
+    if (ls->log_failed) return err_set("%s", ls->log_error);
     int rc = 0;
     if (ls->train_log && metrics_flush(ls->train_log)) rc = -1;
     if (ls->eval_log && metrics_flush(ls->eval_log)) rc = -1;
@@ -351,10 +379,10 @@ static int run_loop(Trainer *t, LoopState *ls) {
                                                       [TRAIN_COL_TOKENS] = acc.tokens,
                                                       [TRAIN_COL_ELAPSED] = fs_now() - ls->t_start};
         for (int i = 0; i < t->n_metrics; i++) row[TRAIN_COLS + i] = acc.metric[i] / acc.weight;
-        if (ls->train_log) metrics_append(ls->train_log, row);
+        log_row(ls, ls->train_log, row);
         if (!ok && bad >= config_int(t->cfg, "max_bad_steps")) {
-            if (ls->train_log) metrics_close(ls->train_log); /* closed cleanly: the bad rows stay readable */
-            if (ls->eval_log) metrics_close(ls->eval_log);
+            if (ls->train_log) (void)metrics_close(ls->train_log); /* closed cleanly: the bad rows stay readable */
+            if (ls->eval_log) (void)metrics_close(ls->eval_log);   /* (the run is ending with its own error) */
             ls->train_log = ls->eval_log = NULL;
             /* every rank gets here together (the loss is all-reduced): one message, not one per rank */
             char prefix[64];
@@ -367,9 +395,12 @@ static int run_loop(Trainer *t, LoopState *ls) {
         }
         if (t->step % log_every == 0 || t->step == t->total_steps) progress(t, ls, &acc, lr, norm);
         int epoch_end = t->step % t->steps_per_epoch == 0;
-        if ((eval_every > 0 && t->step % eval_every == 0) || (eval_every <= 0 && epoch_end)) evaluate(t, ls->eval_log);
-        if (dp_any(&t->dp, *t->stop)) {
-            trainer_log(t, "signal received: saving a checkpoint at step %lld", (long long)t->step);
+        if ((eval_every > 0 && t->step % eval_every == 0) || (eval_every <= 0 && epoch_end)) evaluate(t, ls);
+        /* a signal, or a log row rank 0 could not write (a full disk): stop
+         * now, not after the next ckpt_every steps; with a failed log the
+         * checkpoint is refused too (flush_logs), naming the log */
+        if (dp_any(&t->dp, *t->stop || ls->log_failed)) {
+            if (!ls->log_failed) trainer_log(t, "signal received: saving a checkpoint at step %lld", (long long)t->step);
             rc = save_step_ckpt(t, flush_logs(ls)) ? -1 : 1;
         } else if (t->step % ckpt_every == 0 || t->step == t->total_steps) {
             if (save_step_ckpt(t, flush_logs(ls))) rc = -1;
@@ -496,7 +527,8 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
     snprintf(prefix, sizeof prefix, "%s: ", stage->name);
     int lock = -1, replacing = 0; /* out_dir/.lock, held by rank 0 until the end */
     dp_check(&t->dp, t->dp.rank == 0 ? claim_out_dir(t, &lock, &replacing) : 0, prefix);
-    dp_check(&t->dp, stage->setup(t) || check_layout(t), prefix);
+    /* data against the layout before anything is sized by them (issue 14 item 18) */
+    dp_check(&t->dp, stage->setup(t) || check_layout(t) || (stage->build && stage->build(t)), prefix);
     dp_check(&t->dp, t->dp.rank == 0 ? record_run(t, replacing) : 0, prefix);
     t->model.dropout = (float)config_float(t->cfg, "dropout");
     schedule(t);
@@ -514,7 +546,7 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
     open_logs(t, &ls, last >= 0 ? t->step : -1);
     ls.t_start = fs_now();
     ls.step_start = t->step;
-    if (t->step == 0) evaluate(t, ls.eval_log);
+    if (t->step == 0) evaluate(t, &ls);
     int rc = run_loop(t, &ls);
     if (t->dp.world > 1 && t->step > ls.step_start)
         trainer_log(t, "gradient sums: %.2f s waited after backward over %lld steps (%.1f%% of training time)",
@@ -524,8 +556,9 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
     if (rc == 0) write_final(t);
     char why[1024]; /* a failed checkpoint's message, before closing the logs can replace it */
     snprintf(why, sizeof why, "%s", err_msg());
-    if (ls.train_log) metrics_close(ls.train_log);
-    if (ls.eval_log) metrics_close(ls.eval_log);
+    int closed = (ls.train_log && metrics_close(ls.train_log)) | (ls.eval_log && metrics_close(ls.eval_log));
+    /* a log that could not be completed fails the run even after final.h5 (rank 0 only: err_die aborts the job) */
+    if (closed && rc == 0) err_die("%s: %s", stage->name, err_msg());
     fs_unlock_dir(lock);
     if (rc > 0) trainer_log(t, "stopped at step %lld; run the same command again to resume", (long long)t->step);
     /* only rank 0 wrote, so only it has the message: print it once */

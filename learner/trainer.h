@@ -51,8 +51,14 @@ typedef struct {
     const CfgKey *keys;            /* stage keys, {NULL}-terminated */
     const char *kind;              /* checkpoint kind: "policy" or "reward" */
     const char *metric_names[TRAIN_MAX_METRICS]; /* NULL-terminated */
-    /* Load data into t->train / t->valid, build t->model and t->tok. */
+    /* Load t->tok, the data into t->train / t->valid, and t->model when it
+     * comes from a checkpoint; nothing sized by batch keys or by a fresh
+     * model's shape: the core checks the data against the batch layout
+     * first (check_layout), so a slip fails before memory is spent. */
     int (*setup)(Trainer *t);
+    /* After those checks: a fresh model, the batch buffers, anything
+     * computed over the data (DPO's reference log-probs). May be NULL. */
+    int (*build)(Trainer *t);
     /* Accumulate loss sums and gradients over examples idx[0..n). */
     void (*micro_batch)(Trainer *t, const int *idx, int n, TrainAcc *acc);
     /* Validation sums over examples idx[0..n) (no gradients). */
@@ -96,6 +102,12 @@ int trainer_main(const TrainStage *stage, int argc, char **argv, volatile sig_at
 uint64_t trainer_dropout_seed(const Trainer *t, int j);
 /* Loads a checkpoint's model + tokenizer, checking its kind and head. */
 int trainer_load_init(Trainer *t, const char *path, GptHead want_head);
+/* A buffer of rows x micro_batch x n_ctx values of elem bytes (a stage's
+ * per-micro-batch token or gradient buffer), or NULL + err_set("micro_batch
+ * (8) x n_ctx (1000000) x 2 rows: 64.0 GB of buffers; out of memory (lower
+ * micro_batch)") when the size overflows or the allocation fails, instead
+ * of dying with a bare byte count. Call it from the stage's build. */
+void *trainer_batch_alloc(const Trainer *t, int rows, size_t elem);
 /* Print on rank 0 only (stderr, with the stage name). */
 void trainer_log(const Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -709,6 +709,11 @@ static int write_rows(H5log *l, int i, int64_t start, int n) {
 /* Moves the buffered rows into the datasets (not yet flushed). */
 static int write_buffer(H5log *l) {
     if (!l->buf_rows) return 0;
+    if (fs_test_write_fails(l->path)) { /* RLHF_TEST_FAIL_WRITE: as if the disk were full */
+        l->failed = 1;
+        return err_set("%s: column '%s': cannot write rows (%s; RLHF_TEST_FAIL_WRITE)", l->path, l->pub[0].name,
+                       strerror(errno));
+    }
     for (int i = 0; i < l->n_cols; i++) {
         if (write_rows(l, i, l->disk_rows, l->buf_rows)) {
             l->failed = 1;

@@ -98,3 +98,23 @@ int runrec_check(const char *dir, const char *stage, const Config *cfg, Config *
     free(path);
     return rc;
 }
+
+int runrec_check_inputs(const char *dir, const Config *cfg, const char *const *outputs, const char *prefix) {
+    const char *names[32];
+    int n = 0;
+    names[n++] = RUNREC_NAME;
+    names[n++] = FS_LOCK_NAME;
+    for (int i = 0; outputs[i] && n < 31; i++) names[n++] = outputs[i];
+    names[n] = NULL;
+    for (int i = 0; i < config_count(cfg); i++) {
+        const CfgKey *k = config_key_at(cfg, i);
+        const char *path = config_get_raw(cfg, k->key);
+        if (k->type != CFG_STR || !strcmp(k->key, "out_dir") || !path || !*path) continue;
+        if (fs_check_dir_not_input(dir, names, prefix, &path, 1)) {
+            char why[2048];
+            snprintf(why, sizeof why, "%s", err_msg());
+            return err_set("%s (key %s)", why, k->key);
+        }
+    }
+    return 0;
+}

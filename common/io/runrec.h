@@ -42,6 +42,15 @@ int runrec_check(const char *dir, const char *stage, const Config *cfg, Config *
                  const char *const *ignore);
 /* Writes DIR/settings.cfg for cfg (atomically, fs_write_atomic_with). */
 int runrec_write(const char *dir, const char *stage, const Config *cfg, const char *const *ignore);
+/* Rule: a run never writes over one of its inputs (DESIGN.md "Errors").
+ * Every string key of cfg but out_dir names an input file (init,
+ * train_data, ref, policy, prompts, ...); none may be a file the run writes
+ * in DIR (fs_check_dir_not_input): RUNREC_NAME, the lock, each of
+ * outputs[] (NULL-terminated) and every existing DIR/PREFIX<number>.h5.
+ * Call it before anything is read or written there. 0, or -1 +
+ * err_set("DIR/final.h5: is the same file as the input PATH; refusing to
+ * overwrite an input (key init)"). */
+int runrec_check_inputs(const char *dir, const Config *cfg, const char *const *outputs, const char *prefix);
 /* The settings hash (see above). */
 uint64_t runrec_hash(const Config *cfg, const char *const *ignore);
 

@@ -109,9 +109,16 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
             const GenConfig *c, Rng *rng, GenResult *out) {
     if (n < 1 || c->max_new < 1) return err_set("generate: need at least one prompt and max_new >= 1");
     if (sampler_validate(&c->sampler) || check_prompts(m, prompts, prompt_len, n)) return -1;
-    int V = m->cfg.vocab_size, longest = 0;
-    for (int i = 0; i < n; i++) longest = prompt_len[i] > longest ? prompt_len[i] : longest;
-    int max_len = longest + c->max_new < m->cfg.n_ctx ? longest + c->max_new : m->cfg.n_ctx;
+    int V = m->cfg.vocab_size, longest = 0, shortest = m->cfg.n_ctx;
+    for (int i = 0; i < n; i++) {
+        longest = prompt_len[i] > longest ? prompt_len[i] : longest;
+        shortest = prompt_len[i] < shortest ? prompt_len[i] : shortest;
+    }
+    /* a response ends when the context is full, so max_new beyond the room
+     * left sizes nothing (--max-new 2e9 once asked for 8 GB); no int sum
+     * overflows */
+    int max_len = c->max_new < m->cfg.n_ctx - longest ? longest + c->max_new : m->cfg.n_ctx;
+    int room = c->max_new < m->cfg.n_ctx - shortest ? c->max_new : m->cfg.n_ctx - shortest;
     GptKV kv;
     if (gpt_kv_init(&kv, m, n, max_len)) return -1;
     /* one sampler (scratch) per chunk of sequences: as many chunks as threads */
@@ -131,7 +138,7 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
     int *todo = err_malloc(n * sizeof(int));
     int rc = prefill(m, &kv, prompts, prompt_len, n, logits);
     int active = n;
-    result_alloc(out, n, c->max_new);
+    result_alloc(out, n, room);
     unsigned char *done = err_calloc(n, 1);
     while (!rc && active > 0) {
         int n_todo = 0;

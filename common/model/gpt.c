@@ -1,6 +1,7 @@
 /* gpt — GPT-2 forward, backward and KV-cache inference on OpenBLAS; see gpt.h. */
 #include "common/model/gpt.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,39 @@
 #include "common/err.h"
 #include "common/model/ops.h"
 #include <cblas.h>
+
+/* "n_layer=4 n_embd=128 (n_ctx 64, vocab_size 257)": the keys that size a
+ * model, for messages about its size. */
+static void describe_shape(const GptConfig *c, char *buf, size_t n) {
+    snprintf(buf, n, "n_layer=%d n_embd=%d (n_ctx %d, vocab_size %d)", c->n_layer, c->n_embd, c->n_ctx,
+             c->vocab_size);
+}
+
+/* Parameter count with every product checked (the rule in common/err.h);
+ * -1 if it overflows. build_table gives the same count without checks. */
+static int checked_params(const GptConfig *c, size_t *total) {
+    size_t C = (size_t)c->n_embd, per_layer, embed, rest = 2 * C + (c->head == GPT_HEAD_SCALAR ? C + 1 : 0);
+    if (err_mul_size(C, 12 * C + 13, &per_layer) || err_mul_size(per_layer, (size_t)c->n_layer, &per_layer) ||
+        err_mul_size((size_t)c->vocab_size + (size_t)c->n_ctx, C, &embed))
+        return -1;
+    *total = per_layer + embed + rest;
+    return *total < per_layer || *total < embed ? -1 : 0;
+}
+
+/* Shapes hold 4 x n_embd in an int and the tensor table 12 x n_layer;
+ * the parameters and their gradients (2 x 4 bytes each) must be
+ * addressable. */
+static int check_size(const GptConfig *c) {
+    char shape[160];
+    describe_shape(c, shape, sizeof shape);
+    if (c->n_embd > INT_MAX / 4) return err_set("model: n_embd=%d is too large (at most %d)", c->n_embd, INT_MAX / 4);
+    if (c->n_layer > (INT_MAX - 6) / 12)
+        return err_set("model: n_layer=%d is too large (at most %d)", c->n_layer, (INT_MAX - 6) / 12);
+    size_t total;
+    if (checked_params(c, &total) || err_mul_size(total, 2 * sizeof(float), NULL))
+        return err_set("model: %s: more parameters than can be addressed; too large", shape);
+    return 0;
+}
 
 int gpt_config_validate(const GptConfig *c) {
     if (c->vocab_size < 1) return err_set("vocab_size must be >= 1 (got %d)", c->vocab_size);
@@ -19,7 +53,7 @@ int gpt_config_validate(const GptConfig *c) {
         return err_set("n_embd (%d) must be a positive multiple of n_head (%d)", c->n_embd, c->n_head);
     if (c->head != GPT_HEAD_LM && c->head != GPT_HEAD_SCALAR)
         return err_set("head must be lm or scalar");
-    return 0;
+    return check_size(c);
 }
 
 /* Appends one named tensor to the table; returns its offset. */
@@ -133,8 +167,19 @@ int gpt_init(Gpt *m, const GptConfig *c) {
     m->tensors = err_calloc(table_count(c), sizeof *m->tensors);
     m->n_tensors = build_table(c, m->tensors, &total);
     m->n_params = total;
-    m->params = err_calloc(total, sizeof(float));
-    m->grads = err_calloc(total, sizeof(float));
+    /* the one allocation a setting can make huge: refused by name, not by a byte count */
+    m->params = calloc(total, sizeof(float));
+    m->grads = m->params ? calloc(total, sizeof(float)) : NULL;
+    if (!m->grads) {
+        char shape[160], size[32];
+        describe_shape(c, shape, sizeof shape);
+        err_format_bytes((double)total * sizeof(float), size, sizeof size);
+        free(m->params);
+        free(m->tensors);
+        memset(m, 0, sizeof *m);
+        return err_set("model: %s: %zu parameters need %s, and as much again for gradients; out of memory", shape,
+                       total, size);
+    }
     m->p.layer = err_calloc(c->n_layer, sizeof(GptLayer));
     m->g.layer = err_calloc(c->n_layer, sizeof(GptLayer));
     set_views(m, m->params, &m->p);
@@ -254,8 +299,18 @@ static void acts_layout(const Gpt *m, GptActs *a, int B, int T) {
     a->n_masks = k;
 }
 
-/* Makes m->acts fit (B, T); reallocates only when it must grow. */
-static void acts_prepare(Gpt *m, int B, int T) {
+/* "activations for 8 sequences x 1000000 tokens need 12.0 TB; out of
+ * memory": the batch is what a user can lower. */
+static int acts_too_large(int B, int T, size_t bytes) {
+    char size[32];
+    err_format_bytes((double)bytes, size, sizeof size);
+    return err_set("activations for %d sequences x %d tokens need %s; out of memory (lower micro_batch or --batch)",
+                   B, T, size);
+}
+
+/* Makes m->acts fit (B, T); reallocates only when it must grow. -1 +
+ * acts_too_large when memory runs out (m->acts then holds no buffers). */
+static int acts_prepare(Gpt *m, int B, int T) {
     if (!m->acts) {
         m->acts = err_calloc(1, sizeof *m->acts);
         m->acts->layer = err_calloc(m->cfg.n_layer, sizeof(GptLayerActs));
@@ -268,26 +323,34 @@ static void acts_prepare(Gpt *m, int B, int T) {
     a->base = NULL;
     a->masks = NULL;
     acts_layout(m, a, B, T);
-    if (a->n_floats > have_f) {
+    size_t need_f = a->n_floats, need_k = a->n_masks;
+    if (need_f > have_f) {
         free(base);
-        base = err_malloc(a->n_floats * sizeof(float));
-        have_f = a->n_floats;
+        base = err_mul_size(need_f, sizeof(float), NULL) ? NULL : malloc(need_f * sizeof(float));
+        have_f = base ? need_f : 0;
     }
-    if (a->n_masks > have_k) {
+    if (base && need_k > have_k) {
         free(masks);
-        masks = err_malloc(a->n_masks);
-        have_k = a->n_masks;
+        masks = malloc(need_k);
+        have_k = masks ? need_k : 0;
+    }
+    if ((size_t)B * T > m->acts_capacity) {
+        free(a->tokens);
+        a->tokens = malloc((size_t)B * T * sizeof(int));
+        m->acts_capacity = a->tokens ? (size_t)B * T : 0;
+    }
+    if (!base || (need_k && !masks) || !a->tokens) {
+        free(base);
+        free(masks);
+        a->n_floats = a->n_masks = 0;
+        return acts_too_large(B, T, need_f * sizeof(float) + need_k);
     }
     a->base = base;
     a->masks = masks;
     acts_layout(m, a, B, T);
     a->n_floats = have_f;
     a->n_masks = have_k;
-    if ((size_t)B * T > m->acts_capacity) {
-        free(a->tokens);
-        a->tokens = err_malloc((size_t)B * T * sizeof(int));
-        m->acts_capacity = (size_t)B * T;
-    }
+    return 0;
 }
 
 /* ---- whole model ----------------------------------------------------- */
@@ -347,11 +410,13 @@ static void head_forward(Gpt *m, int N) {
 int gpt_forward(Gpt *m, const int *tokens, int B, int T) {
     if (B < 1 || T < 1 || T > m->cfg.n_ctx)
         return err_set("forward: sequence length %d outside 1..%d (n_ctx)", T, m->cfg.n_ctx);
+    if ((size_t)B * T > INT_MAX) /* positions are counted in an int below */
+        return err_set("forward: %d sequences x %d tokens: more than %d positions at once", B, T, INT_MAX);
     for (int i = 0; i < B * T; i++)
         if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
             return err_set("forward: token id %d outside the vocabulary (0..%d)",
                            tokens[i], m->cfg.vocab_size - 1);
-    acts_prepare(m, B, T);
+    if (acts_prepare(m, B, T)) return -1;
     GptActs *a = m->acts;
     int N = B * T, C = m->cfg.n_embd;
     memcpy(a->tokens, tokens, (size_t)N * sizeof(int));
@@ -630,11 +695,21 @@ int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len) {
     if (n_seq < 1) return err_set("kv cache: need at least one sequence");
     if (max_len < 1 || max_len > m->cfg.n_ctx)
         return err_set("kv cache: length %d outside 1..%d (n_ctx)", max_len, m->cfg.n_ctx);
-    size_t per_seq = (size_t)m->cfg.n_layer * n_seq * m->cfg.n_embd;
+    size_t per_seq = (size_t)m->cfg.n_layer * n_seq * m->cfg.n_embd, nk = 0, nv = 0;
+    int big = err_mul_size(per_seq, kv_key_stride(max_len), &nk) || err_mul_size(per_seq, (size_t)max_len, &nv) ||
+              err_mul_size(nk + nv, sizeof(float), NULL);
     kv->n_seq = n_seq;
     kv->max_len = max_len;
-    kv->k = err_calloc(per_seq * kv_key_stride(max_len), sizeof(float)); /* zeroed padding */
-    kv->v = err_malloc(per_seq * max_len * sizeof(float));
+    kv->k = big ? NULL : calloc(nk, sizeof(float)); /* zeroed padding */
+    kv->v = kv->k ? malloc(nv * sizeof(float)) : NULL;
+    if (!kv->v) { /* sized by the batch and the length a user asked for: name them */
+        char size[32] = "more than can be addressed";
+        if (!big) err_format_bytes((double)(nk + nv) * sizeof(float), size, sizeof size);
+        free(kv->k);
+        memset(kv, 0, sizeof *kv);
+        return err_set("kv cache for %d sequences x %d positions (n_layer %d, n_embd %d): %s; out of memory "
+                       "(lower --batch)", n_seq, max_len, m->cfg.n_layer, m->cfg.n_embd, size);
+    }
     kv->len = err_calloc(n_seq, sizeof(int));
     return 0;
 }

@@ -80,7 +80,7 @@ const CfgKey ppo_keys[] = {
     {.key = "log_samples", .type = CFG_INT, .def = "2",
      .help = "decoded samples printed per iteration", .range = ">= 0"},
     {.key = "overwrite", .type = CFG_BOOL, .def = "false",
-     .help = "replace a run in out_dir made with other settings (its checkpoints and logs)"},
+     .help = "replace a run in out_dir made with other settings (its checkpoints and logs)", .alias = "force"},
     {0}};
 
 const char *ppo_role_name(PpoRole r) {

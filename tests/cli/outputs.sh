@@ -3,7 +3,8 @@
 # (issue 14, items 1, 2, 6, 7 and 11; the rules are at fs_check_target and
 # its neighbours in common/fsutil.h). Every writer is pointed at a device, a
 # FIFO, a directory and a symlink; an output naming an input of the same
-# command is refused; export-hf failing midway keeps the old export; init
+# command is refused (trainers and ppo: any file they write in out_dir,
+# runrec_check_inputs); export-hf failing midway keeps the old export; init
 # and import-hf keep an existing checkpoint unless --force; a FIFO where a
 # checkpoint, safetensors file or HF file belongs is refused at once while
 # prompts from a pipe still work. Each refusal: one line naming the file,
@@ -156,6 +157,42 @@ snap hf hf/*
 expect_err "import-hf --out a file of its directory" "hf/model.safetensors: is the same file as the input" \
     "$RLHF" import-hf hf --out hf/model.safetensors --force
 same hf "import-hf: the directory byte-identical"
+# trainers and ppo: an input that is a file the run writes in out_dir (its
+# final.h5, a log, a checkpoint it would prune or remove), by name or by a
+# hard link, is refused before out_dir is touched. Before: overwrite=1
+# removed the init checkpoint it had just loaded; a data file hard-linked as
+# out_dir/metrics.h5 was truncated by the log
+ERR_ALONE=0
+digest() { (cd "$1" && find . -type f ! -name .lock | LC_ALL=C sort | xargs sha256sum); }
+before=$(digest prun)
+expect_err "pretrain init = a checkpoint of its out_dir (overwrite=1 would remove it)" \
+    "prun/ckpt-00000002.h5: is the same file as the input prun/ckpt-00000002.h5; refusing to overwrite an input (key init)" \
+    "${TR[@]}" out_dir=prun init=prun/ckpt-00000002.h5 overwrite=1
+expect_err "sft init = out_dir/final.h5" "prun/final.h5: is the same file as the input prun/final.h5; .* (key init)" \
+    timeout -s KILL 20 "$RLHF" sft init=prun/final.h5 out_dir=prun train_data=data/sft.jsonl batch_size=8 micro_batch=8 \
+    max_steps=2 overwrite=1
+[ "$(digest prun)" = "$before" ] && pass "trainers: the run directory byte-identical" ||
+    fail "trainers: the run directory byte-identical" "$(ls -l prun)"
+mkdir -p hl
+cp data/pretrain.txt text.txt
+ln text.txt hl/metrics.h5
+snap text text.txt
+expect_err "pretrain train_data hard-linked as out_dir/metrics.h5" \
+    "hl/metrics.h5: is the same file as the input text.txt; refusing to overwrite an input (key train_data)" \
+    "${TR[@]}" out_dir=hl train_data=text.txt
+same text "pretrain: the hard-linked data byte-identical"
+use_mpirun
+"$RLHF" init --out rmi.h5 --head scalar --n-layer 1 --n-head 2 --n-embd 16 --n-ctx 32 2>/dev/null
+mkdir -p pp
+cp m.h5 pp/final.h5
+snap pp pp/final.h5
+expect_err "ppo policy = out_dir/final.h5" "pp/final.h5: is the same file as the input pp/final.h5; .* (key policy)" \
+    timeout -s KILL 60 $MPIRUN -n 3 "$RLHF" ppo policy=pp/final.h5 reward_model=rmi.h5 prompts=p.jsonl out_dir=pp \
+    batch_size=4 chunk=2 minibatch=2 micro_batch=2 max_new=4 iterations=1 ppo_epochs=1 log_samples=0
+same pp "ppo: its policy byte-identical"
+[ ! -e pp/metrics.h5 ] && [ ! -e pp/settings.cfg ] && pass "ppo: nothing written in out_dir" ||
+    fail "ppo: nothing written in out_dir" "$(ls pp)"
+ERR_ALONE=1
 
 # --- item 6: export-hf into an existing export is atomic as a whole ------------
 for f in model.safetensors vocab.json merges.txt config.json; do

@@ -2,7 +2,8 @@
 # Who owns a run directory (issue 14, items 3, 4, 5, 16): one run at a time
 # (out_dir/.lock, released by the kernel when a run dies, even by kill -9);
 # the settings record (out_dir/settings.cfg) refuses a run with other
-# settings whatever files the directory holds, unless overwrite=1; resume
+# settings whatever files the directory holds, unless overwrite=1 (or
+# --overwrite, or --force); resume
 # compares the whole model configuration, not the parameter count; PPO warns
 # when resumed on another learner count, as the trainers do for ranks. Every
 # refusal: one error line naming the file/field, non-zero exit, and the
@@ -33,8 +34,10 @@ expect_err "a second run into a busy out_dir is refused, naming the holder's pid
     "busy: in use by another run (pid $first on $HOST" "$RLHF" pretrain $LONG
 expect_err "the same under mpirun -n 2: every rank exits" \
     "in use by another run (pid $first on $HOST" $MPIRUN -n 2 "$RLHF" pretrain $LONG
+# (init is outside busy: one of busy's checkpoints as init is refused as an input the run would overwrite;
+# the lock is taken before init is read, so it need not exist)
 expect_err "another stage into the busy out_dir is refused too" \
-    "busy: in use by another run" "$RLHF" sft init=busy/ckpt-00000050.h5 out_dir=busy train_data=$D/sft.jsonl $COMMON
+    "busy: in use by another run" "$RLHF" sft init=elsewhere.h5 out_dir=busy train_data=$D/sft.jsonl $COMMON
 fin busy.log
 steps=$(grep -o 'steps of 16' busy.log >/dev/null && sed -n 's/.* \([0-9]*\) steps of 16.*/\1/p' busy.log | head -1)
 if [ "$RC" = 0 ] && [ -e busy/final.h5 ] && [ "$(rows busy/metrics.h5 step)" = "$steps" ] &&
@@ -80,6 +83,14 @@ if [ "$(digest fin)" != "$before" ] && grep -q "lr  *= 0.001" fin/settings.cfg &
     pass "overwrite=1: new final.h5, new record, metrics.h5 restarted (10 rows)"
 else fail "overwrite=1: new final.h5, new record, metrics.h5 restarted (10 rows)" "$(head -3 fin/settings.cfg)"; fi
 expect_ok "--overwrite (a bool flag) works the same" "$RLHF" pretrain $RUN lr=2e-3 --overwrite
+# the issue's spelling, as for init and import-hf: --force is overwrite=1
+expect_ok "--force works the same" "$RLHF" pretrain $RUN lr=3e-3 --force
+grep -q "lr  *= 0.003" fin/settings.cfg && grep -q "overwrite = true: replacing the earlier run in fin" "$T/err" &&
+    pass "--force: the run replaced, the new lr recorded" || fail "--force: the run replaced, the new lr recorded" "$(grep lr fin/settings.cfg)"
+expect_err "--force=false refuses like the default" "written with a different configuration: lr" \
+    "$RLHF" pretrain $RUN lr=4e-3 --force=false
+"$RLHF" pretrain --help | grep -q "^  overwrite=BOOL .*--force is the same" && pass "pretrain --help names --force" ||
+    fail "pretrain --help names --force"
 
 # ---- item 5: resume compares the whole model configuration -----------------------
 "$RLHF" pretrain out_dir=h2 train_data=$D/pretrain.txt n_layer=1 n_embd=32 n_head=2 n_ctx=32 $COMMON max_steps=2 >/dev/null 2>&1
@@ -125,6 +136,13 @@ expect_err "PPO: only final.h5 left, a rerun with another lr is refused" \
     $MPIRUN -n 3 "$RLHF" ppo $PPO out_dir=pl iterations=2 lr=2e-4
 [ "$(digest pl)" = "$before" ] && pass "PPO: the refused run left every file byte-identical" ||
     fail "PPO: the refused run left every file byte-identical"
+expect_ok "PPO: overwrite=1 replaces it" $MPIRUN -n 3 "$RLHF" ppo $PPO out_dir=pl iterations=1 lr=2e-4 overwrite=1
+expect_ok "PPO: --force replaces it the same way" $MPIRUN -n 3 "$RLHF" ppo $PPO out_dir=pl iterations=1 lr=3e-4 --force
+grep -q "lr  *= 0.0003" pl/settings.cfg && grep -q "overwrite = true: replacing the earlier run in pl" "$T/err" &&
+    pass "PPO --force: the run replaced, the new lr recorded" ||
+    fail "PPO --force: the run replaced, the new lr recorded" "$(grep "^lr" pl/settings.cfg)"
+"$RLHF" ppo --help | grep -q "^  overwrite=BOOL .*--force is the same" && pass "ppo --help names --force" ||
+    fail "ppo --help names --force"
 expect_err "a trainer into a PPO out_dir: 'holds a ppo run'" "pl holds a ppo run, not a pretrain run" \
     "$RLHF" pretrain out_dir=pl train_data=$D/pretrain.txt $SMALL $COMMON
 

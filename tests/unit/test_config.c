@@ -312,6 +312,46 @@ TEST(config_command_line_wins_regardless_of_order) {
     config_free(c);
 }
 
+/* A key's command-line alias (.alias: overwrite's --force): --ALIAS and
+ * --ALIAS=value set the key, help and the Markdown reference name it, and
+ * a table whose alias hides a key or another alias is refused. */
+TEST(config_alias_on_the_command_line) {
+    static const CfgKey keys[] = {
+        {.key = "overwrite", .type = CFG_BOOL, .def = "false", .help = "replace", .alias = "force"},
+        {.key = "lr", .type = CFG_FLOAT, .def = "1", .help = "rate", .range = ">= 0"},
+        {NULL}};
+    const CfgKey *const tables[] = {keys};
+    int help = -1;
+    Config *c = config_new(tables, 1);
+    CHECKF(c != NULL, "%s", err_msg());
+    if (!c) return;
+    CHECKF(parse(c, &help, 1, "--force") == 0, "%s", err_msg());
+    CHECK(config_bool(c, "overwrite") == 1 && streq(config_origin(c, "overwrite"), "command line"));
+    CHECKF(parse(c, &help, 1, "--force=false") == 0, "%s", err_msg());
+    CHECK(config_bool(c, "overwrite") == 0);
+    CHECK(parse(c, &help, 1, "force=1") == -1); /* an option spelling, not a key */
+    CHECK_ERR("command line: ", "unknown key 'force'");
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    config_help(tables, 1, f);
+    config_markdown(tables, 1, f);
+    fclose(f);
+    CHECKF(strstr(text, "(default: false; --force is the same)") && strstr(text, "replace; `--force` is the same |"),
+           "%s", text);
+    free(text);
+    config_free(c);
+    static const CfgKey hides_key[] = {{.key = "a", .type = CFG_BOOL, .def = "0", .help = "h", .alias = "b"},
+                                       {.key = "b", .type = CFG_BOOL, .def = "0", .help = "h"}, {NULL}};
+    static const CfgKey twice[] = {{.key = "a", .type = CFG_BOOL, .def = "0", .help = "h", .alias = "x"},
+                                   {.key = "b", .type = CFG_BOOL, .def = "0", .help = "h", .alias = "x"}, {NULL}};
+    const CfgKey *const bad1[] = {hides_key}, *const bad2[] = {twice};
+    CHECK(config_new(bad1, 1) == NULL);
+    CHECK_ERR("config table: ", "alias 'b' of key 'a' is not a free name");
+    CHECK(config_new(bad2, 1) == NULL);
+    CHECK_ERR("config table: ", "alias 'x' of key 'b' is not a free name");
+}
+
 TEST(config_command_line_errors) {
     int help = -1;
     Config *c = new_config();

@@ -9,6 +9,7 @@
  * they are read back with harness_file_is, which reads through fs_read_all,
  * itself checked first here against files of known bytes. */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,45 @@ TEST(fs_check_not_input_names_the_input) {
     CHECKF(strstr(err_msg(), hl) && strstr(err_msg(), "same file as the input") && strstr(err_msg(), a), "%s",
            err_msg());
     CHECKF(fs_check_not_input(b, inputs + 1, 2) == 0, "%s", err_msg());
+}
+
+/* A run directory's own files (named ones and existing numbered
+ * checkpoints) against a command's inputs; other files there are not its. */
+TEST(fs_check_dir_not_input_covers_names_and_checkpoints) {
+    const char *dir = fresh_dir("dir_not_input");
+    const char *data = harness_join(dir, "data.txt"), *ck = harness_join(dir, "ckpt-00000004.h5");
+    const char *other = harness_join(dir, "ckpt-notes.txt"), *hl = harness_join(dir, "metrics.h5");
+    harness_write_file(data, "d", 1);
+    harness_write_file(ck, "c", 1);
+    harness_write_file(other, "o", 1);
+    const char *names[] = {"final.h5", "metrics.h5", NULL};
+    const char *in_data[] = {data}, *in_ck[] = {ck}, *in_other[] = {other};
+    CHECKF(fs_check_dir_not_input(dir, names, "ckpt-", in_data, 1) == 0, "%s", err_msg()); /* data kept in out_dir */
+    CHECKF(fs_check_dir_not_input(dir, names, "ckpt-", in_other, 1) == 0, "%s", err_msg()); /* not a checkpoint */
+    CHECK(fs_check_dir_not_input(dir, names, "ckpt-", in_ck, 1) == -1);
+    CHECK_ERR(ck, "is the same file as the input");
+    CHECK(link(data, hl) == 0); /* the data hard-linked as a log the run writes in place */
+    CHECK(fs_check_dir_not_input(dir, names, "ckpt-", in_data, 1) == -1);
+    CHECK_ERR(hl, "is the same file as the input", data);
+    CHECKF(fs_check_dir_not_input(harness_join(dir, "absent"), names, "ckpt-", in_data, 1) == 0, "%s", err_msg());
+}
+
+/* err_mul_size and err_format_bytes: the arithmetic and wording of size
+ * messages (common/err.h). */
+TEST(err_size_helpers) {
+    size_t r = 7;
+    CHECK(err_mul_size(3, 4, &r) == 0 && r == 12);
+    CHECK(err_mul_size((size_t)1 << 40, (size_t)1 << 30, &r) == -1 && r == 12);
+    CHECK(err_mul_size(SIZE_MAX, 1, NULL) == 0 && err_mul_size(SIZE_MAX, 2, NULL) == -1);
+    char b[32];
+    err_format_bytes(17, b, sizeof b);
+    CHECKF(!strcmp(b, "17 bytes"), "%s", b);
+    err_format_bytes(64e3, b, sizeof b);
+    CHECKF(!strcmp(b, "64.0 KB"), "%s", b);
+    err_format_bytes(999.96e6, b, sizeof b);
+    CHECKF(!strcmp(b, "1.0 GB"), "%s", b);
+    err_format_bytes(480005329200000.0, b, sizeof b);
+    CHECKF(!strcmp(b, "480.0 TB"), "%s", b);
 }
 
 /* A FIFO input is refused without opening it (an open would block). */
