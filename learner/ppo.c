@@ -41,8 +41,7 @@ typedef struct {
     const Config *cfg;
     const PpoLayout *lay;
     int leader;
-    Gpt policy, value;        /* value: only with a critic (advantage = gae) */
-    int critic;
+    Gpt policy, value;
     Tok *tok;
     AdamW popt, vopt;
     DpGradSum psum, vsum; /* gradient sums over learners, overlapped with backward */
@@ -307,8 +306,7 @@ static void ppo_epochs(Learner *L, Stats *st) {
     int epochs = config_int(L->cfg, "ppo_epochs"), mb = config_int(L->cfg, "minibatch") / L->lay->n_learners;
     int micro = config_int(L->cfg, "micro_batch"), *perm = err_malloc((size_t)L->n * sizeof(int)), steps = 0;
     memset(st, 0, sizeof *st);
-    L->policy.training = 1;
-    L->value.training = L->critic;
+    L->policy.training = L->value.training = 1;
     for (int e = 0; e < epochs; e++) {
         Rng r;
         rng_seed(&r, rng_mix64(L->seed ^ (uint64_t)(L->iteration * 131 + e + 1)));
@@ -321,13 +319,12 @@ static void ppo_epochs(Learner *L, Stats *st) {
         for (int start = 0; start + mb <= L->n; start += mb, steps++) {
             double denom = global_tokens(L, perm + start, mb);
             gpt_zero_grad(&L->policy);
-            if (L->critic) gpt_zero_grad(&L->value);
+            gpt_zero_grad(&L->value);
             for (int m = start; m < start + mb; m += micro) {
                 int n = start + mb - m < micro ? start + mb - m : micro, last = m + micro >= start + mb;
                 /* each model's last backward of the minibatch sums its gradients as it goes */
                 if (last && !L->has_ptx) dp_gradsum_arm(&L->psum, &L->policy, L->lay->role_comm);
                 policy_micro(L, perm + m, n, denom, st, steps == 0);
-                if (!L->critic) continue;
                 if (last) dp_gradsum_arm(&L->vsum, &L->value, L->lay->role_comm);
                 value_micro(L, perm + m, n, denom, st);
             }
@@ -336,9 +333,8 @@ static void ppo_epochs(Learner *L, Stats *st) {
                 ptx_micro(L, L->iteration * 1000 + steps, st);
             }
             dp_gradsum_finish(&L->psum);
-            adamw_step(&L->popt, &L->policy);
-            if (!L->critic) continue;
             dp_gradsum_finish(&L->vsum);
+            adamw_step(&L->popt, &L->policy);
             adamw_step(&L->vopt, &L->value);
         }
     }
@@ -538,14 +534,13 @@ static int write_ckpt(Learner *L, const char *path, int final) {
         rc = ckpt_put_buffer(k, "optim/policy_m", &L->policy, L->popt.m) ||
              ckpt_put_buffer(k, "optim/policy_v", &L->policy, L->popt.v) ||
              ckpt_put_attr_i64(k, "/state", "policy_adam_step", L->popt.step) ||
-             ckpt_put_attr_i64(k, "/state", "learners", L->lay->n_learners);
-    }
-    if (!rc && !final && L->critic)
-        rc = ckpt_put_buffer(k, "value/params", &L->value, L->value.params) ||
+             ckpt_put_buffer(k, "value/params", &L->value, L->value.params) ||
              ckpt_put_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
              ckpt_put_buffer(k, "optim/value_v", &L->value, L->vopt.v) ||
              ckpt_put_attr_i64(k, "/state", "value_adam_step", L->vopt.step) ||
+             ckpt_put_attr_i64(k, "/state", "learners", L->lay->n_learners) ||
              ckpt_put_model_config(k, "/value", &L->value.cfg);
+    }
     if (rc) {
         ckpt_discard(k);
         return -1;
@@ -578,11 +573,11 @@ static int resume(Learner *L, int64_t it) {
     Ckpt *k = ckpt_open(path);
     if (!k) return -1;
     Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
-    int64_t iter, pstep, vstep = 0;
+    int64_t iter, pstep, vstep;
     int rc = ckpt_load_config(k, saved, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
              ckpt_get_attr_f64(k, "/state", "kl_coef", &L->kl_coef) ||
              ckpt_get_attr_i64(k, "/state", "policy_adam_step", &pstep) ||
-             (L->critic && ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep));
+             ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep);
     /* checkpoints from before /state/learners: the learners key they were run with */
     int64_t learners = config_int(saved, "learners");
     if (!rc && ckpt_has_attr(k, "/state", "learners")) rc = ckpt_get_attr_i64(k, "/state", "learners", &learners);
@@ -592,7 +587,7 @@ static int resume(Learner *L, int64_t it) {
         rc = err_set("%s: written with a different configuration: %s; use a new out_dir or the same settings", path, diff);
     if (!rc) rc = ckpt_check_model_config(k, "/", &L->policy.cfg, "the policy");
     /* checkpoints from before /value's attributes: ckpt_get_buffer checks the tensor shapes */
-    if (!rc && L->critic && ckpt_has_attr(k, "/value", "n_head")) rc = ckpt_check_model_config(k, "/value", &L->value.cfg, "the value model");
+    if (!rc && ckpt_has_attr(k, "/value", "n_head")) rc = ckpt_check_model_config(k, "/value", &L->value.cfg, "the value model");
     Gpt m;
     if (!rc && !(rc = ckpt_get_model(k, &m))) {
         memcpy(L->policy.params, m.params, m.n_params * sizeof(float));
@@ -600,9 +595,9 @@ static int resume(Learner *L, int64_t it) {
     }
     rc = rc || ckpt_get_buffer(k, "optim/policy_m", &L->policy, L->popt.m) ||
          ckpt_get_buffer(k, "optim/policy_v", &L->policy, L->popt.v) ||
-         (L->critic && ckpt_get_buffer(k, "value/params", &L->value, L->value.params)) ||
-         (L->critic && (ckpt_get_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
-                        ckpt_get_buffer(k, "optim/value_v", &L->value, L->vopt.v)));
+         ckpt_get_buffer(k, "value/params", &L->value, L->value.params) ||
+         ckpt_get_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
+         ckpt_get_buffer(k, "optim/value_v", &L->value, L->vopt.v);
     if (!rc) {
         L->iteration = iter;
         L->popt.step = pstep;
@@ -661,20 +656,6 @@ static int check_sizes(Learner *L) {
     return 0;
 }
 
-/* The critic of advantage = gae: value_init, or the reward model as
- * InstructGPT. The critic-free estimators allocate no value model. */
-static int load_value_model(Learner *L, const Config *cfg) {
-    const char *vinit = config_str(cfg, "value_init"), *rm = config_str(cfg, "reward_model");
-    if (!*vinit && !*rm)
-        return err_set("advantage = gae needs a value model: set value_init or reward_model (its initialisation)");
-    /* the value model's messages name the key its file came from: with
-     * value_init empty that is reward_model, not value_init */
-    const char *vwhat = *vinit ? "the value model (value_init)" : "the value model (reward_model, as value_init is empty)";
-    CkptWant vw = {.head = GPT_HEAD_SCALAR, .what = vwhat, .vocab = L->policy.cfg.vocab_size,
-                   .min_ctx = L->policy.cfg.n_ctx, .tok = L->tok, .like = "the policy"};
-    return ckpt_load_model_as(*vinit ? vinit : rm, &L->value, NULL, &vw);
-}
-
 static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     memset(L, 0, sizeof *L);
     L->cfg = cfg;
@@ -689,11 +670,16 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     L->lag = config_int(cfg, "max_policy_lag");
     L->kl_coef = config_float(cfg, "kl_coef");
     snprintf(L->out_dir, sizeof L->out_dir, "%s", config_str(cfg, "out_dir"));
-    L->critic = !strcmp(config_str(cfg, "advantage"), "gae");
+    const char *vinit = config_str(cfg, "value_init");
     CkptWant pw = {.head = GPT_HEAD_LM, .what = "the policy"};
     if (ckpt_load_model_as(config_str(cfg, "policy"), &L->policy, &L->tok, &pw)) return -1;
     L->policy.temperature = (float)config_float(cfg, "temperature"); /* the ratio of the distribution sampled */
-    if (L->critic && load_value_model(L, cfg)) return -1;
+    /* the value model's messages name the key its file came from: with
+     * value_init empty that is reward_model, not value_init */
+    const char *vwhat = *vinit ? "the value model (value_init)" : "the value model (reward_model, as value_init is empty)";
+    CkptWant vw = {.head = GPT_HEAD_SCALAR, .what = vwhat, .vocab = L->policy.cfg.vocab_size,
+                   .min_ctx = L->policy.cfg.n_ctx, .tok = L->tok, .like = "the policy"};
+    if (ckpt_load_model_as(*vinit ? vinit : config_str(cfg, "reward_model"), &L->value, NULL, &vw)) return -1;
     L->n_ctx = L->policy.cfg.n_ctx;
     L->max_new = config_int(cfg, "max_new");
     if (L->lag < 0) return err_set("max_policy_lag must be >= 0");
@@ -706,7 +692,7 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     if (check_sizes(L)) return -1;
     AdamWConfig pa = adam_of(cfg, "lr"), va = adam_of(cfg, "value_lr");
     adamw_init(&L->popt, L->policy.n_params, &pa);
-    if (L->critic) adamw_init(&L->vopt, L->value.n_params, &va);
+    adamw_init(&L->vopt, L->value.n_params, &va);
     int rows = config_int(cfg, "micro_batch") > config_int(cfg, "ptx_batch") ? config_int(cfg, "micro_batch")
                                                                               : config_int(cfg, "ptx_batch");
     /* sized by settings: refused naming them when memory runs out (the rule in common/err.h) */
@@ -971,10 +957,6 @@ static void write_final(Learner *L) {
     char path[1200];
     snprintf(path, sizeof path, "%s/final.h5", L->out_dir);
     if (write_ckpt(L, path, 1)) err_die("could not write %s: %s", path, err_msg());
-    if (!L->critic) {
-        learner_log(L, "done: %s/final.h5 (policy)", L->out_dir);
-        return;
-    }
     snprintf(path, sizeof path, "%s/value.h5", L->out_dir);
     if (ckpt_save_model(path, &L->value, L->tok, "value")) err_die_last();
     learner_log(L, "done: %s/final.h5 (policy), %s/value.h5", L->out_dir, L->out_dir);
@@ -1065,7 +1047,7 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic
     if (last >= 0) learner_log(L, "resuming from %s/ckpt-%06lld.h5", L->out_dir, (long long)last);
     if (L->leader) open_logs(L, last >= 0 ? L->iteration : -1);
     learner_log(L, "%d learner(s), %d rewarder(s), %d actor(s); %lld iterations of %d rollouts; policy %zu "
-                "parameters, value model %zu", lay->n_learners, lay->n_rewarders, lay->n_actors, (long long)L->iterations,
+                "parameters, value %zu", lay->n_learners, lay->n_rewarders, lay->n_actors, (long long)L->iterations,
                 L->B, L->policy.n_params, L->value.n_params);
     L->t_start = fs_now();
     start_dispatch(L, stop_flag);

@@ -34,10 +34,6 @@ const CfgKey ppo_keys[] = {
     {.key = "top_p", .type = CFG_FLOAT, .def = "1.0", .help = "actor top-p (1: off)", .range = "(0, 1]"},
     {.key = "max_policy_lag", .type = CFG_INT, .def = "0",
      .help = "actors may sample with weights this many versions old (0: on-policy)", .range = ">= 0"},
-    {.key = "advantage", .type = CFG_ENUM, .def = "gae",
-     .help = "advantage estimator: gae (value model, InstructGPT PPO) or a critic-free one over each group of "
-             "group_size samples (no value model)",
-     .choices = "gae|grpo|drgrpo|rloo|reinforce++|reinforce++-baseline"},
     {.key = "ppo_epochs", .type = CFG_INT, .def = "4",
      .help = "passes over each iteration's rollouts", .range = ">= 1"},
     {.key = "minibatch", .type = CFG_INT, .def = "16",
