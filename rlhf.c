@@ -569,6 +569,7 @@ static int cmd_ppo(const Invocation *in) {
         return 0;
     }
     dp_check(&dp, config_check_required(cfg), "ppo: ");
+    dp_check(&dp, ppo_config_check(cfg), "ppo: ");
     const char *text_keys[] = {"prompts", "ptx_data"};
     const char *text[] = {config_str(cfg, "prompts"), config_str(cfg, "ptx_data")};
     dp_check(&dp, fs_check_shared_inputs(text, text_keys, 2, dp.world), "ppo: ");

@@ -81,7 +81,7 @@ static void serve(Actor *a, const RolloutOrder *o) {
         r->stop = g.stop[i];
         r->prompt = (int32_t *)prompts[i]; /* borrowed for packing */
         r->resp = g.tokens[i];
-        r->logp_behav = g.logp_model[i];
+        r->logp_behav = g.logp_sample[i]; /* of logits / temperature: what the learner and rewarder take */
     }
     MsgBuf b;
     msg_buf_init(&b);

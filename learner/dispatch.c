@@ -101,7 +101,8 @@ int dispatch_prompt_of(Dispatch *d, int64_t g) {
 /* The order of chunk c of iteration it, as the leader first sends it; the
  * owner rebuilds the same one to send it elsewhere. idx: chunk entries. */
 static RolloutOrder order_of(Dispatch *d, int64_t it, int c, int32_t *idx) {
-    for (int i = 0; i < d->c.chunk; i++) idx[i] = dispatch_prompt_of(d, it * d->c.batch + (int64_t)c * d->c.chunk + i);
+    for (int i = 0; i < d->c.chunk; i++) /* group g = global sample / G: one prompt, G consecutive samples */
+        idx[i] = dispatch_prompt_of(d, (it * d->c.batch + (int64_t)c * d->c.chunk + i) / d->c.group);
     int64_t v = version_of(d, it);
     const PpoLayout *l = d->c.lay;
     return (RolloutOrder){.iteration = (int32_t)it,

@@ -31,6 +31,7 @@
 typedef struct {
     const PpoLayout *lay;
     int n_prompts, batch, chunk, lag, max_new, n_ctx;
+    int group;                         /* samples per prompt (group_size): consecutive in an order */
     uint64_t seed;
     double rank_timeout;
     int64_t start;                     /* the version of the first snapshot of this run (resume point) */
@@ -89,7 +90,8 @@ const char *dispatch_why(const Dispatch *d);
  * err_set naming a rank that did not (the caller must MPI_Abort). */
 int dispatch_shutdown(Dispatch *d, int after_signal);
 
-/* The prompt index of global sample g: epochs over a seeded permutation. */
+/* The prompt index of group g (global sample / group_size): epochs over a
+ * seeded permutation of the prompts. */
 int dispatch_prompt_of(Dispatch *d, int64_t g);
 
 #endif

@@ -31,6 +31,7 @@
 typedef struct {
     Rollout r;               /* owned */
     int version, actor;
+    int64_t group;           /* global sample index / group_size */
     double lambda, t_generate, t_score, gold;
     int correct;
     float *values, *adv, *ret; /* per response token */
@@ -49,6 +50,7 @@ typedef struct {
     int64_t iterations;
     double kl_coef;
     int B, chunk, n_chunks, lag, max_new, n_ctx;
+    int G;                    /* group_size: samples per prompt */
     uint64_t seed;
     Sample *s;                /* this learner's samples of the iteration */
     int n;
@@ -119,6 +121,7 @@ static void take_batch(Learner *L, RolloutBatch *rb) {
     for (int i = 0; i < rb->n; i++) {
         int slot = (rb->chunk / L->lay->n_learners) * L->chunk + i; /* order by chunk: layout-independent */
         sample_from(L, &L->s[slot], &rb->r[i], rb);
+        L->s[slot].group = ((int64_t)rb->iteration * L->B + (int64_t)rb->chunk * L->chunk + i) / L->G;
     }
     rollout_batch_free(rb);
 }
@@ -410,6 +413,8 @@ static void rollout_columns(const Learner *L, H5logColumn *c) {
         {.name = "iteration", .type = H5LOG_I64, .width = 0, .help = "PPO iteration the sample was used in"},
         {.name = "version", .type = H5LOG_I32, .width = 0, .help = "policy version the actor sampled with"},
         {.name = "actor", .type = H5LOG_I32, .width = 0, .help = "MPI rank of the actor"},
+        {.name = "group", .type = H5LOG_I64, .width = 0,
+         .help = "group id: the group_size samples of one prompt share it (global sample index / group_size)"},
         {.name = "prompt_index", .type = H5LOG_I32, .width = 0,
          .help = "line of the prompt in the prompts file (0-based)"},
         {.name = "prompt_len", .type = H5LOG_I32, .width = 0, .help = "prompt tokens"},
@@ -441,7 +446,7 @@ static void rollout_columns(const Learner *L, H5logColumn *c) {
          .help = "unix time the learner logged the sample"}};
     memcpy(c, cols, sizeof cols);
 }
-#define ROLLOUT_COLS 22
+#define ROLLOUT_COLS 23
 
 static void log_samples(Learner *L) {
     double t = fs_wall_now();
@@ -455,6 +460,7 @@ static void log_samples(Learner *L) {
         h5log_set_i64(g, "iteration", L->iteration);
         h5log_set_i64(g, "version", s->version);
         h5log_set_i64(g, "actor", s->actor);
+        h5log_set_i64(g, "group", s->group);
         h5log_set_i64(g, "prompt_index", r->prompt_index);
         h5log_set_i64(g, "prompt_len", r->prompt_len);
         h5log_set_i32s(g, "prompt", r->prompt, r->prompt_len < L->n_ctx ? r->prompt_len : L->n_ctx);
@@ -659,6 +665,7 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     L->iterations = config_int(cfg, "iterations");
     L->B = config_int(cfg, "batch_size");
     L->chunk = config_int(cfg, "chunk");
+    L->G = config_int(cfg, "group_size");
     L->n_chunks = L->chunk > 0 ? L->B / L->chunk : 0;
     L->lag = config_int(cfg, "max_policy_lag");
     L->kl_coef = config_float(cfg, "kl_coef");
@@ -666,6 +673,7 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     const char *vinit = config_str(cfg, "value_init");
     CkptWant pw = {.head = GPT_HEAD_LM, .what = "the policy"};
     if (ckpt_load_model_as(config_str(cfg, "policy"), &L->policy, &L->tok, &pw)) return -1;
+    L->policy.temperature = (float)config_float(cfg, "temperature"); /* the ratio of the distribution sampled */
     /* the value model's messages name the key its file came from: with
      * value_init empty that is reward_model, not value_init */
     const char *vwhat = *vinit ? "the value model (value_init)" : "the value model (reward_model, as value_init is empty)";
@@ -733,6 +741,7 @@ static void send_log_rows(const Learner *L) {
         rows[i] = (RolloutLogRow){.r = s->r, /* borrowed */
                                   .version = s->version,
                                   .actor = s->actor,
+                                  .group = s->group,
                                   .lambda = s->lambda,
                                   .t_generate = s->t_generate,
                                   .t_score = s->t_score,
@@ -763,6 +772,7 @@ static void samples_of_rows(Learner *L, Learner *other, RolloutLogRow *rows, int
         Sample *s = &other->s[other->n++];
         sample_from(L, s, &w->r, &meta);
         s->gold = w->gold;
+        s->group = w->group;
         memcpy(s->values, w->values, (size_t)s->r.resp_len * sizeof(float));
         memcpy(s->adv, w->adv, (size_t)s->r.resp_len * sizeof(float));
     }
@@ -1004,6 +1014,7 @@ static void start_dispatch(Learner *L, volatile sig_atomic_t *stop_flag) {
                          .lag = L->lag,
                          .max_new = L->max_new,
                          .n_ctx = L->n_ctx,
+                         .group = L->G,
                          .seed = L->seed,
                          .rank_timeout = config_float(L->cfg, "rank_timeout"),
                          .start = L->iteration,

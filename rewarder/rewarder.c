@@ -95,6 +95,7 @@ static int rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
              ckpt_load_model_as(*ref ? ref : policy, &w->ref, NULL, &ref_want);
     tok_free(tok);
     if (rc) return -1;
+    w->ref.temperature = (float)config_float(cfg, "temperature"); /* KL of the distribution the actor sampled */
     w->rm_conv = (ScoreRm){.eot = w->eot, .offset = 0, .scale = 1, .clip = config_float(cfg, "reward_clip")};
     if (config_bool(cfg, "normalize_reward") &&
         ckpt_get_rm_norm(config_str(cfg, "reward_model"), &w->rm_conv.offset, &w->rm_conv.scale))

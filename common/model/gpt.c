@@ -162,6 +162,7 @@ int gpt_init(Gpt *m, const GptConfig *c) {
     memset(m, 0, sizeof *m);
     if (gpt_config_validate(c)) return -1;
     m->cfg = *c;
+    m->temperature = 1.0f;
     size_t total;
     m->tensors = err_calloc(table_count(c), sizeof *m->tensors);
     m->n_tensors = build_table(c, m->tensors, &total);
@@ -394,8 +395,8 @@ static void block_forward(Gpt *m, int l, const float *inp, int B, int T) {
 static void head_forward(Gpt *m, int N) {
     GptActs *a = m->acts;
     int C = m->cfg.n_embd, V = m->cfg.vocab_size;
-    if (m->cfg.head == GPT_HEAD_LM) {
-        ops_sgemm(0, 1, N, V, C, 1.0f, a->lnf, C, m->p.wte, C, 0.0f, a->out, V);
+    if (m->cfg.head == GPT_HEAD_LM) { /* logits / temperature, the scale folded into the product */
+        ops_sgemm(0, 1, N, V, C, 1.0f / m->temperature, a->lnf, C, m->p.wte, C, 0.0f, a->out, V);
         return;
     }
     for (int n = 0; n < N; n++) {
@@ -624,9 +625,10 @@ void gpt_backward_lm(Gpt *m, const int *targets, const float *dlogp, const float
     GptActs *a = m->acts;
     int N = m->B * m->T, C = m->cfg.n_embd, V = m->cfg.vocab_size;
     lm_head_dlogits(m, targets, dlogp, dentropy);
-    /* logits = lnf @ wte^T: dlnf = dlogits @ wte ; dwte += dlogits^T @ lnf */
-    ops_sgemm(0, 0, N, C, V, 1.0f, m->logits, V, m->p.wte, C, 0.0f, a->dlnf, C);
-    ops_sgemm(1, 0, V, C, N, 1.0f, m->logits, V, a->lnf, C, 1.0f, m->g.wte, C);
+    /* logits = (lnf @ wte^T) / temp: dlnf = dlogits @ wte / temp ; dwte += dlogits^T @ lnf / temp */
+    float s = 1.0f / m->temperature;
+    ops_sgemm(0, 0, N, C, V, s, m->logits, V, m->p.wte, C, 0.0f, a->dlnf, C);
+    ops_sgemm(1, 0, V, C, N, s, m->logits, V, a->lnf, C, 1.0f, m->g.wte, C);
     trunk_backward(m);
 }
 

@@ -72,6 +72,14 @@ typedef struct {
     GptViews p;        /* views into params */
     GptViews g;        /* views into grads */
 
+    /* The LM head's logits are divided by it (gpt_init: 1, the plain
+     * model). RL stages set their sampling temperature on every model
+     * whose log-probs they take, so that log-probs, entropies, ratios and
+     * KL are those of the distribution the actor sampled from. The cached
+     * decoding path (gpt_forward_cached) ignores it: the sampler applies the
+     * temperature there. */
+    float temperature;
+
     /* Dropout: applied to embeddings, attention probabilities and residual
      * branches when training != 0 and dropout > 0. */
     float dropout;

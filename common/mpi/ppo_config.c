@@ -23,6 +23,9 @@ const CfgKey ppo_keys[] = {
     {.key = "rewarders", .type = CFG_INT, .def = "1", .help = "rewarder ranks", .range = ">= 1"},
     {.key = "iterations", .type = CFG_INT, .def = "50", .help = "PPO iterations (policy versions)", .range = ">= 1"},
     {.key = "batch_size", .type = CFG_INT, .def = "64", .help = "rollouts per iteration", .range = ">= 1"},
+    {.key = "group_size", .type = CFG_INT, .def = "1",
+     .help = "samples per prompt (G; GRPO/RLOO groups): one actor samples a group, which travels as one unit",
+     .range = ">= 1"},
     {.key = "chunk", .type = CFG_INT, .def = "16",
      .help = "prompts per work order sent to an actor", .range = ">= 1"},
     {.key = "max_new", .type = CFG_INT, .def = "32", .help = "response tokens at most", .range = ">= 1"},
@@ -142,6 +145,18 @@ PpoRole ppo_layout_role_of(const PpoLayout *l, int rank) {
     for (int i = 0; i < l->n_rewarders; i++)
         if (l->rewarders[i] == rank) return PPO_REWARDER;
     return PPO_ACTOR;
+}
+
+int ppo_config_check(const Config *c) {
+    int G = config_int(c, "group_size"), chunk = config_int(c, "chunk");
+    if (chunk % G)
+        return err_set("chunk (%d) must be a multiple of group_size (%d): a group is sampled by one actor", chunk, G);
+    if (config_int(c, "top_k") != 0 || config_float(c, "top_p") != 1.0)
+        return err_set("top_k = %d, top_p = %g: rlhf ppo samples without truncation (top_k = 0, top_p = 1): the "
+                       "importance ratio and the KL need the log-probs of the distribution sampled from, and "
+                       "truncation is not applied where they are taken; use temperature",
+                       config_int(c, "top_k"), config_float(c, "top_p"));
+    return 0;
 }
 
 int ppo_layout_owner(const PpoLayout *l, int chunk) { return l->learners[chunk % l->n_learners]; }

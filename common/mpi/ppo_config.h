@@ -26,6 +26,10 @@ typedef struct {
 } PpoLayout;
 
 const char *ppo_role_name(PpoRole r);
+/* What the key ranges cannot say: -1 + err_set naming the keys that do not
+ * go together (chunk a multiple of group_size; top_k / top_p: RL samples
+ * with temperature only). */
+int ppo_config_check(const Config *c);
 /* Collective over MPI_COMM_WORLD. -1 + err_set (the same on every rank) for
  * zero actors or rewarders, more roles than ranks, or a bad --role. */
 int ppo_layout(PpoLayout *l, const Config *c);

@@ -408,7 +408,7 @@ int rollout_abandon_unpack(MsgBuf *b, RolloutAbandon *why) {
 
 /* ---- log rows ------------------------------------------------------------ */
 
-enum { LOGROW_HEAD_BYTES = 2 * sizeof(int32_t) + 4 * sizeof(double) };
+enum { LOGROW_HEAD_BYTES = 2 * sizeof(int32_t) + sizeof(int64_t) + 4 * sizeof(double) };
 
 void rollout_logrows_pack(const RolloutLogRow *rows, int n, MsgBuf *b) {
     put_header(b, MSG_LOGROWS);
@@ -417,6 +417,7 @@ void rollout_logrows_pack(const RolloutLogRow *rows, int n, MsgBuf *b) {
         const RolloutLogRow *w = &rows[i];
         msg_put_i32(b, w->version);
         msg_put_i32(b, w->actor);
+        msg_put(b, &w->group, sizeof w->group);
         msg_put_f64(b, w->lambda);
         msg_put_f64(b, w->t_generate);
         msg_put_f64(b, w->t_score);
@@ -430,6 +431,7 @@ void rollout_logrows_pack(const RolloutLogRow *rows, int n, MsgBuf *b) {
 static int logrow_fields(Reader *r, RolloutLogRow *w) {
     int rc = 0;
     if (rd_range(r, "version", &w->version, 0, INT32_MAX) || rd_range(r, "actor", &w->actor, 0, INT32_MAX) ||
+        rd_i64(r, "group", &w->group) || (w->group < 0 && rd_fail(r, "group", "%lld is negative", (long long)w->group)) ||
         rd_finite(r, "lambda", &w->lambda, -HUGE_VAL) || rd_finite(r, "t_generate", &w->t_generate, 0) ||
         rd_finite(r, "t_score", &w->t_score, 0) || rd_f64(r, "gold", &w->gold)) /* gold: NaN when not judged */
         return -1;

@@ -38,7 +38,7 @@
 #include "common/mpi/msg.h"
 
 /* 'R' 'L' 'H' + wire revision: ranks built from another revision refuse. */
-#define ROLLOUT_MAGIC 0x524c4803u
+#define ROLLOUT_MAGIC 0x524c4804u
 /* Bound on any count in a message (samples, tokens). */
 #define ROLLOUT_MAX_COUNT (1 << 20)
 
@@ -89,6 +89,7 @@ typedef enum { ROLLOUT_ABANDON_SIGNAL = 1, ROLLOUT_ABANDON_DEADLINE = 2 } Rollou
 typedef struct {
     Rollout r;                 /* scored */
     int32_t version, actor;
+    int64_t group;             /* global sample index / group_size */
     double lambda, t_generate, t_score, gold;
     float *values, *adv;       /* r.resp_len each */
 } RolloutLogRow;

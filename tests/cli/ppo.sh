@@ -60,6 +60,19 @@ wait_gone $ranks
 check "MPMD launch with --role" $MPIRUN -n 1 "$RLHF" ppo --role learner $PPO out_dir=mpmd iterations=2 : \
     -n 1 "$RLHF" ppo --role rewarder $PPO out_dir=mpmd iterations=2 : \
     -n 1 "$RLHF" ppo --role actor $PPO out_dir=mpmd iterations=2
+# temperature: actor, rewarder and learner take log-probs of logits / T, the
+# distribution actually sampled (issue 15); truncation is refused in RL
+check "temperature 0.7: ratio 1 at lag 0, KL to the reference 0 before any update" sh -c "$MPIRUN -n 4 '$RLHF' ppo $PPO out_dir=temp iterations=2 temperature=0.7 &&
+    $PY -c \"
+import h5py, numpy as np
+m = h5py.File('temp/metrics.h5', 'r'); f = h5py.File('temp/rollouts.h5', 'r', libver='latest', swmr=True)
+assert (m['ratio_dev_first'][()] < 1e-5).all(), m['ratio_dev_first'][()]
+it0 = f['iteration'][()] == 0
+b = np.concatenate([x for x, k in zip(f['logp_behav'][()], it0) if k]); r = np.concatenate([x for x, k in zip(f['logp_ref'][()], it0) if k])
+assert np.abs(b - r).max() < 1e-5, np.abs(b - r).max()
+\""
+expect_err "top_k in RL refused" "top_k = 5, top_p = 1: rlhf ppo samples without truncation" $MPIRUN -n 4 "$RLHF" ppo $PPO out_dir=tk iterations=1 top_k=5
+expect_err "top_p in RL refused" "top_k = 0, top_p = 0.9: rlhf ppo samples without truncation" $MPIRUN -n 4 "$RLHF" ppo $PPO out_dir=tk iterations=1 top_p=0.9
 check "policy lag 1: actors use weights at most one version old" sh -c "$MPIRUN -n 4 '$RLHF' ppo $PPO out_dir=lag iterations=4 max_policy_lag=1 &&
     $PY -c \"import h5py; m=h5py.File('lag/metrics.h5','r'); assert m['lag_max'][()].max() <= 1, m['lag_max'][()]\""
 

@@ -2,6 +2,7 @@
  * against central finite differences (LM loss with mask, log-prob + entropy
  * objective, scalar head, dropout with fixed masks), and the KV-cache
  * forward against the full forward. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,27 @@ TEST(gpt_grad_logprob_entropy_matches_finite_differences) {
     make_batch(&b, tiny_lm.vocab_size);
     b.use_entropy = 1;
     check_gradients(&m, &b, "logp+entropy");
+    gpt_free(&m);
+}
+
+/* logits / temperature: the gradient of log-probs and entropies of the
+ * tempered distribution, and the logits are the plain ones divided by T. */
+TEST(gpt_grad_at_a_temperature_matches_finite_differences) {
+    Gpt m;
+    Batch b = {0};
+    gpt_init(&m, &tiny_lm);
+    fill_random(&m, 0.3f);
+    make_batch(&b, tiny_lm.vocab_size);
+    CHECK(gpt_forward(&m, b.tokens, TB, TT) == 0);
+    float plain[TB * TT * 13];
+    memcpy(plain, m.logits, sizeof plain);
+    m.temperature = 0.7f;
+    CHECK(gpt_forward(&m, b.tokens, TB, TT) == 0);
+    double worst = 0;
+    for (int i = 0; i < TB * TT * 13; i++) worst = fmax(worst, fabs(m.logits[i] - plain[i] / 0.7));
+    CHECKF(worst < 1e-5, "tempered logits differ from plain / T by %.3g", worst);
+    b.use_entropy = 1;
+    check_gradients(&m, &b, "logp+entropy at T = 0.7");
     gpt_free(&m);
 }
 

@@ -453,7 +453,7 @@ TEST(rollout_abandon_round_trip_and_refusals) {
 
 /* ---- log rows ------------------------------------------------------------ */
 
-enum { LOG_N = 8, LOG_ROW0 = 12 }; /* row: version, actor, lambda, t_generate, t_score, gold, sample */
+enum { LOG_N = 8, LOG_ROW0 = 12 }; /* row: version, actor, group, lambda, t_generate, t_score, gold, sample */
 
 static void fill_logrows(BatchData *d, RolloutLogRow rows[3], float values[3][4], float adv[3][4]) {
     RolloutBatch rb;
@@ -466,6 +466,7 @@ static void fill_logrows(BatchData *d, RolloutLogRow rows[3], float values[3][4]
         rows[i] = (RolloutLogRow){.r = d->r[i],
                                   .version = 2 + i,
                                   .actor = 5,
+                                  .group = 1000000000000LL + i / 2,
                                   .lambda = 0.1 * (i + 1),
                                   .t_generate = 0.5,
                                   .t_score = 0.25,
@@ -497,7 +498,7 @@ TEST(rollout_logrows_round_trip_and_refusals) {
     for (int i = 0; i < 3 && n == 3; i++) {
         const RolloutLogRow *a = &rows[i], *z = &back[i];
         CHECKF(same_rollout(&a->r, &z->r, 1), "row %d", i);
-        CHECK(z->version == a->version && z->actor == a->actor && z->lambda == a->lambda);
+        CHECK(z->version == a->version && z->actor == a->actor && z->lambda == a->lambda && z->group == a->group);
         CHECK(z->t_generate == a->t_generate && z->t_score == a->t_score);
         CHECK(i == 1 ? isnan(z->gold) : z->gold == a->gold); /* gold may be NaN: not judged */
         CHECK(same_f32s(z->values, a->values, a->r.resp_len) && same_f32s(z->adv, a->adv, a->r.resp_len));
@@ -511,8 +512,10 @@ TEST(rollout_logrows_round_trip_and_refusals) {
     CHECK(patched_i32_fails(&b, LOG_N, 1 << 20, unpack_logrows, w, "n: 1048576 items"));
     CHECK(patched_i32_fails(&b, LOG_N, 2, unpack_logrows, w, "left over"));
     CHECK(patched_i32_fails(&b, LOG_ROW0, -1, unpack_logrows, w, "sample 0: version"));
-    CHECK(patched_f64_fails(&b, LOG_ROW0 + 8, NAN, unpack_logrows, w, "sample 0: lambda"));
-    CHECK(patched_i32_fails(&b, LOG_ROW0 + 40 + 8, -4, unpack_logrows, w, "sample 0: resp_len"));
+    int64_t negative = -3;
+    CHECK(patched_fails(&b, LOG_ROW0 + 8, &negative, sizeof negative, unpack_logrows, w, "sample 0: group"));
+    CHECK(patched_f64_fails(&b, LOG_ROW0 + 16, NAN, unpack_logrows, w, "sample 0: lambda"));
+    CHECK(patched_i32_fails(&b, LOG_ROW0 + 48 + 8, -4, unpack_logrows, w, "sample 0: resp_len"));
     CHECK(trailing_fails(&b, unpack_logrows, w));
     msg_buf_free(&b);
     msg_buf_init(&b); /* no rows at all is a valid message */

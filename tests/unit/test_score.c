@@ -3,11 +3,13 @@
  * on hand-written sequences and hand arithmetic, response log-probs and
  * entropies against a log-softmax computed here in double from one-row
  * forward passes, and every mismatch ckpt_load_model_as refuses. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
 #include "common/io/ckpt.h"
+#include "common/model/sampler.h"
 #include "common/model/score.h"
 #include "common/model/tok.h"
 #include "tests/harness.h"
@@ -168,6 +170,66 @@ TEST(score_response_logp_matches_direct_log_softmax) {
     CHECK(score_response_logp(&lm, &sb, &too_long, 1, EOT, NULL, sums) == -1);
     score_batch_free(&sb);
     CHECK(sb.tokens == NULL && sb.cap == 0);
+    gpt_free(&lm);
+}
+
+/* With lm.temperature = 0.7 every log-prob and entropy is that of
+ * softmax(logits / 0.7), the logits taken from a forward at temperature 1
+ * (the reference), and the sampler's own log-probs of what it drew at
+ * temperature 0.7 are the same numbers (actor and learner agree: the
+ * importance ratio of an on-policy sample is 1). */
+TEST(score_response_logp_at_a_temperature_is_the_sampled_distribution) {
+    Gpt lm;
+    random_model(&lm, GPT_HEAD_LM, 16, 5);
+    for (size_t i = 0; i < lm.n_params; i++) lm.params[i] *= 4.0f; /* peaked enough for 0.7 to matter */
+    const int prompt[] = {72, 105, 32};
+    int seq[16];
+    memcpy(seq, prompt, sizeof prompt);
+    /* sample 6 tokens at 0.7 with the sampler (temperature on the plain logits) */
+    SamplerConfig sc = {.greedy = 0, .temperature = 0.7f, .top_k = 0, .top_p = 1.0f};
+    Rng rng;
+    rng_seed(&rng, 9);
+    float lp_sample[6], lp_model[6];
+    Sampler smp;
+    sampler_init(&smp, lm.cfg.vocab_size);
+    for (int k = 0; k < 6; k++) {
+        CHECK(gpt_forward(&lm, seq, 1, 3 + k) == 0);
+        seq[3 + k] = sampler_sample(&smp, &sc, lm.logits + (size_t)(2 + k) * lm.cfg.vocab_size, &rng, &lp_sample[k],
+                                    &lp_model[k]);
+        CHECK(seq[3 + k] >= 0);
+    }
+    sampler_free(&smp);
+    /* the reference: log-softmax of logits / 0.7 from the plain forward */
+    double ref[6], ref_h[6], plain_gap = 0;
+    CHECK(gpt_forward(&lm, seq, 1, 8) == 0);
+    for (int k = 0; k < 6; k++) {
+        const float *z = lm.logits + (size_t)(2 + k) * lm.cfg.vocab_size;
+        double mx = -INFINITY, sum = 0, h = 0;
+        for (int v = 0; v < lm.cfg.vocab_size; v++) mx = fmax(mx, z[v] / 0.7);
+        for (int v = 0; v < lm.cfg.vocab_size; v++) sum += exp(z[v] / 0.7 - mx);
+        double lse = mx + log(sum);
+        for (int v = 0; v < lm.cfg.vocab_size; v++) h -= exp(z[v] / 0.7 - lse) * (z[v] / 0.7 - lse);
+        ref[k] = z[seq[3 + k]] / 0.7 - lse;
+        ref_h[k] = h;
+        plain_gap = fmax(plain_gap, fabs(lp_model[k] - ref[k]));
+    }
+    lm.temperature = 0.7f;
+    ScoreRow row = {.prompt = prompt, .prompt_len = 3, .resp = seq + 3, .resp_len = 6};
+    float lp[6];
+    float *out[] = {lp};
+    ScoreBatch sb = {.want_entropy = 1};
+    CHECKF(score_response_logp(&lm, &sb, &row, 1, EOT, out, NULL) == 0, "%s", err_msg());
+    double worst = 0, worst_s = 0, worst_h = 0;
+    for (int k = 0; k < 6; k++) {
+        worst = fmax(worst, fabs(lp[k] - ref[k]));
+        worst_s = fmax(worst_s, fabs(lp[k] - lp_sample[k]));
+        worst_h = fmax(worst_h, fabs(sb.entropy[2 + k] - ref_h[k]));
+    }
+    CHECKF(worst < 1e-5, "tempered log-probs differ from log-softmax(logits / T) by %.3g", worst);
+    CHECKF(worst_s < 1e-5, "tempered log-probs differ from the sampler's by %.3g", worst_s);
+    CHECKF(worst_h < 1e-4, "tempered entropies differ by %.3g", worst_h);
+    CHECKF(plain_gap > 1e-2, "the plain model's log-probs should differ at T = 0.7 (gap %.3g)", plain_gap);
+    score_batch_free(&sb);
     gpt_free(&lm);
 }
 
