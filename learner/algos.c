@@ -1,6 +1,34 @@
 /* algos — critic-free advantage estimators, loss aggregation, policy loss and
  * KL in the loss; see algos.h. One table per kind; the per-token formulas
- * are ppo_math's and rewarder/kl's. */
+ * are ppo_math's and rewarder/kl's.
+ *
+ * Checked against verl core_algos.py, OpenRLHF (experience_maker.py,
+ * loss.py, models/utils.py) and TRL grpo_trainer.py as of 2025-26. They
+ * agree on the grpo, drgrpo and rloo formulas, the clip-higher and dual-clip
+ * terms and the aggregation modes; where they part, and what is done here:
+ *   - a group of one: verl takes mean 0, std 1 (grpo and rloo then pass the
+ *     raw reward on); TRL refuses num_generations < 2; here it is its own
+ *     baseline (grpo, drgrpo: 0) and rloo refuses it.
+ *   - the std epsilon: verl 1e-6 (used here), OpenRLHF 1e-9, TRL 1e-4.
+ *   - reinforce++-baseline: verl broadcasts R_i - mean R to every token, no
+ *     returns; OpenRLHF (and this module) subtract the mean score, then take
+ *     returns of the shaped token rewards. Equal without KL in the reward
+ *     and with gamma = 1.
+ *   - grpo with KL in the reward: OpenRLHF normalises the score, then adds
+ *     the per-token KL and takes returns; verl and this module normalise R_i.
+ *   - whitening: verl masked_whiten and ppo_math (x - mean) / sqrt(var +
+ *     1e-8), unbiased variance; OpenRLHF the biased variance with
+ *     rsqrt(max(var, 1e-8)).
+ *   - masked tokens in returns: verl's mask marks tool-output tokens inside a
+ *     response and skips them (no reward, no discount); here every response
+ *     token is an action and the mask only says which ones train
+ *     (mask_truncated), so returns run over all of them.
+ *   - the sequences of seq-mean-token-sum-norm: verl counts those with a
+ *     valid token (as here); TRL's dr_grpo every completion, masked or not.
+ *   - dual-clip: verl always applies clip_ratio_c (default 3); OpenRLHF and
+ *     this module only when set.
+ *   - k3: verl clamps log(q/p) to [-20, 20] and k3 to [-10, 10] (here, in
+ *     rewarder/kl.c), OpenRLHF k3 only, TRL not at all. */
 #include "learner/algos.h"
 
 #include <math.h>
@@ -82,26 +110,33 @@ typedef struct {
     int size;
 } GroupStat;
 
-/* Mean and std of value(s[j]) over i's group, for every i. The mean is taken
- * relative to the group's first member, so a group of equal values has
- * exactly that mean and exactly 0 deviations (sum / G need not round back to
- * the value); the deviations come in a second pass. O(n * groups). */
+/* Mean and std over the group of sample `first` (its first member) of the
+ * values v. The mean is taken relative to that first member, so a group of
+ * equal values has exactly that mean and exactly 0 deviations (sum / G need
+ * not round back to the value); the deviations come in a second pass. */
+static GroupStat group_stat(const AlgosSeq *s, const double *v, int n, int first) {
+    double dev = 0, sq = 0;
+    int size = 0;
+    for (int j = first; j < n; j++)
+        if (s[j].group == s[first].group) {
+            dev += v[j] - v[first];
+            size++;
+        }
+    double mean = v[first] + dev / size;
+    for (int j = first; j < n; j++)
+        if (s[j].group == s[first].group) sq += (v[j] - mean) * (v[j] - mean);
+    return (GroupStat){.mean = mean, .std = size > 1 ? sqrt(sq / (size - 1)) : 0.0, .size = size};
+}
+
+/* Every sample's group statistics of value(sample). O(n * groups). */
 static GroupStat *group_stats(const AlgosSeq *s, int n, double (*value)(const AlgosSeq *)) {
     GroupStat *st = err_calloc((size_t)(n ? n : 1), sizeof *st);
+    double *v = err_malloc((size_t)(n ? n : 1) * sizeof *v);
     char *done = err_calloc((size_t)(n ? n : 1), 1);
+    for (int i = 0; i < n; i++) v[i] = value(&s[i]);
     for (int i = 0; i < n; i++) {
         if (done[i]) continue;
-        double ref = value(&s[i]), dev = 0, sq = 0;
-        int size = 0;
-        for (int j = i; j < n; j++)
-            if (s[j].group == s[i].group) {
-                dev += value(&s[j]) - ref;
-                size++;
-            }
-        double mean = ref + dev / size;
-        for (int j = i; j < n; j++)
-            if (s[j].group == s[i].group) sq += (value(&s[j]) - mean) * (value(&s[j]) - mean);
-        GroupStat g = {.mean = mean, .std = size > 1 ? sqrt(sq / (size - 1)) : 0.0, .size = size};
+        GroupStat g = group_stat(s, v, n, i);
         for (int j = i; j < n; j++)
             if (s[j].group == s[i].group) {
                 st[j] = g;
@@ -109,6 +144,7 @@ static GroupStat *group_stats(const AlgosSeq *s, int n, double (*value)(const Al
             }
     }
     free(done);
+    free(v);
     return st;
 }
 
@@ -242,9 +278,9 @@ const AlgosAdvantage *algos_advantage_find(const char *name) {
                     algos_advantage_names());
 }
 
-/* ---- checks before an estimator runs ----------------------------------------- */
+/* ---- checks before an estimator runs: 0, or -1 and the error ------------------ */
 
-static int adv_opts_ok(const AlgosAdvantage *a, const AlgosAdvOpts *o) {
+static int adv_opts_check(const AlgosAdvantage *a, const AlgosAdvOpts *o) {
     if (!(o->gamma >= 0 && o->gamma <= 1)) return err_set("%s: gamma must be in [0, 1], got %g", a->name, o->gamma);
     if (!(o->lambda >= 0 && o->lambda <= 1))
         return err_set("%s: lambda must be in [0, 1], got %g", a->name, o->lambda);
@@ -252,7 +288,7 @@ static int adv_opts_ok(const AlgosAdvantage *a, const AlgosAdvOpts *o) {
     return 0;
 }
 
-static int seq_ok(const AlgosAdvantage *a, const AlgosSeq *s, int i) {
+static int seq_check(const AlgosAdvantage *a, const AlgosSeq *s, int i) {
     if (s->len < 0) return err_set("%s: sample %d: length %d", a->name, i, s->len);
     if (!isfinite(s->score)) return err_set("%s: sample %d (group %d): score is %g", a->name, i, s->group, s->score);
     if (s->len == 0) return 0;
@@ -265,7 +301,7 @@ static int seq_ok(const AlgosAdvantage *a, const AlgosSeq *s, int i) {
     return 0;
 }
 
-static int groups_ok(const AlgosAdvantage *a, const AlgosSeq *s, int n) {
+static int groups_check(const AlgosAdvantage *a, const AlgosSeq *s, int n) {
     if (a->min_group < 2) return 0;
     for (int i = 0; i < n; i++) {
         int size = 0;
@@ -279,10 +315,10 @@ static int groups_ok(const AlgosAdvantage *a, const AlgosSeq *s, int n) {
 
 int algos_advantage(const AlgosAdvantage *a, const AlgosAdvOpts *o, AlgosSeq *s, int n) {
     if (!a || !o || n < 0 || (n > 0 && !s)) return err_set("advantage: no estimator, options or samples");
-    if (adv_opts_ok(a, o)) return -1;
+    if (adv_opts_check(a, o)) return -1;
     for (int i = 0; i < n; i++)
-        if (seq_ok(a, &s[i], i)) return -1;
-    if (groups_ok(a, s, n)) return -1;
+        if (seq_check(a, &s[i], i)) return -1;
+    if (groups_check(a, s, n)) return -1;
     return a->run(o, s, n);
 }
 
@@ -394,7 +430,7 @@ int algos_clip(double clip_low, double clip_high, double dual_clip, PpoClip *c) 
     return ppo_clip_check(c);
 }
 
-static int tokens_ok(const char *who, const AlgosTokens *t, double w, const float *d_logp, int want_ref) {
+static int tokens_check(const char *who, const AlgosTokens *t, double w, const float *d_logp, int want_ref) {
     if (!t || t->len < 0) return err_set("%s: no tokens", who);
     if (!(w >= 0 && isfinite(w))) return err_set("%s: token weight must be >= 0 and finite, got %g", who, w);
     if (t->len == 0) return 0;
@@ -406,7 +442,7 @@ static int tokens_ok(const char *who, const AlgosTokens *t, double w, const floa
 
 double algos_policy_loss(const AlgosPolicyLoss *p, const PpoClip *c, const AlgosTokens *t, double w,
                          float *d_logp, AlgosSums *sum) {
-    if (!p || !c || ppo_clip_check(c) || tokens_ok(p->name, t, w, d_logp, 0)) return NAN;
+    if (!p || !c || ppo_clip_check(c) || tokens_check(p->name, t, w, d_logp, 0)) return NAN;
     return p->seq(c, t, w, d_logp, sum);
 }
 
@@ -419,7 +455,7 @@ double algos_kl_loss(RewarderKl est, double coef, const AlgosTokens *t, double w
         err_set("KL in the loss: coefficient must be >= 0 and finite, got %g", coef);
         return NAN;
     }
-    if (tokens_ok("KL in the loss", t, w, d_logp, 1)) return NAN;
+    if (tokens_check("KL in the loss", t, w, d_logp, 1)) return NAN;
     double kl = 0, weighted = 0;
     for (int k = 0; k < t->len; k++) {
         if (!selected(t->mask, k)) continue;

@@ -1,104 +1,69 @@
 /* algos — the mathematics of the critic-free RL family on the PPO job (issue
  * 15), in the style of verl's core_algos.py: advantage estimators, loss
  * aggregation modes and policy losses, each a small function registered by
- * name in ONE table (a new estimator is one function and one row), plus the
- * KL-in-loss term. Model-free and MPI-free: the learner feeds log-probs and
- * rewards and pushes the returned per-token gradients back through its model;
- * what must be global (whitening moments, loss normalisers) comes through a
- * reducer the learner implements with MPI_Allreduce and tests with the
- * identity. Everything is computed in double; float appears only at the array
- * interfaces. Per-token formulas live where they were: GAE, whitening and the
- * clipped loss in learner/ppo_math.h (ppo_policy_loss_with carries clip-higher
- * and dual-clip), the k1/k2/k3 estimators and their gradients in
- * rewarder/kl.h. Checked against an independent float64 numpy/torch-autograd
- * reference written from the papers' formulas
- * (tests/fixtures/make_algos_fixture.py -> algos-ref.h5).
+ * name in ONE table (a new estimator is one function and one row), plus KL in
+ * the loss. Model- and MPI-free: the learner passes log-probs and rewards in
+ * and pushes the per-token gradients back through its model; what must be
+ * global (whitening moments, loss normalisers) goes through a reducer the
+ * learner implements with MPI_Allreduce (the tests: identity, or threads).
+ * Arithmetic in double. The per-token formulas keep one home: GAE, whitening
+ * and the clipped loss in learner/ppo_math.h, k1/k2/k3 and their gradients in
+ * rewarder/kl.h. Checked against a float64 numpy/torch-autograd reference
+ * written from the papers (tests/fixtures/make_algos_fixture.py); where
+ * verl, OpenRLHF and TRL disagree is noted in algos.c beside the code.
  *
- * Advantages (one batch of n responses; a group is the G samples of one
- * prompt, identified by an id — members need not be adjacent — and lives
- * wholly on one learner, so group statistics need no reducer). With R_i the
- * sequence reward (below) and mean, std over the group (std with n - 1):
- *   grpo     A_i = (R_i - mean) / (std + eps), eps = 1e-6, broadcast to every
- *            token (DeepSeekMath, Shao et al. 2024)
- *   drgrpo   A_i = R_i - mean (Liu et al. 2025, "Understanding R1-Zero-Like
- *            Training": no std division, no length normalisation)
- *   rloo     A_i = R_i - mean of the other G - 1 = G/(G-1) (R_i - mean)
- *            (Ahmadian et al. 2024); G = 1 is an error
- *   reinforce++           token rewards r_t (the score on the last token,
- *            -beta*KL_t when KL is in the reward), returns
- *            G_t = r_t + gamma G_{t+1}, whitened over every valid token of the
- *            GLOBAL batch (Hu 2025, REINFORCE++)
- *   reinforce++-baseline  the group mean of the scores subtracted from the
- *            last token's reward first, then as reinforce++ (Hu 2025; OpenRLHF
- *            reinforce_baseline)
- *   gae      ppo_gae with the value model, optionally whitened like
- *            reinforce++ (today's PPO; learner/ppo.c may keep its own call)
- * R_i is the sum of the response's token rewards (verl: token_level_rewards
- * .sum(-1)): the score, minus beta * sum KL when KL is in the reward; the
- * score itself when reward is NULL or the response is empty (no token for it
- * to land on). Edge cases: a group of equal rewards gives exactly 0 (the
- * group mean is taken relative to the first member, so no rounding residue is
- * divided by eps); a group of one has itself as baseline: 0 for grpo/drgrpo,
- * the score term 0 for reinforce++-baseline, an error for rloo; masked tokens
- * get 0 and stay out of the whitening moments (they still carry their reward
- * into the returns of earlier tokens); empty responses take part in their
- * group's statistics and have no tokens; a global batch with fewer than 2
- * valid tokens is not whitened (as learner/ppo.c).
+ * Advantages, over the G samples of a prompt (a group: an id, members need
+ * not be adjacent, all on one learner), R_i the response's reward (the sum of
+ * its token rewards — the score, less beta * sum KL when KL is in the reward
+ * — or the score when there are none), mean and std (n - 1) over its group:
+ *   grpo                  (R_i - mean) / (std + 1e-6) on every token
+ *                         (DeepSeekMath GRPO, Shao et al. 2024)
+ *   drgrpo                R_i - mean (Dr. GRPO, Liu et al. 2025)
+ *   rloo                  R_i - the mean of the other G - 1 (RLOO, Ahmadian et
+ *                         al. 2024); a group of one is an error
+ *   reinforce++           returns G_t = r_t + gamma G_{t+1} of the token
+ *                         rewards, whitened over every valid token of the
+ *                         GLOBAL batch (REINFORCE++, Hu 2025)
+ *   reinforce++-baseline  the group's mean score off the last token first,
+ *                         then as reinforce++ (Hu 2025; OpenRLHF)
+ *   gae                   ppo_gae with the value model, optionally whitened
+ *                         the same way (today's PPO)
+ * Equal rewards in a group give exactly 0; a group of one is its own
+ * baseline (0 for grpo and drgrpo); masked tokens get 0 and stay out of the
+ * whitening (their rewards still reach earlier tokens' returns); an empty
+ * response counts in its group and has no tokens; fewer than 2 valid tokens
+ * in the global batch are left unwhitened, as learner/ppo.c does.
  *
- * Where peers disagree (checked against verl core_algos.py, OpenRLHF
- * experience_maker.py/loss.py, TRL grpo_trainer.py, 2025-26):
- *   - singleton groups: verl uses mean 0 and std 1 (grpo gives the raw reward,
- *     rloo too); TRL refuses num_generations < 2; here baseline = itself.
- *   - eps: verl 1e-6, OpenRLHF 1e-9, TRL 1e-4 (std + eps for all three).
- *   - reinforce++-baseline: verl broadcasts (R_i - mean R) to every token
- *     without returns (KL in the reward enters through R); OpenRLHF, and
- *     this module, subtract the mean score and then take returns of the
- *     shaped token rewards. Equal without KL in the reward and gamma = 1.
- *   - whitening: verl masked_whiten and this module (x - mean) / sqrt(var +
- *     1e-8) with the unbiased variance; OpenRLHF the biased variance,
- *     rsqrt(max(var, 1e-8)).
- *   - grpo with KL in the reward: OpenRLHF normalises the score, then adds the
- *     per-token KL and takes returns; verl and this module normalise R_i.
- *   - masked tokens in reinforce++ returns: verl's mask marks tool-output
- *     tokens inside a response, which it skips (no reward, no discount);
- *     here every response token is an action and the mask only says which
- *     ones train (mask_truncated), so returns run over all of them.
+ * Loss aggregation: every valid token of a response gets one weight w, from
+ * the minibatch's counts over all learners (so the summed gradient does not
+ * depend on micro-batch size or learner count):
+ *   token-mean               1 / tokens            DAPO (Yu et al. 2025)
+ *   seq-mean-token-mean      1 / (seqs * n_i)      the GRPO paper
+ *   seq-mean-token-sum-norm  1 / (seqs * max_new)  Dr. GRPO
+ * n_i: the response's valid tokens; seqs: responses with at least one. One
+ * response through any ppo_*_batch with denom = 1 / w aggregates alike (e.g.
+ * the entropy bonus).
  *
- * Loss aggregation: each mode gives every valid token of a response the same
- * weight w, from normalisers counted over the whole minibatch on every learner
- * (AlgosAggNorm, summed through the reducer), so the summed gradient is the
- * same for any micro-batch size and learner count:
- *   token-mean               w = 1 / tokens              (DAPO; TRL "dapo")
- *   seq-mean-token-mean      w = 1 / (seqs * n_i)        (GRPO paper; TRL "grpo")
- *   seq-mean-token-sum-norm  w = 1 / (seqs * max_new)    (Dr. GRPO; TRL "dr_grpo")
- * with n_i the response's valid tokens and seqs the responses with at least
- * one valid token (verl agg_loss's global_batch_size; TRL's dr_grpo counts
- * every completion, fully masked or not). Defaults: verl token-mean, TRL dapo
- * (= token-mean), OpenRLHF token-level. Any ppo_*_batch function run on one
- * response with denom = 1 / w aggregates the same way (e.g. the entropy bonus).
+ * Policy loss "ppo": ppo_policy_loss_with, the clipped surrogate with
+ * clip_low / clip_high (clip-higher: DAPO), dual_clip c > 1 capping the loss
+ * of a negative-advantage token at -c * A (Ye et al. 2020) and the log ratio
+ * clamped to [-20, 20]. KL in the loss: coef * k(logp, ref_logp) per token,
+ * aggregated with the same weights.
  *
- * Policy loss "ppo": ppo_policy_loss_with per token — the clipped surrogate
- * with clip_low / clip_high (clip-higher, DAPO, Yu et al. 2025: 0.2 / 0.28),
- * dual_clip = c > 1 capping a negative-advantage token's loss at -c * A (Ye et
- * al. 2020; verl's clip_ratio_c, default 3 and always on; OpenRLHF off by
- * default; off here unless set) and the log-ratio clamp to [-20, 20] (verl,
- * OpenRLHF). KL in the loss: coef * k(logp, ref_logp) per token with the same
- * weights (verl kl_loss via agg_loss; GRPO paper: k3, beta 0.04; verl
- * kl_loss_type low_var_kl, coef 0.001; TRL beta 0 = off).
+ * Peers' defaults (the presets' starting points): TRL GRPOTrainer G = 8,
+ * beta 0 (no KL), epsilon 0.2 = epsilon_high, loss_type dapo (token-mean),
+ * scale_rewards group, std + 1e-4; verl adv_estimator gae, grpo with
+ * norm_adv_by_std_in_grpo, clip_ratio 0.2, clip_ratio_c 3 (dual-clip always
+ * on), loss_agg_mode token-mean, use_kl_loss off (low_var_kl, 0.001 when on),
+ * gamma = lam = 1; OpenRLHF eps_clip 0.2, dual_clip off, k1 in the reward
+ * (init_kl_coef 0.01), gamma 1; the GRPO paper k3 in the loss, beta 0.04;
+ * DAPO clip 0.2 / 0.28, no KL.
  *
- * Peers' defaults for the presets: TRL GRPOTrainer G = 8, beta = 0, epsilon
- * 0.2 (epsilon_high = epsilon), loss_type dapo, scale_rewards group, one
- * update per batch; verl grpo: norm_adv_by_std_in_grpo, clip 0.2, token-mean,
- * use_kl_loss off (kl_loss_coef 0.001, low_var_kl when on), gamma = lam = 1;
- * OpenRLHF: eps_clip 0.2, k1 in the reward (init_kl_coef 0.01), gamma 1.
- *
- * Sign convention as ppo_math: every loss is to be MINIMISED. Functions that
- * fail return -1 (or NAN) with a one-line error (common/err.h) naming the
- * setting or the sample. */
+ * Every loss is to be MINIMISED (as ppo_math). A failure returns -1 or NAN
+ * with a one-line error (common/err.h) naming the setting or the sample. */
 #ifndef ALGOS_H
 #define ALGOS_H
 
-#include <stddef.h>
 
 #include "learner/ppo_math.h"
 #include "rewarder/kl.h"
@@ -212,7 +177,7 @@ typedef struct {
  * ratio_dev_max); fractions are count / tokens. Start from (AlgosSums){0}. */
 typedef struct {
     double loss;          /* weighted policy loss (sum of w * L) */
-    double tokens;        /* valid tokens */
+    double tokens;        /* valid tokens (algos_policy_loss counts them) */
     double clipped;       /* tokens whose clipped term held (no gradient) */
     double clipped_low;   /* ...adv < 0, ratio < 1 - clip_low */
     double clipped_high;  /* ...adv > 0, ratio > 1 + clip_high */

@@ -320,8 +320,11 @@ static void check_policy_setting(hid_t f, const char *set, const float *lp, cons
     for (size_t i = 0; i < n; i++) {
         PpoPolicyStats s;
         got[0][i] = ppo_policy_loss_with(lp[i], old[i], adv[i], &c, &got[1][i], &s);
-        got[2][i] = s.clip_frac, got[3][i] = s.clip_frac_low, got[4][i] = s.clip_frac_high;
-        got[5][i] = s.dual_clip_frac, gkl[i] = s.approx_kl;
+        got[2][i] = s.clip_frac;
+        got[3][i] = s.clip_frac_low;
+        got[4][i] = s.clip_frac_high;
+        got[5][i] = s.dual_clip_frac;
+        gkl[i] = s.approx_kl;
     }
     for (int k = 0; k < 6; k++) {
         snprintf(name, sizeof name, "%s %s", g, fields[k]);
