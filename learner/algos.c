@@ -249,7 +249,8 @@ static int adv_gae(const AlgosAdvOpts *o, AlgosSeq *s, int n) {
     for (int i = 0; i < n; i++) {
         float *buf = s[i].reward ? NULL : err_calloc((size_t)(s[i].len ? s[i].len : 1), sizeof *buf);
         for (int t = 0; buf && t < s[i].len; t++) buf[t] = (float)token_reward(&s[i], t);
-        int rc = ppo_gae(s[i].len, buf ? buf : s[i].reward, s[i].values, 0.0, o->gamma, o->lambda, s[i].adv, s[i].ret);
+        const float *r = buf ? buf : s[i].reward;
+        int rc = ppo_gae(s[i].len, r, s[i].values, 0.0, o->gamma, o->lambda, s[i].adv, s[i].ret);
         free(buf);
         if (rc) return -1;
     }
@@ -284,7 +285,8 @@ static int adv_opts_check(const AlgosAdvantage *a, const AlgosAdvOpts *o) {
     if (!(o->gamma >= 0 && o->gamma <= 1)) return err_set("%s: gamma must be in [0, 1], got %g", a->name, o->gamma);
     if (!(o->lambda >= 0 && o->lambda <= 1))
         return err_set("%s: lambda must be in [0, 1], got %g", a->name, o->lambda);
-    if (!(o->eps >= 0 && isfinite(o->eps))) return err_set("%s: eps must be >= 0 and finite, got %g", a->name, o->eps);
+    if (!(o->eps >= 0 && isfinite(o->eps)))
+        return err_set("%s: eps must be >= 0 and finite, got %g", a->name, o->eps);
     return 0;
 }
 
@@ -293,7 +295,8 @@ static int seq_check(const AlgosAdvantage *a, const AlgosSeq *s, int i) {
     if (!isfinite(s->score)) return err_set("%s: sample %d (group %d): score is %g", a->name, i, s->group, s->score);
     if (s->len == 0) return 0;
     if (!s->adv) return err_set("%s: sample %d: no advantage array", a->name, i);
-    if (a->needs_values && !s->values) return err_set("%s: sample %d: no values (gae needs the value model)", a->name, i);
+    if (a->needs_values && !s->values)
+        return err_set("%s: sample %d: no values (gae needs the value model)", a->name, i);
     for (int t = 0; s->reward && t < s->len; t++)
         if (!isfinite(s->reward[t]))
             return err_set("%s: sample %d (group %d): reward of token %d is %g", a->name, i, s->group, t,
@@ -435,7 +438,8 @@ static int tokens_check(const char *who, const AlgosTokens *t, double w, const f
     if (!(w >= 0 && isfinite(w))) return err_set("%s: token weight must be >= 0 and finite, got %g", who, w);
     if (t->len == 0) return 0;
     if (!t->logp || !d_logp) return err_set("%s: missing log-prob or gradient array", who);
-    if (want_ref && !t->ref_logp) return err_set("%s: no reference log-probs (kl_in = loss needs the reference)", who);
+    if (want_ref && !t->ref_logp)
+        return err_set("%s: no reference log-probs (kl_in = loss needs the reference)", who);
     if (!want_ref && (!t->old_logp || !t->adv)) return err_set("%s: missing behaviour log-probs or advantages", who);
     return 0;
 }

@@ -110,7 +110,8 @@ int ppo_clip_check(const PpoClip *c) {
     if (!(c->high >= 0 && isfinite(c->high))) return err_set("clip_high must be >= 0 and finite, got %g", c->high);
     if (!(c->dual == 0 || (c->dual > 1 && isfinite(c->dual))))
         return err_set("dual_clip must be 0 (off) or a finite number > 1, got %g", c->dual);
-    if (!(c->log_ratio_max > 0)) return err_set("log_ratio_max must be > 0 (INFINITY = off), got %g", c->log_ratio_max);
+    if (!(c->log_ratio_max > 0))
+        return err_set("log_ratio_max must be > 0 (INFINITY = off), got %g", c->log_ratio_max);
     return 0;
 }
 

@@ -133,7 +133,8 @@ TEST(algos_advantages_match_reference) {
         if (H5Lexists(f, "adv", H5P_DEFAULT) <= 0 || H5Lexists(f, g, H5P_DEFAULT) <= 0) break;
         AdvCase c;
         if (adv_case_load(f, g, &c) == 0)
-            for (size_t e = 0; e < sizeof adv_names / sizeof adv_names[0]; e++) check_estimator(f, g, &c, adv_names[e]);
+            for (size_t e = 0; e < sizeof adv_names / sizeof adv_names[0]; e++)
+                check_estimator(f, g, &c, adv_names[e]);
         adv_case_free(&c);
         cases++;
     }
@@ -149,8 +150,9 @@ static void one_token_group(int n, const double *scores, AlgosSeq *s, float *adv
 }
 
 TEST(algos_advantage_equal_rewards_give_exact_zeros) {
-    /* 0.1 * 3 / 3 is 0.10000000000000002: a mean taken naively leaves a
-     * 1e-17 residue which grpo divides by std (1e-17) + eps: 1e-11, not 0 */
+    /* (0.1 + 0.1 + 0.1) / 3 is 0.10000000000000002: a mean taken naively
+     * leaves a 1e-17 residue which grpo divides by std (1e-17) + eps: 1e-11,
+     * not 0 */
     const double third = 1.0 / 3.0, scores[7] = {0.1, 0.1, 0.1, third, third, third, third};
     AlgosSeq s[7];
     float adv[7];
@@ -208,8 +210,8 @@ TEST(algos_advantage_masks_and_token_rewards) {
     CHECK_NEAR(a0[2], 0.2, 1e-7);
     CHECK(a1[0] == 0 && a1[1] == 0);
     /* reinforce++ on one valid token in the whole batch: not whitened */
-    AlgosSeq t = {.len = 3, .group = 0, .score = 2.0, .mask = m0, .adv = a0};
-    t.mask = (const float[3]){0, 0, 1};
+    const float last[3] = {0, 0, 1};
+    AlgosSeq t = {.len = 3, .group = 0, .score = 2.0, .mask = last, .adv = a0};
     CHECK(algos_advantage(algos_advantage_find("reinforce++"), &o, &t, 1) == 0);
     CHECK(a0[0] == 0 && a0[1] == 0 && a0[2] == 2.0f);
 }
@@ -407,7 +409,8 @@ TEST(algos_kl_in_loss_matches_reference) {
     hid_t f = harness_fixture_open("algos-ref.h5");
     if (f < 0) return;
     size_t n = 0;
-    float *lp = harness_fixture_floats_or_empty(f, "kl/logp", &n), *ref = harness_fixture_floats_or_empty(f, "kl/ref_logp", NULL);
+    float *lp = harness_fixture_floats_or_empty(f, "kl/logp", &n);
+    float *ref = harness_fixture_floats_or_empty(f, "kl/ref_logp", NULL);
     CHECK(n >= 10);
     const RewarderKl ests[3] = {REWARDER_KL_K1, REWARDER_KL_K2, REWARDER_KL_K3};
     float *mask = calloc(n + 1, sizeof *mask), *d = calloc(n + 1, sizeof *d);
@@ -556,8 +559,10 @@ TEST(algos_loss_agg_matches_reference_for_any_split) {
         double want_loss = harness_fixture_scalar(f, name);
         for (int s = 0; s < 4; s++) {
             double loss = agg_run(&c, a, splits[s][0], splits[s][1], d, theta);
-            snprintf(name, sizeof name, "%s, %d learner(s), micro-batch %d", agg_names[m], splits[s][0], splits[s][1]);
-            CHECKF(harness_close(loss, want_loss, 1e-6, 1e-9), "%s: loss %.10g, reference %.10g", name, loss, want_loss);
+            snprintf(name, sizeof name, "%s, %d learner(s), micro-batch %d", agg_names[m], splits[s][0],
+                     splits[s][1]);
+            CHECKF(harness_close(loss, want_loss, 1e-6, 1e-9), "%s: loss %.10g, reference %.10g", name, loss,
+                   want_loss);
             if (want_d) harness_close_floats(name, d, want_d, NULL, c.total, TOL_FLOAT, 1e-9);
             if (want_th) harness_close_floats(name, theta, want_th, NULL, (size_t)c.D, 1e-5, 1e-7);
             for (int j = 0; j < c.D; j++) {
@@ -606,8 +611,9 @@ TEST(algos_loss_agg_weights_by_hand) {
 
 static int near_kink(double lr, const PpoClip *c) {
     double r = exp(lr);
-    return fabs(r - (1 - c->low)) < 1e-3 || fabs(r - (1 + c->high)) < 1e-3 || (c->dual > 0 && fabs(r - c->dual) < 1e-3) ||
-           fabs(fabs(lr) - c->log_ratio_max) < 1e-3;
+    int at_clip = fabs(r - (1 - c->low)) < 1e-3 || fabs(r - (1 + c->high)) < 1e-3;
+    int at_dual = c->dual > 0 && fabs(r - c->dual) < 1e-3;
+    return at_clip || at_dual || fabs(fabs(lr) - c->log_ratio_max) < 1e-3;
 }
 
 TEST(algos_gradients_match_finite_differences) {
@@ -627,7 +633,9 @@ TEST(algos_gradients_match_finite_differences) {
         double fd = (ppo_policy_loss_with(lp + h, old, adv, c, NULL, NULL) -
                      ppo_policy_loss_with(lp - h, old, adv, c, NULL, NULL)) / (2 * h);
         ok = harness_close(d, fd, 1e-6, 1e-6 * (1 + fabs(adv) * exp(fmin(lr, 20))));
-        if (!ok) CHECKF(0, "policy lr %g adv %g dual %g: gradient %.12g, finite difference %.12g", lr, adv, c->dual, d, fd);
+        if (!ok)
+            CHECKF(0, "policy lr %g adv %g dual %g: gradient %.12g, finite difference %.12g", lr, adv, c->dual, d,
+                   fd);
         tested++;
     }
     CHECKF(tested > 1200, "only %d policy points", tested);
@@ -641,7 +649,9 @@ TEST(algos_gradients_match_finite_differences) {
         double g = rewarder_kl_grad(e, lp, ref);
         double fd = (rewarder_kl(e, lp + h, ref) - rewarder_kl(e, lp - h, ref)) / (2 * h);
         ok = harness_close(g, fd, 1e-6, 1e-7);
-        if (!ok) CHECKF(0, "%s lp %g ref %g: gradient %.12g, finite difference %.12g", rewarder_kl_name(e), lp, ref, g, fd);
+        if (!ok)
+            CHECKF(0, "%s lp %g ref %g: gradient %.12g, finite difference %.12g", rewarder_kl_name(e), lp, ref, g,
+                   fd);
         tested++;
     }
     CHECKF(tested > 800, "only %d KL points", tested);
@@ -682,7 +692,8 @@ TEST(algos_bad_input) {
     /* advantages */
     float adv[4];
     const float bad[2] = {0.5f, NAN};
-    AlgosSeq s[2] = {{.len = 2, .group = 4, .score = 1, .adv = adv}, {.len = 2, .group = 4, .score = NAN, .adv = adv + 2}};
+    AlgosSeq s[2] = {{.len = 2, .group = 4, .score = 1, .adv = adv},
+                     {.len = 2, .group = 4, .score = NAN, .adv = adv + 2}};
     AlgosAdvOpts o = {.gamma = 1, .eps = ALGOS_GRPO_EPS};
     CHECK(algos_advantage(algos_advantage_find("grpo"), &o, s, 2) == -1);
     CHECK_ERR("grpo: sample 1 (group 4)", "score is nan");
