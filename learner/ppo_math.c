@@ -105,41 +105,70 @@ int ppo_whiten(size_t n, float *x, const float *mask, int shift_mean) {
 
 /* ---- policy loss ---------------------------------------------------------- */
 
+int ppo_clip_check(const PpoClip *c) {
+    if (!(c->low >= 0 && c->low < 1)) return err_set("clip_low must be in [0, 1), got %g", c->low);
+    if (!(c->high >= 0 && isfinite(c->high))) return err_set("clip_high must be >= 0 and finite, got %g", c->high);
+    if (!(c->dual == 0 || (c->dual > 1 && isfinite(c->dual))))
+        return err_set("dual_clip must be 0 (off) or a finite number > 1, got %g", c->dual);
+    if (!(c->log_ratio_max > 0))
+        return err_set("log_ratio_max must be > 0 (INFINITY = off), got %g", c->log_ratio_max);
+    return 0;
+}
+
+static void policy_stats_nan(PpoPolicyStats *stats) {
+    *stats = (PpoPolicyStats){.clip_frac = NAN, .clip_frac_low = NAN, .clip_frac_high = NAN,
+                              .dual_clip_frac = NAN, .approx_kl = NAN, .ratio_dev_max = NAN};
+}
+
 /* The max of the two terms decided without forming them: for adv >= 0 the
  * loss is -adv * min(r, clip(r)), whose unclipped branch holds while
- * r <= 1 + clip; for adv < 0 it is -adv * max(r, clip(r)), unclipped while
- * r >= 1 - clip. Deciding by r keeps adv = 0, r = inf from giving 0 * inf. */
-double ppo_policy_loss(double logp, double old_logp, double adv, double clip, double *d_logp,
-                       PpoPolicyStats *stats) {
-    double log_ratio = logp - old_logp, ratio = exp(log_ratio);
-    if (isnan(log_ratio) || isnan(adv)) { /* fmin/fmax would quietly drop a NaN */
+ * r <= 1 + high; for adv < 0 it is -adv * max(r, clip(r)), unclipped while
+ * r >= 1 - low. Deciding by r keeps adv = 0, r = inf from giving 0 * inf.
+ * With low = high, no dual clip and no clamp this is bit for bit the
+ * symmetric loss PPO has always run. */
+double ppo_policy_loss_with(double logp, double old_logp, double adv, const PpoClip *c, double *d_logp,
+                            PpoPolicyStats *stats) {
+    double raw = logp - old_logp;
+    if (isnan(raw) || isnan(adv)) { /* fmin/fmax would quietly drop a NaN */
         if (d_logp) *d_logp = NAN;
-        if (stats) *stats = (PpoPolicyStats){NAN, NAN, NAN};
+        if (stats) policy_stats_nan(stats);
         return NAN;
     }
-    int unclipped = adv >= 0 ? ratio <= 1 + clip : ratio >= 1 - clip;
-    double kept = unclipped ? ratio : fmin(fmax(ratio, 1 - clip), 1 + clip);
+    double log_ratio = fmin(fmax(raw, -c->log_ratio_max), c->log_ratio_max), ratio = exp(log_ratio);
+    int unclipped = adv >= 0 ? ratio <= 1 + c->high : ratio >= 1 - c->low;
+    double kept = unclipped ? ratio : fmin(fmax(ratio, 1 - c->low), 1 + c->high);
     double loss = adv == 0 ? 0.0 : -adv * kept;
-    if (d_logp) *d_logp = unclipped && adv != 0 ? -adv * ratio : 0.0;
+    int capped = c->dual > 0 && adv < 0 && loss > -c->dual * adv;
+    if (capped) loss = -c->dual * adv;
+    int flows = unclipped && !capped && log_ratio == raw && adv != 0;
+    if (d_logp) *d_logp = flows ? -adv * ratio : 0.0;
     if (stats) {
-        stats->clip_frac = !unclipped && adv != 0;
-        /* expm1 keeps the k3 estimate accurate (and >= 0) for ratios near 1 */
-        stats->approx_kl = fmax(0.0, expm1(log_ratio) - log_ratio);
-        stats->ratio_dev_max = fabs(expm1(log_ratio));
+        int clipped = !unclipped && adv != 0;
+        *stats = (PpoPolicyStats){.clip_frac = clipped, .clip_frac_low = clipped && adv < 0,
+                                  .clip_frac_high = clipped && adv > 0, .dual_clip_frac = capped,
+                                  /* expm1 keeps the k3 estimate accurate (and >= 0) for ratios near 1 */
+                                  .approx_kl = fmax(0.0, expm1(raw) - raw), .ratio_dev_max = fabs(expm1(raw))};
     }
     return loss;
+}
+
+double ppo_policy_loss(double logp, double old_logp, double adv, double clip, double *d_logp,
+                       PpoPolicyStats *stats) {
+    PpoClip c = {.low = clip, .high = clip, .dual = 0, .log_ratio_max = INFINITY};
+    return ppo_policy_loss_with(logp, old_logp, adv, &c, d_logp, stats);
 }
 
 double ppo_policy_loss_batch(size_t n, const float *logp, const float *old_logp, const float *adv,
                              const float *mask, double clip, double denom, float *d_logp,
                              PpoPolicyStats *stats) {
-    if (stats) *stats = (PpoPolicyStats){NAN, NAN, NAN};
+    if (stats) policy_stats_nan(stats);
     if (!denom_ok("policy loss", denom)) return NAN;
     if (!(clip >= 0 && isfinite(clip))) {
         err_set("policy loss: clip range must be >= 0 and finite, got %g", clip);
         return NAN;
     }
-    double loss = 0, clipped = 0, kl = 0, dev_max = 0;
+    double loss = 0;
+    PpoPolicyStats sum = {0};
     for (size_t i = 0; i < n; i++) {
         if (!selected(mask, i)) {
             if (d_logp) d_logp[i] = 0;
@@ -148,12 +177,17 @@ double ppo_policy_loss_batch(size_t n, const float *logp, const float *old_logp,
         double d;
         PpoPolicyStats s;
         loss += ppo_policy_loss(logp[i], old_logp[i], adv[i], clip, &d, &s);
-        clipped += s.clip_frac;
-        kl += s.approx_kl;
-        dev_max = fmax(dev_max, s.ratio_dev_max);
+        sum.clip_frac += s.clip_frac;
+        sum.clip_frac_low += s.clip_frac_low;
+        sum.clip_frac_high += s.clip_frac_high;
+        sum.approx_kl += s.approx_kl;
+        sum.ratio_dev_max = fmax(sum.ratio_dev_max, s.ratio_dev_max);
         if (d_logp) d_logp[i] = (float)(d / denom);
     }
-    if (stats) *stats = (PpoPolicyStats){clipped / denom, kl / denom, dev_max};
+    if (stats)
+        *stats = (PpoPolicyStats){.clip_frac = sum.clip_frac / denom, .clip_frac_low = sum.clip_frac_low / denom,
+                                  .clip_frac_high = sum.clip_frac_high / denom, .dual_clip_frac = 0,
+                                  .approx_kl = sum.approx_kl / denom, .ratio_dev_max = sum.ratio_dev_max};
     return loss / denom;
 }
 

@@ -1,17 +1,19 @@
 /* ppo_math — the arithmetic of PPO as used by the distributed PPO learner
  * (language-model responses, one terminal trajectory per response) and by
  * `rlhf gridworld` (multi-step episodes with gamma < 1): generalised
- * advantage estimation, advantage whitening, the clipped policy and value
- * losses with their gradients, the entropy bonus and the adaptive KL
- * controller (the learner owns lambda). The per-token KL estimators and the
- * reward shaping r = score - lambda * KL are the rewarder's
- * (rewarder/rewarder.h). Model-free: callers feed log-probs, values and entropies from their model
- * and push the returned gradients back through it. Everything is computed in
- * double; checked against a torch autograd fixture
- * (tests/fixtures/make_ppo_fixture.py).
+ * advantage estimation, advantage whitening, the clipped policy loss (also
+ * with clip-higher, dual-clip and a log-ratio clamp, for the critic-free
+ * estimators of learner/algos.h) and value loss with their gradients, the
+ * entropy bonus and the adaptive KL controller (the learner owns lambda).
+ * The per-token KL estimators and the reward shaping r = score - lambda * KL
+ * are the rewarder's (rewarder/kl.h, rewarder/rewarder.h). Model-free:
+ * callers feed log-probs, values and entropies from their model and push the
+ * returned gradients back through it. Everything is computed in double;
+ * checked against torch autograd fixtures (tests/fixtures/make_ppo_fixture.py;
+ * the clip-higher, dual-clip and clamp cases in make_algos_fixture.py).
  *
  * Like learner/losses.h, the losses come in two flavours:
- *   per-element  ppo_policy_loss, ppo_value_loss: one token (or one step),
+ *   per-element  ppo_policy_loss(_with), ppo_value_loss: one token (or one step),
  *                unscaled loss and gradient, double in and out.
  *   batched      ppo_*_batch: n tokens, float arrays in, float gradients out,
  *                an optional mask (NULL = every token counts; mask[i] == 0
@@ -100,24 +102,55 @@ int ppo_whiten(size_t n, float *x, const float *mask, int shift_mean);
 
 /* ---- clipped policy loss ----------------------------------------------- */
 
-/* Statistics of the policy loss. Per element: clip_frac is 0 or 1,
- * approx_kl and ratio_dev_max that token's values. Batched: clip_frac and
- * approx_kl are sums / denom; ratio_dev_max is the maximum over unmasked
- * tokens (all-reduce with MAX). */
+/* Statistics of the policy loss. Per element: the *_frac fields are 0 or 1,
+ * approx_kl and ratio_dev_max that token's values. Batched: the *_frac
+ * fields and approx_kl are sums / denom; ratio_dev_max is the maximum over
+ * unmasked tokens (all-reduce with MAX). */
 typedef struct {
-    double clip_frac;     /* the clipped term was strictly the larger loss, so the
-                             token gives no gradient (TRL's pg_clipfrac) */
-    double approx_kl;     /* k3 estimate of KL(old || new): (ratio - 1) - log ratio, >= 0 */
-    double ratio_dev_max; /* |ratio - 1|: the actor/learner mismatch check at lag 0 */
+    double clip_frac;      /* the clipped term was strictly the larger loss, so the
+                              token gives no gradient (TRL's pg_clipfrac) */
+    double clip_frac_low;  /* ...of which adv < 0 and ratio below 1 - clip_low */
+    double clip_frac_high; /* ...of which adv > 0 and ratio above 1 + clip_high */
+    double dual_clip_frac; /* adv < 0 and the dual-clip cap -c * adv held (verl's
+                              pg_clipfrac_lower); no gradient either */
+    double approx_kl;      /* k3 estimate of KL(old || new): (ratio - 1) - log ratio, >= 0 */
+    double ratio_dev_max;  /* |ratio - 1|: the actor/learner mismatch check at lag 0 */
 } PpoPolicyStats;
 
-/* One token with ratio = exp(logp - old_logp):
+/* The clip settings of the general per-token policy loss. */
+typedef struct {
+    double low;           /* ratio clipped below at 1 - low; in [0, 1) */
+    double high;          /* ... and above at 1 + high, >= 0 (DAPO's clip-higher:
+                             high > low, Yu et al. 2025 use 0.2 / 0.28) */
+    double dual;          /* dual-clip c > 1 (Ye et al. 2020): the loss of a token
+                             with adv < 0 is at most -c * adv, however large the
+                             ratio has grown; 0 = off */
+    double log_ratio_max; /* logp - old_logp clamped to [-max, max] before exp, a
+                             numerical guard (verl and OpenRLHF: 20); INFINITY = off */
+} PpoClip;
+
+/* 0, or -1 with an error naming the field (clip_low, clip_high, dual_clip,
+ * log_ratio_max) and its range. */
+int ppo_clip_check(const PpoClip *c);
+
+/* One token, with lr = clamp(logp - old_logp, -log_ratio_max, log_ratio_max)
+ * and ratio = exp(lr):
+ *   L = max(-adv * ratio, -adv * clip(ratio, 1 - low, 1 + high))
+ *   L = min(L, -dual * adv)   when adv < 0 and dual > 0 (dual-clip)
+ * Writes dL/dlogp: -adv * ratio when the unclipped term is active (ties
+ * included), neither the dual cap nor the log-ratio clamp holds (their bounds
+ * themselves still pass the gradient, as torch.clamp does), else 0. adv = 0
+ * gives loss 0 and gradient 0 even for an infinite ratio; approx_kl and
+ * ratio_dev_max are of the unclamped ratio. d_logp and stats may be NULL. c
+ * is trusted (ppo_clip_check). */
+double ppo_policy_loss_with(double logp, double old_logp, double adv, const PpoClip *c, double *d_logp,
+                            PpoPolicyStats *stats);
+
+/* The symmetric PPO loss: ppo_policy_loss_with low = high = clip, no dual
+ * clip, no log-ratio clamp:
  *   L = max(-adv * ratio, -adv * clip(ratio, 1 - clip, 1 + clip))
- * (= -min(ratio*A, clip(ratio)*A)). Writes dL/dlogp: -adv * ratio when the
- * unclipped term is active (ties included), else 0. At ratio = 1 the gradient
- * is exactly -adv. adv = 0 gives loss 0 and gradient 0 even for an infinite
- * ratio. d_logp and stats may be NULL. clip >= 0 is trusted (the batched
- * version checks it). */
+ * (= -min(ratio*A, clip(ratio)*A)). At ratio = 1 the gradient is exactly
+ * -adv. clip >= 0 is trusted (the batched version checks it). */
 double ppo_policy_loss(double logp, double old_logp, double adv, double clip, double *d_logp,
                        PpoPolicyStats *stats);
 

@@ -20,43 +20,6 @@ typedef struct {
     const PpoLayout *layout;
 } Rewarder;
 
-/* ---- KL estimators -------------------------------------------------------- */
-
-static const char *const kl_names[] = {[REWARDER_KL_K1] = "k1", [REWARDER_KL_K3] = "k3"};
-enum { KL_ESTIMATORS = sizeof kl_names / sizeof kl_names[0] };
-
-int rewarder_kl_parse(const char *name, RewarderKl *est) {
-    for (int e = 0; name && e < KL_ESTIMATORS; e++)
-        if (!strcmp(name, kl_names[e])) {
-            *est = (RewarderKl)e;
-            return 0;
-        }
-    return err_set("unknown KL estimator '%s' (expected k1 or k3)", name ? name : "(null)");
-}
-
-const char *rewarder_kl_name(RewarderKl est) {
-    return (unsigned)est < KL_ESTIMATORS ? kl_names[est] : "?";
-}
-
-double rewarder_kl(RewarderKl est, double logp, double logq) {
-    double log_r = logq - logp; /* log(q/p) */
-    switch (est) {
-    case REWARDER_KL_K1:
-        return -log_r;
-    case REWARDER_KL_K3:
-        /* expm1 keeps k3 accurate for q close to p, where exp(x) - 1 - x
-         * cancels; expm1(x) >= x for every x and fmax guards the last bit */
-        return fmax(0.0, expm1(log_r) - log_r);
-    }
-    return NAN;
-}
-
-int rewarder_kl_tokens(RewarderKl est, size_t n, const float *logp, const float *logq, float *kl) {
-    if ((unsigned)est >= KL_ESTIMATORS) return err_set("KL estimator: invalid value %d", (int)est);
-    for (size_t i = 0; i < n; i++) kl[i] = (float)rewarder_kl(est, logp[i], logq[i]);
-    return 0;
-}
-
 /* ---- response rewards ----------------------------------------------------- */
 
 int rewarder_shape_rewards(int T, const float *kl, double kl_coef, double score, double score_clip,

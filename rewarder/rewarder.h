@@ -7,9 +7,9 @@
  * r_t = -lambda * KL_t with the score added on the last token; every
  * component is kept for the log. Then it passes the batch on to a learner.
  *
- * The KL estimators and the reward shaping below are the code the role runs
- * and the code tests/unit/test_rewarder.c checks against the torch fixture
- * (tests/fixtures/make_ppo_fixture.py). Everything is computed in double;
+ * The KL estimators (rewarder/kl.h) and the reward shaping below are the
+ * code the role runs and the code tests/unit/test_rewarder.c checks against
+ * the torch fixture (tests/fixtures/make_ppo_fixture.py). Everything is computed in double;
  * float appears only at the array interfaces. lambda itself is owned by the
  * learner (learner/ppo_math.h's adaptive controller) and rides each order. */
 #ifndef REWARDER_H
@@ -19,29 +19,12 @@
 
 #include "common/config.h"
 #include "common/mpi/ppo_config.h"
+#include "rewarder/kl.h"
 
 /* ---- KL estimators ----------------------------------------------------- */
 
-/* Per-token estimators of KL(p || q) from a token sampled from the policy p,
- * given log p and log q (q: the frozen reference) of that token
- * (Schulman, "Approximating KL divergence", 2020):
- *   k1 = log p - log q                  unbiased, can be negative
- *   k3 = (q/p - 1) - log(q/p)           unbiased, never negative, lower variance
- * The names are those of the kl_estimator key (common/mpi/ppo_config.c). */
-typedef enum {
-    REWARDER_KL_K1,
-    REWARDER_KL_K3,
-} RewarderKl;
-
-/* "k1", "k3" -> *est; anything else: -1 and an error naming it. */
-int rewarder_kl_parse(const char *name, RewarderKl *est);
-/* The name rewarder_kl_parse accepts ("?" for an invalid value). */
-const char *rewarder_kl_name(RewarderKl est);
-/* One token's estimate; NAN for an invalid estimator. */
-double rewarder_kl(RewarderKl est, double logp, double logq);
-/* kl[i] = rewarder_kl(est, logp[i], logq[i]) for n tokens. -1 and an error
- * for an invalid estimator. */
-int rewarder_kl_tokens(RewarderKl est, size_t n, const float *logp, const float *logq, float *kl);
+/* k1, k2, k3 and their gradients: rewarder/kl.h (shared with the learner's
+ * KL-in-loss term). */
 
 /* ---- per-token reward of a response ------------------------------------ */
 

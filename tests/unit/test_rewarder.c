@@ -1,10 +1,12 @@
-/* Tests for the rewarder's mathematics (rewarder/rewarder.c): the k1/k3
- * per-token KL estimators and the reward shaping r = -lambda * KL with the
- * score on the last token, against the torch fixture tests/fixtures/ppo-ref.h5
- * (groups kl/ and rewards/, float64, written by
- * tests/fixtures/make_ppo_fixture.py) and hand values; invariants (k3 >= 0
- * and finite for q near p and far from it); the estimator names against the
- * choices of the kl_estimator key the rewarder parses; bad input. */
+/* Tests for the rewarder's mathematics (rewarder/kl.c, rewarder/rewarder.c):
+ * the k1/k2/k3 per-token KL estimators (k3 with verl's clamps) and the reward
+ * shaping r = -lambda * KL with the score on the last token, against the
+ * torch fixture tests/fixtures/ppo-ref.h5 (groups kl/ and rewards/, float64,
+ * written by tests/fixtures/make_ppo_fixture.py) and hand values; invariants
+ * (k3 in [0, 10] and finite for q near p and far from it); the estimator
+ * names against the choices of the kl_estimator key the rewarder parses; bad
+ * input. The estimators' gradients (KL in the loss) are checked in
+ * tests/unit/test_algos.c. */
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +29,16 @@ TEST(rewarder_kl_estimators_match_torch) {
     size_t n = 0;
     float *lp = harness_fixture_floats_or_empty(f, "kl/logp", &n),
           *lq = harness_fixture_floats_or_empty(f, "kl/logq", NULL);
-    double *k1 = harness_fixture_doubles(f, "kl/k1", NULL), *k3 = harness_fixture_doubles(f, "kl/k3", NULL);
+    double *k1 = harness_fixture_doubles(f, "kl/k1", NULL), *k2 = harness_fixture_doubles(f, "kl/k2", NULL),
+           *k3 = harness_fixture_doubles(f, "kl/k3", NULL);
     CHECK(n >= 8);
-    if (k1 && k3) {
+    if (k1 && k2 && k3) {
         float *out = malloc((n ? n : 1) * sizeof *out);
         double *dd = malloc((n ? n : 1) * sizeof *dd);
         CHECK(rewarder_kl_tokens(REWARDER_KL_K1, n, lp, lq, out) == 0);
         harness_close_floats("k1 (tokens)", out, k1, NULL, n, TOL_FLOAT, 1e-9);
+        CHECK(rewarder_kl_tokens(REWARDER_KL_K2, n, lp, lq, out) == 0);
+        harness_close_floats("k2 (tokens)", out, k2, NULL, n, TOL_FLOAT, 1e-9);
         CHECK(rewarder_kl_tokens(REWARDER_KL_K3, n, lp, lq, out) == 0);
         harness_close_floats("k3 (tokens)", out, k3, NULL, n, TOL_FLOAT, 1e-9);
         for (size_t i = 0; i < n; i++) dd[i] = rewarder_kl(REWARDER_KL_K3, lp[i], lq[i]);
@@ -45,6 +50,7 @@ TEST(rewarder_kl_estimators_match_torch) {
     free(lp);
     free(lq);
     free(k1);
+    free(k2);
     free(k3);
     H5Fclose(f);
 }
@@ -58,34 +64,48 @@ TEST(rewarder_kl_k3_is_never_negative) {
         double scale = i % 4 == 0 ? 1e-9 : i % 4 == 1 ? 1e-4 : i % 4 == 2 ? 1.0 : 30.0;
         double lp = -10 * rng_uniform_double(&rng), lq = lp + scale * rng_normal(&rng);
         double k = rewarder_kl(REWARDER_KL_K3, lp, lq);
-        ok = k >= 0 && isfinite(k);
+        ok = k >= 0 && k <= REWARDER_KL_K3_MAX && isfinite(k);
         if (!ok) CHECKF(0, "k3(%.17g, %.17g) = %g", lp, lq, k);
     }
     CHECK(rewarder_kl(REWARDER_KL_K3, -1.5, -1.5) == 0 && rewarder_kl(REWARDER_KL_K1, -1.5, -1.5) == 0);
     /* hand: p = 0.5, q = 0.25: k1 = log 2, k3 = (0.5 - 1) - log 0.5 = log 2 - 0.5 */
     CHECK_NEAR(rewarder_kl(REWARDER_KL_K1, log(0.5), log(0.25)), log(2.0), 1e-15);
     CHECK_NEAR(rewarder_kl(REWARDER_KL_K3, log(0.5), log(0.25)), log(2.0) - 0.5, 1e-15);
+    /* k2 = (log 2)^2 / 2 either way round */
+    CHECK_NEAR(rewarder_kl(REWARDER_KL_K2, log(0.5), log(0.25)), 0.5 * log(2.0) * log(2.0), 1e-15);
+    CHECK_NEAR(rewarder_kl(REWARDER_KL_K2, log(0.25), log(0.5)), 0.5 * log(2.0) * log(2.0), 1e-15);
     /* k1 can be negative */
     CHECK(rewarder_kl(REWARDER_KL_K1, log(0.25), log(0.5)) < 0);
+    /* the clamps: q/p = e^3 gives e^3 - 4 = 16.1 -> 10; e^-30 gives 29 -> 10;
+     * e^800 would overflow without the log-ratio clamp */
+    CHECK(rewarder_kl(REWARDER_KL_K3, -5.0, -2.0) == REWARDER_KL_K3_MAX);
+    CHECK(rewarder_kl(REWARDER_KL_K3, -1.0, -31.0) == REWARDER_KL_K3_MAX);
+    CHECK(rewarder_kl(REWARDER_KL_K3, -801.0, -1.0) == REWARDER_KL_K3_MAX);
+    CHECK_NEAR(rewarder_kl(REWARDER_KL_K3, -3.0, -1.0), exp(2.0) - 3.0, 1e-15); /* 4.39: below the clamp */
 }
 
 TEST(rewarder_kl_names) {
     RewarderKl e = REWARDER_KL_K1;
     CHECK(rewarder_kl_parse("k3", &e) == 0 && e == REWARDER_KL_K3);
+    CHECK(rewarder_kl_parse("k2", &e) == 0 && e == REWARDER_KL_K2);
     CHECK(rewarder_kl_parse("k1", &e) == 0 && e == REWARDER_KL_K1);
-    CHECK(!strcmp(rewarder_kl_name(REWARDER_KL_K3), "k3") && !strcmp(rewarder_kl_name((RewarderKl)7), "?"));
-    CHECK(rewarder_kl_parse("k2", &e) == -1 && e == REWARDER_KL_K1);
-    CHECKF(strstr(err_msg(), "'k2'") && strstr(err_msg(), "k1 or k3"), "message: %s", err_msg());
+    CHECK(!strcmp(rewarder_kl_name(REWARDER_KL_K3), "k3") && !strcmp(rewarder_kl_name(REWARDER_KL_K2), "k2"));
+    CHECK(!strcmp(rewarder_kl_name((RewarderKl)7), "?"));
+    CHECK(rewarder_kl_parse("k4", &e) == -1 && e == REWARDER_KL_K1);
+    CHECKF(strstr(err_msg(), "'k4'") && strstr(err_msg(), "k1, k2 or k3"), "message: %s", err_msg());
     CHECK(rewarder_kl_parse("K1", &e) == -1);
     CHECK(rewarder_kl_parse(NULL, &e) == -1);
     float a = 0, b = 0, out;
     CHECK(rewarder_kl_tokens((RewarderKl)9, 1, &a, &b, &out) == -1);
     CHECK(isnan(rewarder_kl((RewarderKl)9, 0, 0)));
+    CHECK(isnan(rewarder_kl_grad((RewarderKl)9, 0, 0)));
 }
 
 TEST(rewarder_kl_parses_every_kl_estimator_choice) {
     /* the config validates kl_estimator against its choices and the rewarder
-     * parses the value: every choice must parse, and name every estimator */
+     * parses the value: every choice must parse and name an estimator. k2 is
+     * the learner's (KL in the loss) as well as the rewarder's; the key's
+     * choices gain it with kl_in (issue 15), so only k1 and k3 are required */
     const CfgKey *k = ppo_keys;
     while (k->key && strcmp(k->key, "kl_estimator")) k++;
     CHECK(k->key && k->choices);
@@ -100,7 +120,7 @@ TEST(rewarder_kl_parses_every_kl_estimator_choice) {
         seen |= 1 << e;
         n++;
     }
-    CHECK(n == 2 && seen == 3);
+    CHECK(n >= 2 && (seen & (1 << REWARDER_KL_K1)) && (seen & (1 << REWARDER_KL_K3)));
     CHECK(!strcmp(k->def, "k1"));
 }
 
