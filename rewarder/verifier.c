@@ -87,7 +87,9 @@ int verifier_options_from_config(const Config *c, VerifierOptions *o) {
 /* ---- text ------------------------------------------------------------------ */
 
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+static int is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
 /* Letters, digits and non-ASCII bytes: what a minus sign may not follow. */
 static int is_word_byte(unsigned char c) { return is_digit(c) || ((c | 32) >= 'a' && (c | 32) <= 'z') || c >= 0x80; }
 
@@ -400,8 +402,11 @@ const char *verifier_comp_name(VerifierComp c) {
 /* o[key] = s with bytes that are not UTF-8 replaced (jansson refuses them). */
 static void set_clean(json_t *o, const char *key, const char *s) {
     char *clean = tok_utf8_clean(s, strlen(s));
-    json_object_set_new(o, key, json_string(clean));
+    json_t *v = json_string(clean);
     free(clean);
+    /* never a line without the field: that would be a bug in tok_utf8_clean */
+    if (!v) err_die("verifier: \"%s\" is not UTF-8 after clean-up", key);
+    json_object_set_new(o, key, v);
 }
 
 char *verifier_json_line(const VerifierSample *s) {
@@ -424,6 +429,9 @@ void verifier_free_argv(char **argv) {
     for (char **p = argv; *p; p++) free(*p);
     free(argv);
 }
+
+/* Word separators of a command line. */
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\n'; }
 
 /* Copies a quoted part starting after its opening quote q; advances *p past
  * the closing quote. -1 + err_set if it is not closed. */
@@ -452,7 +460,7 @@ static void push_word(char ***argv, int *argc, const char *w, size_t k) {
 static int read_word(const char **p, char *w, size_t *k) {
     const char *s = *p;
     *k = 0;
-    while (*s && *s != ' ' && *s != '\t') {
+    while (*s && !is_blank(*s)) {
         char c = *s++;
         if (c == '\'' || c == '"') {
             if (copy_quoted(&s, c, w, k)) return -1;
@@ -471,7 +479,7 @@ int verifier_split_command(const char *text, char ***argv, int *argc) {
     *argc = 0;
     int rc = 0;
     for (const char *p = text; rc == 0 && *p;) {
-        if (*p == ' ' || *p == '\t') {
+        if (is_blank(*p)) {
             p++;
             continue;
         }
@@ -609,11 +617,10 @@ static int fd_limit(void) {
     return (int)rl.rlim_cur;
 }
 
-static void reap(Cmd *c, int *status) {
-    int st = 0;
-    while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR) {}
+/* Waits for the program's end (its status was read with waitid before). */
+static void reap(Cmd *c) {
+    while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {}
     c->running = 0;
-    if (status) *status = st;
 }
 
 /* Waits for the child's exec: 0 when it ran, -1 + err_set when it failed. */
@@ -622,7 +629,7 @@ static int await_exec(Cmd *c, int fail_r) {
     ssize_t got;
     while ((got = read(fail_r, &f, sizeof f)) < 0 && errno == EINTR) {}
     if (got != (ssize_t)sizeof f) return 0; /* end of file: exec closed it */
-    reap(c, NULL);
+    reap(c);
     if (f.err == ENOEXEC) return err_set("cannot run %s: %s (a script needs a #! line)", c->path, strerror(f.err));
     return err_set("cannot run %s: %s", c->path, strerror(f.err));
 }
@@ -716,7 +723,7 @@ static void cmd_stop(Cmd *c, int grace_ms) {
     has_ended(c, grace_ms, &info);
     kill(-c->pid, SIGKILL); /* the group outlives its leader until reaped */
     kill(c->pid, SIGKILL);
-    reap(c, NULL);
+    reap(c);
 }
 
 /* How the program ended, if it did within the grace time, else `otherwise`. */
@@ -891,8 +898,8 @@ static int exchange(Cmd *c, Batch *b, VerifierResult *out, int *epipe) {
         double left = deadline - fs_now();
         char at[96];
         if (left <= 0)
-            return cmd_fail(c, "no answer to %s within verifier_timeout = %g s", where(b, c->answered + 1, at, sizeof at),
-                            c->timeout);
+            return cmd_fail(c, "no answer to %s within verifier_timeout = %g s",
+                            where(b, c->answered + 1, at, sizeof at), c->timeout);
         struct pollfd p[2] = {{.fd = c->out_fd, .events = POLLIN}, {.fd = c->in_fd, .events = POLLOUT}};
         int np = b->off < b->len ? 2 : 1;
         int r = poll(p, (nfds_t)np, poll_ms(left));
@@ -1004,8 +1011,9 @@ struct Verifier {
 static int check_options(const VerifierOptions *o) {
     if (!(o->timeout > 0) || !isfinite(o->timeout))
         return err_set("verifier: verifier_timeout must be > 0, got %g", o->timeout);
+    double sum = o->offensive_penalty + o->word_penalty + o->tolerance + o->format_weight;
     if (!(o->offensive_penalty >= 0) || !(o->word_penalty >= 0) || !(o->tolerance >= 0) || o->word_cap < 0 ||
-        !(o->format_weight >= 0) || !isfinite(o->offensive_penalty + o->word_penalty + o->tolerance + o->format_weight))
+        !(o->format_weight >= 0) || !isfinite(sum))
         return err_set("verifier: penalties, weights, word cap and tolerance must be finite and >= 0");
     return 0;
 }
@@ -1028,7 +1036,8 @@ int verifier_score(Verifier *v, int n, const VerifierSample *s, VerifierResult *
     if (v->cmd) return cmd_score(v->cmd, n, s, out);
     for (int i = 0; i < n; i++) {
         out[i] = (VerifierResult){0};
-        if (v->builtin->fn(&v->opt, &s[i], &out[i])) return err_prefix("verifier %s: sample %d of %d: ", v->spec, i + 1, n);
+        if (v->builtin->fn(&v->opt, &s[i], &out[i]))
+            return err_prefix("verifier %s: sample %d of %d: ", v->spec, i + 1, n);
     }
     return 0;
 }

@@ -35,12 +35,12 @@
  *   4. number  the last number in the response;
  * else there is no answer (never correct). The text of rules 1-3 is trimmed
  * of spaces and of one trailing '.'.
- * A number is a run of ASCII digits, with groups of exactly three digits
- * after a ',' joined to it ("1,234,567" is 1234567; "1,2" is 1 and 2), an
- * optional fraction (".5" after the digits, or a '.' then digits with no
- * digit before: ".5" is 0.5), and a minus sign ('-' or U+2212) right before
- * it unless that sign follows a letter or digit ("5-3" reads 5 and 3, "x =
- * -3" reads -3; the arith judge's rule). Exponents ("1e5" reads 1 and 5),
+ * A number is a run of ASCII digits with groups of exactly three digits
+ * after a ',' joined to it ("1,234,567" is 1234567; "1,2" is 1 and 2), then
+ * an optional fraction: a '.' and digits ("3.14"; ".5" alone is 0.5; "1.2.3"
+ * reads 1.2 and 3); a minus sign ('-' or U+2212) right before it counts
+ * unless that sign follows a letter or digit ("5-3" reads 5 and 3, "x = -3"
+ * reads -3: the arith judge's rule). Exponents ("1e5" reads 1 and 5),
  * fractions ("3/4") and number words are not read.
  * Matching (verifier_answer_match): when the sample's answer, trimmed, is
  * one number of that syntax ("42", "-3.5", "1,234"), it is a numeric match:
@@ -61,16 +61,18 @@
  *
  * ---- external programs (cmd:) -----------------------------------------------
  * `cmd:PROGRAM ARGS` is split into words like a shell does for simple
- * quoting (verifier_split_command): spaces and tabs separate words; '...'
- * keeps everything literally; "..." keeps everything but \" \\ \$ \`, which
- * stand for the second character; a backslash outside quotes takes the next
- * character literally. There is no shell: no variables, globs, pipes or
+ * quoting (verifier_split_command): spaces, tabs and newlines separate
+ * words; '...' keeps everything literally; "..." keeps everything but \" \\
+ * \$ \`, which stand for the second character; a backslash outside quotes
+ * takes the next character literally. There is no shell: no variables, globs, pipes or
  * redirections (run `cmd:/bin/sh -c '...'` for those). A PROGRAM without '/'
  * is looked up on PATH. It is started once, by verifier_new, in its own
  * process group, with stdin and stdout connected to pipes to us, stderr
  * shared with ours, no other file descriptor, the default disposition of
  * every signal, and SIGKILL on the death of the thread that started it
- * (PR_SET_PDEATHSIG; start it from the rank's main thread). Each call of
+ * (PR_SET_PDEATHSIG; start it from the rank's main thread). That signal
+ * reaches the program only, not processes it started (verifier_free kills
+ * the whole group): a wrapper script should `exec` its checker. Each call of
  * verifier_score sends one line per sample,
  *   {"prompt":"...","response":"...","answer":"..."}   (answer null if none)
  * JSON-escaped, with bytes that are not UTF-8 replaced by U+FFFD (so the

@@ -82,7 +82,9 @@ static int all_gone(pid_t pid) {
         struct timespec pause = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-    return reaped && group_live(pid) == 0;
+    int gone = group_live(pid) == 0;
+    if (!gone) kill(-pid, SIGKILL); /* leave nothing holding our stderr open */
+    return reaped && gone;
 }
 
 /* A cmd: verifier from a printf-style command line, timeout in seconds. */
@@ -234,18 +236,21 @@ static void check_split(const char *text, const char *const *want) {
     CHECKF(verifier_split_command(text, &argv, &argc) == 0, "%s: %s", text, err_msg());
     while (want[n]) n++;
     CHECKF(argc == n, "%s: %d words, want %d", text, argc, n);
-    for (int i = 0; i < n && i < argc; i++) CHECKF(!strcmp(argv[i], want[i]), "%s: word %d is [%s], want [%s]", text, i, argv[i], want[i]);
+    for (int i = 0; i < n && i < argc; i++)
+        CHECKF(!strcmp(argv[i], want[i]), "%s: word %d is [%s], want [%s]", text, i, argv[i], want[i]);
     if (argc == n) CHECK(argv[n] == NULL);
     verifier_free_argv(argv);
 }
 
 TEST(verifier_split_command_like_a_shell) {
     check_split("prog", (const char *[]){"prog", NULL});
-    check_split("  /usr/bin/python3\tcheck.py  --n 3 ", (const char *[]){"/usr/bin/python3", "check.py", "--n", "3", NULL});
+    check_split("  /usr/bin/python3\tcheck.py  --n 3 ",
+                (const char *[]){"/usr/bin/python3", "check.py", "--n", "3", NULL});
     check_split("sh -c 'echo \"$x\" | cat'", (const char *[]){"sh", "-c", "echo \"$x\" | cat", NULL});
     check_split("a \"b c\" d\\ e 'f''g' \"h\"i", (const char *[]){"a", "b c", "d e", "fg", "hi", NULL});
     check_split("\"q\\\"uote\\\\ \\$HOME \\n\"", (const char *[]){"q\"uote\\ $HOME \\n", NULL});
     check_split("x '' \"\" y", (const char *[]){"x", "", "", "y", NULL});
+    check_split("a\nb 'c\nd'", (const char *[]){"a", "b", "c\nd", NULL});
     check_split("'it'\\''s'", (const char *[]){"it's", NULL});
     char **argv = (char **)1;
     int argc = 7;
@@ -600,8 +605,8 @@ TEST(verifier_cmd_good_program) {
     CHECK(verifier_score(v, 0, s, r) == 0);
     CHECK(verifier_score(v, 1, &s[2], r) == 0 && r[0].score == 1);
     double t0 = fs_now();
-    verifier_free(v); /* end of input: it exits at once */
-    CHECKF(fs_now() - t0 < VERIFIER_GRACE_MS / 1000.0, "free took %.3f s", fs_now() - t0);
+    verifier_free(v); /* end of input: it exits by itself, or is killed after the grace time */
+    CHECKF(fs_now() - t0 < 1.0, "free took %.3f s", fs_now() - t0);
     CHECK(all_gone(pid));
     CHECK(count_fds() == fds);
 }
@@ -689,7 +694,8 @@ TEST(verifier_cmd_accepts_number_forms) {
         VerifierResult r[2];
         err_clear();
         CHECKF(v && score_copies(v, 2, r) == 0, "[%s]: %s", forms[i][0], err_msg());
-        if (v) CHECKF(r[0].score == atof(forms[i][1]) && r[1].score == r[0].score, "[%s]: %g", forms[i][0], r[0].score);
+        if (v)
+            CHECKF(r[0].score == atof(forms[i][1]) && r[1].score == r[0].score, "[%s]: %g", forms[i][0], r[0].score);
         verifier_free(v);
     }
 }
@@ -818,7 +824,8 @@ TEST(verifier_cmd_program_closes_its_pipes) {
     double t0 = fs_now();
     CHECK(v && verifier_score(v, n, s, r) == -1);
     CHECK(fs_now() - t0 < 1.5);
-    CHECK_ERR("verifier cmd:", "close_stdin.sh: stopped reading its input", "before answering line 1 (sample 1 of 2000)");
+    CHECK_ERR("verifier cmd:", "close_stdin.sh: stopped reading its input",
+              "before answering line 1 (sample 1 of 2000)");
     sigset_t pending;
     sigpending(&pending);
     CHECK(!sigismember(&pending, SIGPIPE));
@@ -835,8 +842,8 @@ TEST(verifier_cmd_program_line_without_newline_or_too_long) {
     expect_cmd_error(v, fds, 1, 1.5, "verifier cmd:", "exited with status 0 before answering line 1",
                      "its last output '1' has no newline", NULL);
     v = open_cmd(5, "/bin/sh %s", fixture("long_line.sh"));
-    expect_cmd_error(v, fds, 1, 1.5, "verifier cmd:", "line 1 (sample 1 of 1) of its output is longer than 4096 bytes",
-                     NULL);
+    expect_cmd_error(v, fds, 1, 1.5, "verifier cmd:",
+                     "line 1 (sample 1 of 1) of its output is longer than 4096 bytes", NULL);
 }
 
 TEST(verifier_cmd_program_cannot_start) {
@@ -850,7 +857,8 @@ TEST(verifier_cmd_program_cannot_start) {
     } cases[] = {
         {"cmd:/nonexistent/prog -x", "verifier cmd:/nonexistent/prog -x: ",
          "cannot run /nonexistent/prog: No such file or directory"},
-        {"cmd:rlhf-no-such-verifier", "verifier cmd:rlhf-no-such-verifier: ", "rlhf-no-such-verifier: not found on PATH"},
+        {"cmd:rlhf-no-such-verifier", "verifier cmd:rlhf-no-such-verifier: ",
+         "rlhf-no-such-verifier: not found on PATH"},
         {"", "verifier cmd:", "Permission denied"},
         {"", "verifier cmd:", "Exec format error (a script needs a #! line)"},
         {"", "verifier cmd:", "Permission denied"},
@@ -913,4 +921,23 @@ TEST(verifier_cmd_dies_with_its_parent) {
         nanosleep(&pause, NULL);
     }
     CHECKF(prog > 0 && fs_process_start(prog) == 0, "program %ld still runs after its parent died", (long)prog);
+    /* the dying parent's pipes close before the signal comes: hang.sh may
+     * have started its sleep, which no PDEATHSIG reaches (verifier.h) */
+    if (prog > 0) kill(-prog, SIGKILL);
+}
+
+/* The README's table of verifier keys is the table the code declares. */
+TEST(verifier_keys_in_readme) {
+    char *readme = harness_read_file("README.md", NULL);
+    CHECK(readme != NULL);
+    if (!readme) return;
+    static const char *const types[] = {[CFG_INT] = "int", [CFG_FLOAT] = "float", [CFG_STR] = "string",
+                                        [CFG_BOOL] = "bool", [CFG_ENUM] = "enum"};
+    for (const CfgKey *k = verifier_keys; k->key; k++) {
+        char row[2048];
+        const char *range = k->range ? k->range : "";
+        snprintf(row, sizeof row, "| `%s` | %s | `%s` | %s | ", k->key, types[k->type], k->def, range);
+        CHECKF(strstr(readme, row) != NULL, "README has no row starting %s", row);
+    }
+    free(readme);
 }
