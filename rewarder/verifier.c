@@ -27,7 +27,7 @@
 #include "common/model/tok.h"
 #include "common/task/arith.h"
 
-/* ---- configuration keys ---------------------------------------------------- */
+/* ---- configuration keys -------------------------------------------------- */
 
 const CfgKey verifier_keys[] = {
     {.key = "verifier", .type = CFG_STR, .def = "gold",
@@ -84,7 +84,7 @@ int verifier_options_from_config(const Config *c, VerifierOptions *o) {
     return verifier_check_spec(o->spec);
 }
 
-/* ---- text ------------------------------------------------------------------ */
+/* ---- text ---------------------------------------------------------------- */
 
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static int is_space(unsigned char c) {
@@ -106,7 +106,7 @@ static void trim_dot(const char *s, size_t *b, size_t *e) {
     trim(s, b, e);
 }
 
-/* ---- numbers ----------------------------------------------------------------- */
+/* ---- numbers ------------------------------------------------------------- */
 
 /* A number in a text: digits (and fraction) at [start, end), the minus sign
  * (sign bytes) just before start. */
@@ -196,7 +196,7 @@ static int first_number(const char *s, size_t b, size_t e, double *value) {
     return 1;
 }
 
-/* ---- the final answer -------------------------------------------------------- */
+/* ---- the final answer ---------------------------------------------------- */
 
 /* Index of the '}' closing the '{' at open, or SIZE_MAX. */
 static size_t closing_brace(const char *s, size_t open) {
@@ -281,7 +281,7 @@ int verifier_answer_match(const char *response, const VerifierAnswer *a, const c
     return e - b == a->len && !memcmp(answer + b, response + a->start, a->len);
 }
 
-/* ---- the format score -------------------------------------------------------- */
+/* ---- the format score ---------------------------------------------------- */
 
 /* Does line [b, e) of s start with mark (any case) followed by some text? */
 static int marker_line(const char *s, size_t b, size_t e, const char *mark) {
@@ -328,7 +328,7 @@ double verifier_format_score(const char *response, int marker_required) {
     return !marker_required && verifier_parse_number(r + start, ne - start, &v) ? 1 : 0;
 }
 
-/* ---- built-in verifiers -------------------------------------------------------- */
+/* ---- built-in verifiers -------------------------------------------------- */
 
 typedef int (*VerifierFn)(const VerifierOptions *o, const VerifierSample *s, VerifierResult *r);
 
@@ -397,7 +397,7 @@ const char *verifier_comp_name(VerifierComp c) {
     return (int)c >= 0 && c < VERIFIER_NCOMP ? COMP_NAMES[c] : "?";
 }
 
-/* ---- JSON lines ------------------------------------------------------------------ */
+/* ---- JSON lines ---------------------------------------------------------- */
 
 /* o[key] = s with bytes that are not UTF-8 replaced (jansson refuses them). */
 static void set_clean(json_t *o, const char *key, const char *s) {
@@ -422,7 +422,7 @@ char *verifier_json_line(const VerifierSample *s) {
     return line;
 }
 
-/* ---- command lines ---------------------------------------------------------------- */
+/* ---- command lines ------------------------------------------------------- */
 
 void verifier_free_argv(char **argv) {
     if (!argv) return;
@@ -514,7 +514,7 @@ int verifier_check_spec(const char *spec) {
     return 0;
 }
 
-/* ---- external programs: starting one -------------------------------------------- */
+/* ---- external programs: starting one ------------------------------------- */
 
 typedef struct {
     char *label; /* "cmd:..." as given, for messages */
@@ -699,7 +699,7 @@ static Cmd *cmd_new(const char *spec, double timeout) {
     return c;
 }
 
-/* ---- external programs: stopping one -------------------------------------------- */
+/* ---- external programs: stopping one ------------------------------------- */
 
 /* 1 if the child has ended (not reaped: *info says how), waiting up to
  * wait_ms for it. */
@@ -747,7 +747,7 @@ static int cmd_fail(Cmd *c, const char *fmt, ...) {
     return err_set("verifier %s: %s", c->label, msg);
 }
 
-/* ---- external programs: a batch ------------------------------------------------- */
+/* ---- external programs: a batch ------------------------------------------ */
 
 /* The lines of one call: line numbers first .. first + n - 1. */
 typedef struct {
@@ -999,7 +999,7 @@ static int cmd_score(Cmd *c, int n, const VerifierSample *s, VerifierResult *out
     return 0;
 }
 
-/* ---- the verifier --------------------------------------------------------------- */
+/* ---- the verifier -------------------------------------------------------- */
 
 struct Verifier {
     VerifierOptions opt;

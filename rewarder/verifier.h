@@ -139,7 +139,7 @@ int verifier_options_from_config(const Config *c, VerifierOptions *o);
  * look for the program (verifier_new does). */
 int verifier_check_spec(const char *spec);
 
-/* ---- results ------------------------------------------------------------ */
+/* ---- results ------------------------------------------------------------- */
 
 typedef enum {
     VERIFIER_CORRECT,   /* 1 if the answer is right, else 0 (gold, answer) */
@@ -166,7 +166,7 @@ typedef struct {
     const char *answer;
 } VerifierSample;
 
-/* ---- the verifier --------------------------------------------------------- */
+/* ---- the verifier -------------------------------------------------------- */
 
 typedef struct Verifier Verifier;
 
@@ -188,7 +188,7 @@ unsigned verifier_components(const Verifier *v);
  * reaped, for tests); -1 for a built-in verifier. */
 pid_t verifier_pid(const Verifier *v);
 
-/* ---- the rules, for tests and for the rewarder's logs ---------------------- */
+/* ---- the rules, for tests and for the rewarder's logs -------------------- */
 
 typedef enum {
     VERIFIER_RULE_NONE,   /* no answer in the response */

@@ -31,7 +31,7 @@
 #include "rewarder/verifier.h"
 #include "tests/harness.h"
 
-/* ---- helpers ------------------------------------------------------------------ */
+/* ---- helpers ------------------------------------------------------------- */
 
 static const char *fixture(const char *name) {
     return harness_join(harness_join(harness_fixtures(), "verifiers"), name);
@@ -151,7 +151,7 @@ static void expect_cmd_error(Verifier *v, int fds_before, int n, double max_s, c
     CHECKF(count_fds() == fds_before, "%d descriptors open, %d before", count_fds(), fds_before);
 }
 
-/* ---- configuration keys ------------------------------------------------------ */
+/* ---- configuration keys -------------------------------------------------- */
 
 TEST(verifier_keys_table_builds_with_ranges) {
     const CfgKey *const t[] = {verifier_keys};
@@ -226,7 +226,7 @@ TEST(verifier_spec_check) {
     verifier_free(NULL);
 }
 
-/* ---- command lines -------------------------------------------------------------- */
+/* ---- command lines ------------------------------------------------------- */
 
 /* text splits into the words of want (NULL-terminated). */
 static void check_split(const char *text, const char *const *want) {
@@ -264,7 +264,7 @@ TEST(verifier_split_command_like_a_shell) {
     }
 }
 
-/* ---- the final answer ----------------------------------------------------------- */
+/* ---- the final answer ---------------------------------------------------- */
 
 /* response's final answer is text by rule (text NULL: none). */
 static void check_extract(const char *response, VerifierRule rule, const char *text) {
@@ -367,7 +367,7 @@ TEST(verifier_answer_matching) {
     CHECK(!verifier_answer_match(" 12", &a, NULL, 0) && !verifier_answer_match(NULL, &a, "12", 0));
 }
 
-/* ---- the format score ------------------------------------------------------------ */
+/* ---- the format score ---------------------------------------------------- */
 
 TEST(verifier_format_rule) {
     struct {
@@ -403,7 +403,7 @@ TEST(verifier_format_rule) {
     CHECK(verifier_format_score(NULL, 0) == 0);
 }
 
-/* ---- the built-in verifiers ------------------------------------------------------- */
+/* ---- the built-in verifiers ---------------------------------------------- */
 
 static void check_result(const VerifierResult *r, double score, double correct, double format, double manners,
                          double concision, const char *what) {
@@ -543,7 +543,7 @@ TEST(verifier_answer_and_format_scores) {
           !strcmp(verifier_comp_name(VERIFIER_NCOMP), "?"));
 }
 
-/* ---- JSON lines --------------------------------------------------------------------- */
+/* ---- JSON lines ---------------------------------------------------------- */
 
 TEST(verifier_json_line_escaping) {
     VerifierSample s = {.prompt = "Q: \"hi\"\\ \n", .response = "a\xff\xfe b\t\x01", .answer = NULL};
@@ -579,7 +579,7 @@ TEST(verifier_json_line_escaping) {
     free(line);
 }
 
-/* ---- external programs: working ones ------------------------------------------------- */
+/* ---- external programs: working ones ------------------------------------- */
 
 TEST(verifier_cmd_good_program) {
     int fds = count_fds();
@@ -720,7 +720,7 @@ TEST(verifier_cmd_inherits_no_fd_nor_ignored_signal) {
     verifier_free(v);
 }
 
-/* ---- external programs: failing ones --------------------------------------------------- */
+/* ---- external programs: failing ones ------------------------------------- */
 
 TEST(verifier_cmd_program_exits) {
     int fds = count_fds();
