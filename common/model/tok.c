@@ -754,7 +754,9 @@ int tok_is_plain_bytes(const Tok *t) {
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
 static int utf8_seq_len(const unsigned char *s, size_t n) {
     if (s[0] < 0x80) return 1;
-    int len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+    /* lead bytes F5..FF start nothing (they once read as 3-byte leads, and
+     * jansson then refused the "clean" text) */
+    int len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 && s[0] < 0xF0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
     if (!len || (size_t)len > n) return 0;
     for (int i = 1; i < len; i++)
         if ((s[i] & 0xC0) != 0x80) return 0;

@@ -1,4 +1,5 @@
 /* tok_utf8_clean: invalid UTF-8 becomes U+FFFD, valid text is untouched. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,4 +22,17 @@ TEST(text_utf8_clean_replaces_only_invalid_bytes) {
     CHECK(clean_is("\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"));        /* overlong */
     CHECK(clean_is("\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd")); /* surrogate */
     CHECK(clean_is("x\0y", 3, "x"));                                   /* NUL ends the C string */
+    /* F5..FF are never lead bytes, whatever follows */
+    CHECK(clean_is("\xff\x80\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
+    CHECK(clean_is("\xf8\x88\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
+    CHECK(clean_is("\xf5\x80\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
+    CHECK(clean_is("\xef\xbf\xbf", 3, "\xef\xbf\xbf")); /* U+FFFF: a valid 3-byte sequence still */
+    for (int b = 0xf5; b <= 0xff; b++) { /* every such "clean" text is one jansson accepts */
+        char in[4] = {(char)b, (char)0x80, (char)0x80, 0};
+        char *got = tok_utf8_clean(in, 3);
+        json_t *j = json_string(got);
+        CHECKF(j != NULL, "lead byte %02x: not valid UTF-8 after cleaning", b);
+        json_decref(j);
+        free(got);
+    }
 }
