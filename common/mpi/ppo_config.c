@@ -60,7 +60,7 @@ const CfgKey ppo_keys[] = {
     {.key = "kl_horizon", .type = CFG_FLOAT, .def = "10000",
      .help = "adaptive KL horizon, in rollouts", .range = "> 0"},
     {.key = "kl_estimator", .type = CFG_ENUM, .def = "k1",
-     .help = "per-token KL estimator", .choices = "k1|k3"},
+     .help = "per-token KL estimator (k3 clamped as verl)", .choices = "k1|k2|k3"},
     {.key = "normalize_reward", .type = CFG_BOOL, .def = "true",
      .help = "score = (r - offset) / scale with the RM's stored normalisation"},
     {.key = "reward_clip", .type = CFG_FLOAT, .def = "5.0",
