@@ -991,7 +991,7 @@ static int leave(Learner *L, int reason) {
                     "again to resume", dispatch_why(&L->d), (long long)L->iteration, path);
         for (;;) nanosleep(&(struct timespec){0, 10000000}, NULL); /* the learner that found it ends the job */
     }
-    learner_log(L, "signal received: checkpoint at iteration %lld (%s); run the same command again to resume",
+    learner_log(L, "signal received: checkpoint at iteration %lld; run the same command again to resume (%s)",
                 (long long)L->iteration, path);
     return 128 + (sig ? sig : SIGTERM);
 }

@@ -161,7 +161,7 @@ ms=$(($(now_ms) - t0))
 [ "$RC" = 143 ] && pass "SIGTERM with an actor stopped: exit 143" || fail "SIGTERM with an actor stopped: exit 143" "exit $RC: $(tail -3 term.log)"
 # the bound is a hang check, far below rank_timeout (60 s): the learner does not wait for the stopped rank
 [ "$ms" -lt 15000 ] && pass "... and ends within seconds ($ms ms), not after rank_timeout" || fail "... ends within seconds" "$ms ms"
-grep -q "signal received: checkpoint at iteration [0-9]* (term/ckpt-" term.log && pass "... after a checkpoint" ||
+grep -q "signal received: checkpoint at iteration [0-9]*; run the same command again to resume (term/ckpt-" term.log && pass "... after a checkpoint" ||
     fail "... after a checkpoint" "$(grep -v '^ppo: it\|=' term.log | tail -4)"
 grep -q "rank 3 (actor) did not stop" term.log && pass "... naming the rank that did not stop" ||
     fail "... naming the rank that did not stop" "$(grep error term.log)"
