@@ -450,8 +450,8 @@ double algos_policy_loss(const AlgosPolicyLoss *p, const PpoClip *c, const Algos
     return p->seq(c, t, w, d_logp, sum);
 }
 
-double algos_kl_loss(RewarderKl est, double coef, const AlgosTokens *t, double w, float *d_logp, AlgosSums *sum) {
-    if (!strcmp(rewarder_kl_name(est), "?")) {
+double algos_kl_loss(KlEstimator est, double coef, const AlgosTokens *t, double w, float *d_logp, AlgosSums *sum) {
+    if (!strcmp(kl_name(est), "?")) {
         err_set("KL in the loss: invalid estimator %d", (int)est);
         return NAN;
     }
@@ -463,10 +463,10 @@ double algos_kl_loss(RewarderKl est, double coef, const AlgosTokens *t, double w
     double kl = 0, weighted = 0;
     for (int k = 0; k < t->len; k++) {
         if (!selected(t->mask, k)) continue;
-        double v = rewarder_kl(est, t->logp[k], t->ref_logp[k]);
+        double v = kl_estimate(est, t->logp[k], t->ref_logp[k]);
         kl += v;
         weighted += w * v;
-        d_logp[k] = (float)(d_logp[k] + coef * w * rewarder_kl_grad(est, t->logp[k], t->ref_logp[k]));
+        d_logp[k] = (float)(d_logp[k] + coef * w * kl_grad(est, t->logp[k], t->ref_logp[k]));
     }
     if (sum) {
         sum->kl += kl;

@@ -8,7 +8,7 @@
  * learner implements with MPI_Allreduce (the tests: identity, or threads).
  * Arithmetic in double. The per-token formulas keep one home: GAE, whitening
  * and the clipped loss in learner/ppo_math.h, k1/k2/k3 and their gradients in
- * rewarder/kl.h. Checked against a float64 numpy/torch-autograd reference
+ * common/model/kl.h. Checked against a float64 numpy/torch-autograd reference
  * written from the papers (tests/fixtures/make_algos_fixture.py); where
  * verl, OpenRLHF and TRL disagree is noted in algos.c beside the code.
  *
@@ -66,7 +66,7 @@
 
 
 #include "learner/ppo_math.h"
-#include "rewarder/kl.h"
+#include "common/model/kl.h"
 
 /* GRPO's std epsilon (verl; TRL uses 1e-4). */
 #define ALGOS_GRPO_EPS 1e-6
@@ -211,6 +211,6 @@ double algos_policy_loss(const AlgosPolicyLoss *p, const PpoClip *c, const Algos
 /* KL in the loss (kl_in = loss): returns coef * sum over valid tokens of
  * w * k(logp, ref_logp) and ADDS coef * w * dk/dlogp to d_logp. coef >= 0
  * and finite. NAN and an error as algos_policy_loss, or without ref_logp. */
-double algos_kl_loss(RewarderKl est, double coef, const AlgosTokens *t, double w, float *d_logp, AlgosSums *sum);
+double algos_kl_loss(KlEstimator est, double coef, const AlgosTokens *t, double w, float *d_logp, AlgosSums *sum);
 
 #endif

@@ -6,7 +6,7 @@
  * estimators of learner/algos.h) and value loss with their gradients, the
  * entropy bonus and the adaptive KL controller (the learner owns lambda).
  * The per-token KL estimators and the reward shaping r = score - lambda * KL
- * are the rewarder's (rewarder/kl.h, rewarder/rewarder.h). Model-free:
+ * are the rewarder's (common/model/kl.h, rewarder/rewarder.h). Model-free:
  * callers feed log-probs, values and entropies from their model and push the
  * returned gradients back through it. Everything is computed in double;
  * checked against torch autograd fixtures (tests/fixtures/make_ppo_fixture.py;

@@ -16,7 +16,7 @@ typedef struct {
     Gpt rm, ref;
     int eot;
     ScoreRm rm_conv; /* the reward model's end token, normalisation and clip */
-    RewarderKl kl;
+    KlEstimator kl;
     const PpoLayout *layout;
 } Rewarder;
 
@@ -63,7 +63,7 @@ static int rewarder_setup(Rewarder *w, const Config *cfg, const PpoLayout *l) {
     if (config_bool(cfg, "normalize_reward") &&
         ckpt_get_rm_norm(config_str(cfg, "reward_model"), &w->rm_conv.offset, &w->rm_conv.scale))
         return -1;
-    return rewarder_kl_parse(config_str(cfg, "kl_estimator"), &w->kl);
+    return kl_parse(config_str(cfg, "kl_estimator"), &w->kl);
 }
 
 /* The rollouts as prompt + response rows. */
@@ -107,7 +107,7 @@ static void rm_scores(Rewarder *w, RolloutBatch *rb, const ScoreRow *rows) {
 static void shape(const Rewarder *w, double lambda, Rollout *r) {
     r->kl_sum = 0;
     if (r->resp_len == 0) return;
-    if (rewarder_kl_tokens(w->kl, (size_t)r->resp_len, r->logp_behav, r->logp_ref, r->kl) ||
+    if (kl_tokens(w->kl, (size_t)r->resp_len, r->logp_behav, r->logp_ref, r->kl) ||
         rewarder_shape_rewards(r->resp_len, r->kl, lambda, r->r_theta, 0.0, r->reward))
         err_die("rewarder: %s", err_msg());
     double sum = 0;

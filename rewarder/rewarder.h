@@ -7,7 +7,7 @@
  * r_t = -lambda * KL_t with the score added on the last token; every
  * component is kept for the log. Then it passes the batch on to a learner.
  *
- * The KL estimators (rewarder/kl.h) and the reward shaping below are the
+ * The KL estimators (common/model/kl.h) and the reward shaping below are the
  * code the role runs and the code tests/unit/test_rewarder.c checks against
  * the torch fixture (tests/fixtures/make_ppo_fixture.py). Everything is computed in double;
  * float appears only at the array interfaces. lambda itself is owned by the
@@ -19,11 +19,11 @@
 
 #include "common/config.h"
 #include "common/mpi/ppo_config.h"
-#include "rewarder/kl.h"
+#include "common/model/kl.h"
 
 /* ---- KL estimators ----------------------------------------------------- */
 
-/* k1, k2, k3 and their gradients: rewarder/kl.h (shared with the learner's
+/* k1, k2, k3 and their gradients: common/model/kl.h (shared with the learner's
  * KL-in-loss term). */
 
 /* ---- per-token reward of a response ------------------------------------ */

@@ -412,24 +412,24 @@ TEST(algos_kl_in_loss_matches_reference) {
     float *lp = harness_fixture_floats_or_empty(f, "kl/logp", &n);
     float *ref = harness_fixture_floats_or_empty(f, "kl/ref_logp", NULL);
     CHECK(n >= 10);
-    const RewarderKl ests[3] = {REWARDER_KL_K1, REWARDER_KL_K2, REWARDER_KL_K3};
+    const KlEstimator ests[3] = {KL_K1, KL_K2, KL_K3};
     float *mask = calloc(n + 1, sizeof *mask), *d = calloc(n + 1, sizeof *d);
     for (size_t i = 0; i < n; i++) mask[i] = i % 5 != 2;
     for (int e = 0; e < 3; e++) {
         char name[64];
-        snprintf(name, sizeof name, "kl/%s/value", rewarder_kl_name(ests[e]));
+        snprintf(name, sizeof name, "kl/%s/value", kl_name(ests[e]));
         double *val = harness_fixture_doubles(f, name, NULL);
-        snprintf(name, sizeof name, "kl/%s/grad", rewarder_kl_name(ests[e]));
+        snprintf(name, sizeof name, "kl/%s/grad", kl_name(ests[e]));
         double *grad = harness_fixture_doubles(f, name, NULL);
         double *gv = calloc(n, sizeof *gv), *gg = calloc(n, sizeof *gg), *want_d = calloc(n, sizeof *want_d);
         double want = 0, coef = 0.3, w = 0.5;
         for (size_t i = 0; i < n; i++) {
-            gv[i] = rewarder_kl(ests[e], lp[i], ref[i]);
-            gg[i] = rewarder_kl_grad(ests[e], lp[i], ref[i]);
+            gv[i] = kl_estimate(ests[e], lp[i], ref[i]);
+            gg[i] = kl_grad(ests[e], lp[i], ref[i]);
             d[i] = -1.0f;
         }
         if (val && grad) {
-            harness_close_doubles(rewarder_kl_name(ests[e]), gv, val, NULL, n, 1e-9, 1e-12);
+            harness_close_doubles(kl_name(ests[e]), gv, val, NULL, n, 1e-9, 1e-12);
             harness_close_doubles(name, gg, grad, NULL, n, 1e-9, 1e-12);
             for (size_t i = 0; i < n; i++) {
                 want += mask[i] ? coef * w * val[i] : 0;
@@ -440,7 +440,7 @@ TEST(algos_kl_in_loss_matches_reference) {
         AlgosSums sum = {0};
         double got = algos_kl_loss(ests[e], coef, &t, w, d, &sum);
         CHECKF(harness_close(got, want, 1e-6, 1e-9) && got == sum.kl_loss, "%s: KL loss %.12g, reference %.12g",
-               rewarder_kl_name(ests[e]), got, want);
+               kl_name(ests[e]), got, want);
         harness_close_floats(name, d, want_d, NULL, n, TOL_FLOAT, 1e-9);
         free(val), free(grad), free(gv), free(gg), free(want_d);
     }
@@ -506,7 +506,7 @@ static double agg_micro(const AggCase *c, const AlgosAgg *a, const AlgosAggNorm 
                          .adv = c->adv + o, .mask = c->mask + o};
         double w = algos_agg_weight(a, g, c->len[i], t.mask);
         loss += algos_policy_loss(algos_policy_loss_find("ppo"), &c->clip, &t, w, d, NULL);
-        loss += algos_kl_loss(REWARDER_KL_K3, c->beta, &t, w, d, NULL);
+        loss += algos_kl_loss(KL_K3, c->beta, &t, w, d, NULL);
         for (int k = 0; k < c->len[i]; k++)
             for (int j = 0; j < c->D; j++) theta[j] += d[k] * c->x[(o + (size_t)k) * (size_t)c->D + (size_t)j];
     }
@@ -641,16 +641,16 @@ TEST(algos_gradients_match_finite_differences) {
     CHECKF(tested > 1200, "only %d policy points", tested);
     tested = 0;
     for (int t = 0; t < 900 && ok; t++) {
-        RewarderKl e = (RewarderKl)(t % 3);
+        KlEstimator e = (KlEstimator)(t % 3);
         double lp = -4 * rng_uniform_double(&rng), x = 6 * rng_normal(&rng), ref = lp + x;
         /* k3's kinks: |x| = 20 and k3 = 10 (x near 2.53 and -11) */
         double k = expm1(x) - x;
-        if (e == REWARDER_KL_K3 && (fabs(k - 10) < 1e-2 || fabs(fabs(x) - 20) < 1e-3)) continue;
-        double g = rewarder_kl_grad(e, lp, ref);
-        double fd = (rewarder_kl(e, lp + h, ref) - rewarder_kl(e, lp - h, ref)) / (2 * h);
+        if (e == KL_K3 && (fabs(k - 10) < 1e-2 || fabs(fabs(x) - 20) < 1e-3)) continue;
+        double g = kl_grad(e, lp, ref);
+        double fd = (kl_estimate(e, lp + h, ref) - kl_estimate(e, lp - h, ref)) / (2 * h);
         ok = harness_close(g, fd, 1e-6, 1e-7);
         if (!ok)
-            CHECKF(0, "%s lp %g ref %g: gradient %.12g, finite difference %.12g", rewarder_kl_name(e), lp, ref, g,
+            CHECKF(0, "%s lp %g ref %g: gradient %.12g, finite difference %.12g", kl_name(e), lp, ref, g,
                    fd);
         tested++;
     }
@@ -745,12 +745,12 @@ TEST(algos_bad_input) {
     t.adv = lp;
     CHECK(isnan(algos_policy_loss(p, &c, &t, 1, d, NULL)));
     CHECK_ERR("dual_clip must be 0 (off)", "got 0.5");
-    CHECK(isnan(algos_kl_loss(REWARDER_KL_K3, 0.1, &t, 1, d, NULL)));
+    CHECK(isnan(algos_kl_loss(KL_K3, 0.1, &t, 1, d, NULL)));
     CHECK_ERR("KL in the loss: no reference log-probs", "kl_in = loss");
     t.ref_logp = lp;
-    CHECK(isnan(algos_kl_loss(REWARDER_KL_K3, -0.1, &t, 1, d, NULL)));
+    CHECK(isnan(algos_kl_loss(KL_K3, -0.1, &t, 1, d, NULL)));
     CHECK_ERR("KL in the loss: coefficient must be >= 0 and finite", "got -0.1");
-    CHECK(isnan(algos_kl_loss((RewarderKl)7, 0.1, &t, 1, d, NULL)));
+    CHECK(isnan(algos_kl_loss((KlEstimator)7, 0.1, &t, 1, d, NULL)));
     CHECK_ERR("KL in the loss: invalid estimator 7", "");
     CHECK(d[0] == 0 && d[1] == 0); /* nothing written by a refused call */
 }

@@ -23,7 +23,7 @@
 
 /* ---- KL estimators ----------------------------------------------------- */
 
-TEST(rewarder_kl_estimators_match_torch) {
+TEST(kl_estimators_match_torch) {
     hid_t f = harness_fixture_open("ppo-ref.h5");
     if (f < 0) return;
     size_t n = 0;
@@ -35,13 +35,13 @@ TEST(rewarder_kl_estimators_match_torch) {
     if (k1 && k2 && k3) {
         float *out = malloc((n ? n : 1) * sizeof *out);
         double *dd = malloc((n ? n : 1) * sizeof *dd);
-        CHECK(rewarder_kl_tokens(REWARDER_KL_K1, n, lp, lq, out) == 0);
+        CHECK(kl_tokens(KL_K1, n, lp, lq, out) == 0);
         harness_close_floats("k1 (tokens)", out, k1, NULL, n, TOL_FLOAT, 1e-9);
-        CHECK(rewarder_kl_tokens(REWARDER_KL_K2, n, lp, lq, out) == 0);
+        CHECK(kl_tokens(KL_K2, n, lp, lq, out) == 0);
         harness_close_floats("k2 (tokens)", out, k2, NULL, n, TOL_FLOAT, 1e-9);
-        CHECK(rewarder_kl_tokens(REWARDER_KL_K3, n, lp, lq, out) == 0);
+        CHECK(kl_tokens(KL_K3, n, lp, lq, out) == 0);
         harness_close_floats("k3 (tokens)", out, k3, NULL, n, TOL_FLOAT, 1e-9);
-        for (size_t i = 0; i < n; i++) dd[i] = rewarder_kl(REWARDER_KL_K3, lp[i], lq[i]);
+        for (size_t i = 0; i < n; i++) dd[i] = kl_estimate(KL_K3, lp[i], lq[i]);
         /* small values come from a cancellation in torch's formula; expm1 here */
         harness_close_doubles("k3", dd, k3, NULL, n, 1e-9, 1e-12);
         free(out);
@@ -55,7 +55,7 @@ TEST(rewarder_kl_estimators_match_torch) {
     H5Fclose(f);
 }
 
-TEST(rewarder_kl_k3_is_never_negative) {
+TEST(kl_k3_is_never_negative) {
     /* exp(x) - 1 - x rounds below 0 for x near 0; the rewarder once ran that */
     Rng rng;
     rng_seed(&rng, 3);
@@ -63,45 +63,45 @@ TEST(rewarder_kl_k3_is_never_negative) {
     for (int i = 0; i < 20000 && ok; i++) {
         double scale = i % 4 == 0 ? 1e-9 : i % 4 == 1 ? 1e-4 : i % 4 == 2 ? 1.0 : 30.0;
         double lp = -10 * rng_uniform_double(&rng), lq = lp + scale * rng_normal(&rng);
-        double k = rewarder_kl(REWARDER_KL_K3, lp, lq);
-        ok = k >= 0 && k <= REWARDER_KL_K3_MAX && isfinite(k);
+        double k = kl_estimate(KL_K3, lp, lq);
+        ok = k >= 0 && k <= KL_K3_MAX && isfinite(k);
         if (!ok) CHECKF(0, "k3(%.17g, %.17g) = %g", lp, lq, k);
     }
-    CHECK(rewarder_kl(REWARDER_KL_K3, -1.5, -1.5) == 0 && rewarder_kl(REWARDER_KL_K1, -1.5, -1.5) == 0);
+    CHECK(kl_estimate(KL_K3, -1.5, -1.5) == 0 && kl_estimate(KL_K1, -1.5, -1.5) == 0);
     /* hand: p = 0.5, q = 0.25: k1 = log 2, k3 = (0.5 - 1) - log 0.5 = log 2 - 0.5 */
-    CHECK_NEAR(rewarder_kl(REWARDER_KL_K1, log(0.5), log(0.25)), log(2.0), 1e-15);
-    CHECK_NEAR(rewarder_kl(REWARDER_KL_K3, log(0.5), log(0.25)), log(2.0) - 0.5, 1e-15);
+    CHECK_NEAR(kl_estimate(KL_K1, log(0.5), log(0.25)), log(2.0), 1e-15);
+    CHECK_NEAR(kl_estimate(KL_K3, log(0.5), log(0.25)), log(2.0) - 0.5, 1e-15);
     /* k2 = (log 2)^2 / 2 either way round */
-    CHECK_NEAR(rewarder_kl(REWARDER_KL_K2, log(0.5), log(0.25)), 0.5 * log(2.0) * log(2.0), 1e-15);
-    CHECK_NEAR(rewarder_kl(REWARDER_KL_K2, log(0.25), log(0.5)), 0.5 * log(2.0) * log(2.0), 1e-15);
+    CHECK_NEAR(kl_estimate(KL_K2, log(0.5), log(0.25)), 0.5 * log(2.0) * log(2.0), 1e-15);
+    CHECK_NEAR(kl_estimate(KL_K2, log(0.25), log(0.5)), 0.5 * log(2.0) * log(2.0), 1e-15);
     /* k1 can be negative */
-    CHECK(rewarder_kl(REWARDER_KL_K1, log(0.25), log(0.5)) < 0);
+    CHECK(kl_estimate(KL_K1, log(0.25), log(0.5)) < 0);
     /* the clamps: q/p = e^3 gives e^3 - 4 = 16.1 -> 10; e^-30 gives 29 -> 10;
      * e^800 would overflow without the log-ratio clamp */
-    CHECK(rewarder_kl(REWARDER_KL_K3, -5.0, -2.0) == REWARDER_KL_K3_MAX);
-    CHECK(rewarder_kl(REWARDER_KL_K3, -1.0, -31.0) == REWARDER_KL_K3_MAX);
-    CHECK(rewarder_kl(REWARDER_KL_K3, -801.0, -1.0) == REWARDER_KL_K3_MAX);
-    CHECK_NEAR(rewarder_kl(REWARDER_KL_K3, -3.0, -1.0), exp(2.0) - 3.0, 1e-15); /* 4.39: below the clamp */
+    CHECK(kl_estimate(KL_K3, -5.0, -2.0) == KL_K3_MAX);
+    CHECK(kl_estimate(KL_K3, -1.0, -31.0) == KL_K3_MAX);
+    CHECK(kl_estimate(KL_K3, -801.0, -1.0) == KL_K3_MAX);
+    CHECK_NEAR(kl_estimate(KL_K3, -3.0, -1.0), exp(2.0) - 3.0, 1e-15); /* 4.39: below the clamp */
 }
 
-TEST(rewarder_kl_names) {
-    RewarderKl e = REWARDER_KL_K1;
-    CHECK(rewarder_kl_parse("k3", &e) == 0 && e == REWARDER_KL_K3);
-    CHECK(rewarder_kl_parse("k2", &e) == 0 && e == REWARDER_KL_K2);
-    CHECK(rewarder_kl_parse("k1", &e) == 0 && e == REWARDER_KL_K1);
-    CHECK(!strcmp(rewarder_kl_name(REWARDER_KL_K3), "k3") && !strcmp(rewarder_kl_name(REWARDER_KL_K2), "k2"));
-    CHECK(!strcmp(rewarder_kl_name((RewarderKl)7), "?"));
-    CHECK(rewarder_kl_parse("k4", &e) == -1 && e == REWARDER_KL_K1);
+TEST(kl_names) {
+    KlEstimator e = KL_K1;
+    CHECK(kl_parse("k3", &e) == 0 && e == KL_K3);
+    CHECK(kl_parse("k2", &e) == 0 && e == KL_K2);
+    CHECK(kl_parse("k1", &e) == 0 && e == KL_K1);
+    CHECK(!strcmp(kl_name(KL_K3), "k3") && !strcmp(kl_name(KL_K2), "k2"));
+    CHECK(!strcmp(kl_name((KlEstimator)7), "?"));
+    CHECK(kl_parse("k4", &e) == -1 && e == KL_K1);
     CHECKF(strstr(err_msg(), "'k4'") && strstr(err_msg(), "k1, k2 or k3"), "message: %s", err_msg());
-    CHECK(rewarder_kl_parse("K1", &e) == -1);
-    CHECK(rewarder_kl_parse(NULL, &e) == -1);
+    CHECK(kl_parse("K1", &e) == -1);
+    CHECK(kl_parse(NULL, &e) == -1);
     float a = 0, b = 0, out;
-    CHECK(rewarder_kl_tokens((RewarderKl)9, 1, &a, &b, &out) == -1);
-    CHECK(isnan(rewarder_kl((RewarderKl)9, 0, 0)));
-    CHECK(isnan(rewarder_kl_grad((RewarderKl)9, 0, 0)));
+    CHECK(kl_tokens((KlEstimator)9, 1, &a, &b, &out) == -1);
+    CHECK(isnan(kl_estimate((KlEstimator)9, 0, 0)));
+    CHECK(isnan(kl_grad((KlEstimator)9, 0, 0)));
 }
 
-TEST(rewarder_kl_parses_every_kl_estimator_choice) {
+TEST(kl_parses_every_kl_estimator_choice) {
     /* the config validates kl_estimator against its choices and the rewarder
      * parses the value: every choice must parse and name an estimator. k2 is
      * the learner's (KL in the loss) as well as the rewarder's; the key's
@@ -114,13 +114,13 @@ TEST(rewarder_kl_parses_every_kl_estimator_choice) {
     snprintf(choices, sizeof choices, "%s", k->choices);
     int seen = 0, n = 0;
     for (char *save = NULL, *c = strtok_r(choices, "|", &save); c; c = strtok_r(NULL, "|", &save)) {
-        RewarderKl e;
-        CHECKF(rewarder_kl_parse(c, &e) == 0, "choice %s: %s", c, err_msg());
-        CHECK(!strcmp(rewarder_kl_name(e), c));
+        KlEstimator e;
+        CHECKF(kl_parse(c, &e) == 0, "choice %s: %s", c, err_msg());
+        CHECK(!strcmp(kl_name(e), c));
         seen |= 1 << e;
         n++;
     }
-    CHECK(n >= 2 && (seen & (1 << REWARDER_KL_K1)) && (seen & (1 << REWARDER_KL_K3)));
+    CHECK(n >= 2 && (seen & (1 << KL_K1)) && (seen & (1 << KL_K3)));
     CHECK(!strcmp(k->def, "k1"));
 }
 

@@ -1,7 +1,7 @@
-/* rewarder/kl — the per-token KL estimators, owned by the rewarder (KL in
- * the reward: rewarder.c) and shared with the learner (KL in the loss:
- * learner/algos.c). Pure arithmetic: no model, no MPI, so the learner can
- * include it without the rewarder role (rewarder.h) coming along. Double
+/* kl — the per-token KL estimators (k1, k2, k3) and their gradients, in
+ * common/ because two roles use them: the rewarder (KL in the reward:
+ * rewarder.c) and the learner (KL in the loss: learner/algos.c). Pure
+ * arithmetic: no model, no MPI. Double
  * in, double out; checked against the torch fixture tests/fixtures/ppo-ref.h5
  * (group kl/, make_ppo_fixture.py) and tests/fixtures/algos-ref.h5 (group
  * kl/, the gradients; make_algos_fixture.py).
@@ -19,38 +19,38 @@
  * the fixture) is worth 3e8 nats: one such token would swamp a batch's
  * reward or loss. OpenRLHF clamps the estimate only; TRL not at all. The
  * names are those of the kl_estimator key. */
-#ifndef REWARDER_KL_H
-#define REWARDER_KL_H
+#ifndef KL_H
+#define KL_H
 
 #include <stddef.h>
 
 typedef enum {
-    REWARDER_KL_K1,
-    REWARDER_KL_K2,
-    REWARDER_KL_K3,
-} RewarderKl;
+    KL_K1,
+    KL_K2,
+    KL_K3,
+} KlEstimator;
 
 /* The k3 clamps: |log q - log p| at most this before the estimate... */
-#define REWARDER_KL_LOG_RATIO_MAX 20.0
+#define KL_LOG_RATIO_MAX 20.0
 /* ...and the estimate itself at most this. */
-#define REWARDER_KL_K3_MAX 10.0
+#define KL_K3_MAX 10.0
 
 /* "k1", "k2", "k3" -> *est; anything else: -1 and an error naming it and
  * the accepted names. */
-int rewarder_kl_parse(const char *name, RewarderKl *est);
-/* The name rewarder_kl_parse accepts ("?" for an invalid value). */
-const char *rewarder_kl_name(RewarderKl est);
+int kl_parse(const char *name, KlEstimator *est);
+/* The name kl_parse accepts ("?" for an invalid value). */
+const char *kl_name(KlEstimator est);
 /* One token's estimate; NAN for an invalid estimator. */
-double rewarder_kl(RewarderKl est, double logp, double logq);
-/* d rewarder_kl / d logp, the gradient the KL-in-loss term pushes into the
+double kl_estimate(KlEstimator est, double logp, double logq);
+/* d kl_estimate / d logp, the gradient the KL-in-loss term pushes into the
  * policy (logq is the frozen reference's):
  *   k1: 1     k2: logp - logq     k3: 1 - q/p = -expm1(x)
  * and 0 where a k3 clamp holds (|x| > 20, or the estimate above 10); at the
  * clamp bounds themselves the gradient still flows, as torch.clamp's does.
  * NAN for an invalid estimator. */
-double rewarder_kl_grad(RewarderKl est, double logp, double logq);
-/* kl[i] = rewarder_kl(est, logp[i], logq[i]) for n tokens. -1 and an error
+double kl_grad(KlEstimator est, double logp, double logq);
+/* kl[i] = kl_estimate(est, logp[i], logq[i]) for n tokens. -1 and an error
  * for an invalid estimator. */
-int rewarder_kl_tokens(RewarderKl est, size_t n, const float *logp, const float *logq, float *kl);
+int kl_tokens(KlEstimator est, size_t n, const float *logp, const float *logq, float *kl);
 
 #endif
