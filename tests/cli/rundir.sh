@@ -110,7 +110,7 @@ expect_err "resuming a 2-head checkpoint as 4 heads is refused, naming n_head" \
 tiny_models "n_layer=1 n_embd=16 n_head=2 n_ctx=32" || fail "tiny models for PPO"
 PPO="policy=sft/final.h5 reward_model=rm/final.h5 prompts=$D/rl_prompts.jsonl batch_size=16 chunk=4 minibatch=8"
 PPO="$PPO micro_batch=8 max_new=8 ppo_epochs=1 lr=1e-4 value_lr=1e-4 log_samples=0"
-bg ppobusy.log $MPIRUN -n 3 "$RLHF" ppo $PPO out_dir=pb iterations=200
+bg ppobusy.log $MPIRUN -n 3 "$RLHF" ppo $PPO out_dir=pb iterations=1000000
 wrap=$PID
 wait_file pb/metrics.h5
 holder=$(cut -d' ' -f1 pb/.lock)
