@@ -13,7 +13,9 @@ const CfgKey ppo_keys[] = {
     {.key = "policy", .type = CFG_STR, .def = NULL, .help = "SFT checkpoint: the initial policy"},
     {.key = "ref", .type = CFG_STR, .def = "",
      .help = "frozen reference for the KL penalty (empty: the policy checkpoint)"},
-    {.key = "reward_model", .type = CFG_STR, .def = NULL, .help = "reward model checkpoint (rlhf rm)"},
+    {.key = "reward_model", .type = CFG_STR, .def = "",
+     .help = "reward model checkpoint (rlhf rm): needed by reward = rm or rm+verifier, and as the value "
+             "model's initialisation for advantage = gae"},
     {.key = "value_init", .type = CFG_STR, .def = "",
      .help = "value model initialisation (empty: the reward model, as InstructGPT)"},
     {.key = "prompts", .type = CFG_STR, .def = NULL, .help = "RL prompts, {\"prompt\": ...} per line"},
@@ -34,6 +36,14 @@ const CfgKey ppo_keys[] = {
     {.key = "top_p", .type = CFG_FLOAT, .def = "1.0", .help = "actor top-p (1: off)", .range = "(0, 1]"},
     {.key = "max_policy_lag", .type = CFG_INT, .def = "0",
      .help = "actors may sample with weights this many versions old (0: on-policy)", .range = ">= 0"},
+    {.key = "advantage", .type = CFG_ENUM, .def = "gae",
+     .help = "advantage estimator: gae (value model, InstructGPT PPO) or a critic-free one over each group of "
+             "group_size samples, no value model (verl adv_estimator)",
+     .choices = "gae|grpo|drgrpo|rloo|reinforce++|reinforce++-baseline"},
+    {.key = "loss_agg", .type = CFG_ENUM, .def = "token-mean",
+     .help = "policy-loss aggregation over a minibatch: token-mean (DAPO), seq-mean-token-mean (GRPO paper), "
+             "seq-mean-token-sum-norm (Dr. GRPO: / sequences x max_new) (verl loss_agg_mode)",
+     .choices = "token-mean|seq-mean-token-mean|seq-mean-token-sum-norm"},
     {.key = "ppo_epochs", .type = CFG_INT, .def = "4",
      .help = "passes over each iteration's rollouts", .range = ">= 1"},
     {.key = "minibatch", .type = CFG_INT, .def = "16",
@@ -45,7 +55,16 @@ const CfgKey ppo_keys[] = {
      .help = "AdamW weight decay (matrices)", .range = ">= 0"},
     {.key = "grad_clip", .type = CFG_FLOAT, .def = "1.0",
      .help = "gradient-norm clip for both models (0: off)", .range = ">= 0"},
-    {.key = "clip", .type = CFG_FLOAT, .def = "0.2", .help = "PPO ratio clip epsilon", .range = ">= 0"},
+    {.key = "clip", .type = CFG_FLOAT, .def = "0.2",
+     .help = "PPO ratio clip epsilon (both sides unless clip_low/clip_high are set)", .range = ">= 0"},
+    {.key = "clip_low", .type = CFG_FLOAT, .def = "-1",
+     .help = "ratio clip below: 1 - clip_low (-1: clip; verl clip_ratio_low)", .range = ">= -1"},
+    {.key = "clip_high", .type = CFG_FLOAT, .def = "-1",
+     .help = "ratio clip above: 1 + clip_high (-1: clip; DAPO clip-higher 0.28; verl clip_ratio_high, TRL "
+             "epsilon_high)", .range = ">= -1"},
+    {.key = "dual_clip", .type = CFG_FLOAT, .def = "0",
+     .help = "dual-clip c > 1: a negative-advantage token's loss is capped at -c * A (0: off; verl "
+             "clip_ratio_c, OpenRLHF dual_clip)", .range = ">= 0"},
     {.key = "value_clip", .type = CFG_FLOAT, .def = "0.2",
      .help = "value clip around the old values", .range = ">= 0"},
     {.key = "vf_coef", .type = CFG_FLOAT, .def = "0.1", .help = "value loss coefficient c1", .range = ">= 0"},
@@ -54,13 +73,39 @@ const CfgKey ppo_keys[] = {
     {.key = "lam", .type = CFG_FLOAT, .def = "0.95", .help = "GAE lambda", .range = "[0, 1]"},
     {.key = "whiten_advantages", .type = CFG_BOOL, .def = "true",
      .help = "normalise advantages to mean 0, std 1 per iteration"},
-    {.key = "kl_coef", .type = CFG_FLOAT, .def = "0.05", .help = "initial KL coefficient lambda", .range = ">= 0"},
+    {.key = "kl_in", .type = CFG_ENUM, .def = "reward",
+     .help = "where the KL to the reference goes: reward (-lambda * KL per token, InstructGPT), loss "
+             "(lambda * KL added to the policy loss, GRPO; verl use_kl_loss) or none (no reference model "
+             "is loaded)", .choices = "reward|loss|none"},
+    {.key = "kl_coef", .type = CFG_FLOAT, .def = "0.05",
+     .help = "initial KL coefficient lambda, in the reward or the loss (kl_in; TRL beta, verl kl_loss_coef)",
+     .range = ">= 0"},
     {.key = "kl_target", .type = CFG_FLOAT, .def = "6.0",
      .help = "adaptive KL target per response (0: fixed coefficient)", .range = ">= 0"},
     {.key = "kl_horizon", .type = CFG_FLOAT, .def = "10000",
      .help = "adaptive KL horizon, in rollouts", .range = "> 0"},
     {.key = "kl_estimator", .type = CFG_ENUM, .def = "k1",
      .help = "per-token KL estimator (k3 clamped as verl)", .choices = "k1|k2|k3"},
+    {.key = "reward", .type = CFG_ENUM, .def = "rm",
+     .help = "sequence score: rm (reward_model), verifier (the verifier key) or rm+verifier, weighted by "
+             "rm_weight and verifier_weight", .choices = "rm|verifier|rm+verifier"},
+    {.key = "rm_weight", .type = CFG_FLOAT, .def = "1", .help = "weight of the reward model's score",
+     .range = ">= 0"},
+    {.key = "verifier_weight", .type = CFG_FLOAT, .def = "1", .help = "weight of the verifier's score",
+     .range = ">= 0"},
+    {.key = "filter_groups", .type = CFG_BOOL, .def = "false",
+     .help = "DAPO dynamic sampling: drop groups whose rewards do not vary and sample more prompts until the "
+             "batch is full (at most max_fill_rounds extra rounds)"},
+    {.key = "max_fill_rounds", .type = CFG_INT, .def = "4",
+     .help = "filter_groups: extra sampling rounds per iteration at most; then the iteration trains on the "
+             "groups it has", .range = ">= 0"},
+    {.key = "overlong_buffer", .type = CFG_INT, .def = "0",
+     .help = "DAPO overlong shaping: the last N tokens before max_new are penalised linearly (0: off)",
+     .range = ">= 0"},
+    {.key = "overlong_penalty", .type = CFG_FLOAT, .def = "1",
+     .help = "overlong shaping: the penalty at max_new tokens (DAPO penalty_factor)", .range = ">= 0"},
+    {.key = "mask_truncated", .type = CFG_BOOL, .def = "false",
+     .help = "responses that hit max_new without an end token contribute no loss (DAPO overlong filtering)"},
     {.key = "normalize_reward", .type = CFG_BOOL, .def = "true",
      .help = "score = (r - offset) / scale with the RM's stored normalisation"},
     {.key = "reward_clip", .type = CFG_FLOAT, .def = "5.0",
@@ -151,6 +196,27 @@ int ppo_config_check(const Config *c) {
     int G = config_int(c, "group_size"), chunk = config_int(c, "chunk");
     if (chunk % G)
         return err_set("chunk (%d) must be a multiple of group_size (%d): a group is sampled by one actor", chunk, G);
+    for (int i = 0; i < 2; i++) {
+        const char *key = i ? "clip_high" : "clip_low";
+        double v = config_float(c, key);
+        if (v < 0 && v != -1) return err_set("%s = %g: must be >= 0, or -1 for clip's value", key, v);
+    }
+    double dual = config_float(c, "dual_clip");
+    if (dual != 0 && !(dual > 1)) return err_set("dual_clip = %g: must be > 1 (0: off)", dual);
+    const char *reward = config_str(c, "reward"), *adv = config_str(c, "advantage");
+    if (strcmp(reward, "verifier") && !*config_str(c, "reward_model"))
+        return err_set("reward = %s needs reward_model (a checkpoint of rlhf rm); reward = verifier scores "
+                       "without one", reward);
+    if (!strcmp(adv, "gae") && !*config_str(c, "reward_model") && !*config_str(c, "value_init"))
+        return err_set("advantage = gae needs a value model: set value_init or reward_model (its "
+                       "initialisation), or use a critic-free advantage (grpo, rloo, ...)");
+    if (!strcmp(adv, "rloo") && G < 2)
+        return err_set("advantage = rloo needs group_size >= 2 (the baseline is the other samples' mean), got %d", G);
+    if (config_bool(c, "filter_groups") && G < 2)
+        return err_set("filter_groups needs group_size >= 2 (a group of one never varies)");
+    if (config_int(c, "overlong_buffer") > config_int(c, "max_new"))
+        return err_set("overlong_buffer (%d) must not exceed max_new (%d)", config_int(c, "overlong_buffer"),
+                       config_int(c, "max_new"));
     if (config_int(c, "top_k") != 0 || config_float(c, "top_p") != 1.0)
         return err_set("top_k = %d, top_p = %g: rlhf ppo samples without truncation (top_k = 0, top_p = 1): the "
                        "importance ratio and the KL need the log-probs of the distribution sampled from, and "

@@ -28,7 +28,9 @@ typedef struct {
 const char *ppo_role_name(PpoRole r);
 /* What the key ranges cannot say: -1 + err_set naming the keys that do not
  * go together (chunk a multiple of group_size; top_k / top_p: RL samples
- * with temperature only). */
+ * with temperature only; clip_low/clip_high -1 or >= 0; dual_clip 0 or > 1;
+ * reward_model for reward = rm or rm+verifier; a value model for gae;
+ * group_size >= 2 for rloo and filter_groups; overlong_buffer <= max_new). */
 int ppo_config_check(const Config *c);
 /* Collective over MPI_COMM_WORLD. -1 + err_set (the same on every rank) for
  * zero actors or rewarders, more roles than ranks, or a bad --role. */
