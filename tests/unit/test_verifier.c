@@ -1,4 +1,4 @@
-/* Tests for rewarder/verifier.c, the verifiable rewards: the configuration
+/* Tests for common/task/verifier.c, the verifiable rewards: the configuration
  * keys; the final-answer rule, number syntax, matching and format score on
  * crafted responses; hand-derived scores of gold, answer and format (gold
  * also equal to arith_gold over every teacher response); the JSON lines a
@@ -28,7 +28,7 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/task/arith.h"
-#include "rewarder/verifier.h"
+#include "common/task/verifier.h"
 #include "tests/harness.h"
 
 /* ---- helpers ------------------------------------------------------------- */

@@ -1,6 +1,8 @@
-/* verifier — verifiable rewards for the RL rewarder (issue 15, "Rewards"):
- * a score for each response computed by a rule instead of a reward model.
- * The rewarder owns one Verifier per rank, opened from the configuration
+/* verifier — verifiable rewards (issue 15, "Rewards"): a score for each
+ * response computed by a rule instead of a reward model. It lives in
+ * common/task (DESIGN's "verify": rule-based rewards) because both the RL
+ * rewarder and `rlhf eval` (pass@k) judge with it. The rewarder owns one
+ * Verifier per rank, opened from the configuration
  * (the keys in verifier_keys[] below) and called with a batch of samples:
  *
  *   VerifierOptions o;

@@ -1,7 +1,7 @@
 /* verifier — verifiable rewards: the built-in verifiers (gold, answer,
  * format), the rules they share, and external cmd: programs; see
  * verifier.h for every rule. */
-#include "rewarder/verifier.h"
+#include "common/task/verifier.h"
 
 #include <errno.h>
 #include <fcntl.h>
