@@ -96,6 +96,7 @@ static void rm_scores(Rewarder *w, RolloutBatch *rb, const ScoreRow *rows) {
     for (int i = 0; i < n; i++) {
         rb->r[i].r_raw = raw[i];
         rb->r[i].r_theta = (float)s[i];
+        rb->r[i].score = rb->r[i].r_theta;
     }
     free(s);
     free(raw);
@@ -108,7 +109,7 @@ static void shape(const Rewarder *w, double lambda, Rollout *r) {
     r->kl_sum = 0;
     if (r->resp_len == 0) return;
     if (kl_tokens(w->kl, (size_t)r->resp_len, r->logp_behav, r->logp_ref, r->kl) ||
-        rewarder_shape_rewards(r->resp_len, r->kl, lambda, r->r_theta, 0.0, r->reward))
+        rewarder_shape_rewards(r->resp_len, r->kl, lambda, r->score, 0.0, r->reward))
         err_die("rewarder: %s", err_msg());
     double sum = 0;
     for (int k = 0; k < r->resp_len; k++) sum += r->kl[k];

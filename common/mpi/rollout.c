@@ -158,7 +158,7 @@ void rollout_order_free(RolloutOrder *o) {
 
 enum {
     SAMPLE_HEAD_BYTES = 4 * sizeof(int32_t),   /* prompt_index, prompt_len, resp_len, stop */
-    SAMPLE_SCORE_BYTES = 3 * sizeof(float),    /* r_raw, r_theta, kl_sum */
+    SAMPLE_SCORE_BYTES = 4 * sizeof(float),    /* r_raw, r_theta, kl_sum, score */
     UNSCORED_TOKEN_ARRAYS = 2,                 /* resp, logp_behav */
     SCORED_TOKEN_ARRAYS = 5,                   /* + logp_ref, kl, reward */
 };
@@ -175,6 +175,7 @@ static void pack_one(const Rollout *r, int scored, MsgBuf *b) {
     msg_put(b, &r->r_raw, sizeof r->r_raw);
     msg_put(b, &r->r_theta, sizeof r->r_theta);
     msg_put(b, &r->kl_sum, sizeof r->kl_sum);
+    msg_put(b, &r->score, sizeof r->score);
     msg_put_f32s(b, r->logp_ref, r->resp_len);
     msg_put_f32s(b, r->kl, r->resp_len);
     msg_put_f32s(b, r->reward, r->resp_len);
@@ -207,7 +208,8 @@ static int unpack_one(Reader *r, Rollout *s, int scored) {
     s->resp = rd_array(r, "resp", s->resp_len, sizeof(int32_t), &rc);
     s->logp_behav = rd_array(r, "logp_behav", s->resp_len, sizeof(float), &rc);
     if (rc || !scored) return rc;
-    if (rd_f32(r, "r_raw", &s->r_raw) || rd_f32(r, "r_theta", &s->r_theta) || rd_f32(r, "kl_sum", &s->kl_sum))
+    if (rd_f32(r, "r_raw", &s->r_raw) || rd_f32(r, "r_theta", &s->r_theta) || rd_f32(r, "kl_sum", &s->kl_sum) ||
+        rd_f32(r, "score", &s->score))
         return -1;
     s->logp_ref = rd_array(r, "logp_ref", s->resp_len, sizeof(float), &rc);
     s->kl = rd_array(r, "kl", s->resp_len, sizeof(float), &rc);

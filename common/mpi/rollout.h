@@ -38,7 +38,7 @@
 #include "common/mpi/msg.h"
 
 /* 'R' 'L' 'H' + wire revision: ranks built from another revision refuse. */
-#define ROLLOUT_MAGIC 0x524c4804u
+#define ROLLOUT_MAGIC 0x524c4805u
 /* Bound on any count in a message (samples, tokens). */
 #define ROLLOUT_MAX_COUNT (1 << 20)
 
@@ -59,6 +59,8 @@ typedef struct {
     /* filled by the rewarder */
     float r_raw, r_theta;      /* reward-model score: raw, normalised (+ clipped) */
     float kl_sum;              /* sum of per-token KL */
+    float score;               /* the sequence score the rewards carry on the last token
+                                  (reward model and/or verifier, weighted) */
     float *logp_ref, *kl, *reward;
 } Rollout;
 

@@ -194,6 +194,7 @@ static void fill_batch(BatchData *d, RolloutBatch *rb, int scored) {
         r->r_raw = scored ? 1.5f + (float)i : 0;
         r->r_theta = scored ? -0.25f * (float)i : 0;
         r->kl_sum = scored ? 0.01f * (float)i : 0;
+        r->score = scored ? 0.5f - 0.125f * (float)i : 0;
     }
     for (int k = 0; k < ni; k++) d->ints[k] = 100 + k;
     for (int k = 0; k < nf; k++) d->floats[k] = -0.5f * (float)k - 0.125f;
@@ -219,7 +220,7 @@ static int same_rollout(const Rollout *a, const Rollout *b, int scored) {
              a->stop == b->stop && same_i32s(a->prompt, b->prompt, a->prompt_len) && same_i32s(a->resp, b->resp, n) &&
              same_f32s(a->logp_behav, b->logp_behav, n);
     if (!scored) return ok && !b->logp_ref && !b->kl && !b->reward;
-    return ok && a->r_raw == b->r_raw && a->r_theta == b->r_theta && a->kl_sum == b->kl_sum &&
+    return ok && a->r_raw == b->r_raw && a->r_theta == b->r_theta && a->kl_sum == b->kl_sum && a->score == b->score &&
            same_f32s(a->logp_ref, b->logp_ref, n) && same_f32s(a->kl, b->kl, n) && same_f32s(a->reward, b->reward, n);
 }
 
