@@ -22,6 +22,8 @@
 #include "common/io/runrec.h"
 #include "common/mpi/rollout.h"
 #include "common/rng.h"
+#include "common/model/generate.h"
+#include "learner/algos.h"
 #include "learner/dataset.h"
 #include "learner/dispatch.h"
 #include "learner/dp.h"
@@ -35,13 +37,21 @@ typedef struct {
     double lambda, t_generate, t_score, gold;
     int correct;
     float *values, *adv, *ret; /* per response token */
+    float *mask;             /* per response token, 0 = out of the loss; NULL = all in */
 } Sample;
 
 typedef struct {
     const Config *cfg;
     const PpoLayout *lay;
     int leader;
-    Gpt policy, value;
+    Gpt policy, value;        /* value: only with a critic (advantage = gae) */
+    int critic;
+    const AlgosAdvantage *adv; /* the advantage estimator (learner/algos) */
+    const AlgosAgg *agg;       /* loss aggregation */
+    const AlgosPolicyLoss *ploss;
+    PpoClip clip;              /* clip_low/clip_high/dual_clip */
+    int kl_loss;               /* kl_in = loss: lambda * KL in the policy loss */
+    KlEstimator kl_est;
     Tok *tok;
     AdamW popt, vopt;
     DpGradSum psum, vsum; /* gradient sums over learners, overlapped with backward */
@@ -93,6 +103,8 @@ static void sample_from(Learner *L, Sample *s, Rollout *r, const RolloutBatch *r
     s->values = err_calloc(n, sizeof(float));
     s->adv = err_calloc(n, sizeof(float));
     s->ret = err_calloc(n, sizeof(float));
+    /* mask_truncated (DAPO): a response cut at max_new (or the context) trains nothing */
+    if (config_bool(L->cfg, "mask_truncated") && s->r.stop != GEN_STOP_EOT) s->mask = err_calloc(n, sizeof(float));
     /* the gold judge reads the text; the end token is not part of it */
     int body = s->r.resp_len - (s->r.resp_len && s->r.resp[s->r.resp_len - 1] == tok_eot(L->tok));
     size_t len;
@@ -111,6 +123,7 @@ static void samples_free(Learner *L) {
         free(s->values);
         free(s->adv);
         free(s->ret);
+        free(s->mask);
         memset(s, 0, sizeof *s); /* an abandoned iteration fills only some slots */
     }
     L->n = 0;
@@ -181,27 +194,13 @@ static void learners_sum(const Learner *L, double *x, int n) {
     if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
 }
 
-/* Whitens every learner's advantages with the moments of all of them, in
- * ppo_math's two passes: global count and sum first, then the squared
- * deviations about the global mean. */
-static void whiten_advantages(Learner *L) {
-    PpoMoments mo = {0};
-    for (int i = 0; i < L->n; i++) ppo_moments_add(&mo, (size_t)L->s[i].r.resp_len, L->s[i].adv, NULL);
-    double first[2] = {mo.count, mo.sum};
-    learners_sum(L, first, 2);
-    mo.count = first[0];
-    mo.sum = first[1];
-    if (mo.count < 2) return; /* the same decision on every learner */
-    for (int i = 0; i < L->n; i++) ppo_moments_add_sq_dev(&mo, (size_t)L->s[i].r.resp_len, L->s[i].adv, NULL);
-    learners_sum(L, &mo.sq_dev, 1);
-    for (int i = 0; i < L->n; i++)
-        if (ppo_whiten_with((size_t)L->s[i].r.resp_len, L->s[i].adv, NULL, &mo, 1)) err_die("learner: %s", err_msg());
+/* learners_sum as algos' reducer. */
+static void learners_reduce(double *x, int n, void *ctx) {
+    learners_sum(ctx, x, n);
 }
 
-static void advantages(Learner *L) {
-    /* double all the way to ppo_gae: a float gamma of 0.99 is 0.99000001 */
-    double gamma = config_float(L->cfg, "gamma");
-    double lam = config_float(L->cfg, "lam");
+/* The value model's values of every sample (gae), micro-batch by micro-batch. */
+static void all_values(Learner *L) {
     int mb = config_int(L->cfg, "micro_batch"), idx[mb];
     L->value.training = 0;
     for (int start = 0; start < L->n; start += mb) {
@@ -209,26 +208,80 @@ static void advantages(Learner *L) {
         for (int i = 0; i < n; i++) idx[i] = start + i;
         compute_values(L, idx, n);
     }
+}
+
+/* The estimator of `advantage` over this learner's samples (whole groups:
+ * chunk is a multiple of group_size); batch-wide moments go through the
+ * learners' all-reduce. */
+static void advantages(Learner *L) {
+    if (L->critic) all_values(L);
+    AlgosSeq *seq = err_calloc((size_t)(L->n ? L->n : 1), sizeof *seq);
+    int64_t first_group = L->iteration * (L->B / L->G); /* group ids of this iteration from 0 */
     for (int i = 0; i < L->n; i++) {
         Sample *s = &L->s[i];
-        if (ppo_gae(s->r.resp_len, s->r.reward, s->values, 0.0, gamma, lam, s->adv, s->ret))
-            err_die("learner: %s", err_msg());
+        seq[i] = (AlgosSeq){.len = s->r.resp_len,
+                            .group = (int)(s->group - first_group),
+                            .score = s->r.score,
+                            .reward = s->r.reward,
+                            .values = L->critic ? s->values : NULL,
+                            .mask = s->mask,
+                            .adv = s->adv,
+                            .ret = s->ret};
     }
-    if (config_bool(L->cfg, "whiten_advantages")) whiten_advantages(L);
+    /* double all the way to ppo_gae: a float gamma of 0.99 is 0.99000001 */
+    AlgosAdvOpts o = {.gamma = config_float(L->cfg, "gamma"),
+                      .lambda = config_float(L->cfg, "lam"),
+                      .eps = ALGOS_GRPO_EPS,
+                      .whiten = config_bool(L->cfg, "whiten_advantages"),
+                      .reduce = learners_reduce,
+                      .reduce_ctx = L};
+    if (algos_advantage(L->adv, &o, seq, L->n)) err_die("learner: %s", err_msg());
+    free(seq);
 }
 
 /* ---- PPO updates ------------------------------------------------------------------ */
 
+/* Per-iteration means: each minibatch adds its mean (its sums over this
+ * learner divided by the minibatch's totals over all learners, so the
+ * learners' shares add up), divided by the steps at the end. */
 typedef struct {
-    double policy_loss, value_loss, entropy, clipfrac, approx_kl, vclipfrac, tokens;
+    double policy_loss, value_loss, entropy, clipfrac, approx_kl, vclipfrac;
+    double clipfrac_low, clipfrac_high, dual_clipfrac; /* fractions of valid tokens */
+    double kl_loss;         /* kl_in = loss: lambda * mean KL, as aggregated */
     double ratio_dev_first; /* max |ratio - 1| on the first minibatch, before any update */
     double ptx_loss;
 } Stats;
 
-/* Policy micro-batch: clipped surrogate + entropy bonus, gradients of the sum
- * divided by denom (the minibatch's response tokens over all learners). */
-static void policy_micro(Learner *L, const int *idx, int n, double denom, Stats *st, int first) {
-    float clip = (float)config_float(L->cfg, "clip"), c2 = (float)config_float(L->cfg, "ent_coef");
+/* The aggregation normaliser of minibatch idx[0..n): valid tokens and
+ * responses over all learners, so a token's weight does not depend on the
+ * micro-batch size or the learner count. */
+static AlgosAggNorm minibatch_norm(Learner *L, const int *idx, int n) {
+    AlgosAggNorm g = {.max_new = L->max_new};
+    for (int i = 0; i < n; i++) algos_agg_count(&g, L->s[idx[i]].r.resp_len, L->s[idx[i]].mask);
+    algos_agg_reduce(&g, learners_reduce, L);
+    return g;
+}
+
+/* One response's policy loss (and KL in the loss) with weight w per valid
+ * token; gradients into dlogp and dent at its positions. */
+static void policy_seq(Learner *L, const Sample *s, const ScoreBatch *sb, int p0, double w, AlgosSums *sum) {
+    AlgosTokens t = {.len = s->r.resp_len,
+                     .logp = sb->logp + p0,
+                     .old_logp = s->r.logp_behav,
+                     .ref_logp = s->r.logp_ref,
+                     .adv = s->adv,
+                     .mask = s->mask};
+    if (isnan(algos_policy_loss(L->ploss, &L->clip, &t, w, L->dlogp + p0, sum)) ||
+        (L->kl_loss && isnan(algos_kl_loss(L->kl_est, L->kl_coef, &t, w, L->dlogp + p0, sum))))
+        err_die("learner: %s", err_msg());
+    double c2 = config_float(L->cfg, "ent_coef");
+    for (int k = 0; k < t.len; k++)
+        if (!s->mask || s->mask[k] != 0) L->dent[p0 + k] = (float)(-c2 * w);
+}
+
+/* Policy micro-batch: the policy loss with loss_agg's weights from the
+ * minibatch normaliser g, KL in the loss, entropy bonus (weighted alike). */
+static void policy_micro(Learner *L, const int *idx, int n, const AlgosAggNorm *g, Stats *st, int first) {
     ScoreRow rows[n];
     rows_of(L, idx, n, rows);
     ScoreBatch *sb = &L->policy_pass;
@@ -237,22 +290,28 @@ static void policy_micro(Learner *L, const int *idx, int n, double denom, Stats 
     int T = sb->T;
     memset(L->dlogp, 0, (size_t)n * T * sizeof(float));
     memset(L->dent, 0, (size_t)n * T * sizeof(float));
+    AlgosSums sum = {0};
+    double entropy = 0;
     for (int i = 0; i < n; i++) {
         const Sample *s = &L->s[idx[i]];
-        for (int k = 0; k < s->r.resp_len; k++) {
-            int p = i * T + at(&s->r, k);
-            PpoPolicyStats ps;
-            double d, loss = ppo_policy_loss(sb->logp[p], s->r.logp_behav[k], s->adv[k], clip, &d, &ps);
-            L->dlogp[p] = (float)(d / denom);
-            L->dent[p] = (float)(-c2 / denom);
-            st->policy_loss += loss / denom;
-            st->entropy += sb->entropy[p] / denom;
-            st->clipfrac += ps.clip_frac / denom;
-            st->approx_kl += ps.approx_kl / denom;
-            if (first) st->ratio_dev_first = fmax(st->ratio_dev_first, ps.ratio_dev_max);
-        }
+        int p0 = i * T + at(&s->r, 0);
+        double w = algos_agg_weight(L->agg, g, s->r.resp_len, s->mask);
+        if (isnan(w)) err_die("learner: %s", err_msg());
+        policy_seq(L, s, sb, p0, w, &sum);
+        for (int k = 0; k < s->r.resp_len; k++)
+            if (!s->mask || s->mask[k] != 0) entropy += sb->entropy[p0 + k];
     }
-    gpt_backward_lm(&L->policy, sb->targets, L->dlogp, c2 != 0.0f ? L->dent : NULL);
+    double tokens = g->tokens > 0 ? g->tokens : 1;
+    st->policy_loss += sum.loss;
+    st->kl_loss += sum.kl_loss;
+    st->entropy += entropy / tokens;
+    st->clipfrac += sum.clipped / tokens;
+    st->clipfrac_low += sum.clipped_low / tokens;
+    st->clipfrac_high += sum.clipped_high / tokens;
+    st->dual_clipfrac += sum.dual_clipped / tokens;
+    st->approx_kl += sum.approx_kl / tokens;
+    if (first) st->ratio_dev_first = fmax(st->ratio_dev_first, sum.ratio_dev_max);
+    gpt_backward_lm(&L->policy, sb->targets, L->dlogp, config_float(L->cfg, "ent_coef") != 0 ? L->dent : NULL);
 }
 
 static void value_micro(Learner *L, const int *idx, int n, double denom, Stats *st) {
@@ -306,7 +365,8 @@ static void ppo_epochs(Learner *L, Stats *st) {
     int epochs = config_int(L->cfg, "ppo_epochs"), mb = config_int(L->cfg, "minibatch") / L->lay->n_learners;
     int micro = config_int(L->cfg, "micro_batch"), *perm = err_malloc((size_t)L->n * sizeof(int)), steps = 0;
     memset(st, 0, sizeof *st);
-    L->policy.training = L->value.training = 1;
+    L->policy.training = 1;
+    L->value.training = L->critic;
     for (int e = 0; e < epochs; e++) {
         Rng r;
         rng_seed(&r, rng_mix64(L->seed ^ (uint64_t)(L->iteration * 131 + e + 1)));
@@ -317,14 +377,16 @@ static void ppo_epochs(Learner *L, Stats *st) {
             perm[j] = x;
         }
         for (int start = 0; start + mb <= L->n; start += mb, steps++) {
-            double denom = global_tokens(L, perm + start, mb);
+            double denom = L->critic ? global_tokens(L, perm + start, mb) : 1; /* the value loss: token-mean */
+            AlgosAggNorm g = minibatch_norm(L, perm + start, mb);
             gpt_zero_grad(&L->policy);
-            gpt_zero_grad(&L->value);
+            if (L->critic) gpt_zero_grad(&L->value);
             for (int m = start; m < start + mb; m += micro) {
                 int n = start + mb - m < micro ? start + mb - m : micro, last = m + micro >= start + mb;
                 /* each model's last backward of the minibatch sums its gradients as it goes */
                 if (last && !L->has_ptx) dp_gradsum_arm(&L->psum, &L->policy, L->lay->role_comm);
-                policy_micro(L, perm + m, n, denom, st, steps == 0);
+                policy_micro(L, perm + m, n, &g, st, steps == 0);
+                if (!L->critic) continue;
                 if (last) dp_gradsum_arm(&L->vsum, &L->value, L->lay->role_comm);
                 value_micro(L, perm + m, n, denom, st);
             }
@@ -333,8 +395,9 @@ static void ppo_epochs(Learner *L, Stats *st) {
                 ptx_micro(L, L->iteration * 1000 + steps, st);
             }
             dp_gradsum_finish(&L->psum);
-            dp_gradsum_finish(&L->vsum);
             adamw_step(&L->popt, &L->policy);
+            if (!L->critic) continue;
+            dp_gradsum_finish(&L->vsum);
             adamw_step(&L->vopt, &L->value);
         }
     }
@@ -346,6 +409,10 @@ static void ppo_epochs(Learner *L, Stats *st) {
     st->clipfrac *= k;
     st->approx_kl *= k;
     st->vclipfrac *= k;
+    st->clipfrac_low *= k;
+    st->clipfrac_high *= k;
+    st->dual_clipfrac *= k;
+    st->kl_loss *= k;
     st->ptx_loss *= k;
 }
 
@@ -377,6 +444,10 @@ typedef enum {
     MET_ROLLOUTS_PER_S,
     MET_ELAPSED,
     MET_PTX_LOSS,
+    MET_CLIPFRAC_LOW,
+    MET_CLIPFRAC_HIGH,
+    MET_DUAL_CLIPFRAC,
+    MET_KL_LOSS,
     METRIC_COLS
 } MetricCol;
 
@@ -405,6 +476,10 @@ static const char *const metric_names[METRIC_COLS] = {
     [MET_ROLLOUTS_PER_S] = "rollouts_per_s",
     [MET_ELAPSED] = "elapsed",
     [MET_PTX_LOSS] = "ptx_loss",
+    [MET_CLIPFRAC_LOW] = "clipfrac_low",
+    [MET_CLIPFRAC_HIGH] = "clipfrac_high",
+    [MET_DUAL_CLIPFRAC] = "dual_clipfrac",
+    [MET_KL_LOSS] = "kl_loss",
 };
 
 static void rollout_columns(const Learner *L, H5logColumn *c) {
@@ -422,14 +497,17 @@ static void rollout_columns(const Learner *L, H5logColumn *c) {
         {.name = "response_len", .type = H5LOG_I32, .width = 0,
          .help = "response tokens (with the end token if sampled)"},
         {.name = "response", .type = H5LOG_I32, .width = W, .help = "response tokens, zero-padded"},
+        {.name = "stop", .type = H5LOG_I32, .width = 0,
+         .help = "why sampling stopped: 0 end token, 1 max_new, 2 context full (1, 2: truncated)"},
         {.name = "logp_behav", .type = H5LOG_F32, .width = W,
          .help = "behaviour log-prob of each response token (actor)"},
         {.name = "logp_ref", .type = H5LOG_F32, .width = W,
          .help = "reference log-prob of each response token (rewarder)"},
         {.name = "kl", .type = H5LOG_F32, .width = W, .help = "per-token KL estimate"},
-        {.name = "values", .type = H5LOG_F32, .width = W, .help = "value model output per response token"},
+        {.name = "values", .type = H5LOG_F32, .width = W,
+         .help = "value model output per response token (0 without a value model)"},
         {.name = "advantages", .type = H5LOG_F32, .width = W,
-         .help = "GAE advantages (whitened if configured)"},
+         .help = "advantages of the advantage estimator (gae: whitened if configured); 0 on masked tokens"},
         {.name = "r_raw", .type = H5LOG_F64, .width = 0, .help = "reward model score, raw"},
         {.name = "r_theta", .type = H5LOG_F64, .width = 0,
          .help = "reward model score, normalised and clipped"},
@@ -446,7 +524,7 @@ static void rollout_columns(const Learner *L, H5logColumn *c) {
          .help = "unix time the learner logged the sample"}};
     memcpy(c, cols, sizeof cols);
 }
-#define ROLLOUT_COLS 23
+#define ROLLOUT_COLS 24
 
 static void log_samples(Learner *L) {
     double t = fs_wall_now();
@@ -466,6 +544,7 @@ static void log_samples(Learner *L) {
         h5log_set_i32s(g, "prompt", r->prompt, r->prompt_len < L->n_ctx ? r->prompt_len : L->n_ctx);
         h5log_set_i64(g, "response_len", r->resp_len);
         h5log_set_i32s(g, "response", r->resp, n);
+        h5log_set_i64(g, "stop", r->stop);
         h5log_set_f32s(g, "logp_behav", r->logp_behav, n);
         h5log_set_f32s(g, "logp_ref", r->logp_ref, n);
         h5log_set_f32s(g, "kl", r->kl, n);
@@ -534,13 +613,14 @@ static int write_ckpt(Learner *L, const char *path, int final) {
         rc = ckpt_put_buffer(k, "optim/policy_m", &L->policy, L->popt.m) ||
              ckpt_put_buffer(k, "optim/policy_v", &L->policy, L->popt.v) ||
              ckpt_put_attr_i64(k, "/state", "policy_adam_step", L->popt.step) ||
-             ckpt_put_buffer(k, "value/params", &L->value, L->value.params) ||
+             ckpt_put_attr_i64(k, "/state", "learners", L->lay->n_learners);
+    }
+    if (!rc && !final && L->critic)
+        rc = ckpt_put_buffer(k, "value/params", &L->value, L->value.params) ||
              ckpt_put_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
              ckpt_put_buffer(k, "optim/value_v", &L->value, L->vopt.v) ||
              ckpt_put_attr_i64(k, "/state", "value_adam_step", L->vopt.step) ||
-             ckpt_put_attr_i64(k, "/state", "learners", L->lay->n_learners) ||
              ckpt_put_model_config(k, "/value", &L->value.cfg);
-    }
     if (rc) {
         ckpt_discard(k);
         return -1;
@@ -573,11 +653,11 @@ static int resume(Learner *L, int64_t it) {
     Ckpt *k = ckpt_open(path);
     if (!k) return -1;
     Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
-    int64_t iter, pstep, vstep;
+    int64_t iter, pstep, vstep = 0;
     int rc = ckpt_load_config(k, saved, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
              ckpt_get_attr_f64(k, "/state", "kl_coef", &L->kl_coef) ||
              ckpt_get_attr_i64(k, "/state", "policy_adam_step", &pstep) ||
-             ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep);
+             (L->critic && ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep));
     /* checkpoints from before /state/learners: the learners key they were run with */
     int64_t learners = config_int(saved, "learners");
     if (!rc && ckpt_has_attr(k, "/state", "learners")) rc = ckpt_get_attr_i64(k, "/state", "learners", &learners);
@@ -587,7 +667,7 @@ static int resume(Learner *L, int64_t it) {
         rc = err_set("%s: written with a different configuration: %s; use a new out_dir or the same settings", path, diff);
     if (!rc) rc = ckpt_check_model_config(k, "/", &L->policy.cfg, "the policy");
     /* checkpoints from before /value's attributes: ckpt_get_buffer checks the tensor shapes */
-    if (!rc && ckpt_has_attr(k, "/value", "n_head")) rc = ckpt_check_model_config(k, "/value", &L->value.cfg, "the value model");
+    if (!rc && L->critic && ckpt_has_attr(k, "/value", "n_head")) rc = ckpt_check_model_config(k, "/value", &L->value.cfg, "the value model");
     Gpt m;
     if (!rc && !(rc = ckpt_get_model(k, &m))) {
         memcpy(L->policy.params, m.params, m.n_params * sizeof(float));
@@ -595,9 +675,9 @@ static int resume(Learner *L, int64_t it) {
     }
     rc = rc || ckpt_get_buffer(k, "optim/policy_m", &L->policy, L->popt.m) ||
          ckpt_get_buffer(k, "optim/policy_v", &L->policy, L->popt.v) ||
-         ckpt_get_buffer(k, "value/params", &L->value, L->value.params) ||
-         ckpt_get_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
-         ckpt_get_buffer(k, "optim/value_v", &L->value, L->vopt.v);
+         (L->critic && ckpt_get_buffer(k, "value/params", &L->value, L->value.params)) ||
+         (L->critic && (ckpt_get_buffer(k, "optim/value_m", &L->value, L->vopt.m) ||
+                        ckpt_get_buffer(k, "optim/value_v", &L->value, L->vopt.v)));
     if (!rc) {
         L->iteration = iter;
         L->popt.step = pstep;
@@ -656,6 +736,32 @@ static int check_sizes(Learner *L) {
     return 0;
 }
 
+/* The critic of advantage = gae: value_init, or the reward model as
+ * InstructGPT. The critic-free estimators allocate no value model. */
+static int load_value_model(Learner *L, const Config *cfg) {
+    const char *vinit = config_str(cfg, "value_init"), *rm = config_str(cfg, "reward_model");
+    if (!*vinit && !*rm)
+        return err_set("advantage = gae needs a value model: set value_init or reward_model (its initialisation)");
+    /* the value model's messages name the key its file came from: with
+     * value_init empty that is reward_model, not value_init */
+    const char *vwhat = *vinit ? "the value model (value_init)" : "the value model (reward_model, as value_init is empty)";
+    CkptWant vw = {.head = GPT_HEAD_SCALAR, .what = vwhat, .vocab = L->policy.cfg.vocab_size,
+                   .min_ctx = L->policy.cfg.n_ctx, .tok = L->tok, .like = "the policy"};
+    return ckpt_load_model_as(*vinit ? vinit : rm, &L->value, NULL, &vw);
+}
+
+/* The estimator, aggregation, clipping and KL-in-loss of the settings. */
+static int algorithms_of(Learner *L, const Config *cfg) {
+    double clip = config_float(cfg, "clip"), low = config_float(cfg, "clip_low"), high = config_float(cfg, "clip_high");
+    L->adv = algos_advantage_find(config_str(cfg, "advantage"));
+    L->agg = algos_agg_find(config_str(cfg, "loss_agg"));
+    L->ploss = algos_policy_loss_find("ppo");
+    if (!L->adv || !L->agg || !L->ploss) return -1;
+    if (algos_clip(low < 0 ? clip : low, high < 0 ? clip : high, config_float(cfg, "dual_clip"), &L->clip)) return -1;
+    L->kl_loss = !strcmp(config_str(cfg, "kl_in"), "loss");
+    return kl_parse(config_str(cfg, "kl_estimator"), &L->kl_est);
+}
+
 static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     memset(L, 0, sizeof *L);
     L->cfg = cfg;
@@ -670,16 +776,12 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     L->lag = config_int(cfg, "max_policy_lag");
     L->kl_coef = config_float(cfg, "kl_coef");
     snprintf(L->out_dir, sizeof L->out_dir, "%s", config_str(cfg, "out_dir"));
-    const char *vinit = config_str(cfg, "value_init");
+    L->critic = !strcmp(config_str(cfg, "advantage"), "gae");
     CkptWant pw = {.head = GPT_HEAD_LM, .what = "the policy"};
     if (ckpt_load_model_as(config_str(cfg, "policy"), &L->policy, &L->tok, &pw)) return -1;
     L->policy.temperature = (float)config_float(cfg, "temperature"); /* the ratio of the distribution sampled */
-    /* the value model's messages name the key its file came from: with
-     * value_init empty that is reward_model, not value_init */
-    const char *vwhat = *vinit ? "the value model (value_init)" : "the value model (reward_model, as value_init is empty)";
-    CkptWant vw = {.head = GPT_HEAD_SCALAR, .what = vwhat, .vocab = L->policy.cfg.vocab_size,
-                   .min_ctx = L->policy.cfg.n_ctx, .tok = L->tok, .like = "the policy"};
-    if (ckpt_load_model_as(*vinit ? vinit : config_str(cfg, "reward_model"), &L->value, NULL, &vw)) return -1;
+    if (L->critic && load_value_model(L, cfg)) return -1;
+    if (algorithms_of(L, cfg)) return -1;
     L->n_ctx = L->policy.cfg.n_ctx;
     L->max_new = config_int(cfg, "max_new");
     if (L->lag < 0) return err_set("max_policy_lag must be >= 0");
@@ -692,7 +794,7 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     if (check_sizes(L)) return -1;
     AdamWConfig pa = adam_of(cfg, "lr"), va = adam_of(cfg, "value_lr");
     adamw_init(&L->popt, L->policy.n_params, &pa);
-    adamw_init(&L->vopt, L->value.n_params, &va);
+    if (L->critic) adamw_init(&L->vopt, L->value.n_params, &va);
     int rows = config_int(cfg, "micro_batch") > config_int(cfg, "ptx_batch") ? config_int(cfg, "micro_batch")
                                                                               : config_int(cfg, "ptx_batch");
     /* sized by settings: refused naming them when memory runs out (the rule in common/err.h) */
@@ -858,7 +960,8 @@ static void print_samples(const Learner *L) {
 }
 
 /* Learner statistics summed over learner ranks (ST_RATIO_DEV: maximum). */
-enum { ST_POLICY_LOSS, ST_VALUE_LOSS, ST_ENTROPY, ST_CLIPFRAC, ST_APPROX_KL, ST_RATIO_DEV, ST_PTX_LOSS, ST_COUNT };
+enum { ST_POLICY_LOSS, ST_VALUE_LOSS, ST_ENTROPY, ST_CLIPFRAC, ST_APPROX_KL, ST_RATIO_DEV, ST_PTX_LOSS, ST_CLIP_LOW,
+       ST_CLIP_HIGH, ST_DUAL_CLIP, ST_KL_LOSS, ST_COUNT };
 
 static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, double t_wait, double t_iter) {
     double sum[SUM_COUNT];
@@ -870,6 +973,10 @@ static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, d
         [ST_APPROX_KL] = st_in->approx_kl,
         [ST_RATIO_DEV] = st_in->ratio_dev_first,
         [ST_PTX_LOSS] = st_in->ptx_loss,
+        [ST_CLIP_LOW] = st_in->clipfrac_low,
+        [ST_CLIP_HIGH] = st_in->clipfrac_high,
+        [ST_DUAL_CLIP] = st_in->dual_clipfrac,
+        [ST_KL_LOSS] = st_in->kl_loss,
     };
     sample_sums(L, it, sum);
     if (L->lay->n_learners > 1) {
@@ -908,6 +1015,10 @@ static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, d
         [MET_ROLLOUTS_PER_S] = n / t_iter,
         [MET_ELAPSED] = fs_now() - L->t_start,
         [MET_PTX_LOSS] = st[ST_PTX_LOSS],
+        [MET_CLIPFRAC_LOW] = st[ST_CLIP_LOW],
+        [MET_CLIPFRAC_HIGH] = st[ST_CLIP_HIGH],
+        [MET_DUAL_CLIPFRAC] = st[ST_DUAL_CLIP],
+        [MET_KL_LOSS] = st[ST_KL_LOSS],
     };
     for (int i = 0; i < METRIC_COLS; i++) h5log_set_f64(L->metrics, metric_names[i], row[i]);
     if (h5log_row_done(L->metrics)) err_die("%s", err_msg());
@@ -957,6 +1068,10 @@ static void write_final(Learner *L) {
     char path[1200];
     snprintf(path, sizeof path, "%s/final.h5", L->out_dir);
     if (write_ckpt(L, path, 1)) err_die("could not write %s: %s", path, err_msg());
+    if (!L->critic) {
+        learner_log(L, "done: %s/final.h5 (policy)", L->out_dir);
+        return;
+    }
     snprintf(path, sizeof path, "%s/value.h5", L->out_dir);
     if (ckpt_save_model(path, &L->value, L->tok, "value")) err_die_last();
     learner_log(L, "done: %s/final.h5 (policy), %s/value.h5", L->out_dir, L->out_dir);
@@ -1046,9 +1161,12 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic
     if (last >= 0 && resume(L, last)) err_die("cannot resume: %s", err_msg());
     if (last >= 0) learner_log(L, "resuming from %s/ckpt-%06lld.h5", L->out_dir, (long long)last);
     if (L->leader) open_logs(L, last >= 0 ? L->iteration : -1);
+    char critic[96];
+    if (L->critic) snprintf(critic, sizeof critic, "value model %zu", L->value.n_params);
+    else snprintf(critic, sizeof critic, "no value model (advantage = %s)", L->adv->name);
     learner_log(L, "%d learner(s), %d rewarder(s), %d actor(s); %lld iterations of %d rollouts; policy %zu "
-                "parameters, value %zu", lay->n_learners, lay->n_rewarders, lay->n_actors, (long long)L->iterations,
-                L->B, L->policy.n_params, L->value.n_params);
+                "parameters, %s", lay->n_learners, lay->n_rewarders, lay->n_actors, (long long)L->iterations,
+                L->B, L->policy.n_params, critic);
     L->t_start = fs_now();
     start_dispatch(L, stop_flag);
     if (L->iteration < L->iterations) send_work(L, L->iteration, L->iteration + L->lag);
