@@ -56,6 +56,7 @@ int dispatch_init(Dispatch *d, const DispatchConfig *c) {
     memset(d, 0, sizeof *d);
     d->c = *c;
     d->n_chunks = c->chunk > 0 ? c->batch / c->chunk : 0;
+    if (d->c.rounds < 1) d->c.rounds = 1;
     d->perm_epoch = -1;
     if (watch_init(&d->watch, c->lay->world, c->rank_timeout, fs_now())) return -1;
     d->kl_of_version = err_calloc((size_t)c->lag + 1, sizeof(double));
@@ -98,11 +99,22 @@ int dispatch_prompt_of(Dispatch *d, int64_t g) {
     return perm[pos];
 }
 
+/* The prompt of group `g` of a fill round's chunk c of iteration it: drawn
+ * at random, seeded by (seed, it, c, g), so that the schedule of the first
+ * round (and so every run without filter_groups) is left as it was. */
+static int fill_prompt_of(const Dispatch *d, int64_t it, int c, int g) {
+    Rng r;
+    rng_seed(&r, rng_mix64(d->c.seed ^ rng_mix64((uint64_t)it * 0x9e3779b97f4a7c15ULL + (uint64_t)c * 131u + (uint64_t)g)));
+    return (int)rng_below(&r, (uint32_t)d->c.n_prompts);
+}
+
 /* The order of chunk c of iteration it, as the leader first sends it; the
- * owner rebuilds the same one to send it elsewhere. idx: chunk entries. */
+ * owner rebuilds the same one to send it elsewhere. idx: chunk entries.
+ * Chunks of fill round k (filter_groups) are k * n_chunks + c. */
 static RolloutOrder order_of(Dispatch *d, int64_t it, int c, int32_t *idx) {
     for (int i = 0; i < d->c.chunk; i++) /* group g = global sample / G: one prompt, G consecutive samples */
-        idx[i] = dispatch_prompt_of(d, (it * d->c.batch + (int64_t)c * d->c.chunk + i) / d->c.group);
+        idx[i] = c < d->n_chunks ? dispatch_prompt_of(d, (it * d->c.batch + (int64_t)c * d->c.chunk + i) / d->c.group)
+                                 : fill_prompt_of(d, it, c, i / d->c.group);
     int64_t v = version_of(d, it);
     const PpoLayout *l = d->c.lay;
     return (RolloutOrder){.iteration = (int32_t)it,
@@ -167,9 +179,13 @@ void dispatch_send_snapshot(Dispatch *d, const float *params, size_t n, int64_t 
 }
 
 void dispatch_send_orders(Dispatch *d, int64_t it) {
+    dispatch_send_round(d, it, 0);
+}
+
+void dispatch_send_round(Dispatch *d, int64_t it, int round) {
     const PpoLayout *l = d->c.lay;
     int32_t idx[d->c.chunk];
-    for (int c = 0; c < d->n_chunks; c++) {
+    for (int c = round * d->n_chunks; c < (round + 1) * d->n_chunks; c++) {
         RolloutOrder o = order_of(d, it, c, idx);
         MsgBuf b;
         msg_buf_init(&b);
@@ -186,8 +202,9 @@ void dispatch_send_orders(Dispatch *d, int64_t it) {
  * (slots and packed rows are sized by them). */
 static int check_scored(const Dispatch *d, const RolloutBatch *rb) {
     const PpoLayout *l = d->c.lay;
-    if (rb->chunk >= d->n_chunks || ppo_layout_owner(l, rb->chunk) != l->rank)
-        return err_set("scored batch message: chunk: %d is not one of this learner's %d chunks", rb->chunk, d->n_chunks);
+    if (rb->chunk >= d->n_chunks * d->c.rounds || ppo_layout_owner(l, rb->chunk) != l->rank)
+        return err_set("scored batch message: chunk: %d is not one of this learner's %d chunks", rb->chunk,
+                       d->n_chunks * d->c.rounds);
     if (rb->n != d->c.chunk) return err_set("scored batch message: n: %d samples, a chunk has %d", rb->n, d->c.chunk);
     for (int i = 0; i < rb->n; i++) {
         const Rollout *r = &rb->r[i];
@@ -201,9 +218,12 @@ static int check_scored(const Dispatch *d, const RolloutBatch *rb) {
     return 0;
 }
 
-/* The wait entry of chunk c, or NULL (not gathering, or not ours). */
+/* The wait entry of chunk c, or NULL (not gathering, or not ours, or of
+ * another round). */
 static Wait *wait_of(Wait *w, int n_w, int c, const Dispatch *d) {
-    int k = c / d->c.lay->n_learners;
+    int in_round = c - d->round * d->n_chunks;
+    if (in_round < 0) return NULL;
+    int k = in_round / d->c.lay->n_learners;
     return w && k < n_w && w[k].chunk == c ? &w[k] : NULL;
 }
 
@@ -247,7 +267,7 @@ static void mark_sampled(Wait *x, int actor, int rewarder, double now) {
 static void take_progress(Dispatch *d, int64_t it, Wait *w, int n_w, MsgBuf *b, int src) {
     RolloutProgress p;
     if (rollout_progress_unpack(b, &p)) err_die("learner: from rank %d: %s", src, err_msg());
-    if (p.chunk >= d->n_chunks || ppo_layout_owner(d->c.lay, p.chunk) != d->c.lay->rank ||
+    if (p.chunk >= d->n_chunks * d->c.rounds || ppo_layout_owner(d->c.lay, p.chunk) != d->c.lay->rank ||
         ppo_layout_role_of(d->c.lay, p.rewarder) != PPO_REWARDER)
         err_die("learner: from rank %d: progress message: chunk %d / rewarder %d is not an order of this learner",
                 src, p.chunk, p.rewarder);
@@ -363,8 +383,8 @@ static int check_deadlines(Dispatch *d, int64_t it, Wait *w, int n_w) {
 
 /* ---- gathering ---------------------------------------------------------------- */
 
-/* This learner's chunks of iteration it, with what is already known of
- * them: batches that came early, progress reported early. */
+/* This learner's chunks of iteration it (of round d->round), with what is
+ * already known of them: batches that came early, progress reported early. */
 static Wait *waits_of(Dispatch *d, int64_t it, int *n_w) {
     const PpoLayout *l = d->c.lay;
     int n = 0;
@@ -372,7 +392,7 @@ static Wait *waits_of(Dispatch *d, int64_t it, int *n_w) {
     Wait *w = err_calloc((size_t)(n ? n : 1), sizeof *w);
     double now = fs_now();
     for (int k = 0; k < n; k++) {
-        int c = l->index + k * l->n_learners;
+        int c = d->round * d->n_chunks + l->index + k * l->n_learners;
         w[k] = (Wait){.chunk = c, .actor = l->actors[c % l->n_actors], .rewarder = l->rewarders[c % l->n_rewarders],
                       .since = now};
     }
@@ -443,9 +463,14 @@ static int reason_to_leave(Dispatch *d, int64_t it, Wait *w, int n_w) {
 }
 
 int dispatch_gather(Dispatch *d, int64_t it, RolloutBatch **out, int *n_out, double *t_wait) {
+    return dispatch_gather_round(d, it, 0, out, n_out, t_wait);
+}
+
+int dispatch_gather_round(Dispatch *d, int64_t it, int round, RolloutBatch **out, int *n_out, double *t_wait) {
     int n_w, reason = 0, snapshots = 1;
     d->why[0] = 0;
     d->gathering = it;
+    d->round = round;
     Wait *w = waits_of(d, it, &n_w);
     double t0 = fs_now();
     while (!all_arrived(w, n_w) || snapshots) {

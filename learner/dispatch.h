@@ -6,7 +6,8 @@
  * leave an iteration early: a signal, or a rank past its second deadline.
  *
  * Orders: the leader sends every iteration's orders, chunk c to actor
- * c mod actors and rewarder c mod rewarders; the order carries the snapshot
+ * c mod actors and rewarder c mod rewarders (with filter_groups, fill
+ * rounds add chunks round * n_chunks + c, owned like chunk c); the order carries the snapshot
  * version it is for, the KL coefficient and the seed, so the learner that
  * owns a chunk (ppo_layout_owner) can rebuild it and give it to another
  * actor or rewarder, with the same result, when the holder is late. A
@@ -32,6 +33,7 @@ typedef struct {
     const PpoLayout *lay;
     int n_prompts, batch, chunk, lag, max_new, n_ctx;
     int group;                         /* samples per prompt (group_size): consecutive in an order */
+    int rounds;                        /* 1 + max_fill_rounds with filter_groups, else 1 (0 = 1) */
     uint64_t seed;
     double rank_timeout;
     int64_t start;                     /* the version of the first snapshot of this run (resume point) */
@@ -52,6 +54,7 @@ typedef struct {
     struct DispatchNote *notes;        /* progress of later iterations' orders */
     int n_notes;
     int64_t gathering;                 /* the iteration of the last dispatch_gather */
+    int round;                         /* ...and its round (filter_groups) */
     char why[512];                     /* the message of a rank past its second deadline */
 } Dispatch;
 
@@ -70,6 +73,12 @@ void dispatch_note_kl(Dispatch *d, int64_t version, double kl);
 void dispatch_send_snapshot(Dispatch *d, const float *params, size_t n, int64_t version);
 /* Leader: posts the work orders of iteration it. */
 void dispatch_send_orders(Dispatch *d, int64_t it);
+/* Leader: posts the orders of fill round `round` (1 .. rounds - 1) of
+ * iteration it (filter_groups: more groups after dead ones were dropped):
+ * chunks round * n_chunks + c, with prompts drawn at random (seeded by the
+ * iteration and chunk), sampled from the same version as the first round.
+ * Round 0 is dispatch_send_orders. */
+void dispatch_send_round(Dispatch *d, int64_t it, int round);
 
 /* Waits for this learner's chunks of iteration it, in chunk order, into
  * out[0..*n_out) (the caller frees them), and on the leader for the sends of
@@ -78,6 +87,9 @@ void dispatch_send_orders(Dispatch *d, int64_t it);
  * (ROLLOUT_ABANDON_SIGNAL, or ROLLOUT_ABANDON_DEADLINE with dispatch_why
  * telling which rank); other learners are told. *t_wait: seconds waited. */
 int dispatch_gather(Dispatch *d, int64_t it, RolloutBatch **out, int *n_out, double *t_wait);
+/* The same for the chunks of fill round `round` of iteration it (sent by
+ * dispatch_send_round); dispatch_gather is round 0. */
+int dispatch_gather_round(Dispatch *d, int64_t it, int round, RolloutBatch **out, int *n_out, double *t_wait);
 /* With several learners: all agree on leaving (the highest reason wins);
  * 0 with one learner unless it gives a reason. */
 int dispatch_agree(Dispatch *d, int reason);

@@ -61,6 +61,13 @@ typedef struct {
     double kl_coef;
     int B, chunk, n_chunks, lag, max_new, n_ctx;
     int G;                    /* group_size: samples per prompt */
+    int rounds;               /* sampling rounds per iteration at most: 1 + max_fill_rounds with filter_groups */
+    int64_t stride;           /* samples an iteration may sample (B * rounds): group ids */
+    Sample *more;             /* filter_groups: the samples of fill rounds */
+    struct {
+        double groups, dead;  /* groups sampled this iteration, those whose scores do not vary */
+        int rounds;           /* fill rounds it took */
+    } fill;
     uint64_t seed;
     Sample *s;                /* this learner's samples of the iteration */
     int n;
@@ -116,43 +123,137 @@ static void sample_from(Learner *L, Sample *s, Rollout *r, const RolloutBatch *r
     err_clear();
 }
 
+static void sample_free(Sample *s) {
+    rollout_free(&s->r);
+    free(s->values);
+    free(s->adv);
+    free(s->ret);
+    free(s->mask);
+    memset(s, 0, sizeof *s); /* an abandoned iteration fills only some slots */
+}
+
+static void some_samples_free(Sample *s, int n) {
+    for (int i = 0; i < n; i++) sample_free(&s[i]);
+}
+
 static void samples_free(Learner *L) {
-    for (int i = 0; i < L->n; i++) {
-        Sample *s = &L->s[i];
-        rollout_free(&s->r);
-        free(s->values);
-        free(s->adv);
-        free(s->ret);
-        free(s->mask);
-        memset(s, 0, sizeof *s); /* an abandoned iteration fills only some slots */
-    }
+    some_samples_free(L->s, L->n);
     L->n = 0;
 }
 
-/* Moves a scored batch's rollouts into the iteration's samples. */
-static void take_batch(Learner *L, RolloutBatch *rb) {
+/* Moves a scored batch's rollouts into to[], the samples of its round. */
+static void take_batch(Learner *L, RolloutBatch *rb, Sample *to, int round) {
+    int c = rb->chunk - round * L->n_chunks; /* the chunk within its round */
     for (int i = 0; i < rb->n; i++) {
-        int slot = (rb->chunk / L->lay->n_learners) * L->chunk + i; /* order by chunk: layout-independent */
-        sample_from(L, &L->s[slot], &rb->r[i], rb);
-        L->s[slot].group = ((int64_t)rb->iteration * L->B + (int64_t)rb->chunk * L->chunk + i) / L->G;
+        int slot = (c / L->lay->n_learners) * L->chunk + i; /* order by chunk: layout-independent */
+        sample_from(L, &to[slot], &rb->r[i], rb);
+        to[slot].group = ((int64_t)rb->iteration * L->stride + (int64_t)rb->chunk * L->chunk + i) / L->G;
     }
     rollout_batch_free(rb);
 }
 
-/* This learner's samples of iteration it (learner/dispatch waits for them).
- * Returns 0, or why every learner leaves the iteration (RolloutAbandon);
- * *t_wait: the seconds spent waiting. */
-static int gather(Learner *L, int64_t it, double *t_wait) {
+/* This learner's samples of round `round` of iteration it into to[0..*n)
+ * (learner/dispatch waits for them). Returns 0, or why every learner leaves
+ * the iteration (RolloutAbandon; to[] is then empty); *t_wait: the seconds
+ * spent waiting. */
+static int gather_round(Learner *L, int64_t it, int round, Sample *to, int *n_to, double *t_wait) {
     int mine = 0, n;
     for (int c = 0; c < L->n_chunks; c++) mine += c % L->lay->n_learners == L->lay->index;
-    L->n = mine * L->chunk;
+    *n_to = mine * L->chunk;
     RolloutBatch *b;
-    int reason = dispatch_gather(&L->d, it, &b, &n, t_wait);
-    for (int k = 0; k < n; k++) take_batch(L, &b[k]);
+    int reason = dispatch_gather_round(&L->d, it, round, &b, &n, t_wait);
+    for (int k = 0; k < n; k++) take_batch(L, &b[k], to, round);
     free(b);
     reason = dispatch_agree(&L->d, reason);
-    if (reason) samples_free(L);
+    if (reason) some_samples_free(to, *n_to);
     return reason;
+}
+
+static int gather(Learner *L, int64_t it, double *t_wait) {
+    int reason = gather_round(L, it, 0, L->s, &L->n, t_wait);
+    if (reason) L->n = 0;
+    return reason;
+}
+
+/* ---- dynamic sampling (DAPO filter_groups) --------------------------------------- */
+
+/* 1 if the scores of the group s[0..G) are not all equal: it carries a
+ * signal (a group estimator gives every member 0 otherwise). */
+static int group_varies(const Sample *s, int G) {
+    for (int j = 1; j < G; j++)
+        if (s[j].r.score != s[0].r.score) return 1;
+    return 0;
+}
+
+/* Adds the groups of s[0..n) to L->fill; returns the samples in live groups. */
+static int count_live(Learner *L, const Sample *s, int n) {
+    int live = 0;
+    for (int g = 0; g < n; g += L->G) {
+        int v = group_varies(&s[g], L->G);
+        live += v * L->G;
+        L->fill.groups++;
+        L->fill.dead += !v;
+    }
+    return live;
+}
+
+/* Moves the group at from[g..g+G) to to[*k..], marking it used. */
+static void take_group(Sample *from, int g, int G, char *used, Sample *to, int *k) {
+    memcpy(&to[*k], &from[g], (size_t)G * sizeof *to);
+    memset(&from[g], 0, (size_t)G * sizeof *from);
+    used[g] = 1;
+    *k += G;
+}
+
+/* The batch of L->n samples: live groups of the first round, then of the
+ * fill rounds, in order; if still short, the first round's dead groups
+ * (their advantages are 0 with a group estimator). The rest is freed. */
+static void select_groups(Learner *L, int n_more) {
+    int need = L->n, G = L->G, k = 0;
+    Sample *pick = err_calloc((size_t)need, sizeof *pick);
+    char *used = err_calloc((size_t)need + (size_t)n_more + 1, 1), *used_more = used + need;
+    for (int g = 0; g < need && k < need; g += G)
+        if (group_varies(&L->s[g], G)) take_group(L->s, g, G, used, pick, &k);
+    for (int g = 0; g < n_more && k < need; g += G)
+        if (group_varies(&L->more[g], G)) take_group(L->more, g, G, used_more, pick, &k);
+    for (int g = 0; g < need && k < need; g += G)
+        if (!used[g]) take_group(L->s, g, G, used, pick, &k);
+    some_samples_free(L->s, need); /* what was not taken (taken slots are zeroed) */
+    some_samples_free(L->more, n_more);
+    memcpy(L->s, pick, (size_t)need * sizeof *pick);
+    free(pick);
+    free(used);
+}
+
+/* Counts the iteration's groups and those without variance; with
+ * filter_groups, while any learner is short of live groups, samples fill
+ * rounds of new prompts (max_fill_rounds at most), then keeps the live
+ * groups (select_groups). */
+static int fill_groups(Learner *L, int64_t it, double *t_wait) {
+    L->fill.groups = L->fill.dead = 0;
+    L->fill.rounds = 0;
+    int live = count_live(L, L->s, L->n), n_more = 0;
+    if (L->rounds < 2) return 0;
+    for (int r = 1; r < L->rounds; r++) {
+        int short_of = live < L->n;
+        if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &short_of, 1, MPI_INT, MPI_MAX, L->lay->role_comm);
+        if (!short_of) break;
+        if (L->leader) dispatch_send_round(&L->d, it, r);
+        int got;
+        double t;
+        int left = gather_round(L, it, r, L->more + n_more, &got, &t);
+        *t_wait += t;
+        if (left) {
+            some_samples_free(L->more, n_more);
+            samples_free(L);
+            return left;
+        }
+        live += count_live(L, L->more + n_more, got);
+        n_more += got;
+        L->fill.rounds = r;
+    }
+    select_groups(L, n_more);
+    return 0;
 }
 
 /* ---- packed forward passes ---------------------------------------------------- */
@@ -216,7 +317,7 @@ static void all_values(Learner *L) {
 static void advantages(Learner *L) {
     if (L->critic) all_values(L);
     AlgosSeq *seq = err_calloc((size_t)(L->n ? L->n : 1), sizeof *seq);
-    int64_t first_group = L->iteration * (L->B / L->G); /* group ids of this iteration from 0 */
+    int64_t first_group = L->iteration * L->stride / L->G; /* group ids of this iteration from 0 */
     for (int i = 0; i < L->n; i++) {
         Sample *s = &L->s[i];
         seq[i] = (AlgosSeq){.len = s->r.resp_len,
@@ -448,6 +549,8 @@ typedef enum {
     MET_CLIPFRAC_HIGH,
     MET_DUAL_CLIPFRAC,
     MET_KL_LOSS,
+    MET_DEAD_GROUPS,
+    MET_FILL_ROUNDS,
     METRIC_COLS
 } MetricCol;
 
@@ -480,6 +583,8 @@ static const char *const metric_names[METRIC_COLS] = {
     [MET_CLIPFRAC_HIGH] = "clipfrac_high",
     [MET_DUAL_CLIPFRAC] = "dual_clipfrac",
     [MET_KL_LOSS] = "kl_loss",
+    [MET_DEAD_GROUPS] = "dead_groups",
+    [MET_FILL_ROUNDS] = "fill_rounds",
 };
 
 static void rollout_columns(const Learner *L, H5logColumn *c) {
@@ -489,7 +594,8 @@ static void rollout_columns(const Learner *L, H5logColumn *c) {
         {.name = "version", .type = H5LOG_I32, .width = 0, .help = "policy version the actor sampled with"},
         {.name = "actor", .type = H5LOG_I32, .width = 0, .help = "MPI rank of the actor"},
         {.name = "group", .type = H5LOG_I64, .width = 0,
-         .help = "group id: the group_size samples of one prompt share it (global sample index / group_size)"},
+         .help = "group id: the group_size samples of one prompt share it (global sample index / group_size; "
+                 "with filter_groups an iteration spans batch_size x (1 + max_fill_rounds) indices)"},
         {.name = "prompt_index", .type = H5LOG_I32, .width = 0,
          .help = "line of the prompt in the prompts file (0-based)"},
         {.name = "prompt_len", .type = H5LOG_I32, .width = 0, .help = "prompt tokens"},
@@ -772,6 +878,8 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     L->B = config_int(cfg, "batch_size");
     L->chunk = config_int(cfg, "chunk");
     L->G = config_int(cfg, "group_size");
+    L->rounds = config_bool(cfg, "filter_groups") ? 1 + config_int(cfg, "max_fill_rounds") : 1;
+    L->stride = (int64_t)L->B * L->rounds;
     L->n_chunks = L->chunk > 0 ? L->B / L->chunk : 0;
     L->lag = config_int(cfg, "max_policy_lag");
     L->kl_coef = config_float(cfg, "kl_coef");
@@ -811,6 +919,8 @@ static int learner_setup(Learner *L, const Config *cfg, const PpoLayout *lay) {
     err_format_bytes((double)L->B * sizeof(Sample), size, sizeof size);
     if (!(L->s = calloc((size_t)L->B, sizeof(Sample))))
         return err_set("batch_size (%d): %s of samples; out of memory", L->B, size);
+    if (L->rounds > 1 && !(L->more = calloc((size_t)L->B * (size_t)(L->rounds - 1), sizeof(Sample))))
+        return err_set("batch_size (%d) x max_fill_rounds (%d): out of memory", L->B, L->rounds - 1);
     return 0;
 }
 
@@ -818,6 +928,7 @@ static void learner_free(Learner *L) {
     samples_free(L);
     dispatch_free(&L->d);
     free(L->s);
+    free(L->more);
     free(L->tokens);
     free(L->targets);
     free(L->dlogp);
@@ -908,7 +1019,7 @@ static void gather_logs(Learner *L) {
 }
 
 enum { SUM_N, SUM_REWARD, SUM_RTHETA, SUM_KL, SUM_GOLD, SUM_GOLD_N, SUM_CORRECT, SUM_LEN, SUM_LAG, SUM_TGEN,
-       SUM_TSCORE, SUM_LAGMAX, SUM_COUNT };
+       SUM_TSCORE, SUM_GROUPS, SUM_DEAD, SUM_LAGMAX, SUM_COUNT };
 
 static void sample_sums(const Learner *L, int64_t it, double *sum) {
     memset(sum, 0, SUM_COUNT * sizeof(double));
@@ -931,6 +1042,8 @@ static void sample_sums(const Learner *L, int64_t it, double *sum) {
         sum[SUM_TGEN] += s->t_generate / L->chunk; /* per-batch times, counted once per batch */
         sum[SUM_TSCORE] += s->t_score / L->chunk;
     }
+    sum[SUM_GROUPS] = L->fill.groups;
+    sum[SUM_DEAD] = L->fill.dead;
 }
 
 /* Text with newlines and non-printable bytes escaped, for one-line output. */
@@ -1019,6 +1132,8 @@ static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, d
         [MET_CLIPFRAC_HIGH] = st[ST_CLIP_HIGH],
         [MET_DUAL_CLIPFRAC] = st[ST_DUAL_CLIP],
         [MET_KL_LOSS] = st[ST_KL_LOSS],
+        [MET_DEAD_GROUPS] = sum[SUM_GROUPS] ? sum[SUM_DEAD] / sum[SUM_GROUPS] : 0,
+        [MET_FILL_ROUNDS] = L->fill.rounds,
     };
     for (int i = 0; i < METRIC_COLS; i++) h5log_set_f64(L->metrics, metric_names[i], row[i]);
     if (h5log_row_done(L->metrics)) err_die("%s", err_msg());
@@ -1028,6 +1143,10 @@ static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, d
             (long long)it + 1, (long long)L->iterations, (long long)it + 1, row[MET_REWARD], row[MET_R_THETA],
             row[MET_KL], row[MET_LAMBDA], row[MET_GOLD], row[MET_LENGTH], row[MET_ENTROPY], row[MET_RATIO_DEV_FIRST],
             row[MET_T_GENERATE], row[MET_T_SCORE], row[MET_T_LEARN], row[MET_T_WAIT], row[MET_ROLLOUTS_PER_S]);
+    if (L->G > 1) /* groups whose scores do not vary carry no signal for a group estimator */
+        fprintf(stderr, "     groups: %.0f sampled, %.0f%% without variance\n", sum[SUM_GROUPS],
+                100 * row[MET_DEAD_GROUPS]);
+    if (L->fill.rounds) fprintf(stderr, "     filter_groups: %d fill round(s)\n", L->fill.rounds);
     print_samples(L);
 }
 
@@ -1049,6 +1168,7 @@ static void update_kl(Learner *L) {
 static int iterate(Learner *L, int64_t it) {
     double t0 = fs_now(), t_wait;
     int left = gather(L, it, &t_wait);
+    if (!left) left = fill_groups(L, it, &t_wait);
     if (left) return left;
     double t1 = fs_now();
     advantages(L);
@@ -1130,6 +1250,7 @@ static void start_dispatch(Learner *L, volatile sig_atomic_t *stop_flag) {
                          .max_new = L->max_new,
                          .n_ctx = L->n_ctx,
                          .group = L->G,
+                         .rounds = L->rounds,
                          .seed = L->seed,
                          .rank_timeout = config_float(L->cfg, "rank_timeout"),
                          .start = L->iteration,

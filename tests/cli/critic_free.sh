@@ -177,8 +177,44 @@ expect_err "dual_clip must exceed 1" "dual_clip = 0.5: must be > 1" \
 expect_err "clip_high between -1 and 0 refused" "clip_high = -0.5: must be >= 0, or -1" \
     $MPIRUN -n 3 "$RLHF" ppo $PPO clip_high=-0.5 out_dir=x iterations=1
 
+# ---- filter_groups (DAPO dynamic sampling) ------------------------------------------------
+# at temperature 0.05 the samples of a group are often all alike: groups
+# without variance to drop
+COLD="$PPO advantage=grpo temperature=0.05 iterations=3"
+$MPIRUN -n 4 "$RLHF" ppo $COLD out_dir=cold >/dev/null 2>&1
+$MPIRUN -n 4 "$RLHF" ppo $COLD filter_groups=1 max_fill_rounds=3 out_dir=filt >filt.log 2>&1
+$MPIRUN -n 5 "$RLHF" ppo $COLD filter_groups=1 max_fill_rounds=3 learners=2 out_dir=filt2 >filt2.log 2>&1
+cat >filt.py <<'PY'
+import sys, h5py, numpy as np
+d, rounds = sys.argv[1], int(sys.argv[2])
+f, m = h5py.File(d + "/rollouts.h5", "r"), h5py.File(d + "/metrics.h5", "r")
+it, grp, score = f["iteration"][()], f["group"][()], (f["score"] if "score" in f else f["r_theta"])[()]
+dead, fill = m["dead_groups"][()], m["fill_rounds"][()]
+print("dead fraction", dead, "fill rounds", fill)
+assert list(np.bincount(it)) == [16] * len(dead)
+for i in range(len(dead)):
+    rows = it == i
+    for g in np.unique(grp[rows]):
+        s = score[rows & (grp == g)]
+        assert len(s) == 4
+        assert s.max() > s.min() or fill[i] == rounds, (i, g, s)   # dead groups only once the rounds ran out
+    assert grp[rows].min() >= i * 16 * (1 + rounds) // 4 and grp[rows].max() < (i + 1) * 16 * (1 + rounds) // 4
+assert (fill > 0).any() and (dead > 0).any()
+assert (grp >= 4).any()                                              # groups of fill rounds were used
+PY
+check "without filter_groups: the dead-group fraction is reported, dead groups are kept" $PY -c "
+import h5py; m = h5py.File('cold/metrics.h5', 'r'); assert m['dead_groups'][()].max() > 0 and (m['fill_rounds'][()] == 0).all()"
+check "filter_groups: dead groups replaced by fill rounds' live groups, the batch stays full" $PY filt.py filt 3
+check "filter_groups with 2 learners" $PY filt.py filt2 3
+grep -q "without variance" filt.log && grep -q "filter_groups: [0-9] fill round" filt.log &&
+    pass "filter_groups: the progress line reports dead groups and fill rounds" ||
+    fail "filter_groups: the progress line reports dead groups and fill rounds" "$(grep groups filt.log | head -3)"
+check "the advantages of a filtered batch are still grpo's" $PY ref.py filt grpo 1 4
+expect_err "filter_groups needs groups" "filter_groups needs group_size >= 2" \
+    $MPIRUN -n 3 "$RLHF" ppo $PPO filter_groups=1 group_size=1 out_dir=x iterations=1
+
 # ---- resume ------------------------------------------------------------------------------
-R6="$PPO advantage=grpo iterations=100 ckpt_every=2" # long enough to be caught running
+R6="$PPO advantage=grpo iterations=100 ckpt_every=2 temperature=0.3 filter_groups=1" # long enough to be caught running
 $MPIRUN -n 3 "$RLHF" ppo $R6 out_dir=full >/dev/null 2>&1
 bg termed.log $MPIRUN -n 3 "$RLHF" ppo $R6 out_dir=termed
 wait_file termed/ckpt-000002.h5
@@ -187,6 +223,6 @@ kill -TERM $PID
 fin termed.log
 wait_gone $ranks
 $MPIRUN -n 3 "$RLHF" ppo $R6 out_dir=termed >>termed.log 2>&1
-grep -q "resuming from" termed.log && pass "grpo: SIGTERM then rerun resumes" ||
-    fail "grpo: SIGTERM then rerun resumes" "$(tail -3 termed.log)"
-check "grpo: resumed run bit-identical to the uninterrupted one" $PY "$ROOT/tests/compare_ckpt.py" full/final.h5 termed/final.h5
+grep -q "resuming from" termed.log && pass "grpo with filter_groups: SIGTERM then rerun resumes" ||
+    fail "grpo with filter_groups: SIGTERM then rerun resumes" "$(tail -3 termed.log)"
+check "grpo with filter_groups: resumed run bit-identical to the uninterrupted one" $PY "$ROOT/tests/compare_ckpt.py" full/final.h5 termed/final.h5
