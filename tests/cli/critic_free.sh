@@ -78,6 +78,10 @@ for est in grpo drgrpo rloo reinforce++ reinforce++-baseline; do
     case $est in reinforce*) gamma=0.9 ;; esac
     $MPIRUN -n 3 "$RLHF" ppo $PPO advantage=$est gamma=$gamma kl_coef=0.05 out_dir=a_$est iterations=2 >a_$est.log 2>&1
     check "advantage=$est: rollouts.h5 advantages = numpy from the logged rewards" $PY ref.py a_$est $est $gamma 4
+    # 3 actors: the same orders (prompts, seeds) spread over more ranks
+    $MPIRUN -n 5 "$RLHF" ppo $PPO advantage=$est gamma=$gamma kl_coef=0.05 out_dir=b_$est iterations=2 >/dev/null 2>&1
+    check "advantage=$est: 3 actors give the 1-actor result bit for bit" \
+        $PY "$ROOT/tests/compare_ckpt.py" a_$est/final.h5 b_$est/final.h5
 done
 check "the reference would catch a wrong estimator (grpo's advantages are not drgrpo's)" \
     sh -c "! $PY ref.py a_grpo drgrpo 1 4"
