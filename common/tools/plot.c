@@ -87,6 +87,7 @@ static const SourceSpec source_specs[] = {
     {"dpo_train", "dpo", "metrics.h5", "train", 1},
     {"dpo_eval", "dpo", "eval.h5", "eval", 0},
     {"ppo_metrics", "ppo", "metrics.h5", "ppo-metrics", 0},
+    {"grpo_metrics", "grpo", "metrics.h5", "ppo-metrics", 0}, /* the RL job with a group estimator (rlhf grpo) */
 };
 #define N_SOURCES (int)(sizeof source_specs / sizeof source_specs[0])
 
@@ -263,6 +264,7 @@ typedef struct {
 } PlotSpec;
 
 #define PPO "ppo_metrics", "iteration"
+#define GRPO "grpo_metrics", "iteration"
 #define LOSS_PLOT(stage, label)                                                                      \
     {"loss_" stage, label ": training and validation loss", "optimizer step", "loss (nats)", NULL, NULL, \
      {{stage "_train", "step", "loss", "training", 0, ST_RAW, C_BLUE, NULL},                       \
@@ -300,6 +302,17 @@ static const PlotSpec plot_specs[] = {
      {{"ppo_metrics", "kl", "gold", NULL, 0, ST_PATH, C_GREY, NULL},
       {"ppo_metrics", "kl", "gold", "gold score (filled)", 0, ST_PALETTE, C_BLUE, "iteration"},
       {"ppo_metrics", "kl", "r_theta", "RM score r_θ (open, right axis)", 1, ST_PALETTE_OPEN, C_BLUE, "iteration"}}},
+    {"grpo_reward", "GRPO: reward of the sampled responses", "GRPO iteration", "mean per response", NULL, NULL,
+     {{GRPO, "reward", "reward (sum of token rewards)", 0, ST_LINE, C_RED, NULL}}},
+    {"grpo_gold", "GRPO: gold score and correctness of the sampled responses", "GRPO iteration",
+     "gold score (mean)", "fraction correct", "set y2range [0:1]\n",
+     {{GRPO, "gold", "gold score", 0, ST_LINE, C_BLUE, NULL},
+      {GRPO, "correct", "fraction correct (right axis)", 1, ST_LINE, C_GREEN, NULL}}},
+    {"grpo_groups", "GRPO: groups whose rewards do not vary (no signal)", "GRPO iteration",
+     "fraction of groups sampled", NULL, "set yrange [0:1]\n",
+     {{GRPO, "dead_groups", "dead groups", 0, ST_LINE, C_PURPLE, NULL}}},
+    {"grpo_kl", "GRPO: KL to the reference policy", "GRPO iteration", "KL(π ‖ π_ref), nats per response", NULL,
+     NULL, {{GRPO, "kl", "KL", 0, ST_LINE, C_BLUE, NULL}}},
     LOSS_PLOT("pretrain", "Pretraining"),
     LOSS_PLOT("sft", "SFT"),
     LOSS_PLOT("rm", "Reward model"),

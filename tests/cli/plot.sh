@@ -41,13 +41,17 @@ MODEL="n_layer=1 n_embd=32 n_head=2 n_ctx=32"
         max_steps=10 lr=1e-4 &&
     $MPIRUN -n 4 "$RLHF" ppo policy=sft/final.h5 reward_model=rm/final.h5 prompts=$D/rl_prompts.jsonl \
         batch_size=16 chunk=4 minibatch=8 micro_batch=8 max_new=8 ppo_epochs=1 lr=1e-4 value_lr=1e-4 \
-        log_samples=0 out_dir=ppo iterations=4
+        log_samples=0 out_dir=ppo iterations=4 &&
+    $MPIRUN -n 3 "$RLHF" ppo policy=sft/final.h5 reward_model=rm/final.h5 prompts=$D/rl_prompts.jsonl \
+        advantage=grpo group_size=4 batch_size=16 chunk=4 minibatch=8 micro_batch=8 max_new=8 ppo_epochs=1 \
+        lr=1e-4 log_samples=0 out_dir=grpo iterations=4
 } >"$T/pipeline.log" 2>&1 && pass "tiny pipeline run" || fail "tiny pipeline run" "$(tail -3 "$T/pipeline.log")"
 cd "$T"
 
 PPO_PLOTS="ppo_reward ppo_kl ppo_gold ppo_entropy ppo_length ppo_time ppo_overoptimisation"
-ALL_PLOTS="$PPO_PLOTS loss_pretrain loss_sft loss_rm loss_dpo rm_accuracy dpo_accuracy dpo_rewards"
-SOURCES="pretrain_train pretrain_eval sft_train sft_eval rm_train rm_eval dpo_train dpo_eval ppo_metrics"
+GRPO_PLOTS="grpo_reward grpo_gold grpo_groups grpo_kl"
+ALL_PLOTS="$PPO_PLOTS $GRPO_PLOTS loss_pretrain loss_sft loss_rm loss_dpo rm_accuracy dpo_accuracy dpo_rewards"
+SOURCES="pretrain_train pretrain_eval sft_train sft_eval rm_train rm_eval dpo_train dpo_eval ppo_metrics grpo_metrics"
 
 # pngs_ok DIR WIDTH HEIGHT NAME...: each DIR/NAME.png is a valid PNG of that
 # size (signature, IHDR first with a good CRC, IEND last, > 1 KB) with a
@@ -82,7 +86,7 @@ O="$T/out plots"
 if "$RLHF" plot "$R" --out "$O" --width 640 --height 400 >"$T/list" 2>"$T/notes"; then pass "plot a pipeline run"
 else fail "plot a pipeline run" "$(tail -3 "$T/notes")"; fi
 check "every expected PNG is valid, 640x400, drawn" pngs_ok "$O" 640 400 $ALL_PLOTS
-check "nothing skipped in a full run" sh -c "! grep -q 'skipped [a-z_]*.png\\|without' '$T/notes' && grep -q '14 plots' '$T/notes'"
+check "nothing skipped in a full run" sh -c "! grep -q 'skipped [a-z_]*.png\\|without' '$T/notes' && grep -q '18 plots' '$T/notes'"
 check "stdout lists exactly the files written (.dat, .gp, .png)" $PY - "$O" "$T/list" $SOURCES -- $ALL_PLOTS <<'PY'
 import os, sys
 d, listing = sys.argv[1], sys.argv[2]
