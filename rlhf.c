@@ -64,7 +64,8 @@ struct Command {
     const OptSpec *opts;        /* option table and --help; NULL: see below */
     void (*set_defaults)(void); /* option defaults known only at run time; may be NULL */
     const TrainStage *stage;    /* trainers: the stage's keys (with trainer_keys) */
-    const CfgKey *keys;         /* ppo: its configuration keys */
+    const CfgKey *const *tables; /* ppo: its configuration key tables (n_tables) */
+    int n_tables;
     int stops;                  /* acts on the stop flag: checkpoints, then exits */
     int (*run)(const Invocation *in);
 };
@@ -552,8 +553,8 @@ static int cmd_ppo(const Invocation *in) {
     char **argv = in->argv;
     Dp dp;
     dp_init(&dp, &argc, &argv);
-    const CfgKey *const tables[] = {in->cmd->keys};
-    Config *cfg = config_new(tables, 1);
+    const CfgKey *const *tables = in->cmd->tables;
+    Config *cfg = config_new(tables, in->cmd->n_tables);
     int help = 0;
     if (!cfg) err_die_last();
     dp_check(&dp, config_parse_args(cfg, argc, argv, &help), "ppo: ");
@@ -563,7 +564,7 @@ static int cmd_ppo(const Invocation *in) {
                    "Distributed PPO (InstructGPT step 3): learner ranks first (learners), then rewarders\n"
                    "(rewarders), the rest actors; --role learner|rewarder|actor overrides for MPMD launches.\n\n"
                    "configuration keys:\n");
-            config_help(tables, 1, stdout);
+            config_help(tables, in->cmd->n_tables, stdout);
         }
         dp_finalize(&dp);
         return 0;
@@ -987,7 +988,8 @@ static const Command commands[] = {
      .opts = &gen_spec, .run = cmd_generate},
     {.name = "nll", .summary = "negative log-likelihood and perplexity of a text", .opts = &nll_spec,
      .run = cmd_nll},
-    {.name = "ppo", .summary = "distributed PPO: learner, rewarder and actor ranks over MPI", .keys = ppo_keys,
+    {.name = "ppo", .summary = "distributed PPO: learner, rewarder and actor ranks over MPI", .tables = ppo_config_tables,
+     .n_tables = PPO_CONFIG_TABLES,
      .stops = 1, .run = cmd_ppo},
     {.name = "plot", .summary = "PNG plots of a pipeline run (gnuplot)", .opts = &plot_spec, .run = cmd_plot},
     {.name = "gridworld", .summary = "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)",
@@ -1015,10 +1017,11 @@ static int cmd_config_reference(const Invocation *in) {
     printf("#### Keys of every trainer (pretrain, sft, rm, dpo)\n\n");
     config_markdown((const CfgKey *const[]){trainer_keys}, 1, stdout);
     for (int i = 0; i < N_COMMANDS; i++) {
-        const CfgKey *keys = commands[i].stage ? commands[i].stage->keys : commands[i].keys;
-        if (!keys) continue;
-        printf("\n#### %s\n\n", commands[i].name);
-        config_markdown((const CfgKey *const[]){keys}, 1, stdout);
+        const Command *c = &commands[i];
+        if (!c->stage && !c->tables) continue;
+        printf("\n#### %s\n\n", c->name);
+        if (c->stage) config_markdown((const CfgKey *const[]){c->stage->keys}, 1, stdout);
+        else config_markdown(c->tables, c->n_tables, stdout);
     }
     return 0;
 }

@@ -23,12 +23,15 @@
 #include "common/mpi/rollout.h"
 #include "common/rng.h"
 #include "common/model/generate.h"
+#include "common/task/verifier.h"
 #include "learner/algos.h"
 #include "learner/dataset.h"
 #include "learner/dispatch.h"
 #include "learner/dp.h"
 #include "learner/ppo_math.h"
 #include "learner/trainer.h"
+
+const CfgKey *const ppo_config_tables[PPO_CONFIG_TABLES] = {ppo_keys, verifier_keys};
 
 typedef struct {
     Rollout r;               /* owned */
@@ -551,6 +554,12 @@ typedef enum {
     MET_KL_LOSS,
     MET_DEAD_GROUPS,
     MET_FILL_ROUNDS,
+    MET_SCORE,
+    MET_R_VERIFIER,
+    MET_V_CORRECT,
+    MET_V_FORMAT,
+    MET_V_MANNERS,
+    MET_V_CONCISION,
     METRIC_COLS
 } MetricCol;
 
@@ -585,6 +594,21 @@ static const char *const metric_names[METRIC_COLS] = {
     [MET_KL_LOSS] = "kl_loss",
     [MET_DEAD_GROUPS] = "dead_groups",
     [MET_FILL_ROUNDS] = "fill_rounds",
+    [MET_SCORE] = "score",
+    [MET_R_VERIFIER] = "r_verifier",
+    [MET_V_CORRECT] = "v_correct",
+    [MET_V_FORMAT] = "v_format",
+    [MET_V_MANNERS] = "v_manners",
+    [MET_V_CONCISION] = "v_concision",
+};
+
+/* The rollout log's and the metrics' names of the verifier components, in
+ * VerifierComp order. */
+static const char *const verifier_columns[ROLLOUT_VCOMPS] = {
+    [VERIFIER_CORRECT] = "v_correct",
+    [VERIFIER_FORMAT] = "v_format",
+    [VERIFIER_MANNERS] = "v_manners",
+    [VERIFIER_CONCISION] = "v_concision",
 };
 
 static void rollout_columns(const Learner *L, H5logColumn *c) {
@@ -614,11 +638,23 @@ static void rollout_columns(const Learner *L, H5logColumn *c) {
          .help = "value model output per response token (0 without a value model)"},
         {.name = "advantages", .type = H5LOG_F32, .width = W,
          .help = "advantages of the advantage estimator (gae: whitened if configured); 0 on masked tokens"},
-        {.name = "r_raw", .type = H5LOG_F64, .width = 0, .help = "reward model score, raw"},
+        {.name = "r_raw", .type = H5LOG_F64, .width = 0, .help = "reward model score, raw (NaN without one)"},
         {.name = "r_theta", .type = H5LOG_F64, .width = 0,
          .help = "reward model score, normalised and clipped"},
         {.name = "kl_sum", .type = H5LOG_F64, .width = 0, .help = "sum of per-token KL"},
-        {.name = "reward", .type = H5LOG_F64, .width = 0, .help = "total reward r_theta - lambda * kl_sum"},
+        {.name = "score", .type = H5LOG_F64, .width = 0,
+         .help = "sequence score: rm_weight r_theta + verifier_weight r_verifier + overlong"},
+        {.name = "r_verifier", .type = H5LOG_F64, .width = 0, .help = "the verifier's score (NaN without one)"},
+        {.name = "overlong", .type = H5LOG_F64, .width = 0, .help = "overlong penalty in the score (<= 0)"},
+        {.name = "v_correct", .type = H5LOG_F64, .width = 0,
+         .help = "verifier component: 1 if the answer is right (gold, answer; NaN otherwise)"},
+        {.name = "v_format", .type = H5LOG_F64, .width = 0, .help = "verifier component: format score"},
+        {.name = "v_manners", .type = H5LOG_F64, .width = 0,
+         .help = "verifier component: -verifier_offensive_penalty or 0 (gold)"},
+        {.name = "v_concision", .type = H5LOG_F64, .width = 0,
+         .help = "verifier component: -verifier_word_penalty x extra words (gold)"},
+        {.name = "reward", .type = H5LOG_F64, .width = 0,
+         .help = "total reward: the sum of token rewards (score - lambda * kl_sum with kl_in = reward)"},
         {.name = "lambda", .type = H5LOG_F64, .width = 0, .help = "KL coefficient"},
         {.name = "gold", .type = H5LOG_F64, .width = 0,
          .help = "gold score of the built-in task (NaN for other prompts)"},
@@ -630,7 +666,7 @@ static void rollout_columns(const Learner *L, H5logColumn *c) {
          .help = "unix time the learner logged the sample"}};
     memcpy(c, cols, sizeof cols);
 }
-#define ROLLOUT_COLS 24
+#define ROLLOUT_COLS 31
 
 static void log_samples(Learner *L) {
     double t = fs_wall_now();
@@ -659,6 +695,10 @@ static void log_samples(Learner *L) {
         h5log_set_f64(g, "r_raw", r->r_raw);
         h5log_set_f64(g, "r_theta", r->r_theta);
         h5log_set_f64(g, "kl_sum", r->kl_sum);
+        h5log_set_f64(g, "score", r->score);
+        h5log_set_f64(g, "r_verifier", r->r_verifier);
+        h5log_set_f64(g, "overlong", r->overlong);
+        for (int c = 0; c < ROLLOUT_VCOMPS; c++) h5log_set_f64(g, verifier_columns[c], r->v_comp[c]);
         h5log_set_f64(g, "reward", total);
         h5log_set_f64(g, "lambda", s->lambda);
         h5log_set_f64(g, "gold", s->gold);
@@ -758,7 +798,7 @@ static int resume(Learner *L, int64_t it) {
     ckpt_name(L, it, path, sizeof path);
     Ckpt *k = ckpt_open(path);
     if (!k) return -1;
-    Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
+    Config *saved = config_new(ppo_config_tables, PPO_CONFIG_TABLES);
     int64_t iter, pstep, vstep = 0;
     int rc = ckpt_load_config(k, saved, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
              ckpt_get_attr_f64(k, "/state", "kl_coef", &L->kl_coef) ||
@@ -807,7 +847,7 @@ static int claim_out_dir(Learner *L, int *lock) {
     static const char *const outputs[] = {"final.h5", "value.h5", "metrics.h5", "rollouts.h5", NULL};
     if (runrec_check_inputs(L->out_dir, L->cfg, outputs, "ckpt-")) return -1;
     if (fs_mkdirs(L->out_dir) || (*lock = fs_lock_dir(L->out_dir)) < 0) return -1;
-    Config *saved = config_new((const CfgKey *const[]){ppo_keys}, 1);
+    Config *saved = config_new(ppo_config_tables, PPO_CONFIG_TABLES);
     int state = runrec_check(L->out_dir, "ppo", L->cfg, saved, ppo_runtime_keys);
     config_free(saved);
     if (state < 0 || (state == RUNREC_DIFFERS && !config_bool(L->cfg, "overwrite"))) return -1;
@@ -1019,7 +1059,8 @@ static void gather_logs(Learner *L) {
 }
 
 enum { SUM_N, SUM_REWARD, SUM_RTHETA, SUM_KL, SUM_GOLD, SUM_GOLD_N, SUM_CORRECT, SUM_LEN, SUM_LAG, SUM_TGEN,
-       SUM_TSCORE, SUM_GROUPS, SUM_DEAD, SUM_LAGMAX, SUM_COUNT };
+       SUM_TSCORE, SUM_GROUPS, SUM_DEAD, SUM_SCORE, SUM_VERIFIER, SUM_VCOMP, SUM_LAGMAX = SUM_VCOMP + ROLLOUT_VCOMPS,
+       SUM_COUNT };
 
 static void sample_sums(const Learner *L, int64_t it, double *sum) {
     memset(sum, 0, SUM_COUNT * sizeof(double));
@@ -1030,6 +1071,9 @@ static void sample_sums(const Learner *L, int64_t it, double *sum) {
         sum[SUM_N]++;
         sum[SUM_REWARD] += total;
         sum[SUM_RTHETA] += s->r.r_theta;
+        sum[SUM_SCORE] += s->r.score;
+        sum[SUM_VERIFIER] += s->r.r_verifier; /* NaN without a verifier: so is the mean */
+        for (int c = 0; c < ROLLOUT_VCOMPS; c++) sum[SUM_VCOMP + c] += s->r.v_comp[c];
         sum[SUM_KL] += s->r.kl_sum;
         if (!isnan(s->gold)) {
             sum[SUM_GOLD] += s->gold;
@@ -1134,6 +1178,12 @@ static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, d
         [MET_KL_LOSS] = st[ST_KL_LOSS],
         [MET_DEAD_GROUPS] = sum[SUM_GROUPS] ? sum[SUM_DEAD] / sum[SUM_GROUPS] : 0,
         [MET_FILL_ROUNDS] = L->fill.rounds,
+        [MET_SCORE] = sum[SUM_SCORE] / n,
+        [MET_R_VERIFIER] = sum[SUM_VERIFIER] / n,
+        [MET_V_CORRECT] = sum[SUM_VCOMP + VERIFIER_CORRECT] / n,
+        [MET_V_FORMAT] = sum[SUM_VCOMP + VERIFIER_FORMAT] / n,
+        [MET_V_MANNERS] = sum[SUM_VCOMP + VERIFIER_MANNERS] / n,
+        [MET_V_CONCISION] = sum[SUM_VCOMP + VERIFIER_CONCISION] / n,
     };
     for (int i = 0; i < METRIC_COLS; i++) h5log_set_f64(L->metrics, metric_names[i], row[i]);
     if (h5log_row_done(L->metrics)) err_die("%s", err_msg());
@@ -1143,6 +1193,9 @@ static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, d
             (long long)it + 1, (long long)L->iterations, (long long)it + 1, row[MET_REWARD], row[MET_R_THETA],
             row[MET_KL], row[MET_LAMBDA], row[MET_GOLD], row[MET_LENGTH], row[MET_ENTROPY], row[MET_RATIO_DEV_FIRST],
             row[MET_T_GENERATE], row[MET_T_SCORE], row[MET_T_LEARN], row[MET_T_WAIT], row[MET_ROLLOUTS_PER_S]);
+    if (!isnan(row[MET_R_VERIFIER]))
+        fprintf(stderr, "     verifier %.3f (correct %.3f) | score %.3f\n", row[MET_R_VERIFIER], row[MET_V_CORRECT],
+                row[MET_SCORE]);
     if (L->G > 1) /* groups whose scores do not vary carry no signal for a group estimator */
         fprintf(stderr, "     groups: %.0f sampled, %.0f%% without variance\n", sum[SUM_GROUPS],
                 100 * row[MET_DEAD_GROUPS]);

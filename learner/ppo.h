@@ -16,6 +16,13 @@
 #include "common/config.h"
 #include "common/mpi/ppo_config.h"
 
+/* The RL job's configuration: the job's keys (common/mpi/ppo_config.c)
+ * and the verifier's (common/task/verifier.c), which common/mpi may not
+ * include: every Config of the job (the command line, the settings record,
+ * a checkpoint's) is built from these tables. */
+#define PPO_CONFIG_TABLES 2
+extern const CfgKey *const ppo_config_tables[PPO_CONFIG_TABLES];
+
 /* Returns the exit status (0, or 128 + signal after a checkpoint on
  * SIGTERM/SIGINT/SIGUSR1). *stop_flag is set to the signal's number by the
  * caller's signal handler; the learner checkpoints at the end of the

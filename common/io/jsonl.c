@@ -240,10 +240,30 @@ void jsonl_prompts_add(JsonlPrompts *p, const char *s, int line) {
         p->cap = p->cap ? 2 * p->cap : 16;
         p->text = err_realloc(p->text, (size_t)p->cap * sizeof(char *));
         p->line = err_realloc(p->line, (size_t)p->cap * sizeof(int));
+        p->answer = err_realloc(p->answer, (size_t)p->cap * sizeof(char *));
     }
     p->line[p->n] = line;
+    p->answer[p->n] = NULL;
     p->text[p->n] = err_strdup(s);
     p->n++;
+}
+
+/* The record's optional "answer": a string, or a number as its JSON text
+ * ("42", "-3.5"); *out NULL when absent. 0, or -1 + err_set naming the line. */
+static int optional_answer(Jsonl *j, json_t *rec, char **out) {
+    json_t *v = json_object_get(rec, "answer");
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_string(v)) {
+        *out = err_strdup(json_string_value(v));
+        return 0;
+    }
+    if (!json_is_number(v)) return wrong_type(j, "answer", "a string or a number", v);
+    char buf[64];
+    if (json_is_integer(v)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+    else snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
+    *out = err_strdup(buf);
+    return 0;
 }
 
 int jsonl_read_prompts(const char *path, JsonlPrompts *p) {
@@ -257,7 +277,13 @@ int jsonl_read_prompts(const char *path, JsonlPrompts *p) {
             rc = -1;
             break;
         }
+        char *answer;
+        if (optional_answer(j, rec, &answer)) {
+            rc = -1;
+            break;
+        }
         jsonl_prompts_add(p, s, jsonl_line(j));
+        p->answer[p->n - 1] = answer;
     }
     jsonl_close(j);
     if (rc == 0 && p->n == 0) rc = err_set("%s: no prompts in file", path);
@@ -266,8 +292,12 @@ int jsonl_read_prompts(const char *path, JsonlPrompts *p) {
 }
 
 void jsonl_prompts_free(JsonlPrompts *p) {
-    for (int i = 0; i < p->n; i++) free(p->text[i]);
+    for (int i = 0; i < p->n; i++) {
+        free(p->text[i]);
+        free(p->answer[i]);
+    }
     free(p->text);
+    free(p->answer);
     free(p->line);
     memset(p, 0, sizeof *p);
 }

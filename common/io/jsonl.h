@@ -51,9 +51,12 @@ int jsonl_get_int(Jsonl *j, json_t *obj, const char *field, long long *out);
 /* Any number. */
 int jsonl_get_num(Jsonl *j, json_t *obj, const char *field, double *out);
 
-/* The prompts of a {"prompt": ...} file (generate, eval), in file order. */
+/* The prompts of a {"prompt": ...} file (generate, eval, the RL job), in
+ * file order, with the optional "answer" of each line (for the answer
+ * verifier: a string, or a number kept as its JSON text, e.g. "42"). */
 typedef struct {
     char **text; /* owned copies */
+    char **answer; /* owned copies; NULL where the line has no "answer" */
     int *line;   /* line of each prompt in its file (0: not from a file) */
     int n, cap;
 } JsonlPrompts;
@@ -61,8 +64,10 @@ typedef struct {
 /* Appends a copy of s, read from line `line` (0: none), to p (which starts
  * as {0}). */
 void jsonl_prompts_add(JsonlPrompts *p, const char *s, int line);
-/* Appends every record's "prompt" string to p. 0, or -1 + err_set naming the
- * file and line (a bad line, a record without a string "prompt") or
+/* Appends every record's "prompt" string (and "answer", if there is one) to
+ * p. 0, or -1 + err_set naming the file and line (a bad line, a record
+ * without a string "prompt", an "answer" that is neither a string nor a
+ * number) or
  * "PATH: no prompts in file"; on error p is freed (left empty). */
 int jsonl_read_prompts(const char *path, JsonlPrompts *p);
 void jsonl_prompts_free(JsonlPrompts *p);

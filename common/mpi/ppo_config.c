@@ -248,6 +248,7 @@ int ppo_prompts_load(PpoPrompts *p, const char *path, const Tok *tok, int n_ctx)
     p->tokens = err_calloc((size_t)jp.n, sizeof(int *));
     p->len = err_calloc((size_t)jp.n, sizeof(int));
     p->text = jp.text; /* the strings move over; jp keeps only its line numbers */
+    p->answer = jp.answer;
     p->n = jp.n;
     int rc = 0;
     for (int i = 0; i < p->n && !rc; i++) {
@@ -267,7 +268,9 @@ void ppo_prompts_free(PpoPrompts *p) {
     for (int i = 0; i < p->n; i++) {
         free(p->tokens[i]);
         free(p->text[i]);
+        free(p->answer[i]);
     }
+    free(p->answer);
     free(p->tokens);
     free(p->len);
     free(p->text);

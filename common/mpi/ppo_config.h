@@ -49,9 +49,10 @@ typedef struct {
     int **tokens;
     int *len;
     char **text;
+    char **answer; /* the line's "answer" (answer verifier), NULL where none */
 } PpoPrompts;
 
-/* {"prompt"} JSONL, tokenized; prompts that do not leave room for at least
+/* {"prompt"[, "answer"]} JSONL, tokenized; prompts that do not leave room for at least
  * one response token in n_ctx are an error naming the line. */
 int ppo_prompts_load(PpoPrompts *p, const char *path, const Tok *tok, int n_ctx);
 void ppo_prompts_free(PpoPrompts *p);

@@ -158,7 +158,8 @@ void rollout_order_free(RolloutOrder *o) {
 
 enum {
     SAMPLE_HEAD_BYTES = 4 * sizeof(int32_t),   /* prompt_index, prompt_len, resp_len, stop */
-    SAMPLE_SCORE_BYTES = 4 * sizeof(float),    /* r_raw, r_theta, kl_sum, score */
+    SAMPLE_SCORE_BYTES = (6 + ROLLOUT_VCOMPS) * sizeof(float), /* r_raw, r_theta, kl_sum, score, r_verifier,
+                                                                  overlong, v_comp */
     UNSCORED_TOKEN_ARRAYS = 2,                 /* resp, logp_behav */
     SCORED_TOKEN_ARRAYS = 5,                   /* + logp_ref, kl, reward */
 };
@@ -176,6 +177,9 @@ static void pack_one(const Rollout *r, int scored, MsgBuf *b) {
     msg_put(b, &r->r_theta, sizeof r->r_theta);
     msg_put(b, &r->kl_sum, sizeof r->kl_sum);
     msg_put(b, &r->score, sizeof r->score);
+    msg_put(b, &r->r_verifier, sizeof r->r_verifier);
+    msg_put(b, &r->overlong, sizeof r->overlong);
+    msg_put(b, r->v_comp, sizeof r->v_comp);
     msg_put_f32s(b, r->logp_ref, r->resp_len);
     msg_put_f32s(b, r->kl, r->resp_len);
     msg_put_f32s(b, r->reward, r->resp_len);
@@ -209,7 +213,8 @@ static int unpack_one(Reader *r, Rollout *s, int scored) {
     s->logp_behav = rd_array(r, "logp_behav", s->resp_len, sizeof(float), &rc);
     if (rc || !scored) return rc;
     if (rd_f32(r, "r_raw", &s->r_raw) || rd_f32(r, "r_theta", &s->r_theta) || rd_f32(r, "kl_sum", &s->kl_sum) ||
-        rd_f32(r, "score", &s->score))
+        rd_f32(r, "score", &s->score) || rd_f32(r, "r_verifier", &s->r_verifier) ||
+        rd_f32(r, "overlong", &s->overlong) || rd_bytes(r, "v_comp", s->v_comp, sizeof s->v_comp))
         return -1;
     s->logp_ref = rd_array(r, "logp_ref", s->resp_len, sizeof(float), &rc);
     s->kl = rd_array(r, "kl", s->resp_len, sizeof(float), &rc);

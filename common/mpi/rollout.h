@@ -38,7 +38,11 @@
 #include "common/mpi/msg.h"
 
 /* 'R' 'L' 'H' + wire revision: ranks built from another revision refuse. */
-#define ROLLOUT_MAGIC 0x524c4805u
+#define ROLLOUT_MAGIC 0x524c4806u
+/* Verifier components a rollout carries (common/task/verifier.h
+ * VERIFIER_NCOMP: correct, format, manners, concision; the rewarder checks
+ * they agree). */
+#define ROLLOUT_VCOMPS 4
 /* Bound on any count in a message (samples, tokens). */
 #define ROLLOUT_MAX_COUNT (1 << 20)
 
@@ -59,8 +63,11 @@ typedef struct {
     /* filled by the rewarder */
     float r_raw, r_theta;      /* reward-model score: raw, normalised (+ clipped) */
     float kl_sum;              /* sum of per-token KL */
-    float score;               /* the sequence score the rewards carry on the last token
-                                  (reward model and/or verifier, weighted) */
+    float score;               /* the sequence score the rewards carry on the last token:
+                                  rm_weight r_theta + verifier_weight r_verifier + overlong */
+    float r_verifier;          /* the verifier's score (NaN without one) */
+    float overlong;            /* the overlong penalty in score (<= 0) */
+    float v_comp[ROLLOUT_VCOMPS]; /* the verifier's components (NaN without one) */
     float *logp_ref, *kl, *reward;
 } Rollout;
 

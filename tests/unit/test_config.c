@@ -19,6 +19,7 @@
 #include "common/model/gpt.h"
 #include "common/model/tok.h"
 #include "common/mpi/ppo_config.h"
+#include "common/task/verifier.h"
 #include "learner/dpo.h"
 #include "learner/lm.h"
 #include "learner/rm.h"
@@ -798,7 +799,7 @@ TEST(config_range_checked_from_checkpoint) {
  * and every table builds (defaults inside their ranges). */
 TEST(config_every_numeric_key_has_a_range) {
     const CfgKey *const all[] = {trainer_keys, lm_pretrain_stage.keys, lm_sft_stage.keys, rm_stage.keys,
-                                 dpo_stage.keys, ppo_keys};
+                                 dpo_stage.keys, ppo_keys, verifier_keys};
     int numeric = 0;
     for (size_t t = 0; t < sizeof all / sizeof *all; t++) {
         for (const CfgKey *k = all[t]; k->key; k++)

@@ -317,6 +317,23 @@ TEST(jsonl_read_prompts_many) {
     jsonl_prompts_free(&p);
 }
 
+/* The optional "answer": a string, a number kept as its text, or none. */
+TEST(jsonl_read_prompts_answers) {
+    const char *text = "{\"prompt\": \"a\", \"answer\": \"x = 3\"}\n{\"prompt\": \"b\"}\n"
+                       "{\"prompt\": \"c\", \"answer\": 42}\n{\"prompt\": \"d\", \"answer\": -2.5}\n"
+                       "{\"prompt\": \"e\", \"answer\": null}\n";
+    JsonlPrompts p = {0};
+    CHECK(jsonl_read_prompts(harness_tmp_text("answers.jsonl", text), &p) == 0);
+    CHECK(p.n == 5);
+    if (p.n != 5) return;
+    CHECK(!strcmp(p.answer[0], "x = 3"));
+    CHECK(p.answer[1] == NULL);
+    CHECK(!strcmp(p.answer[2], "42"));
+    CHECK(!strcmp(p.answer[3], "-2.5"));
+    CHECK(p.answer[4] == NULL);
+    jsonl_prompts_free(&p);
+}
+
 /* Each bad file: -1, the message names the place, and nothing is left. */
 TEST(jsonl_read_prompts_malformed) {
     static const struct {
@@ -327,6 +344,10 @@ TEST(jsonl_read_prompts_malformed) {
         {.name = "p_number.jsonl", .text = "{\"prompt\": 7}\n", .expect = "expected a string", .line = 1},
         {.name = "p_badjson.jsonl", .text = "{\"prompt\": \"a\"}\n\n{\"prompt\": \"b\"\n", .expect = "", .line = 3},
         {.name = "p_array.jsonl", .text = "[\"prompt\"]\n", .expect = "", .line = 1},
+        {.name = "p_answer.jsonl", .text = "{\"prompt\": \"a\", \"answer\": \"1\"}\n{\"prompt\": \"b\", \"answer\": [1]}\n",
+         .expect = "answer", .line = 2},
+        {.name = "p_answer_bool.jsonl", .text = "{\"prompt\": \"a\", \"answer\": true}\n", .expect = "a string or a number",
+         .line = 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = harness_tmp_text(cases[i].name, cases[i].text);

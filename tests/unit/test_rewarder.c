@@ -8,6 +8,7 @@
  * input. The estimators' gradients (KL in the loss) are checked in
  * tests/unit/test_algos.c. */
 #include <hdf5.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,4 +177,26 @@ TEST(rewarder_shape_rewards_hand_and_bad_input) {
     CHECKF(strstr(err_msg(), "score") != NULL, "message: %s", err_msg());
     CHECK(rewarder_shape_rewards(3, kl, 0.1, 1.0, -2.0, r) == -1);
     CHECK(rewarder_shape_rewards(3, kl, INFINITY, 1.0, 0.0, r) == -1);
+}
+
+/* DAPO's overlong shaping, by hand: max_new 16, buffer 4: lengths up to 12
+ * go free, 13 loses penalty/4, 16 the whole penalty. */
+TEST(rewarder_overlong_by_hand) {
+    CHECK(rewarder_overlong(12, 16, 4, 1.0) == 0.0);
+    CHECK(rewarder_overlong(0, 16, 4, 1.0) == 0.0);
+    CHECK_NEAR(rewarder_overlong(13, 16, 4, 1.0), -0.25, 1e-15);
+    CHECK_NEAR(rewarder_overlong(14, 16, 4, 2.0), -1.0, 1e-15);
+    CHECK_NEAR(rewarder_overlong(16, 16, 4, 1.0), -1.0, 1e-15);
+    CHECK(rewarder_overlong(16, 16, 0, 1.0) == 0.0); /* buffer 0: off */
+    CHECK_NEAR(rewarder_overlong(16, 16, 16, 0.5), -0.5, 1e-15); /* the whole range */
+    CHECK_NEAR(rewarder_overlong(1, 16, 16, 0.5), -0.5 / 16, 1e-15);
+}
+
+TEST(rewarder_combine_weights_the_terms_present) {
+    RewarderScore rm = {.has_rm = 1, .r_theta = 0.5, .r_verifier = NAN, .overlong = 0};
+    CHECK_NEAR(rewarder_combine(&rm, 2.0, 3.0), 1.0, 1e-15);
+    RewarderScore v = {.has_verifier = 1, .r_theta = NAN, .r_verifier = 1.0, .overlong = -0.25};
+    CHECK_NEAR(rewarder_combine(&v, 2.0, 3.0), 2.75, 1e-15);
+    RewarderScore both = {.has_rm = 1, .r_theta = -0.5, .has_verifier = 1, .r_verifier = 1.0, .overlong = -1.0};
+    CHECK_NEAR(rewarder_combine(&both, 1.0, 0.5), -1.0, 1e-15);
 }

@@ -195,6 +195,9 @@ static void fill_batch(BatchData *d, RolloutBatch *rb, int scored) {
         r->r_theta = scored ? -0.25f * (float)i : 0;
         r->kl_sum = scored ? 0.01f * (float)i : 0;
         r->score = scored ? 0.5f - 0.125f * (float)i : 0;
+        r->r_verifier = scored ? 0.25f * (float)i : 0;
+        r->overlong = scored ? -0.0625f * (float)i : 0;
+        for (int c = 0; c < ROLLOUT_VCOMPS; c++) r->v_comp[c] = scored ? (float)(c + i) : 0;
     }
     for (int k = 0; k < ni; k++) d->ints[k] = 100 + k;
     for (int k = 0; k < nf; k++) d->floats[k] = -0.5f * (float)k - 0.125f;
@@ -221,6 +224,8 @@ static int same_rollout(const Rollout *a, const Rollout *b, int scored) {
              same_f32s(a->logp_behav, b->logp_behav, n);
     if (!scored) return ok && !b->logp_ref && !b->kl && !b->reward;
     return ok && a->r_raw == b->r_raw && a->r_theta == b->r_theta && a->kl_sum == b->kl_sum && a->score == b->score &&
+              a->r_verifier == b->r_verifier && a->overlong == b->overlong &&
+              !memcmp(a->v_comp, b->v_comp, sizeof a->v_comp) &&
            same_f32s(a->logp_ref, b->logp_ref, n) && same_f32s(a->kl, b->kl, n) && same_f32s(a->reward, b->reward, n);
 }
 
