@@ -46,6 +46,7 @@
 /* ---- the subcommand table's row ------------------------------------------- */
 
 typedef struct Command Command;
+typedef struct PpoPreset PpoPreset;
 
 /* What a subcommand's run function gets. */
 typedef struct {
@@ -65,6 +66,7 @@ struct Command {
     void (*set_defaults)(void); /* option defaults known only at run time; may be NULL */
     const TrainStage *stage;    /* trainers: the stage's keys (with trainer_keys) */
     const CfgKey *keys;         /* ppo: its configuration keys */
+    const PpoPreset *preset;    /* ppo presets (grpo, rloo, reinforce): their defaults; NULL otherwise */
     int stops;                  /* acts on the stop flag: checkpoints, then exits */
     int (*run)(const Invocation *in);
 };
@@ -545,7 +547,145 @@ static int cmd_trainer(const Invocation *in) {
     return trainer_main(in->cmd->stage, in->argc, in->argv, &stop_signal);
 }
 
+/* ---- ppo presets --------------------------------------------------------------- */
+
+/* One value of a preset and where it comes from (--help prints both). */
+typedef struct {
+    const char *key, *value, *why;
+} PpoPresetValue;
+
+/* A preset of the RL job: `rlhf grpo` is `rlhf ppo` starting from the
+ * algorithm's published defaults. They are set (origin "preset NAME") over
+ * the key table's defaults and before the config file and the command line,
+ * so both still override each of them; the resolved configuration (printed
+ * at start, stored in checkpoints and settings.cfg) holds them like any
+ * other value, so a run started with `rlhf grpo` resumes with `rlhf grpo`, or
+ * with `rlhf ppo` given the same values. The peers' defaults beside ours:
+ * README, "Critic-free RL". */
+struct PpoPreset {
+    const char *algorithm;        /* --help's first line: the algorithm and its paper */
+    const PpoPresetValue *values; /* ending with {NULL} */
+};
+
+/* The verifier needs no reward model: on the built-in task it is the gold judge. */
+#define PRESET_REWARD {"reward", "verifier", "the verifier's score (the gold judge on the built-in task); no reward model"}
+
+static const PpoPresetValue grpo_values[] = {
+    {"advantage", "grpo", "(r - group mean) / (group std + eps) on every token, no value model"},
+    {"group_size", "8", "TRL num_generations; the paper's 64 would make a 64-rollout batch one prompt"},
+    {"kl_in", "loss", "KL to the reference in the loss, not in the reward (the paper; verl use_kl_loss)"},
+    {"kl_estimator", "k3", "the paper's unbiased positive estimator (TRL; verl low_var_kl)"},
+    {"kl_coef", "0.04", "the paper's beta (TRL now 0, verl 0.001)"},
+    {"kl_target", "0", "a fixed coefficient"},
+    {"loss_agg", "seq-mean-token-mean", "the paper's 1/G sum_i 1/|o_i| sum_t (TRL loss_type grpo)"},
+    {"clip", "0.2", "both sides (TRL epsilon, verl clip_ratio)"},
+    {"ppo_epochs", "1", "one pass over each batch (the paper; TRL num_iterations, verl ppo_epochs)"},
+    PRESET_REWARD,
+    {0}};
+
+static const PpoPresetValue rloo_values[] = {
+    {"advantage", "rloo", "r - the mean of the group's other G - 1 rewards, no value model"},
+    {"group_size", "4", "k = 4, the larger of the paper's k = 2 and 4 (TRL num_generations 2)"},
+    {"kl_in", "reward", "the response's KL taken off its reward (the paper; TRL)"},
+    {"kl_estimator", "k1", "the log-ratio (the paper; TRL)"},
+    {"kl_coef", "0.05", "TRL beta"},
+    {"kl_target", "0", "a fixed coefficient"},
+    {"loss_agg", "seq-mean-token-sum-norm", "the response is one action: tokens summed, responses averaged (the "
+                                            "paper; TRL); / max_new is a constant"},
+    {"clip", "0.2", "TRL epsilon"},
+    {"ppo_epochs", "1", "REINFORCE: one pass over each batch (the paper; TRL num_iterations)"},
+    PRESET_REWARD,
+    {0}};
+
+static const PpoPresetValue reinforce_values[] = {
+    {"advantage", "reinforce++", "token returns (gamma 1) whitened over the global batch, no value model"},
+    {"group_size", "1", "one response per prompt: the batch whitening is the baseline"},
+    {"kl_in", "reward", "per-token KL penalty in the reward (the paper; OpenRLHF; verl use_kl_in_reward)"},
+    {"kl_estimator", "k1", "OpenRLHF kl_estimator k1, verl kl_penalty kl"},
+    {"kl_coef", "0.01", "OpenRLHF init_kl_coef (verl kl_coef 0.001)"},
+    {"kl_target", "0", "a fixed coefficient (OpenRLHF kl_target unset, verl kl_ctrl fixed)"},
+    {"loss_agg", "token-mean", "OpenRLHF and verl"},
+    {"clip", "0.2", "PPO's clip kept (OpenRLHF eps_clip, verl clip_ratio)"},
+    {"ppo_epochs", "1", "OpenRLHF max_epochs, verl ppo_epochs"},
+    PRESET_REWARD,
+    {0}};
+
+static const PpoPreset grpo_preset = {
+    .algorithm = "GRPO (Shao et al. 2024, DeepSeekMath): group-relative advantages, KL in the loss",
+    .values = grpo_values,
+};
+static const PpoPreset rloo_preset = {
+    .algorithm = "RLOO (Ahmadian et al. 2024, \"Back to Basics\"): REINFORCE with a leave-one-out baseline, "
+                 "KL in the reward",
+    .values = rloo_values,
+};
+static const PpoPreset reinforce_preset = {
+    .algorithm = "REINFORCE++ (Hu 2025): REINFORCE with PPO's clip, per-token KL in the reward and "
+                 "batch-whitened returns",
+    .values = reinforce_values,
+};
+
+/* The row's preset values, over its keys' defaults. */
+static int preset_apply(Config *cfg, const Command *c) {
+    char origin[64];
+    snprintf(origin, sizeof origin, "preset %s", c->name);
+    for (const PpoPresetValue *v = c->preset->values; v->key; v++)
+        if (config_set(cfg, v->key, v->value, origin)) return -1;
+    return 0;
+}
+
+/* The preset's value of key, or NULL. */
+static const char *preset_value(const PpoPreset *p, const char *key) {
+    for (const PpoPresetValue *v = p->values; v->key; v++)
+        if (!strcmp(v->key, key)) return v->value;
+    return NULL;
+}
+
+/* A copy of the row's keys with the preset's values as their defaults: what
+ * its --help lists. free() it. */
+static CfgKey *preset_keys(const Command *c) {
+    int n = 0;
+    while (c->keys[n].key) n++;
+    CfgKey *keys = err_calloc((size_t)n + 1, sizeof *keys);
+    memcpy(keys, c->keys, (size_t)n * sizeof *keys);
+    for (int i = 0; i < n; i++) {
+        const char *v = preset_value(c->preset, keys[i].key);
+        if (v) keys[i].def = v;
+    }
+    return keys;
+}
+
+/* The preset's values as config-file lines, each with where it comes from. */
+static void preset_help(const PpoPreset *p) {
+    int width = 0;
+    for (const PpoPresetValue *v = p->values; v->key; v++) {
+        int len = (int)(strlen(v->key) + 3 + strlen(v->value));
+        if (len > width) width = len;
+    }
+    printf("%s.\nThe job and keys of rlhf ppo, with these values instead of ppo's defaults\n"
+           "(--config FILE and key=value override each of them):\n\n", p->algorithm);
+    for (const PpoPresetValue *v = p->values; v->key; v++) {
+        char line[128];
+        snprintf(line, sizeof line, "%s = %s", v->key, v->value);
+        printf("  %-*s  # %s\n", width, line, v->why);
+    }
+    printf("\n");
+}
+
 /* ---- ppo -------------------------------------------------------------------- */
+
+/* --help of ppo and of its presets: the preset's values, then every key with
+ * the default this subcommand gives it. */
+static void ppo_help(const Command *c) {
+    printf("usage: mpirun -n N rlhf %s [--config FILE] [key=value ...]\n\n", c->name);
+    if (c->preset) preset_help(c->preset);
+    printf("%s: learner ranks first (learners), then rewarders\n"
+           "(rewarders), the rest actors; --role learner|rewarder|actor overrides for MPMD launches.\n\n"
+           "configuration keys:\n", c->preset ? "Ranks as for ppo" : "Distributed PPO (InstructGPT step 3)");
+    CfgKey *keys = c->preset ? preset_keys(c) : NULL;
+    config_help((const CfgKey *const[]){keys ? keys : c->keys}, 1, stdout);
+    free(keys);
+}
 
 static int cmd_ppo(const Invocation *in) {
     int argc = in->argc;
@@ -556,15 +696,10 @@ static int cmd_ppo(const Invocation *in) {
     Config *cfg = config_new(tables, 1);
     int help = 0;
     if (!cfg) err_die_last();
+    if (in->cmd->preset) dp_check(&dp, preset_apply(cfg, in->cmd), "ppo: ");
     dp_check(&dp, config_parse_args(cfg, argc, argv, &help), "ppo: ");
     if (help) {
-        if (dp.rank == 0) {
-            printf("usage: mpirun -n N rlhf ppo [--config FILE] [key=value ...]\n\n"
-                   "Distributed PPO (InstructGPT step 3): learner ranks first (learners), then rewarders\n"
-                   "(rewarders), the rest actors; --role learner|rewarder|actor overrides for MPMD launches.\n\n"
-                   "configuration keys:\n");
-            config_help(tables, 1, stdout);
-        }
+        if (dp.rank == 0) ppo_help(in->cmd);
         dp_finalize(&dp);
         return 0;
     }
@@ -989,6 +1124,12 @@ static const Command commands[] = {
      .run = cmd_nll},
     {.name = "ppo", .summary = "distributed PPO: learner, rewarder and actor ranks over MPI", .keys = ppo_keys,
      .stops = 1, .run = cmd_ppo},
+    {.name = "grpo", .summary = "the ppo job with GRPO's defaults (DeepSeekMath): group baseline, KL in the loss",
+     .keys = ppo_keys, .preset = &grpo_preset, .stops = 1, .run = cmd_ppo},
+    {.name = "rloo", .summary = "the ppo job with RLOO's defaults: leave-one-out baseline, KL in the reward",
+     .keys = ppo_keys, .preset = &rloo_preset, .stops = 1, .run = cmd_ppo},
+    {.name = "reinforce", .summary = "the ppo job with REINFORCE++'s defaults: batch-whitened returns, KL in the reward",
+     .keys = ppo_keys, .preset = &reinforce_preset, .stops = 1, .run = cmd_ppo},
     {.name = "plot", .summary = "PNG plots of a pipeline run (gnuplot)", .opts = &plot_spec, .run = cmd_plot},
     {.name = "gridworld", .summary = "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)",
      .opts = &gridworld_spec, .set_defaults = gridworld_defaults, .run = cmd_gridworld},
@@ -1008,18 +1149,56 @@ static const Command commands[] = {
 
 /* ---- configuration reference ------------------------------------------------- */
 
+/* One Markdown row of the presets' table: the key, then each preset's value
+ * (ppo's default where a preset leaves the key alone). */
+static void preset_row(const CfgKey *k) {
+    printf("| `%s` |", k->key);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (!commands[i].preset) continue;
+        const char *v = preset_value(commands[i].preset, k->key);
+        printf(" `%s` |", v ? v : k->def);
+    }
+    printf("\n");
+}
+
+/* The presets of ppo share its keys: one table of the values they set. */
+static void preset_markdown(void) {
+    const CfgKey *keys = NULL;
+    printf("\n#### Presets of ppo:");
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (commands[i].preset) {
+            printf(" %s", commands[i].name);
+            keys = commands[i].keys;
+        }
+    printf("\n\nThe keys of ppo; these values replace its defaults (`rlhf SUBCOMMAND --help` says why).\n\n| Key |");
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (commands[i].preset) printf(" %s |", commands[i].name);
+    printf("\n|---|");
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (commands[i].preset) printf("---|");
+    printf("\n");
+    for (const CfgKey *k = keys; k && k->key; k++) {
+        int set = 0;
+        for (int i = 0; i < N_COMMANDS; i++)
+            set |= commands[i].preset && preset_value(commands[i].preset, k->key);
+        if (set) preset_row(k);
+    }
+}
+
 /* Markdown tables of every stage's keys, from the tables --help prints; the
- * README's reference is this output (tests/cli/docs.sh checks they agree). */
+ * README's reference is this output (tests/cli/docs.sh checks they agree).
+ * The presets of ppo get one table of their values, not copies of its keys. */
 static int cmd_config_reference(const Invocation *in) {
     (void)in; /* opts_parse refused any argument */
     printf("#### Keys of every trainer (pretrain, sft, rm, dpo)\n\n");
     config_markdown((const CfgKey *const[]){trainer_keys}, 1, stdout);
     for (int i = 0; i < N_COMMANDS; i++) {
         const CfgKey *keys = commands[i].stage ? commands[i].stage->keys : commands[i].keys;
-        if (!keys) continue;
+        if (!keys || commands[i].preset) continue;
         printf("\n#### %s\n\n", commands[i].name);
         config_markdown((const CfgKey *const[]){keys}, 1, stdout);
     }
+    preset_markdown();
     return 0;
 }
 
