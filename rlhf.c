@@ -568,45 +568,53 @@ struct PpoPreset {
 };
 
 /* The verifier needs no reward model: on the built-in task it is the gold judge. */
-#define PRESET_REWARD {"reward", "verifier", "the verifier's score (the gold judge on the built-in task); no reward model"}
+#define PRESET_REWARD                     \
+    {.key = "reward", .value = "verifier", \
+     .why = "the verifier's score (the gold judge on the built-in task); no reward model"}
 
 static const PpoPresetValue grpo_values[] = {
-    {"advantage", "grpo", "(r - group mean) / (group std + eps) on every token, no value model"},
-    {"group_size", "8", "TRL num_generations; the paper's 64 would make a 64-rollout batch one prompt"},
-    {"kl_in", "loss", "KL to the reference in the loss, not in the reward (the paper; verl use_kl_loss)"},
-    {"kl_estimator", "k3", "the paper's unbiased positive estimator (TRL; verl low_var_kl)"},
-    {"kl_coef", "0.04", "the paper's beta (TRL now 0, verl 0.001)"},
-    {"kl_target", "0", "a fixed coefficient"},
-    {"loss_agg", "seq-mean-token-mean", "the paper's 1/G sum_i 1/|o_i| sum_t (TRL loss_type grpo)"},
-    {"clip", "0.2", "both sides (TRL epsilon, verl clip_ratio)"},
-    {"ppo_epochs", "1", "one pass over each batch (the paper; TRL num_iterations, verl ppo_epochs)"},
+    {.key = "advantage", .value = "grpo", .why = "(r - group mean) / (group std + eps) on every token, no value model"},
+    {.key = "group_size", .value = "8",
+     .why = "TRL num_generations; the paper's 64 would make a 64-rollout batch one prompt"},
+    {.key = "kl_in", .value = "loss",
+     .why = "KL to the reference in the loss, not in the reward (the paper; verl use_kl_loss)"},
+    {.key = "kl_estimator", .value = "k3", .why = "the paper's unbiased positive estimator (TRL; verl low_var_kl)"},
+    {.key = "kl_coef", .value = "0.04", .why = "the paper's beta (TRL now 0, verl 0.001)"},
+    {.key = "kl_target", .value = "0", .why = "a fixed coefficient"},
+    {.key = "loss_agg", .value = "seq-mean-token-mean",
+     .why = "the paper's 1/G sum_i 1/|o_i| sum_t (TRL loss_type grpo)"},
+    {.key = "clip", .value = "0.2", .why = "both sides (TRL epsilon, verl clip_ratio)"},
+    {.key = "ppo_epochs", .value = "1",
+     .why = "one pass over each batch (the paper; TRL num_iterations, verl ppo_epochs)"},
     PRESET_REWARD,
     {0}};
 
 static const PpoPresetValue rloo_values[] = {
-    {"advantage", "rloo", "r - the mean of the group's other G - 1 rewards, no value model"},
-    {"group_size", "4", "k = 4, the larger of the paper's k = 2 and 4 (TRL num_generations 2)"},
-    {"kl_in", "reward", "the response's KL taken off its reward (the paper; TRL)"},
-    {"kl_estimator", "k1", "the log-ratio (the paper; TRL)"},
-    {"kl_coef", "0.05", "TRL beta"},
-    {"kl_target", "0", "a fixed coefficient"},
-    {"loss_agg", "seq-mean-token-sum-norm", "the response is one action: tokens summed, responses averaged (the "
-                                            "paper; TRL); / max_new is a constant"},
-    {"clip", "0.2", "TRL epsilon"},
-    {"ppo_epochs", "1", "REINFORCE: one pass over each batch (the paper; TRL num_iterations)"},
+    {.key = "advantage", .value = "rloo", .why = "r - the mean of the group's other G - 1 rewards, no value model"},
+    {.key = "group_size", .value = "4", .why = "k = 4, the larger of the paper's k = 2 and 4 (TRL num_generations 2)"},
+    {.key = "kl_in", .value = "reward", .why = "the response's KL taken off its reward (the paper; TRL)"},
+    {.key = "kl_estimator", .value = "k1", .why = "the log-ratio (the paper; TRL)"},
+    {.key = "kl_coef", .value = "0.05", .why = "TRL beta"},
+    {.key = "kl_target", .value = "0", .why = "a fixed coefficient"},
+    {.key = "loss_agg", .value = "seq-mean-token-sum-norm",
+     .why = "the response is one action: tokens summed, responses averaged (the paper; TRL); / max_new is a constant"},
+    {.key = "clip", .value = "0.2", .why = "TRL epsilon"},
+    {.key = "ppo_epochs", .value = "1", .why = "REINFORCE: one pass over each batch (the paper; TRL num_iterations)"},
     PRESET_REWARD,
     {0}};
 
 static const PpoPresetValue reinforce_values[] = {
-    {"advantage", "reinforce++", "token returns (gamma 1) whitened over the global batch, no value model"},
-    {"group_size", "1", "one response per prompt: the batch whitening is the baseline"},
-    {"kl_in", "reward", "per-token KL penalty in the reward (the paper; OpenRLHF; verl use_kl_in_reward)"},
-    {"kl_estimator", "k1", "OpenRLHF kl_estimator k1, verl kl_penalty kl"},
-    {"kl_coef", "0.01", "OpenRLHF init_kl_coef (verl kl_coef 0.001)"},
-    {"kl_target", "0", "a fixed coefficient (OpenRLHF kl_target unset, verl kl_ctrl fixed)"},
-    {"loss_agg", "token-mean", "OpenRLHF and verl"},
-    {"clip", "0.2", "PPO's clip kept (OpenRLHF eps_clip, verl clip_ratio)"},
-    {"ppo_epochs", "1", "OpenRLHF max_epochs, verl ppo_epochs"},
+    {.key = "advantage", .value = "reinforce++",
+     .why = "token returns (gamma 1) whitened over the global batch, no value model"},
+    {.key = "group_size", .value = "1", .why = "one response per prompt: the batch whitening is the baseline"},
+    {.key = "kl_in", .value = "reward",
+     .why = "per-token KL penalty in the reward (the paper; OpenRLHF; verl use_kl_in_reward)"},
+    {.key = "kl_estimator", .value = "k1", .why = "OpenRLHF kl_estimator k1, verl kl_penalty kl"},
+    {.key = "kl_coef", .value = "0.01", .why = "OpenRLHF init_kl_coef (verl kl_coef 0.001)"},
+    {.key = "kl_target", .value = "0", .why = "a fixed coefficient (OpenRLHF kl_target unset, verl kl_ctrl fixed)"},
+    {.key = "loss_agg", .value = "token-mean", .why = "OpenRLHF and verl"},
+    {.key = "clip", .value = "0.2", .why = "PPO's clip kept (OpenRLHF eps_clip, verl clip_ratio)"},
+    {.key = "ppo_epochs", .value = "1", .why = "OpenRLHF max_epochs, verl ppo_epochs"},
     PRESET_REWARD,
     {0}};
 
@@ -641,15 +649,15 @@ static const char *preset_value(const PpoPreset *p, const char *key) {
     return NULL;
 }
 
-/* A copy of the row's keys with the preset's values as their defaults: what
- * its --help lists. free() it. */
-static CfgKey *preset_keys(const Command *c) {
+/* A copy of a key table with the preset's values as its defaults: what the
+ * preset's --help lists. free() it. */
+static CfgKey *preset_keys(const PpoPreset *p, const CfgKey *table) {
     int n = 0;
-    while (c->keys[n].key) n++;
+    while (table[n].key) n++;
     CfgKey *keys = err_calloc((size_t)n + 1, sizeof *keys);
-    memcpy(keys, c->keys, (size_t)n * sizeof *keys);
+    memcpy(keys, table, (size_t)n * sizeof *keys);
     for (int i = 0; i < n; i++) {
-        const char *v = preset_value(c->preset, keys[i].key);
+        const char *v = preset_value(p, keys[i].key);
         if (v) keys[i].def = v;
     }
     return keys;
@@ -674,17 +682,22 @@ static void preset_help(const PpoPreset *p) {
 
 /* ---- ppo -------------------------------------------------------------------- */
 
-/* --help of ppo and of its presets: the preset's values, then every key with
- * the default this subcommand gives it. */
-static void ppo_help(const Command *c) {
+/* --help of ppo and of its presets: the preset's values, then every key of
+ * the job's tables with the default this subcommand gives it. */
+static void ppo_help(const Command *c, const CfgKey *const *tables, int n_tables) {
     printf("usage: mpirun -n N rlhf %s [--config FILE] [key=value ...]\n\n", c->name);
     if (c->preset) preset_help(c->preset);
     printf("%s: learner ranks first (learners), then rewarders\n"
            "(rewarders), the rest actors; --role learner|rewarder|actor overrides for MPMD launches.\n\n"
            "configuration keys:\n", c->preset ? "Ranks as for ppo" : "Distributed PPO (InstructGPT step 3)");
-    CfgKey *keys = c->preset ? preset_keys(c) : NULL;
-    config_help((const CfgKey *const[]){keys ? keys : c->keys}, 1, stdout);
-    free(keys);
+    CfgKey **copies = err_calloc((size_t)n_tables, sizeof *copies);
+    const CfgKey **shown = err_calloc((size_t)n_tables, sizeof *shown);
+    for (int i = 0; i < n_tables; i++)
+        shown[i] = c->preset ? (copies[i] = preset_keys(c->preset, tables[i])) : tables[i];
+    config_help(shown, n_tables, stdout);
+    for (int i = 0; i < n_tables; i++) free(copies[i]);
+    free(copies);
+    free(shown);
 }
 
 static int cmd_ppo(const Invocation *in) {
@@ -699,7 +712,7 @@ static int cmd_ppo(const Invocation *in) {
     if (in->cmd->preset) dp_check(&dp, preset_apply(cfg, in->cmd), "ppo: ");
     dp_check(&dp, config_parse_args(cfg, argc, argv, &help), "ppo: ");
     if (help) {
-        if (dp.rank == 0) ppo_help(in->cmd);
+        if (dp.rank == 0) ppo_help(in->cmd, tables, 1);
         dp_finalize(&dp);
         return 0;
     }
@@ -1128,7 +1141,8 @@ static const Command commands[] = {
      .keys = ppo_keys, .preset = &grpo_preset, .stops = 1, .run = cmd_ppo},
     {.name = "rloo", .summary = "the ppo job with RLOO's defaults: leave-one-out baseline, KL in the reward",
      .keys = ppo_keys, .preset = &rloo_preset, .stops = 1, .run = cmd_ppo},
-    {.name = "reinforce", .summary = "the ppo job with REINFORCE++'s defaults: batch-whitened returns, KL in the reward",
+    {.name = "reinforce",
+     .summary = "the ppo job with REINFORCE++'s defaults: batch-whitened returns, KL in the reward",
      .keys = ppo_keys, .preset = &reinforce_preset, .stops = 1, .run = cmd_ppo},
     {.name = "plot", .summary = "PNG plots of a pipeline run (gnuplot)", .opts = &plot_spec, .run = cmd_plot},
     {.name = "gridworld", .summary = "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)",
