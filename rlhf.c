@@ -46,6 +46,7 @@
 /* ---- the subcommand table's row ------------------------------------------- */
 
 typedef struct Command Command;
+typedef struct PpoPreset PpoPreset;
 
 /* What a subcommand's run function gets. */
 typedef struct {
@@ -66,6 +67,7 @@ struct Command {
     const TrainStage *stage;    /* trainers: the stage's keys (with trainer_keys) */
     const CfgKey *const *tables; /* ppo: its configuration key tables (n_tables) */
     int n_tables;
+    const PpoPreset *preset;    /* ppo presets (grpo, rloo, reinforce): their defaults; NULL otherwise */
     int stops;                  /* acts on the stop flag: checkpoints, then exits */
     int (*run)(const Invocation *in);
 };
@@ -546,7 +548,158 @@ static int cmd_trainer(const Invocation *in) {
     return trainer_main(in->cmd->stage, in->argc, in->argv, &stop_signal);
 }
 
+/* ---- ppo presets --------------------------------------------------------------- */
+
+/* One value of a preset and where it comes from (--help prints both). */
+typedef struct {
+    const char *key, *value, *why;
+} PpoPresetValue;
+
+/* A preset of the RL job: `rlhf grpo` is `rlhf ppo` starting from the
+ * algorithm's published defaults. They are set (origin "preset NAME") over
+ * the key table's defaults and before the config file and the command line,
+ * so both still override each of them; the resolved configuration (printed
+ * at start, stored in checkpoints and settings.cfg) holds them like any
+ * other value, so a run started with `rlhf grpo` resumes with `rlhf grpo`, or
+ * with `rlhf ppo` given the same values. The peers' defaults beside ours:
+ * README, "Critic-free RL". */
+struct PpoPreset {
+    const char *algorithm;        /* --help's first line: the algorithm and its paper */
+    const PpoPresetValue *values; /* ending with {NULL} */
+};
+
+/* The verifier needs no reward model: on the built-in task it is the gold judge. */
+#define PRESET_REWARD                     \
+    {.key = "reward", .value = "verifier", \
+     .why = "the verifier's score (the gold judge on the built-in task); no reward model"}
+
+static const PpoPresetValue grpo_values[] = {
+    {.key = "advantage", .value = "grpo", .why = "(r - group mean) / (group std + eps) on every token, no value model"},
+    {.key = "group_size", .value = "8",
+     .why = "TRL num_generations; the paper's 64 would make a 64-rollout batch one prompt"},
+    {.key = "kl_in", .value = "loss",
+     .why = "KL to the reference in the loss, not in the reward (the paper; verl use_kl_loss)"},
+    {.key = "kl_estimator", .value = "k3", .why = "the paper's unbiased positive estimator (TRL; verl low_var_kl)"},
+    {.key = "kl_coef", .value = "0.04", .why = "the paper's beta (TRL now 0, verl 0.001)"},
+    {.key = "kl_target", .value = "0", .why = "a fixed coefficient"},
+    {.key = "loss_agg", .value = "seq-mean-token-mean",
+     .why = "the paper's 1/G sum_i 1/|o_i| sum_t (TRL loss_type grpo)"},
+    {.key = "clip", .value = "0.2", .why = "both sides (TRL epsilon, verl clip_ratio)"},
+    {.key = "ppo_epochs", .value = "1",
+     .why = "one pass over each batch (the paper; TRL num_iterations, verl ppo_epochs)"},
+    PRESET_REWARD,
+    {0}};
+
+static const PpoPresetValue rloo_values[] = {
+    {.key = "advantage", .value = "rloo", .why = "r - the mean of the group's other G - 1 rewards, no value model"},
+    {.key = "group_size", .value = "4", .why = "k = 4, the larger of the paper's k = 2 and 4 (TRL num_generations 2)"},
+    {.key = "kl_in", .value = "reward", .why = "the response's KL taken off its reward (the paper; TRL)"},
+    {.key = "kl_estimator", .value = "k1", .why = "the log-ratio (the paper; TRL)"},
+    {.key = "kl_coef", .value = "0.05", .why = "TRL beta"},
+    {.key = "kl_target", .value = "0", .why = "a fixed coefficient"},
+    {.key = "loss_agg", .value = "seq-mean-token-sum-norm",
+     .why = "the response is one action: tokens summed, responses averaged (the paper; TRL); / max_new is a constant"},
+    {.key = "clip", .value = "0.2", .why = "TRL epsilon"},
+    {.key = "ppo_epochs", .value = "1", .why = "REINFORCE: one pass over each batch (the paper; TRL num_iterations)"},
+    PRESET_REWARD,
+    {0}};
+
+static const PpoPresetValue reinforce_values[] = {
+    {.key = "advantage", .value = "reinforce++",
+     .why = "token returns (gamma 1) whitened over the global batch, no value model"},
+    {.key = "group_size", .value = "1", .why = "one response per prompt: the batch whitening is the baseline"},
+    {.key = "kl_in", .value = "reward",
+     .why = "per-token KL penalty in the reward (the paper; OpenRLHF; verl use_kl_in_reward)"},
+    {.key = "kl_estimator", .value = "k1", .why = "OpenRLHF kl_estimator k1, verl kl_penalty kl"},
+    {.key = "kl_coef", .value = "0.01", .why = "OpenRLHF init_kl_coef (verl kl_coef 0.001)"},
+    {.key = "kl_target", .value = "0", .why = "a fixed coefficient (OpenRLHF kl_target unset, verl kl_ctrl fixed)"},
+    {.key = "loss_agg", .value = "token-mean", .why = "OpenRLHF and verl"},
+    {.key = "clip", .value = "0.2", .why = "PPO's clip kept (OpenRLHF eps_clip, verl clip_ratio)"},
+    {.key = "ppo_epochs", .value = "1", .why = "OpenRLHF max_epochs, verl ppo_epochs"},
+    PRESET_REWARD,
+    {0}};
+
+static const PpoPreset grpo_preset = {
+    .algorithm = "GRPO (Shao et al. 2024, DeepSeekMath): group-relative advantages, KL in the loss",
+    .values = grpo_values,
+};
+static const PpoPreset rloo_preset = {
+    .algorithm = "RLOO (Ahmadian et al. 2024, \"Back to Basics\"): REINFORCE with a leave-one-out baseline, "
+                 "KL in the reward",
+    .values = rloo_values,
+};
+static const PpoPreset reinforce_preset = {
+    .algorithm = "REINFORCE++ (Hu 2025): REINFORCE with PPO's clip, per-token KL in the reward and "
+                 "batch-whitened returns",
+    .values = reinforce_values,
+};
+
+/* The row's preset values, over its keys' defaults. */
+static int preset_apply(Config *cfg, const Command *c) {
+    char origin[64];
+    snprintf(origin, sizeof origin, "preset %s", c->name);
+    for (const PpoPresetValue *v = c->preset->values; v->key; v++)
+        if (config_set(cfg, v->key, v->value, origin)) return -1;
+    return 0;
+}
+
+/* The preset's value of key, or NULL. */
+static const char *preset_value(const PpoPreset *p, const char *key) {
+    for (const PpoPresetValue *v = p->values; v->key; v++)
+        if (!strcmp(v->key, key)) return v->value;
+    return NULL;
+}
+
+/* A copy of a key table with the preset's values as its defaults: what the
+ * preset's --help lists. free() it. */
+static CfgKey *preset_keys(const PpoPreset *p, const CfgKey *table) {
+    int n = 0;
+    while (table[n].key) n++;
+    CfgKey *keys = err_calloc((size_t)n + 1, sizeof *keys);
+    memcpy(keys, table, (size_t)n * sizeof *keys);
+    for (int i = 0; i < n; i++) {
+        const char *v = preset_value(p, keys[i].key);
+        if (v) keys[i].def = v;
+    }
+    return keys;
+}
+
+/* The preset's values as config-file lines, each with where it comes from. */
+static void preset_help(const PpoPreset *p) {
+    int width = 0;
+    for (const PpoPresetValue *v = p->values; v->key; v++) {
+        int len = (int)(strlen(v->key) + 3 + strlen(v->value));
+        if (len > width) width = len;
+    }
+    printf("%s.\nThe job and keys of rlhf ppo, with these values instead of ppo's defaults\n"
+           "(--config FILE and key=value override each of them):\n\n", p->algorithm);
+    for (const PpoPresetValue *v = p->values; v->key; v++) {
+        char line[128];
+        snprintf(line, sizeof line, "%s = %s", v->key, v->value);
+        printf("  %-*s  # %s\n", width, line, v->why);
+    }
+    printf("\n");
+}
+
 /* ---- ppo -------------------------------------------------------------------- */
+
+/* --help of ppo and of its presets: the preset's values, then every key of
+ * the job's tables with the default this subcommand gives it. */
+static void ppo_help(const Command *c, const CfgKey *const *tables, int n_tables) {
+    printf("usage: mpirun -n N rlhf %s [--config FILE] [key=value ...]\n\n", c->name);
+    if (c->preset) preset_help(c->preset);
+    printf("%s: learner ranks first (learners), then rewarders\n"
+           "(rewarders), the rest actors; --role learner|rewarder|actor overrides for MPMD launches.\n\n"
+           "configuration keys:\n", c->preset ? "Ranks as for ppo" : "Distributed PPO (InstructGPT step 3)");
+    CfgKey **copies = err_calloc((size_t)n_tables, sizeof *copies);
+    const CfgKey **shown = err_calloc((size_t)n_tables, sizeof *shown);
+    for (int i = 0; i < n_tables; i++)
+        shown[i] = c->preset ? (copies[i] = preset_keys(c->preset, tables[i])) : tables[i];
+    config_help(shown, n_tables, stdout);
+    for (int i = 0; i < n_tables; i++) free(copies[i]);
+    free(copies);
+    free(shown);
+}
 
 static int cmd_ppo(const Invocation *in) {
     int argc = in->argc;
@@ -557,15 +710,10 @@ static int cmd_ppo(const Invocation *in) {
     Config *cfg = config_new(tables, in->cmd->n_tables);
     int help = 0;
     if (!cfg) err_die_last();
+    if (in->cmd->preset) dp_check(&dp, preset_apply(cfg, in->cmd), "ppo: ");
     dp_check(&dp, config_parse_args(cfg, argc, argv, &help), "ppo: ");
     if (help) {
-        if (dp.rank == 0) {
-            printf("usage: mpirun -n N rlhf ppo [--config FILE] [key=value ...]\n\n"
-                   "Distributed PPO (InstructGPT step 3): learner ranks first (learners), then rewarders\n"
-                   "(rewarders), the rest actors; --role learner|rewarder|actor overrides for MPMD launches.\n\n"
-                   "configuration keys:\n");
-            config_help(tables, in->cmd->n_tables, stdout);
-        }
+        if (dp.rank == 0) ppo_help(in->cmd, tables, in->cmd->n_tables);
         dp_finalize(&dp);
         return 0;
     }
@@ -991,6 +1139,13 @@ static const Command commands[] = {
     {.name = "ppo", .summary = "distributed PPO: learner, rewarder and actor ranks over MPI", .tables = ppo_config_tables,
      .n_tables = PPO_CONFIG_TABLES,
      .stops = 1, .run = cmd_ppo},
+    {.name = "grpo", .summary = "the ppo job with GRPO's defaults (DeepSeekMath): group baseline, KL in the loss",
+     .tables = ppo_config_tables, .n_tables = PPO_CONFIG_TABLES, .preset = &grpo_preset, .stops = 1, .run = cmd_ppo},
+    {.name = "rloo", .summary = "the ppo job with RLOO's defaults: leave-one-out baseline, KL in the reward",
+     .tables = ppo_config_tables, .n_tables = PPO_CONFIG_TABLES, .preset = &rloo_preset, .stops = 1, .run = cmd_ppo},
+    {.name = "reinforce",
+     .summary = "the ppo job with REINFORCE++'s defaults: batch-whitened returns, KL in the reward",
+     .tables = ppo_config_tables, .n_tables = PPO_CONFIG_TABLES, .preset = &reinforce_preset, .stops = 1, .run = cmd_ppo},
     {.name = "plot", .summary = "PNG plots of a pipeline run (gnuplot)", .opts = &plot_spec, .run = cmd_plot},
     {.name = "gridworld", .summary = "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)",
      .opts = &gridworld_spec, .set_defaults = gridworld_defaults, .run = cmd_gridworld},
@@ -1010,19 +1165,58 @@ static const Command commands[] = {
 
 /* ---- configuration reference ------------------------------------------------- */
 
+/* One Markdown row of the presets' table: the key, then each preset's value
+ * (ppo's default where a preset leaves the key alone). */
+static void preset_row(const CfgKey *k) {
+    printf("| `%s` |", k->key);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (!commands[i].preset) continue;
+        const char *v = preset_value(commands[i].preset, k->key);
+        printf(" `%s` |", v ? v : k->def);
+    }
+    printf("\n");
+}
+
+/* The presets of ppo share its keys: one table of the values they set. */
+static void preset_markdown(void) {
+    const Command *any = NULL;
+    printf("\n#### Presets of ppo:");
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (commands[i].preset) {
+            printf(" %s", commands[i].name);
+            any = &commands[i];
+        }
+    printf("\n\nThe keys of ppo; these values replace its defaults (`rlhf SUBCOMMAND --help` says why).\n\n| Key |");
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (commands[i].preset) printf(" %s |", commands[i].name);
+    printf("\n|---|");
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (commands[i].preset) printf("---|");
+    printf("\n");
+    for (int t = 0; any && t < any->n_tables; t++)
+        for (const CfgKey *k = any->tables[t]; k->key; k++) {
+            int set = 0;
+            for (int i = 0; i < N_COMMANDS; i++)
+                set |= commands[i].preset && preset_value(commands[i].preset, k->key);
+            if (set) preset_row(k);
+        }
+}
+
 /* Markdown tables of every stage's keys, from the tables --help prints; the
- * README's reference is this output (tests/cli/docs.sh checks they agree). */
+ * README's reference is this output (tests/cli/docs.sh checks they agree).
+ * The presets of ppo get one table of their values, not copies of its keys. */
 static int cmd_config_reference(const Invocation *in) {
     (void)in; /* opts_parse refused any argument */
     printf("#### Keys of every trainer (pretrain, sft, rm, dpo)\n\n");
     config_markdown((const CfgKey *const[]){trainer_keys}, 1, stdout);
     for (int i = 0; i < N_COMMANDS; i++) {
         const Command *c = &commands[i];
-        if (!c->stage && !c->tables) continue;
+        if ((!c->stage && !c->tables) || c->preset) continue;
         printf("\n#### %s\n\n", c->name);
         if (c->stage) config_markdown((const CfgKey *const[]){c->stage->keys}, 1, stdout);
         else config_markdown(c->tables, c->n_tables, stdout);
     }
+    preset_markdown();
     return 0;
 }
 

@@ -802,8 +802,7 @@ static int resume(Learner *L, int64_t it) {
     int64_t iter, pstep, vstep = 0;
     int rc = ckpt_load_config(k, saved, NULL) || ckpt_get_attr_i64(k, "/state", "iteration", &iter) ||
              ckpt_get_attr_f64(k, "/state", "kl_coef", &L->kl_coef) ||
-             ckpt_get_attr_i64(k, "/state", "policy_adam_step", &pstep) ||
-             (L->critic && ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep));
+             ckpt_get_attr_i64(k, "/state", "policy_adam_step", &pstep);
     /* checkpoints from before /state/learners: the learners key they were run with */
     int64_t learners = config_int(saved, "learners");
     if (!rc && ckpt_has_attr(k, "/state", "learners")) rc = ckpt_get_attr_i64(k, "/state", "learners", &learners);
@@ -811,6 +810,8 @@ static int resume(Learner *L, int64_t it) {
         config_set(saved, ppo_runtime_keys[i], config_get_raw(L->cfg, ppo_runtime_keys[i]), "resume");
     if (!rc && config_diff(L->cfg, saved, diff, sizeof diff))
         rc = err_set("%s: written with a different configuration: %s; use a new out_dir or the same settings", path, diff);
+    /* after the comparison: a checkpoint of another advantage says so, not that a value model is missing */
+    if (!rc && L->critic) rc = ckpt_get_attr_i64(k, "/state", "value_adam_step", &vstep);
     if (!rc) rc = ckpt_check_model_config(k, "/", &L->policy.cfg, "the policy");
     /* checkpoints from before /value's attributes: ckpt_get_buffer checks the tensor shapes */
     if (!rc && L->critic && ckpt_has_attr(k, "/value", "n_head")) rc = ckpt_check_model_config(k, "/value", &L->value.cfg, "the value model");

@@ -92,6 +92,12 @@ SFT="$R sft init=m.h5 train_data=data/sft.jsonl $TINY"
 RMT="$R rm init=m.h5 train_data=data/prefs.jsonl $TINY"
 DPO="$R dpo init=m.h5 train_data=data/prefs.jsonl $TINY"
 PPO="$PPO0 iterations=1"
+# the presets of ppo (rlhf grpo, rloo, reinforce): score with the verifier, no reward model; chunk 8 holds every group
+PRESET="batch_size=8 chunk=8 minibatch=8 micro_batch=8 max_new=4 log_samples=0 iterations=1"
+PRESETIN="policy=m.h5 prompts=data/rl_prompts.jsonl"
+GRPO="$MPIRUN -n 3 $R grpo $PRESET"
+RLOO="$MPIRUN -n 3 $R rloo $PRESET"
+REINFORCE="$MPIRUN -n 3 $R reinforce $PRESET"
 EVAL="$R eval --policy m.h5 --prompts data/eval_prompts.jsonl --n 2 --max-new 2"
 GEN="$R generate --model m.h5 --prompt hi --max-new 2"
 # long runs, to be caught in the middle (they end on SIGTERM, with a checkpoint)
@@ -466,6 +472,15 @@ ppo|clip=-1|-|ppo: command line: clip must be >= 0, got -1|$PPO $PPOIN out_dir=o
 ppo|gamma=inf|-|ppo: command line: 'gamma' expects a finite number, got 'inf'|$PPO $PPOIN out_dir=o/r gamma=inf
 ppo|batch_size=1e400|-|ppo: command line: 'batch_size' expects an integer, got '1e400'|$PPO $PPOIN out_dir=o/r batch_size=1e400
 ppo|policy a reward model|-|rm.h5: is a reward checkpoint (scalar head); the policy must be a language model|$PPO $PPOIN out_dir=o/r policy=rm.h5
+# --- grpo, rloo, reinforce: ppo with a preset's values, overridden and checked like any
+grpo|an unknown key|-|ppo: command line: unknown key 'advantages' (did you mean 'advantage'?)|$GRPO $PRESETIN out_dir=o/r advantages=rloo
+grpo|chunk not a multiple of the preset's group_size|-|ppo: chunk (4) must be a multiple of group_size (8)|$GRPO $PRESETIN out_dir=o/r chunk=4
+grpo|kl_coef=-1 in a config file|printf 'kl_coef = -1\n' >o/k.conf|ppo: o/k.conf:1: kl_coef must be >= 0, got -1|$GRPO --config o/k.conf $PRESETIN out_dir=o/r
+rloo|group_size=1|-|ppo: advantage = rloo needs group_size >= 2|$RLOO $PRESETIN out_dir=o/r group_size=1
+rloo|policy a reward model|-|rm.h5: is a reward checkpoint (scalar head); the policy must be a language model|$RLOO $PRESETIN out_dir=o/r policy=rm.h5
+reinforce|kl_coef=nan|-|ppo: command line: 'kl_coef' expects a finite number, got 'nan'|$REINFORCE $PRESETIN out_dir=o/r kl_coef=nan
+reinforce|reward=rm without a reward model|-|ppo: reward = rm needs reward_model|$REINFORCE $PRESETIN out_dir=o/r reward=rm
+reinforce|prompts a FIFO|feed_fifo|fifo: prompts (read by each of the 3 ranks) must be a regular file, not a FIFO|$REINFORCE policy=m.h5 prompts=fifo out_dir=o/r
 # --- plot: inputs, numbers
 plot|RUN_DIR missing|-|nosuch: no such run directory|$R plot nosuch --out o/p
 plot|RUN_DIR a file|-|victim.txt: not a directory|$R plot victim.txt --out o/p

@@ -70,6 +70,7 @@ config-reference|config-reference
 generate --help|generate --help
 pretrain --help|pretrain --help
 ppo --help|ppo --help
+grpo --help|grpo --help
 generate|generate --model "$T/m.h5" --prompt hi --max-new 4
 generate --jsonl|generate --model "$T/m.h5" --prompts "$T/p.jsonl" --jsonl --max-new 4 --batch 1
 eval|eval --policy "$T/m.h5" --prompts "$T/p.jsonl" --max-new 4
