@@ -898,10 +898,10 @@ static int cmd_gridworld(const Invocation *in) {
 /* ---- eval / score ----------------------------------------------------------- */
 
 static struct {
-    const char *policy, *prompts, *ref, *rm, *samples;
-    int n, max_new, greedy, top_k, seed, batch, json;
-    float temperature, top_p;
-} eval_args = {.max_new = 32, .seed = 1, .batch = 16, .temperature = 1.0f, .top_p = 1.0f};
+    const char *policy, *prompts, *ref, *rm, *samples, *pass_k, *verifier;
+    int n, max_new, greedy, top_k, seed, batch, json, samples_per_prompt;
+    float temperature, top_p, verifier_timeout;
+} eval_args = {.max_new = 32, .seed = 1, .batch = 16, .temperature = 1.0f, .top_p = 1.0f, .verifier_timeout = 30};
 
 static const Opt eval_opts[] = {
     {.name = "policy", .type = OPT_STR, .dest = &eval_args.policy, .metavar = "CKPT",
@@ -930,6 +930,15 @@ static const Opt eval_opts[] = {
     {.name = "samples", .type = OPT_STR, .dest = &eval_args.samples, .metavar = "FILE.jsonl",
      .help = "write every response with its scores"},
     {.name = "json", .type = OPT_FLAG, .dest = &eval_args.json, .help = "print the report as JSON"},
+    {.name = "samples-per-prompt", .type = OPT_INT, .dest = &eval_args.samples_per_prompt, .metavar = "N",
+     .help = "responses sampled for each prompt (default 1, or the largest --pass-k)", .range = ">= 1"},
+    {.name = "pass-k", .type = OPT_STR, .dest = &eval_args.pass_k, .metavar = "K[,K...]",
+     .help = "report pass@k for each K (unbiased estimator; K <= --samples-per-prompt)"},
+    {.name = "verifier", .type = OPT_STR, .dest = &eval_args.verifier, .metavar = "SPEC",
+     .help = "judge samples with gold | answer | format | cmd:PROGRAM ARGS (default: the gold judge's "
+             "correctness)"},
+    {.name = "verifier-timeout", .type = OPT_FLOAT, .dest = &eval_args.verifier_timeout, .metavar = "S",
+     .help = "cmd: verifier, seconds per answer", .range = "> 0"},
     {0}};
 
 static const OptSpec eval_spec = {
@@ -939,7 +948,13 @@ static const OptSpec eval_spec = {
                "and length, each as mean +- standard error.",
     .details = "KL is the sum over a response's tokens of log pi(y_t) - log ref(y_t) under the unmodified\n"
                "policy; it estimates KL(pi || ref) when sampling at temperature 1 without top-k/top-p.\n"
-               "Gold scores need the built-in task's prompts; other prompts are counted and skipped.",
+               "Gold scores need the built-in task's prompts; other prompts are counted and skipped.\n"
+               "pass@k: each prompt is sampled --samples-per-prompt n times; with c of them passing,\n"
+               "pass@k = 1 - C(n-c,k)/C(n,k) (Chen et al. 2021, unbiased for k <= n), averaged over\n"
+               "prompts. A sample passes when the judge calls it correct: the built-in task's gold\n"
+               "judge, or --verifier (the RL job's verifiers, same rules; answer reads each prompt's\n"
+               "\"answer\"; a verifier without a correctness component, format or cmd:, passes a score\n"
+               "> 0). Use n >= 2k or more: the estimate's variance falls with n.",
     .opts = eval_opts,
 };
 
@@ -963,7 +978,7 @@ static void print_stat(const char *name, const EvalStat *s, const char *unit, in
     *first = 0;
 }
 
-static void print_report(const EvalReport *r, int as_json) {
+static void print_report(const EvalReport *r, const int *pass_k, int n_pass_k, int as_json) {
     int first = 1;
     if (as_json) printf("{");
     print_stat("gold", &r->gold, "", as_json, &first);
@@ -972,7 +987,51 @@ static void print_report(const EvalReport *r, int as_json) {
     print_stat("rm", &r->rm, "  (normalised)", as_json, &first);
     print_stat("kl", &r->kl, " nats", as_json, &first);
     print_stat("length", &r->length, " tokens", as_json, &first);
+    print_stat("verifier", &r->verifier, "", as_json, &first);
+    for (int i = 0; i < n_pass_k; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "pass@%d", pass_k[i]);
+        print_stat(name, &r->pass[i], "  (over prompts)", as_json, &first);
+    }
     if (as_json) printf("}\n");
+}
+
+/* --pass-k "1,4,16" into k[0..*n); exits with a message on a bad list. */
+static void parse_pass_k(const char *text, int *k, int *n) {
+    *n = 0;
+    for (const char *p = text;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 1 || v > 1000000 || (*end && *end != ','))
+            err_die("eval: --pass-k: '%s' is not a list of integers >= 1 (e.g. 1,4,16)", text);
+        if (*n == EVAL_MAX_PASS_K) err_die("eval: --pass-k: at most %d values", EVAL_MAX_PASS_K);
+        k[(*n)++] = (int)v;
+        if (!*end) return;
+        p = end + 1;
+    }
+}
+
+/* --samples-per-prompt: as given, else the largest --pass-k (1 without). */
+static int eval_samples_per_prompt(const int *k, int n) {
+    int most = 1;
+    for (int i = 0; i < n; i++) most = k[i] > most ? k[i] : most;
+    int s = eval_args.samples_per_prompt ? eval_args.samples_per_prompt : most;
+    if (most > s) err_die("eval: --pass-k %d needs --samples-per-prompt >= %d (it is %d)", most, most, s);
+    return s;
+}
+
+/* The --verifier of eval, started (a cmd: program) or NULL. */
+static Verifier *eval_verifier(void) {
+    if (!eval_args.verifier) return NULL;
+    VerifierOptions o;
+    verifier_defaults(&o);
+    o.spec = eval_args.verifier;
+    o.timeout = eval_args.verifier_timeout;
+    if (verifier_check_spec(o.spec)) err_die("eval: --%s", err_msg());
+    Verifier *v = verifier_new(&o);
+    if (!v) err_die("eval: --%s", err_msg());
+    return v;
 }
 
 static void free_optional(Gpt *m) {
@@ -1011,9 +1070,16 @@ static int cmd_eval(const Invocation *in) {
     };
     if (sampler_validate(&es.gen.sampler)) err_die("eval: %s", err_msg());
     if (rm && ckpt_get_rm_norm(rm, &es.rm_offset, &es.rm_scale)) err_die_last();
+    int pass_k[EVAL_MAX_PASS_K], n_pass_k = 0;
+    if (eval_args.pass_k) parse_pass_k(eval_args.pass_k, pass_k, &n_pass_k);
+    es.samples_per_prompt = eval_samples_per_prompt(pass_k, n_pass_k);
+    es.pass_k = pass_k;
+    es.n_pass_k = n_pass_k;
     JsonlPrompts pl = {0};
     if (jsonl_read_prompts(prompts, &pl)) err_die_last();
     es.lines = pl.line;
+    es.answers = pl.answer;
+    es.verifier = eval_verifier();
     int count = eval_args.n > 0 && eval_args.n < pl.n ? eval_args.n : pl.n;
     /* --samples is written to a temporary and renamed into place at the end
      * (fs_commit), so a failed run leaves an older file as it was */
@@ -1032,8 +1098,11 @@ static int cmd_eval(const Invocation *in) {
     }
     if (samples && fs_commit(samples_tmp, samples)) err_die_last();
     free(samples_tmp);
-    if (!eval_args.json) printf("eval: %d responses from %s on %s\n", count, policy, prompts);
-    print_report(&r, eval_args.json);
+    if (!eval_args.json)
+        printf("eval: %ld responses (%d prompts x %d) from %s on %s\n", (long)count * es.samples_per_prompt, count,
+               es.samples_per_prompt, policy, prompts);
+    print_report(&r, pass_k, n_pass_k, eval_args.json);
+    verifier_free(es.verifier);
     if (r.foreign_prompts) err_warn("%ld prompts are not the built-in task's: no gold score for them", r.foreign_prompts);
     jsonl_prompts_free(&pl);
     free_optional(es.ref);
