@@ -38,23 +38,36 @@ void gen_result_free(GenResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* 1 if sequence i repeats sequence i - 1's prompt. */
+static int repeats_previous(const int *const *prompts, const int *prompt_len, int i) {
+    if (i == 0 || prompt_len[i] != prompt_len[i - 1]) return 0;
+    return prompts[i] == prompts[i - 1] || !memcmp(prompts[i], prompts[i - 1], (size_t)prompt_len[i] * sizeof(int));
+}
+
 /* Feeds every prompt through the cache; logits (n, V) get each prompt's last
- * position. */
+ * position. A prompt that repeats the one before it is not fed again: its
+ * sequence forks the cache of the first of the run and copies its logits. */
 static int prefill(const Gpt *m, GptKV *kv, const int *const *prompts,
-                   const int *prompt_len, int n, float *logits) {
+                   const int *prompt_len, int n, int share, float *logits) {
     int V = m->cfg.vocab_size, rows = 0;
+    int *first = err_malloc((size_t)n * sizeof(int)); /* the sequence whose prefill i uses */
+    int last_fed = 0;
+    for (int i = 0; i < n; i++) {
+        first[i] = share && repeats_previous(prompts, prompt_len, i) ? first[i - 1] : i;
+        if (first[i] == i) last_fed = i;
+    }
     int *tok = err_malloc(GEN_PREFILL_ROWS * sizeof(int));
     int *seq = err_malloc(GEN_PREFILL_ROWS * sizeof(int));
     unsigned char *want = err_malloc(GEN_PREFILL_ROWS);
     float *out = err_malloc((size_t)GEN_PREFILL_ROWS * V * sizeof(float));
     int rc = 0;
     for (int i = 0; i < n && !rc; i++)
-        for (int t = 0; t < prompt_len[i] && !rc; t++) {
+        for (int t = 0; t < prompt_len[i] && !rc && first[i] == i; t++) {
             tok[rows] = prompts[i][t];
             seq[rows] = i;
             want[rows] = t == prompt_len[i] - 1;
             rows++;
-            int last = i == n - 1 && t == prompt_len[i] - 1;
+            int last = i == last_fed && t == prompt_len[i] - 1;
             if (rows == GEN_PREFILL_ROWS || last) {
                 rc = gpt_forward_cached(m, kv, tok, seq, rows, want, out, V);
                 for (int r = 0; r < rows && !rc; r++)
@@ -62,6 +75,12 @@ static int prefill(const Gpt *m, GptKV *kv, const int *const *prompts,
                 rows = 0;
             }
         }
+    for (int i = 0; i < n && !rc; i++)
+        if (first[i] != i) {
+            gpt_kv_copy(kv, m, i, first[i]);
+            memcpy(logits + (size_t)i * V, logits + (size_t)first[i] * V, V * sizeof(float));
+        }
+    free(first);
     free(tok);
     free(seq);
     free(want);
@@ -136,7 +155,7 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
     int *tok = err_malloc(n * sizeof(int));
     int *seq = err_malloc(n * sizeof(int));
     int *todo = err_malloc(n * sizeof(int));
-    int rc = prefill(m, &kv, prompts, prompt_len, n, logits);
+    int rc = prefill(m, &kv, prompts, prompt_len, n, !c->prefill_each, logits);
     int active = n;
     result_alloc(out, n, room);
     unsigned char *done = err_calloc(n, 1);

@@ -3,7 +3,11 @@
  * step from the sampler, stopping on the end token or at max_new (or when
  * prompt + response fill the context: their total never exceeds n_ctx). Records each token's log-prob under the sampling
  * distribution and under the unmodified model (the behaviour log-probs PPO
- * needs). Used by `rlhf generate`, evaluation and the actor role. */
+ * needs). Used by `rlhf generate`, evaluation and the actor role.
+ * Shared prefill: a prompt repeated in consecutive sequences (the G samples
+ * of a group, eval's samples per prompt) runs through the model once and
+ * the others fork its cache (gpt_kv_copy), with the same results to the bit
+ * as prefilling each. */
 #ifndef GENERATE_H
 #define GENERATE_H
 
@@ -15,6 +19,7 @@ typedef struct {
     int max_new;           /* new tokens at most per sequence */
     int eot;               /* stop token id, or -1 for none */
     SamplerConfig sampler;
+    int prefill_each;      /* 1: prefill every sequence, even a repeated prompt (tests compare with it) */
 } GenConfig;
 
 typedef enum { GEN_STOP_EOT = 0, GEN_STOP_LENGTH = 1, GEN_STOP_CONTEXT = 2 } GenStop;

@@ -714,6 +714,16 @@ int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len) {
     return 0;
 }
 
+void gpt_kv_copy(GptKV *kv, const Gpt *m, int dst, int src) {
+    size_t C = (size_t)m->cfg.n_embd, ks = kv_key_stride(kv->max_len), len = (size_t)kv->len[src];
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        size_t a = (size_t)l * kv->n_seq + (size_t)dst, b = (size_t)l * kv->n_seq + (size_t)src;
+        memcpy(kv->k + a * C * ks, kv->k + b * C * ks, C * ks * sizeof(float)); /* padding included: zeros */
+        memcpy(kv->v + a * kv->max_len * C, kv->v + b * kv->max_len * C, len * C * sizeof(float));
+    }
+    kv->len[dst] = kv->len[src];
+}
+
 void gpt_kv_free(GptKV *kv) {
     free(kv->k);
     free(kv->v);

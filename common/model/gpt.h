@@ -179,6 +179,12 @@ void gpt_pack_head(Gpt *m);
 int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len);
 void gpt_kv_free(GptKV *kv);
 
+/* Makes sequence dst's cached past a copy of sequence src's (dst's own is
+ * overwritten): a group of samples of one prompt prefills it once and forks
+ * the cache (common/model/generate). The copy is the same bits, so decoding
+ * from it gives what decoding from dst's own prefill would. */
+void gpt_kv_copy(GptKV *kv, const Gpt *m, int dst, int src);
+
 /* The cache belongs to the weights it was filled with: the model must not
  * change between gpt_kv_init and gpt_kv_free (batched decoding also keeps a
  * packed copy of the unembedding in it).

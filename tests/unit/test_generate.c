@@ -5,6 +5,7 @@
  * thread still reaches the caller as an error with its message. */
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -87,5 +88,66 @@ TEST(gen_sampling_failure_on_pool_thread_is_reported) {
     CHECK(run(&m, 6, 1, &r) == -1);
     CHECKF(strstr(err_msg(), "sampler") != NULL, "message: %s", err_msg());
     openblas_set_num_threads(saved);
+    gpt_free(&m);
+}
+
+/* Shared prefill: groups of one prompt (by pointer or by content) are fed
+ * once and fork the cache; every sample's tokens and log-probs are the bits
+ * of prefilling each sequence itself (GenConfig.prefill_each), and the
+ * samples of a group still differ (each has its own stream). */
+static int run_groups(const Gpt *m, int each, GenResult *r) {
+    static int a[] = {3, 1, 4, 1, 5}, b[] = {9, 2, 6}, b2[] = {9, 2, 6}, c[] = {5, 3};
+    const int *prompts[] = {a, a, a, b, b2, c, a, a};
+    int len[] = {5, 5, 5, 3, 3, 2, 5, 5};
+    GenConfig gc = {.max_new = 10, .eot = 0, .sampler = {.temperature = 3.0f, .top_p = 1.0f}, .prefill_each = each};
+    Rng rng;
+    rng_seed(&rng, 21);
+    return gen_run(m, prompts, len, 8, &gc, &rng, r);
+}
+
+TEST(gen_shared_prefill_matches_prefilling_each_sequence) {
+    Gpt m;
+    model(&m);
+    GenResult shared, each;
+    gpt_pack_head(&m);
+    CHECK(run_groups(&m, 0, &shared) == 0);
+    CHECK(run_groups(&m, 1, &each) == 0);
+    CHECK(same(&shared, &each, 8));
+    for (int i = 0; i < 8; i++)
+        if (!same(&(GenResult){.len = shared.len + i, .stop = shared.stop + i, .tokens = shared.tokens + i,
+                               .logp_sample = shared.logp_sample + i, .logp_model = shared.logp_model + i},
+                  &(GenResult){.len = each.len + i, .stop = each.stop + i, .tokens = each.tokens + i,
+                               .logp_sample = each.logp_sample + i, .logp_model = each.logp_model + i}, 1))
+            fprintf(stderr, "seq %d differs: len %d/%d tok0 %d/%d lp %.9g/%.9g\n", i, shared.len[i], each.len[i], shared.tokens[i][0], each.tokens[i][0], shared.logp_model[i][0], each.logp_model[i][0]);
+    int differ = 0; /* a group's samples are not copies of each other */
+    for (int i = 1; i < 3; i++)
+        differ |= shared.len[i] != shared.len[0] ||
+                  memcmp(shared.tokens[i], shared.tokens[0], (size_t)shared.len[0] * sizeof(int));
+    CHECK(differ);
+    gen_result_free(&shared), gen_result_free(&each);
+    gpt_free(&m);
+}
+
+/* gpt_kv_copy: decoding a token after a forked cache gives the logits of
+ * decoding it after the source's own past, to the bit. */
+TEST(gpt_kv_copy_forks_a_sequence) {
+    Gpt m;
+    model(&m);
+    GptKV kv;
+    CHECK(gpt_kv_init(&kv, &m, 3, 16) == 0);
+    int toks[] = {3, 1, 4, 1}, seq0[] = {0, 0, 0, 0}, seq2[] = {2, 2, 2, 2};
+    int V = m.cfg.vocab_size;
+    float out[4 * 61], x[61], y[61], z[61];
+    CHECK(gpt_forward_cached(&m, &kv, toks, seq0, 4, NULL, out, V) == 0);
+    CHECK(gpt_forward_cached(&m, &kv, toks, seq2, 4, NULL, out, V) == 0);
+    gpt_kv_copy(&kv, &m, 1, 0);
+    CHECK(kv.len[1] == 4);
+    int next = 7, s0 = 0, s1 = 1, s2 = 2;
+    CHECK(gpt_forward_cached(&m, &kv, &next, &s1, 1, NULL, x, V) == 0);
+    CHECK(gpt_forward_cached(&m, &kv, &next, &s2, 1, NULL, y, V) == 0);
+    CHECK(gpt_forward_cached(&m, &kv, &next, &s0, 1, NULL, z, V) == 0);
+    CHECK(memcmp(x, y, sizeof x) == 0);
+    CHECK(memcmp(x, z, sizeof x) == 0);
+    gpt_kv_free(&kv);
     gpt_free(&m);
 }
