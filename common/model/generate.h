@@ -6,8 +6,15 @@
  * needs). Used by `rlhf generate`, evaluation and the actor role.
  * Shared prefill: a prompt repeated in consecutive sequences (the G samples
  * of a group, eval's samples per prompt) runs through the model once and
- * the others fork its cache (gpt_kv_copy), with the same results to the bit
- * as prefilling each. */
+ * the others fork its cache (gpt_kv_copy).
+ * Continuous batching: with slots = S < n, S sequences decode at once (the
+ * KV cache holds S); when one ends, its slot takes the next sequence in
+ * order, prefilled in that step, so the batch never waits for its longest
+ * member and the cache is sized by S, not n.
+ * Results: sequence i samples from its own stream and the cached forward is
+ * batch-invariant (gpt.h), so its tokens and log-probs are the same bits
+ * whatever the slot count, its slot, its neighbours and whether its prefill
+ * was shared (tests/unit/test_generate.c). */
 #ifndef GENERATE_H
 #define GENERATE_H
 
@@ -20,6 +27,7 @@ typedef struct {
     int eot;               /* stop token id, or -1 for none */
     SamplerConfig sampler;
     int prefill_each;      /* 1: prefill every sequence, even a repeated prompt (tests compare with it) */
+    int slots;             /* sequences decoded at once, 0: all; a finished one's slot takes the next */
 } GenConfig;
 
 typedef enum { GEN_STOP_EOT = 0, GEN_STOP_LENGTH = 1, GEN_STOP_CONTEXT = 2 } GenStop;

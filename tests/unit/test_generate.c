@@ -2,10 +2,12 @@
  * threads with one random stream per sequence, so the tokens and log-probs
  * are the same bits on 1 and 2 threads, and a sequence's draws follow the
  * stream seeded by its place in the batch; a sampling failure on a pool
- * thread still reaches the caller as an error with its message. */
+ * thread still reaches the caller as an error with its message. Batch
+ * invariance: a sequence's bits do not depend on its neighbours, a shared
+ * prefill, or the slot count of continuous batching; gpt_kv_copy forks a
+ * cache exactly. */
 #include <cblas.h>
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -93,8 +95,9 @@ TEST(gen_sampling_failure_on_pool_thread_is_reported) {
 
 /* Shared prefill: groups of one prompt (by pointer or by content) are fed
  * once and fork the cache; every sample's tokens and log-probs are the bits
- * of prefilling each sequence itself (GenConfig.prefill_each), and the
- * samples of a group still differ (each has its own stream). */
+ * of prefilling each sequence itself (GenConfig.prefill_each), with the
+ * packed head and without, and the samples of a group still differ (each
+ * has its own stream). */
 static int run_groups(const Gpt *m, int each, GenResult *r) {
     static int a[] = {3, 1, 4, 1, 5}, b[] = {9, 2, 6}, b2[] = {9, 2, 6}, c[] = {5, 3};
     const int *prompts[] = {a, a, a, b, b2, c, a, a};
@@ -108,23 +111,105 @@ static int run_groups(const Gpt *m, int each, GenResult *r) {
 TEST(gen_shared_prefill_matches_prefilling_each_sequence) {
     Gpt m;
     model(&m);
-    GenResult shared, each;
-    gpt_pack_head(&m);
-    CHECK(run_groups(&m, 0, &shared) == 0);
-    CHECK(run_groups(&m, 1, &each) == 0);
-    CHECK(same(&shared, &each, 8));
-    for (int i = 0; i < 8; i++)
-        if (!same(&(GenResult){.len = shared.len + i, .stop = shared.stop + i, .tokens = shared.tokens + i,
-                               .logp_sample = shared.logp_sample + i, .logp_model = shared.logp_model + i},
-                  &(GenResult){.len = each.len + i, .stop = each.stop + i, .tokens = each.tokens + i,
-                               .logp_sample = each.logp_sample + i, .logp_model = each.logp_model + i}, 1))
-            fprintf(stderr, "seq %d differs: len %d/%d tok0 %d/%d lp %.9g/%.9g\n", i, shared.len[i], each.len[i], shared.tokens[i][0], each.tokens[i][0], shared.logp_model[i][0], each.logp_model[i][0]);
-    int differ = 0; /* a group's samples are not copies of each other */
-    for (int i = 1; i < 3; i++)
-        differ |= shared.len[i] != shared.len[0] ||
-                  memcmp(shared.tokens[i], shared.tokens[0], (size_t)shared.len[0] * sizeof(int));
-    CHECK(differ);
-    gen_result_free(&shared), gen_result_free(&each);
+    for (int packed = 0; packed < 2; packed++) {
+        if (packed) gpt_pack_head(&m);
+        GenResult shared, each;
+        CHECK(run_groups(&m, 0, &shared) == 0);
+        CHECK(run_groups(&m, 1, &each) == 0);
+        CHECK(same(&shared, &each, 8));
+        int differ = 0; /* a group's samples are not copies of each other */
+        for (int i = 1; i < 3; i++)
+            differ |= shared.len[i] != shared.len[0] ||
+                      memcmp(shared.tokens[i], shared.tokens[0], (size_t)shared.len[0] * sizeof(int));
+        CHECK(differ);
+        gen_result_free(&shared), gen_result_free(&each);
+    }
+    gpt_free(&m);
+}
+
+/* Batch invariance (gpt_forward_cached's rule): each of 40 sequences, with
+ * prompts of 1..23 tokens (prefill and decoding steps over many chunks of
+ * rows), samples the same bits in the batch as alone with its own stream
+ * (sequence i of a batch draws the i-th seed of the caller's generator). */
+TEST(gen_each_sequence_decodes_the_same_bits_alone_and_in_a_batch) {
+    Gpt m;
+    model(&m);
+    enum { N = 40 };
+    int store[N][23], len[N];
+    const int *prompts[N];
+    for (int i = 0; i < N; i++) {
+        len[i] = 1 + (i * 7) % 23;
+        for (int t = 0; t < len[i]; t++) store[i][t] = 1 + (i * 13 + t * 5) % 60;
+        prompts[i] = store[i];
+    }
+    GenConfig gc = {.max_new = 12, .eot = 0, .sampler = {.temperature = 2.0f, .top_p = 1.0f}};
+    for (int packed = 0; packed < 2; packed++) {
+        if (packed) gpt_pack_head(&m);
+        Rng rng;
+        rng_seed(&rng, 5);
+        GenResult all;
+        CHECK(gen_run(&m, prompts, len, N, &gc, &rng, &all) == 0);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            Rng solo;
+            rng_seed(&solo, 5);
+            for (int k = 0; k < i; k++) rng_u64(&solo);
+            GenResult one;
+            CHECK(gen_run(&m, prompts + i, len + i, 1, &gc, &solo, &one) == 0);
+            GenResult row = {.len = all.len + i, .stop = all.stop + i, .tokens = all.tokens + i,
+                             .logp_sample = all.logp_sample + i, .logp_model = all.logp_model + i};
+            bad += !same(&row, &one, 1);
+            gen_result_free(&one);
+        }
+        CHECKF(bad == 0, "%d of %d sequences differ (packed head: %d)", bad, N, packed);
+        gen_result_free(&all);
+    }
+    gpt_free(&m);
+}
+
+/* Continuous batching: with S slots, S sequences decode at once and a
+ * finished one's slot takes the next; every sequence's bits are those of
+ * the run with all of them at once, for S = 1, 2, 3, 7, 16 (groups of a
+ * repeated prompt then straddle admissions) and with the packed head. */
+TEST(gen_slots_give_the_same_bits_as_one_batch) {
+    Gpt m;
+    model(&m);
+    enum { N = 24 };
+    int store[N][9], len[N];
+    const int *prompts[N];
+    for (int i = 0; i < N; i++) { /* groups of 3 samples of one prompt */
+        int p = i / 3;
+        len[i] = 1 + (p * 5) % 9;
+        for (int t = 0; t < len[i]; t++) store[i][t] = 1 + (p * 11 + t * 7) % 60;
+        prompts[i] = store[i];
+    }
+    const int slots[] = {1, 2, 3, 7, 16};
+    for (int packed = 0; packed < 2; packed++) {
+        if (packed) gpt_pack_head(&m);
+        GenConfig gc = {.max_new = 14, .eot = 0, .sampler = {.temperature = 2.0f, .top_p = 1.0f}};
+        Rng rng;
+        rng_seed(&rng, 8);
+        GenResult all;
+        CHECK(gen_run(&m, prompts, len, N, &gc, &rng, &all) == 0);
+        int lens_differ = 0; /* sequences end at different steps: slots are reused */
+        for (int i = 1; i < N; i++) lens_differ |= all.len[i] != all.len[0];
+        CHECK(lens_differ);
+        for (size_t k = 0; k < sizeof slots / sizeof *slots; k++) {
+            gc.slots = slots[k];
+            rng_seed(&rng, 8);
+            GenResult r;
+            CHECK(gen_run(&m, prompts, len, N, &gc, &rng, &r) == 0);
+            CHECKF(same(&r, &all, N), "slots %d (packed head %d) differ from one batch", slots[k], packed);
+            gen_result_free(&r);
+        }
+        gen_result_free(&all);
+    }
+    GenConfig bad = {.max_new = 4, .slots = -1, .sampler = {.temperature = 1.0f, .top_p = 1.0f}};
+    Rng rng;
+    rng_seed(&rng, 1);
+    GenResult r;
+    CHECK(gen_run(&m, prompts, len, N, &bad, &rng, &r) == -1);
+    CHECK(strstr(err_msg(), "slots") != NULL);
     gpt_free(&m);
 }
 
