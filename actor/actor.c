@@ -140,7 +140,8 @@ static int actor_setup(Actor *a, const Config *cfg, const PpoLayout *l) {
                          .sampler = {.greedy = 0,
                                      .temperature = (float)config_float(cfg, "temperature"),
                                      .top_k = config_int(cfg, "top_k"),
-                                     .top_p = (float)config_float(cfg, "top_p")}};
+                                     .top_p = (float)config_float(cfg, "top_p")},
+                         .slots = config_int(cfg, "actor_slots")};
     if (config_int(cfg, "max_new") < 1) return err_set("max_new must be >= 1");
     return sampler_validate(&a->gen.sampler);
 }

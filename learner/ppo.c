@@ -791,7 +791,8 @@ static int save_ckpt(Learner *L) {
  * a full disk resumes where it now is. A changed learner count is allowed
  * with a warning, as the trainers allow a changed rank count. */
 static const char *const ppo_runtime_keys[] = {"ckpt_every", "keep_checkpoints", "log_samples", "role", "learners",
-                                               "rewarders", "out_dir", "overwrite", "rank_timeout", NULL};
+                                               "rewarders", "out_dir", "overwrite", "rank_timeout",
+                                               "actor_slots", NULL};
 
 static int resume(Learner *L, int64_t it) {
     char path[1200], diff[600];

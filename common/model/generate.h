@@ -3,7 +3,18 @@
  * step from the sampler, stopping on the end token or at max_new (or when
  * prompt + response fill the context: their total never exceeds n_ctx). Records each token's log-prob under the sampling
  * distribution and under the unmodified model (the behaviour log-probs PPO
- * needs). Used by `rlhf generate`, evaluation and the actor role. */
+ * needs). Used by `rlhf generate`, evaluation and the actor role.
+ * Shared prefill: a prompt repeated in consecutive sequences (the G samples
+ * of a group, eval's samples per prompt) runs through the model once and
+ * the others fork its cache (gpt_kv_copy).
+ * Continuous batching: with slots = S < n, S sequences decode at once (the
+ * KV cache holds S); when one ends, its slot takes the next sequence in
+ * order, prefilled in that step, so the batch never waits for its longest
+ * member and the cache is sized by S, not n.
+ * Results: sequence i samples from its own stream and the cached forward is
+ * batch-invariant (gpt.h), so its tokens and log-probs are the same bits
+ * whatever the slot count, its slot, its neighbours and whether its prefill
+ * was shared (tests/unit/test_generate.c). */
 #ifndef GENERATE_H
 #define GENERATE_H
 
@@ -15,6 +26,8 @@ typedef struct {
     int max_new;           /* new tokens at most per sequence */
     int eot;               /* stop token id, or -1 for none */
     SamplerConfig sampler;
+    int prefill_each;      /* 1: prefill every sequence, even a repeated prompt (tests compare with it) */
+    int slots;             /* sequences decoded at once, 0: all; a finished one's slot takes the next */
 } GenConfig;
 
 typedef enum { GEN_STOP_EOT = 0, GEN_STOP_LENGTH = 1, GEN_STOP_CONTEXT = 2 } GenStop;

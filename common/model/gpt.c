@@ -714,12 +714,21 @@ int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len) {
     return 0;
 }
 
+void gpt_kv_copy(GptKV *kv, const Gpt *m, int dst, int src) {
+    size_t C = (size_t)m->cfg.n_embd, ks = kv_key_stride(kv->max_len), len = (size_t)kv->len[src];
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        size_t a = (size_t)l * kv->n_seq + (size_t)dst, b = (size_t)l * kv->n_seq + (size_t)src;
+        memcpy(kv->k + a * C * ks, kv->k + b * C * ks, C * ks * sizeof(float)); /* padding included: zeros */
+        memcpy(kv->v + a * kv->max_len * C, kv->v + b * kv->max_len * C, len * C * sizeof(float));
+    }
+    kv->len[dst] = kv->len[src];
+}
+
 void gpt_kv_free(GptKV *kv) {
     free(kv->k);
     free(kv->v);
     free(kv->len);
     free(kv->scratch);
-    free(kv->head_panels);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -735,10 +744,11 @@ static float *carve(float **p, size_t n) {
     return start;
 }
 
-static void kv_scratch(const Gpt *m, GptKV *kv, int R, KVScratch *s) {
+/* Scratch for chunks of R rows and the positions of all n rows. */
+static void kv_scratch(const Gpt *m, GptKV *kv, int R, int n, KVScratch *s) {
     size_t C = m->cfg.n_embd, V = m->cfg.vocab_size, NH = m->cfg.n_head;
     size_t ld = kv_key_stride(kv->max_len);
-    size_t need = R * (C * 5 + 3 * C + 8 * C) + R * NH * ld + (size_t)R * V + 2 * (size_t)R;
+    size_t need = R * (C * 5 + 3 * C + 8 * C) + R * NH * ld + (size_t)R * V + (size_t)R + (size_t)n;
     if (need > kv->scratch_size) {
         free(kv->scratch);
         kv->scratch = err_malloc(need * sizeof(float));
@@ -754,8 +764,8 @@ static void kv_scratch(const Gpt *m, GptKV *kv, int R, KVScratch *s) {
     s->fch_gelu = carve(&p, R * 4 * C);
     s->scores = carve(&p, R * NH * ld); /* one row per (row, head): tasks run in parallel */
     s->logits = carve(&p, (size_t)R * V);
-    s->pos = (int *)carve(&p, R);
-    s->rows = (int *)p;
+    s->rows = (int *)carve(&p, R);
+    s->pos = (int *)p;
 }
 
 typedef struct {
@@ -833,22 +843,9 @@ void gpt_pack_head(Gpt *m) {
     ops_pack_panels(m->head_panels, m->p.wte, m->cfg.vocab_size, m->cfg.n_embd);
 }
 
-/* The packed unembedding for W rows at a time: the model's own if packed,
- * else the cache's, made after 64 decoded rows (packing costs about as
- * much as streaming the matrix ~10 times), or NULL while it does not pay. */
-static const float *head_panels(const Gpt *m, GptKV *kv, int W) {
-    if (m->head_panels) return m->head_panels;
-    kv->head_rows += W;
-    if (!kv->head_panels && kv->head_rows >= 64) {
-        kv->head_panels = err_malloc(ops_panels_size(m->cfg.vocab_size, m->cfg.n_embd) * sizeof(float));
-        ops_pack_panels(kv->head_panels, m->p.wte, m->cfg.vocab_size, m->cfg.n_embd);
-    }
-    return kv->head_panels;
-}
-
 /* Final LayerNorm and head for the wanted rows only. */
-static void kv_head(const Gpt *m, GptKV *kv, int R, const unsigned char *want, float *out,
-                    size_t out_stride, KVScratch *s) {
+static void kv_head(const Gpt *m, int R, const unsigned char *want, float *out, size_t out_stride,
+                    KVScratch *s) {
     int C = m->cfg.n_embd, V = m->cfg.vocab_size, W = 0;
     for (int i = 0; i < R; i++)
         if (!want || want[i]) {
@@ -865,7 +862,7 @@ static void kv_head(const Gpt *m, GptKV *kv, int R, const unsigned char *want, f
         }
         return;
     }
-    const float *panels = W >= 4 && W <= OPS_FEW_ROWS ? head_panels(m, kv, W) : NULL;
+    const float *panels = m->head_panels; /* one path per model, whatever W (batch invariance) */
     if (panels) {
         if (W == R) {
             ops_matmul_panels(out, out_stride, s->ln, panels, W, C, V);
@@ -887,7 +884,7 @@ int gpt_forward_cached(const Gpt *m, GptKV *kv, const int *tokens, const int *se
     int C = m->cfg.n_embd;
     KVScratch s;
     if (n_rows < 1) return 0;
-    kv_scratch(m, kv, n_rows, &s);
+    kv_scratch(m, kv, n_rows < OPS_FEW_ROWS ? n_rows : OPS_FEW_ROWS, n_rows, &s);
     for (int i = 0; i < n_rows; i++) {
         if (seq[i] < 0 || seq[i] >= kv->n_seq)
             return err_set("kv cache: sequence %d outside 0..%d", seq[i], kv->n_seq - 1);
@@ -900,12 +897,18 @@ int gpt_forward_cached(const Gpt *m, GptKV *kv, const int *tokens, const int *se
             for (int j = 0; j < n_rows; j++) kv->len[seq[j]]--; /* undo */
             return err_set("kv cache: sequence %d is full (%d positions)", seq[i], kv->max_len);
         }
-    for (int i = 0; i < n_rows; i++) {
-        const float *te = m->p.wte + (size_t)tokens[i] * C, *pe = m->p.wpe + (size_t)s.pos[i] * C;
-        for (int c = 0; c < C; c++) s.x[(size_t)i * C + c] = te[c] + pe[c];
+    /* a chunk's rows see the cache rows earlier chunks wrote: causal, as in one call */
+    int *pos = s.pos;
+    for (int c0 = 0; c0 < n_rows; c0 += OPS_FEW_ROWS) {
+        int R = n_rows - c0 < OPS_FEW_ROWS ? n_rows - c0 : OPS_FEW_ROWS;
+        s.pos = pos + c0;
+        for (int i = 0; i < R; i++) {
+            const float *te = m->p.wte + (size_t)tokens[c0 + i] * C, *pe = m->p.wpe + (size_t)s.pos[i] * C;
+            for (int c = 0; c < C; c++) s.x[(size_t)i * C + c] = te[c] + pe[c];
+        }
+        for (int l = 0; l < m->cfg.n_layer; l++) kv_block(m, kv, l, seq + c0, R, &s);
+        kv_head(m, R, want ? want + c0 : NULL, out + (size_t)c0 * out_stride, out_stride, &s);
     }
-    for (int l = 0; l < m->cfg.n_layer; l++) kv_block(m, kv, l, seq, n_rows, &s);
-    kv_head(m, kv, n_rows, want, out, out_stride, &s);
     return 0;
 }
 

@@ -163,25 +163,34 @@ typedef struct {
     float *scratch;
     size_t scratch_size;
     int rows_capacity;
-    /* private: the unembedding packed for batched decoding (ops_pack_panels),
-     * made once enough rows have been decoded for it to pay */
-    float *head_panels;
-    long head_rows;
 } GptKV;
 
 /* Packs the unembedding for batched decoding once, for every later KV
- * cache of these weights (a decode job otherwise packs it in each cache,
- * after its first 64 rows). Costs a copy of the unembedding; call again
- * after the weights change (an actor, after each snapshot). LM head only;
- * a no-op for the scalar head. */
+ * cache of these weights (without it the head is the unpacked product,
+ * ~3.5x slower at 8 rows and the GPT-2 vocabulary). Costs a copy of the
+ * unembedding; call again after the weights change (an actor, after each
+ * snapshot). LM head only; a no-op for the scalar head. */
 void gpt_pack_head(Gpt *m);
 
 int gpt_kv_init(GptKV *kv, const Gpt *m, int n_seq, int max_len);
 void gpt_kv_free(GptKV *kv);
 
+/* Makes sequence dst's cached past a copy of sequence src's (dst's own is
+ * overwritten): a group of samples of one prompt prefills it once and forks
+ * the cache (common/model/generate). The copy is the same bits, so decoding
+ * from it gives what decoding from dst's own prefill would. */
+void gpt_kv_copy(GptKV *kv, const Gpt *m, int dst, int src);
+
 /* The cache belongs to the weights it was filled with: the model must not
- * change between gpt_kv_init and gpt_kv_free (batched decoding also keeps a
- * packed copy of the unembedding in it).
+ * change between gpt_kv_init and gpt_kv_free.
+ * Rule (batch invariance): a row's output depends only on its token, its
+ * position and its own sequence's cached past, never on the other rows of
+ * the call, their number or their order. Rows are processed OPS_FEW_ROWS
+ * at a time on the few-row kernels, whose arithmetic per row does not
+ * depend on the row count (sgemm's does), and the head takes one path per
+ * model: the packed panels after gpt_pack_head, else the unpacked product.
+ * So a sample decodes to the same bits alone, in a batch, in any slot or
+ * after a forked prefill (gpt_kv_copy); tests/unit/test_generate.c checks it.
  * Appends tokens to several sequences at once: for i in 0..n_rows-1, row i
  * is token tokens[i] of sequence seq[i]; rows of the same sequence must be
  * in order. Each row sees its own sequence's cached past. Writes the output

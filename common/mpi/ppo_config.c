@@ -31,6 +31,10 @@ const CfgKey ppo_keys[] = {
     {.key = "chunk", .type = CFG_INT, .def = "16",
      .help = "prompts per work order sent to an actor", .range = ">= 1"},
     {.key = "max_new", .type = CFG_INT, .def = "32", .help = "response tokens at most", .range = ">= 1"},
+    {.key = "actor_slots", .type = CFG_INT, .def = "0",
+     .help = "sequences an actor decodes at once (vLLM max_num_seqs); a finished one's slot takes the order's "
+             "next sample; 0: the whole order. Samples do not depend on it",
+     .range = ">= 0"},
     {.key = "temperature", .type = CFG_FLOAT, .def = "1.0", .help = "actor sampling temperature", .range = "> 0"},
     {.key = "top_k", .type = CFG_INT, .def = "0", .help = "actor top-k (0: off)", .range = ">= 0"},
     {.key = "top_p", .type = CFG_FLOAT, .def = "1.0", .help = "actor top-p (1: off)", .range = "(0, 1]"},

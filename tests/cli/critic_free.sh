@@ -83,6 +83,10 @@ for est in grpo drgrpo rloo reinforce++ reinforce++-baseline; do
     check "advantage=$est: 3 actors give the 1-actor result bit for bit" \
         $PY "$ROOT/tests/compare_ckpt.py" a_$est/final.h5 b_$est/final.h5
 done
+# continuous batching on the actors (issue 16): 3 slots per actor, groups of 4 straddle admissions
+$MPIRUN -n 3 "$RLHF" ppo $PPO advantage=grpo kl_coef=0.05 actor_slots=3 out_dir=s_grpo iterations=2 >/dev/null 2>&1
+check "actor_slots=3: continuous batching gives the whole-order result bit for bit" \
+    $PY "$ROOT/tests/compare_ckpt.py" a_grpo/final.h5 s_grpo/final.h5
 check "the reference would catch a wrong estimator (grpo's advantages are not drgrpo's)" \
     sh -c "! $PY ref.py a_grpo drgrpo 1 4"
 
