@@ -32,6 +32,7 @@
 #include "common/task/arith.h"
 #include "common/task/evaluate.h"
 #include "common/tools/inspect.h"
+#include "common/tools/plan.h"
 #include "common/tools/plot.h"
 #include "learner/dp.h"
 #include "learner/dpo.h"
@@ -1176,6 +1177,7 @@ static int cmd_score(const Invocation *in) {
 /* ---- the table ------------------------------------------------------------------ */
 
 static int cmd_config_reference(const Invocation *in);
+static int cmd_plan(const Invocation *in);
 
 /* No options, but a table all the same: --help works and a stray argument
  * or option gets the usual message. */
@@ -1188,6 +1190,9 @@ static const OptSpec config_ref_spec = {
                "and ranges); the README's reference is this output.",
     .opts = config_ref_opts,
 };
+
+/* plan reads the RL job's keys (the same config file) and its own. */
+static const CfgKey *const plan_tables[PPO_CONFIG_TABLES + 1] = {ppo_keys, verifier_keys, plan_keys};
 
 static const Command commands[] = {
     {.name = "data", .summary = "write the built-in task's datasets (rlhf data arith)",
@@ -1215,6 +1220,8 @@ static const Command commands[] = {
     {.name = "reinforce",
      .summary = "the ppo job with REINFORCE++'s defaults: batch-whitened returns, KL in the reward",
      .tables = ppo_config_tables, .n_tables = PPO_CONFIG_TABLES, .preset = &reinforce_preset, .stops = 1, .run = cmd_ppo},
+    {.name = "plan", .summary = "capacity model of the RL job: time per iteration and role use for N actors",
+     .tables = plan_tables, .n_tables = PPO_CONFIG_TABLES + 1, .run = cmd_plan},
     {.name = "plot", .summary = "PNG plots of a pipeline run (gnuplot)", .opts = &plot_spec, .run = cmd_plot},
     {.name = "gridworld", .summary = "the tutorial's drunk cat trained with the PPO code (multi-step GAE check)",
      .opts = &gridworld_spec, .set_defaults = gridworld_defaults, .run = cmd_gridworld},
@@ -1301,6 +1308,58 @@ static const Command *find_command(const char *name) {
     for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(name, commands[i].name)) return &commands[i];
     return NULL;
+}
+
+/* ---- plan ------------------------------------------------------------------- */
+
+/* The configuration plan predicts for: preset= picks a preset row of the
+ * RL job (its defaults under the file and the command line). */
+static Config *plan_config(const Invocation *in, int *help) {
+    Config *probe = config_new(in->cmd->tables, in->cmd->n_tables);
+    if (!probe || config_parse_args(probe, in->argc, in->argv, help)) err_die("plan: %s", err_msg());
+    const Command *row = find_command(config_str(probe, "preset"));
+    config_free(probe);
+    Config *cfg = config_new(in->cmd->tables, in->cmd->n_tables);
+    if (!cfg) err_die_last();
+    if (row->preset && preset_apply(cfg, row)) err_die("plan: %s", err_msg());
+    if (config_parse_args(cfg, in->argc, in->argv, help)) err_die("plan: %s", err_msg());
+    return cfg;
+}
+
+static int cmd_plan(const Invocation *in) {
+    int help = 0;
+    Config *cfg = plan_config(in, &help);
+    if (help) {
+        printf("usage: rlhf plan [--config F] [key=value ...]\n\n"
+               "The RL job's capacity model: from the job's configuration (the same file and keys as\n"
+               "rlhf ppo, preset= for grpo/rloo/reinforce) and a short calibration on this machine (or\n"
+               "calibration=F measured on a node of the target cluster), the time per iteration split\n"
+               "into generate / reward / learn / transfer for each actor count, each role's use, and\n"
+               "the actor count from which the learner is the bottleneck. One process, no MPI.\n\n");
+        config_help((const CfgKey *const[]){plan_keys}, 1, stdout);
+        printf("\nand every key of rlhf ppo (rlhf ppo --help); out_dir is not needed.\n");
+        config_free(cfg);
+        return 0;
+    }
+    if (!config_get_raw(cfg, "out_dir") && config_set(cfg, "out_dir", "unused", "plan")) err_die_last();
+    if (config_check_required(cfg) || ppo_config_check(cfg)) err_die("plan: %s", err_msg());
+    PlanCalibration cal;
+    const char *from = config_str(cfg, "calibration"), *save = config_str(cfg, "save_calibration");
+    if (from[0]) {
+        PlanCalibration want;
+        if (plan_shapes(cfg, &want) || plan_calibration_load(&cal, from, &want)) err_die("plan: %s", err_msg());
+    } else {
+        fprintf(stderr, "plan: calibrating on this machine (%d OpenBLAS thread(s))...\n", config_int(cfg, "threads"));
+        if (plan_calibrate(cfg, &cal)) err_die("plan: %s", err_msg());
+    }
+    if (config_float(cfg, "bandwidth") > 0) cal.bandwidth = config_float(cfg, "bandwidth") * 1e9;
+    const char *inputs[] = {from, config_str(cfg, "policy"), config_str(cfg, "prompts"), config_str(cfg, "reward_model"),
+                            config_str(cfg, "ref"), config_str(cfg, "value_init")};
+    if (save[0] && (fs_check_not_input(save, inputs, 6) || plan_calibration_save(&cal, save))) err_die("plan: %s", err_msg());
+    if (plan_report(&cal, cfg, config_str(cfg, "actors"), config_int(cfg, "cores"), config_bool(cfg, "json"), stdout))
+        err_die("plan: %s", err_msg());
+    config_free(cfg);
+    return 0;
 }
 
 /* Parses the row's options (exits 0 after --help, dies on a bad option),

@@ -135,13 +135,7 @@ static int actor_setup(Actor *a, const Config *cfg, const PpoLayout *l) {
     CkptWant want = {.head = GPT_HEAD_LM, .what = "the policy"};
     if (ckpt_load_model_as(path, &a->policy, &a->tok, &want)) return -1;
     if (ppo_prompts_load(&a->prompts, config_str(cfg, "prompts"), a->tok, a->policy.cfg.n_ctx)) return -1;
-    a->gen = (GenConfig){.max_new = config_int(cfg, "max_new"),
-                         .eot = tok_eot(a->tok),
-                         .sampler = {.greedy = 0,
-                                     .temperature = (float)config_float(cfg, "temperature"),
-                                     .top_k = config_int(cfg, "top_k"),
-                                     .top_p = (float)config_float(cfg, "top_p")},
-                         .slots = config_int(cfg, "actor_slots")};
+    a->gen = ppo_gen_config(cfg, a->tok);
     if (config_int(cfg, "max_new") < 1) return err_set("max_new must be >= 1");
     return sampler_validate(&a->gen.sampler);
 }

@@ -280,3 +280,13 @@ void ppo_prompts_free(PpoPrompts *p) {
     free(p->text);
     memset(p, 0, sizeof *p);
 }
+
+GenConfig ppo_gen_config(const Config *c, const Tok *tok) {
+    return (GenConfig){.max_new = config_int(c, "max_new"),
+                       .eot = tok_eot(tok),
+                       .sampler = {.greedy = 0,
+                                   .temperature = (float)config_float(c, "temperature"),
+                                   .top_k = config_int(c, "top_k"),
+                                   .top_p = (float)config_float(c, "top_p")},
+                       .slots = config_int(c, "actor_slots")};
+}

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "common/config.h"
+#include "common/model/generate.h"
 #include "common/model/tok.h"
 
 extern const CfgKey ppo_keys[];
@@ -43,6 +44,11 @@ int ppo_layout_owner(const PpoLayout *l, int chunk);
 /* One line "ppo: roles by rank: 0=learner 1=rewarder 2=actor ..." on f. */
 void ppo_layout_print(const PpoLayout *l, FILE *f);
 void ppo_layout_free(PpoLayout *l);
+
+/* The actor's generation settings (max_new, temperature, top_k, top_p,
+ * actor_slots; the end token of tok): one home, so `rlhf plan` times the
+ * call the actor makes. Check the sampler with sampler_validate. */
+GenConfig ppo_gen_config(const Config *c, const Tok *tok);
 
 typedef struct {
     int n;

@@ -100,6 +100,8 @@ RLOO="$MPIRUN -n 3 $R rloo $PRESET"
 REINFORCE="$MPIRUN -n 3 $R reinforce $PRESET"
 EVAL="$R eval --policy m.h5 --prompts data/eval_prompts.jsonl --n 2 --max-new 2"
 GEN="$R generate --model m.h5 --prompt hi --max-new 2"
+PLAN="$R plan policy=m.h5 reward_model=rm.h5 prompts=data/rl_prompts.jsonl max_new=4 actors=1"
+$PLAN save_calibration=plan.cal >/dev/null 2>&1 || fail "plan fixture" "no plan.cal"
 # long runs, to be caught in the middle (they end on SIGTERM, with a checkpoint)
 PRETRAIN_LONG="$R pretrain train_data=data/pretrain.txt n_layer=2 n_embd=64 n_head=4 n_ctx=48 batch_size=16 micro_batch=8 log_every=1000 epochs=1000"
 PPO_LONG="$PPO0 $PPOIN iterations=100000"
@@ -347,6 +349,8 @@ rows CKPT ppo policy - '$PPO policy=@ reward_model=rm.h5 prompts=data/rl_prompts
 rows CKPT ppo reward_model - '$PPO policy=m.h5 reward_model=@ prompts=data/rl_prompts.jsonl out_dir=o/r' fifo t4k nan
 rows CKPT ppo ref - '$PPO $PPOIN ref=@ out_dir=o/r' nan
 rows CKPT ppo value_init - '$PPO $PPOIN value_init=@ out_dir=o/r' fifo
+rows CKPT plan policy - '$R plan policy=@ prompts=data/rl_prompts.jsonl reward_model=rm.h5 actors=1'
+rows CKPT plan reward_model - '$R plan policy=m.h5 prompts=data/rl_prompts.jsonl reward_model=@ actors=1' fifo t4k nan
 
 # ---- text and JSONL inputs ---------------------------------------------------------------
 rows TEXT generate --prompts "no prompts in file" '$R generate --model m.h5 --prompts @ --max-new 2'
@@ -361,6 +365,7 @@ rows TEXT rm train_data "no usable examples" '$RMT train_data=@ out_dir=o/r' dir
 rows TEXT dpo train_data "no usable examples" '$DPO train_data=@ out_dir=o/r' dir fifo null utf8 json
 rows TEXT ppo prompts "no prompts in file" '$PPO policy=m.h5 reward_model=rm.h5 prompts=@ out_dir=o/r' dir null utf8
 rows TEXT ppo ptx_data - '$PPO $PPOIN ptx_coef=0.1 ptx_data=@ out_dir=o/r' dir
+rows TEXT plan prompts "no prompts in file" '$R plan policy=m.h5 reward_model=rm.h5 prompts=@ actors=1' dir null utf8 json
 
 # ---- config files --------------------------------------------------------------------------
 rows CONF pretrain --config - '$PRETRAIN --config @ out_dir=o/r'
@@ -368,11 +373,13 @@ rows CONF sft --config - '$SFT --config @ out_dir=o/r' unknown huge dup
 rows CONF rm --config - '$RMT --config @ out_dir=o/r' unknown huge
 rows CONF dpo --config - '$DPO --config @ out_dir=o/r' unknown utf8
 rows CONF ppo --config - '$PPO $PPOIN --config @ out_dir=o/r' unknown huge
+rows CONF plan calibration - '$PLAN calibration=@' unknown huge missing dir fifo
 
 # ---- outputs ----------------------------------------------------------------------------------
 rows OUTF init --out - '$R init --out @ --force $INIT'
 rows OUTF import-hf --out - '$R import-hf hf --out @ --force'
 rows OUTF eval --samples - '$EVAL --samples @'
+rows OUTF plan save_calibration - '$PLAN calibration=plan.cal save_calibration=@'
 rows OUTD data --out - '$R data arith --out @ --n 5'
 rows OUTD export-hf --out - '$R export-hf m.h5 --out @'
 rows OUTD plot --out - '$R plot run --out @'
@@ -526,6 +533,13 @@ eval|--samples = --prompts|-|data/eval_prompts.jsonl: is the same file as the in
 eval|--samples a symlink to --policy|ln -s ../m.h5 o/ml|o/ml: is the same file as the input m.h5|$EVAL --samples o/ml
 eval|--samples a hard link of --rm|ln rm.h5 o/rh|o/rh: is the same file as the input rm.h5|$EVAL --rm rm.h5 --samples o/rh
 eval|stdout on a full disk|-|stdout: No space left on device|bin/tofull $EVAL --json
+# --- plan: numbers, output = input
+plan|actors=0|-|plan: actors: expected actor counts >= 1 separated by commas, got '0'|$PLAN calibration=plan.cal actors=0
+plan|cores=-1|-|plan: command line: cores must be >= 0, got -1|$PLAN calibration=plan.cal cores=-1
+plan|a calibration of another shape|sed 's/^chunk = .*/chunk = 4/' plan.cal >o/c.cal|o/c.cal: chunk was 4 when measured, the configuration gives 16|$PLAN calibration=o/c.cal
+plan|save_calibration = calibration|cp plan.cal o/c.cal|o/c.cal: is the same file as the input|$PLAN calibration=o/c.cal save_calibration=o/c.cal
+plan|save_calibration = the policy|-|m.h5: is the same file as the input|$PLAN calibration=plan.cal save_calibration=m.h5
+plan|stdout on a full disk|-|stdout: No space left on device|bin/tofull $PLAN calibration=plan.cal
 # --- score
 score|--model a language model|-|m.h5: is a policy checkpoint (language-model head); score --model must be a scalar-head|$R score --model m.h5 --data data/prefs_valid.jsonl
 score|--data with a number for a string|-|wrongtype.jsonl:1: field "prompt": expected a string, got number|$R score --model rm.h5 --data wrongtype.jsonl

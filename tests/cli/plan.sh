@@ -1,0 +1,125 @@
+#!/bin/bash
+# rlhf plan (issue 16): the RL job's capacity model. A calibration measured
+# here is written, read back and used; then a calibration file with round
+# numbers is given and every predicted time is checked against values
+# derived by hand from the model in common/tools/plan.h (6 orders, lag 0
+# and 1, 1 and 2 rewarders, shared cores, 2 learners); the busiest role and
+# the learner-bound actor count; then the refusals: a calibration of
+# another shape (named field), a malformed or incomplete file, a bad actor
+# list, keys that do not go together, a missing policy.
+set -u
+SUITE=plan
+. "$(dirname "$0")/../lib.sh"
+scratch plan
+cd "$T"
+tiny_models && pass "tiny models" || fail "tiny models"
+JOB=(policy=sft/final.h5 reward_model=rm/final.h5 prompts=data/rl_prompts.jsonl batch_size=48 chunk=8 minibatch=16
+     micro_batch=16 ppo_epochs=1 max_new=8 normalize_reward=false)
+
+expect_ok "--help" "$RLHF" plan --help
+grep -q "calibration" "$T/out" && grep -q "save_calibration" "$T/out" && pass "--help lists the plan keys" ||
+    fail "--help lists the plan keys" "$(head -5 "$T/out")"
+
+# ---- calibration here, saved and read back ---------------------------------------
+expect_ok "calibrates on this machine" "$RLHF" plan "${JOB[@]}" save_calibration=cal.txt actors=1,2,3
+grep -q "^ *1 " "$T/out" && grep -q "bound" "$T/out" && pass "prints a row per actor count" ||
+    fail "prints a row per actor count" "$(cat "$T/out")"
+$PY - cal.txt <<'PY' && pass "the calibration file holds positive times" || fail "the calibration file holds positive times"
+import sys
+kv = dict(l.split("#")[0].split("=") for l in open(sys.argv[1]) if "=" in l and not l.startswith("#"))
+kv = {k.strip(): float(v) for k, v in kv.items()}
+assert kv["chunk"] == 8 and kv["max_new"] == 8 and kv["micro_batch"] == 16 and kv["policy_params"] > 0, kv
+for k in ["gen_order", "ref_order", "rm_order", "policy_micro", "value_micro", "value_fwd", "step", "bandwidth"]:
+    assert kv[k] > 0, k
+assert 1 <= kv["resp_len"] <= 8, kv["resp_len"]
+PY
+expect_ok "reads its calibration back" "$RLHF" plan "${JOB[@]}" calibration=cal.txt actors=1,2,3 json=1
+cp "$T/out" again.json
+
+# ---- hand-derived predictions ----------------------------------------------------
+# O = 48 / 8 = 6 orders; M = 1 x 48 / 16 = 3 micro-steps, S = 3 steps;
+# gen_order 1, r = ref 0.25 + rm 0.25 = 0.5, policy_micro 0.5, value_micro 0.3,
+# value_fwd 0.1, step 0.05, bandwidth 1e9 B/s; snapshot = 4 x policy_params B.
+P=$(sed -n 's/^policy_params = \([0-9]*\).*/\1/p' cal.txt)
+sed -e 's/^gen_order = .*/gen_order = 1/' -e 's/^ref_order = .*/ref_order = 0.25/' -e 's/^rm_order = .*/rm_order = 0.25/' \
+    -e 's/^policy_micro = .*/policy_micro = 0.5/' -e 's/^value_micro = .*/value_micro = 0.3/' \
+    -e 's/^value_fwd = .*/value_fwd = 0.1/' -e 's/^step = .*/step = 0.05/' -e 's/^bandwidth = .*/bandwidth = 1e9/' \
+    cal.txt >round.txt
+# predict NAME ARGS...: the JSON of a plan with round.txt into NAME.json
+predict() {
+    local n=$1
+    shift
+    "$RLHF" plan "${JOB[@]}" calibration=round.txt json=1 "$@" >"$n.json" 2>"$n.err" ||
+        fail "plan $n" "$(cat "$n.err")"
+}
+predict base actors=1,2,3,6
+predict cores cores=2 actors=3
+predict lag max_policy_lag=1 actors=2
+predict rew rewarders=2 actors=2
+predict two learners=2 actors=2
+$PY - "$P" <<'PY' && pass "predictions equal the hand-derived values" || fail "predictions equal the hand-derived values"
+import json, sys
+P = int(sys.argv[1]); snap = 4.0 * P / 1e9
+def rows(n): return {r["actors"]: r for r in json.load(open(n + ".json"))["rows"]}
+def near(a, b): assert abs(a - b) <= 1e-6 * max(1, abs(b)), (a, b)
+learn = 3 * (0.5 + 0.3) + 3 * 0.1 + 3 * 0.05          # micro-steps, value forward, optimizer steps: 2.85
+b = rows("base")
+# A=1: generate 6 x 1; scored last wave 1 order x 0.5 after it (backlog 1 + 6 x 0.5 = 4 is earlier)
+near(b[1]["generate"], 6); near(b[1]["reward"], 0.5); near(b[1]["learn"], learn); near(b[1]["transfer"], snap)
+near(b[1]["iteration"], 6.5 + learn + snap)
+# A=2: generate 3; last wave 2 orders -> 3 + 1 = 4 = backlog 4
+near(b[2]["generate"], 3); near(b[2]["reward"], 1); near(b[2]["iteration"], 4 + learn + 2 * snap)
+# A=3: generate 2; last wave 3 x 0.5 -> 3.5; the backlog 4 is later
+near(b[3]["generate"], 2); near(b[3]["reward"], 2); near(b[3]["iteration"], 4 + learn + 3 * snap)
+# A=6: generate 1; the rewarder's backlog: 1 + 3 = 4 = 1 + 6 x 0.5
+near(b[6]["generate"], 1); near(b[6]["reward"], 3); near(b[6]["transfer"], 6 * snap)
+assert b[6]["bound"] == "rewarders" and b[1]["bound"] == "actors", (b[1]["bound"], b[6]["bound"])
+near(b[6]["util_rewarder"], 3.0 / b[6]["iteration"])
+# 2 cores, 3 actors: generation W 6 / 2 = 3 > 2; with scoring (6 + 3) / 2 = 4.5 = 3 + 3 x 0.5
+c = rows("cores")[3]
+near(c["generate"], 3); near(c["reward"], 1.5); near(c["learn"], learn); near(c["iteration"], 4.5 + learn + 3 * snap)
+# lag 1: actors sample the next iteration during learning: max(4, 2.85 + transfer)
+near(rows("lag")[2]["iteration"], 4.0)
+# 2 rewarders, 2 actors: last wave 2 orders on 2 rewarders -> 3 + 0.5; backlog 1 + 3 x 0.5 = 2.5
+r = rows("rew")[2]
+near(r["generate"], 3); near(r["reward"], 0.5)
+# 2 learners: micro-steps and value forwards halved, every learner steps, 3 all-reduces of 2 x snapshot
+t = rows("two")[2]
+near(t["learn"], (3 * 0.8 + 3 * 0.1) / 2 + 3 * 0.05 + 3 * 2 * snap)
+assert json.load(open("base.json"))["learner_bound_actors"] == 0
+PY
+predict bound rewarders=8 actors=1,2,4,8
+$PY - <<'PY' && pass "learner-bound actor count" || fail "learner-bound actor count" "$(cat bound.json)"
+import json
+j = json.load(open("bound.json"))
+# 8 rewarders: A=3: generate ceil(6/3) = 2, + 1 x 0.5 -> 2.5 (backlog 1 + 0.5) <= learn 2.85 + 3 snap; A=2: 3 + 0.5 > 2.85
+assert j["learner_bound_actors"] == 3, j["learner_bound_actors"]
+r = {x["actors"]: x for x in j["rows"]}
+assert r[8]["bound"] == "learner" and r[1]["bound"] == "actors", r
+PY
+"$RLHF" plan "${JOB[@]}" calibration=round.txt actors=1,2,4 rewarders=8 >text.out 2>&1
+grep -q "the learner is the bottleneck from 3 actor" text.out && pass "text report names the learner-bound count" ||
+    fail "text report names the learner-bound count" "$(tail -3 text.out)"
+
+# ---- refusals ---------------------------------------------------------------------
+ERR_PREFIX="rlhf: error: plan: "
+sed 's/^chunk = .*/chunk = 16/' round.txt >shape.txt
+expect_err "calibration of another shape names the field" "shape.txt: chunk was 16 when measured, the configuration gives 8" \
+    "$RLHF" plan "${JOB[@]}" calibration=shape.txt
+grep -v '^step = ' round.txt >short.txt
+expect_err "incomplete calibration names the key" "step" "$RLHF" plan "${JOB[@]}" calibration=short.txt
+printf 'gen_order = fast\n' >bad.txt
+expect_err "malformed calibration names the line" "bad.txt:1" "$RLHF" plan "${JOB[@]}" calibration=bad.txt
+expect_err "missing calibration file" "nope.txt" "$RLHF" plan "${JOB[@]}" calibration=nope.txt
+expect_err "bad actor list" "actors: expected actor counts" "$RLHF" plan "${JOB[@]}" calibration=round.txt actors=1,x
+expect_err "zero actors" "actors: expected actor counts" "$RLHF" plan "${JOB[@]}" calibration=round.txt actors=0
+expect_err "keys that do not go together" "chunk" "$RLHF" plan "${JOB[@]}" calibration=round.txt group_size=3
+expect_err "unknown key" "acters" "$RLHF" plan "${JOB[@]}" acters=2
+expect_err "missing policy" "policy" "$RLHF" plan prompts=data/rl_prompts.jsonl
+cp round.txt keep.txt
+expect_err "save_calibration onto a directory is refused" "dir" "$RLHF" plan "${JOB[@]}" calibration=round.txt save_calibration=data
+cmp -s round.txt keep.txt && pass "the calibration read is left as it was" || fail "the calibration read is left as it was"
+expect_ok "grpo preset plans without a reward model" "$RLHF" plan policy=sft/final.h5 prompts=data/rl_prompts.jsonl \
+    preset=grpo batch_size=32 chunk=16 max_new=8 actors=1,2
+grep -q "reward model 0.0000 s" "$T/out" && pass "grpo: no reward model is timed" || fail "grpo: no reward model is timed" "$(head -3 "$T/out")"
+exit $NFAIL
