@@ -1289,7 +1289,10 @@ static int cmd_config_reference(const Invocation *in) {
         const Command *c = &commands[i];
         if ((!c->stage && !c->tables) || c->preset) continue;
         printf("\n#### %s\n\n", c->name);
-        if (c->stage) config_markdown((const CfgKey *const[]){c->stage->keys}, 1, stdout);
+        if (c->run == cmd_plan) { /* the job's keys are ppo's, listed above */
+            printf("Every key of ppo (out_dir is not needed), and these:\n\n");
+            config_markdown((const CfgKey *const[]){plan_keys}, 1, stdout);
+        } else if (c->stage) config_markdown((const CfgKey *const[]){c->stage->keys}, 1, stdout);
         else config_markdown(c->tables, c->n_tables, stdout);
     }
     preset_markdown();

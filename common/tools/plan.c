@@ -494,12 +494,15 @@ PlanRow plan_predict(const PlanCalibration *cal, const Config *cfg, int actors, 
     return p;
 }
 
-int plan_learner_bound(const PlanCalibration *cal, const Config *cfg, int cores, int max_actors) {
-    for (int a = 1; a <= max_actors; a++) {
-        PlanRow p = plan_predict(cal, cfg, a, cores);
-        if (p.generate + p.reward <= p.learn + p.transfer) return a;
+int plan_saturation(const PlanCalibration *cal, const Config *cfg, int cores, PlanRow *at) {
+    int orders = work_of(cal, cfg).orders;
+    double best = INFINITY;
+    for (int a = 1; a <= orders; a++) best = fmin(best, plan_predict(cal, cfg, a, cores).iteration);
+    for (int a = 1; a <= orders; a++) {
+        *at = plan_predict(cal, cfg, a, cores);
+        if (at->iteration <= PLAN_SATURATION * best) return a;
     }
-    return 0;
+    return orders; /* not reached: the best is within the range */
 }
 
 /* ---- the report ------------------------------------------------------------ */
@@ -521,11 +524,13 @@ static int parse_actors(const char *text, int *out, int cap) {
     return n;
 }
 
-static void report_json(const PlanCalibration *cal, const PlanRow *rows, int n, int bound, int cores, FILE *out) {
+static void report_json(const PlanCalibration *cal, const PlanRow *rows, int n, int sat, const PlanRow *at, int cores,
+                        FILE *out) {
     fprintf(out, "{\"calibration\": {");
     for (int i = 0; i < N_FIELDS; i++)
         fprintf(out, "%s\"%s\": %.9g", i ? ", " : "", plan_fields[i].name, field_get(cal, &plan_fields[i]));
-    fprintf(out, "}, \"cores\": %d, \"learner_bound_actors\": %d, \"rows\": [", cores, bound);
+    fprintf(out, "}, \"cores\": %d, \"saturation_actors\": %d, \"saturation_bound\": \"%s\", \"rows\": [", cores, sat,
+            at->bound);
     for (int i = 0; i < n; i++)
         fprintf(out,
                 "%s{\"actors\": %d, \"generate\": %.9g, \"reward\": %.9g, \"learn\": %.9g, \"transfer\": %.9g, "
@@ -536,8 +541,10 @@ static void report_json(const PlanCalibration *cal, const PlanRow *rows, int n, 
     fprintf(out, "]}\n");
 }
 
-static void report_text(const PlanCalibration *cal, const Config *cfg, const PlanRow *rows, int n, int bound,
-                        int cores, FILE *out) {
+static double busiest(const PlanRow *r) { return fmax(fmax(r->util_actor, r->util_rewarder), r->util_learner); }
+
+static void report_text(const PlanCalibration *cal, const Config *cfg, const PlanRow *rows, int n, int sat,
+                        const PlanRow *at, int cores, FILE *out) {
     fprintf(out, "calibration (%d OpenBLAS thread(s) per rank; prompt %.1f, response %.1f tokens on average):\n",
             cal->threads, cal->prompt_len, cal->resp_len);
     fprintf(out, "  one order of %d sequences: generate %.4f s, reference %.4f s, reward model %.4f s\n", cal->chunk,
@@ -555,11 +562,10 @@ static void report_text(const PlanCalibration *cal, const Config *cfg, const Pla
         fprintf(out, "%7d %10.4f %10.4f %10.4f %10.4f %10.4f %6.0f%% %6.0f%% %6.0f%%  %s\n", rows[i].actors,
                 rows[i].iteration, rows[i].generate, rows[i].reward, rows[i].learn, rows[i].transfer,
                 100 * rows[i].util_actor, 100 * rows[i].util_rewarder, 100 * rows[i].util_learner, rows[i].bound);
-    if (bound)
-        fprintf(out, "the learner is the bottleneck from %d actor(s) on: more actors than that add little\n", bound);
-    else
-        fprintf(out, "the learner is not the bottleneck up to %d actors; there the %s bound the iteration\n",
-                rows[n - 1].actors, rows[n - 1].bound);
+    fprintf(out,
+            "from %d actor(s) on, more actors shorten the iteration by less than %.0f%%: it is bound by the %s there "
+            "(%.0f%% busy)\n",
+            sat, 100 * (PLAN_SATURATION - 1), at->bound, 100 * busiest(at));
 }
 
 int plan_report(const PlanCalibration *cal, const Config *cfg, const char *actors, int cores, int as_json, FILE *out) {
@@ -567,13 +573,10 @@ int plan_report(const PlanCalibration *cal, const Config *cfg, const char *actor
     int n = parse_actors(actors, counts, 64);
     if (n < 0) return -1;
     PlanRow rows[64];
-    int most = 1;
-    for (int i = 0; i < n; i++) {
-        rows[i] = plan_predict(cal, cfg, counts[i], cores);
-        if (counts[i] > most) most = counts[i];
-    }
-    int bound = plan_learner_bound(cal, cfg, cores, most);
-    if (as_json) report_json(cal, rows, n, bound, cores, out);
-    else report_text(cal, cfg, rows, n, bound, cores, out);
+    for (int i = 0; i < n; i++) rows[i] = plan_predict(cal, cfg, counts[i], cores);
+    PlanRow at;
+    int sat = plan_saturation(cal, cfg, cores, &at);
+    if (as_json) report_json(cal, rows, n, sat, &at, cores, out);
+    else report_text(cal, cfg, rows, n, sat, &at, cores, out);
     return 0;
 }

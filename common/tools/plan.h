@@ -1,7 +1,8 @@
 /* plan — the capacity model of the RL job (`rlhf plan`): how long an
  * iteration takes with A actors, split into generate / reward / learn /
- * transfer, how busy each role is, and from which actor count the learner
- * is the bottleneck, so a user can size an `srun` before submitting.
+ * transfer, how busy each role is, and from which actor count more actors
+ * stop paying and which role (the learner, the rewarders) is then the
+ * bottleneck, so a user can size an `srun` before submitting.
  *
  * Calibration: the work of each role is timed on this machine, one process,
  * by the same model functions the roles call, at the configuration's shapes
@@ -44,9 +45,10 @@
  *   lag >= 1: actors sample the next iteration while the learner trains:
  *            iteration = max(gen_and_reward, learn + transfer,
  *                            (W_gen + W_rew + W_learn) / C)
- * Utilisation of a role = its work per rank / iteration. The learner is the
- * bottleneck from the smallest A at which generate + reward <= learn +
- * transfer. Filtered groups (filter_groups) add fill rounds the model does
+ * Utilisation of a role = its work per rank / iteration; the busiest role
+ * bounds the iteration. The report names the actor count from which more
+ * actors save less than 5% (plan_saturation) and the role that bounds the
+ * iteration there. Filtered groups (filter_groups) add fill rounds the model does
  * not know in advance; an external verifier's time is not measured. */
 #ifndef PLAN_H
 #define PLAN_H
@@ -89,12 +91,16 @@ int plan_calibration_load(PlanCalibration *cal, const char *path, const PlanCali
 
 /* The prediction for `actors` actor ranks; cores 0 = a core per rank. */
 PlanRow plan_predict(const PlanCalibration *cal, const Config *cfg, int actors, int cores);
-/* The smallest actor count (up to max_actors) from which the learner is
- * the bottleneck, or 0 if it is not within max_actors. */
-int plan_learner_bound(const PlanCalibration *cal, const Config *cfg, int cores, int max_actors);
+/* Where more actors stop paying: the smallest actor count whose iteration
+ * is within PLAN_SATURATION of the best any count gives (counts up to the
+ * orders per iteration: more actors would have no order to take), with its
+ * row in *at (at->bound names the role that bounds the iteration there; at
+ * lag >= 1 it is the learner once generation hides behind learning). */
+#define PLAN_SATURATION 1.05
+int plan_saturation(const PlanCalibration *cal, const Config *cfg, int cores, PlanRow *at);
 
 /* The report: the calibration, a table of rows for each actor count in the
- * comma-separated list, the bottleneck line; as text or one JSON object. */
+ * comma-separated list, the saturation line; as text or one JSON object. */
 int plan_report(const PlanCalibration *cal, const Config *cfg, const char *actors, int cores, int as_json, FILE *out);
 
 #endif
