@@ -10,9 +10,10 @@
 # why it was skipped): llmc (our step against llm.c's train_gpt2.c; needs
 # LLMC_DIR, see tests/bench/llmc.sh), snapshot (policy snapshot transfer
 # against a raw MPI send; needs mpirun), ppo (rollouts/s and iteration time
-# split with 1, 2, 3 actors; needs mpirun), memory (peak resident set of each
-# role against what it needs). BENCH_SECTIONS picks sections (default:
-# "model llmc snapshot ppo memory"; "model" is the comparison with torch).
+# split with 1, 2, 3 actors; needs mpirun), plan (rlhf plan's predicted
+# iteration time against the measured one, 1-3 actors; needs mpirun), memory
+# (peak resident set of each role against what it needs). BENCH_SECTIONS picks sections (default:
+# "model llmc snapshot ppo plan memory"; "model" is the comparison with torch).
 set -u
 cd "$(dirname "$0")/../.."
 : "${BENCH_DIR:=build/opt/bench}"
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/../.."
 CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8;50257,256,4,4,128,8;257,512,8,8,256,4"}
 STEPS=${BENCH_STEPS:-10}
 MALLOC="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000"
-SECTIONS=" ${BENCH_SECTIONS:-model llmc snapshot ppo memory} "
+SECTIONS=" ${BENCH_SECTIONS:-model llmc snapshot ppo plan memory} "
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
@@ -95,6 +96,11 @@ fi
 # ---- ppo: rollouts/s and iteration split with 1, 2, 3 actors ------------------
 if [[ $SECTIONS == *" ppo "* ]]; then
     RLHF_BIN=${RLHF_BIN:-build/opt/rlhf} bash tests/bench/ppo_scaling.sh
+fi
+
+# ---- plan: the capacity model's prediction against the measured iteration -----
+if [[ $SECTIONS == *" plan "* ]]; then
+    RLHF_BIN=${RLHF_BIN:-build/opt/rlhf} bash tests/bench/plan.sh
 fi
 
 # ---- memory: peak resident set of each role against its needs ----------------
