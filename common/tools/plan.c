@@ -219,20 +219,37 @@ int plan_shapes(const Config *cfg, PlanCalibration *cal) {
 /* ---- calibration ------------------------------------------------------------ */
 
 /* Timing repeats: the first warms caches and allocations; then at least
- * two more and until PLAN_MIN_SECONDS are spent, and the best is kept (on
- * a shared machine the best is the one least disturbed). */
+ * two more and until PLAN_MIN_SECONDS are spent, and the median is kept
+ * (the job's ranks meet the same disturbances as a typical repeat does). */
 enum { PLAN_MIN_REPS = 3, PLAN_MAX_REPS = 200 };
 #define PLAN_MIN_SECONDS 0.3
 
-static int plan_more(int r, double spent) {
-    return r < PLAN_MIN_REPS || (spent < PLAN_MIN_SECONDS && r < PLAN_MAX_REPS);
+typedef struct {
+    double t[PLAN_MAX_REPS];
+    int n;
+    double spent;
+} PlanTimer;
+
+static int plan_more(const PlanTimer *tm, int r) {
+    return r < PLAN_MIN_REPS || (tm->spent < PLAN_MIN_SECONDS && r < PLAN_MAX_REPS);
 }
 
 /* Keeps repeat r's time t (not the warm-up's). */
-static void plan_keep(int r, double t, double *best, double *spent) {
+static void plan_keep(PlanTimer *tm, int r, double t) {
     if (r == 0) return;
-    *best = fmin(*best, t);
-    *spent += t;
+    tm->t[tm->n++] = t;
+    tm->spent += t;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double plan_median(PlanTimer *tm) {
+    if (tm->n == 0) return 0;
+    qsort(tm->t, (size_t)tm->n, sizeof(double), cmp_double);
+    return tm->n % 2 ? tm->t[tm->n / 2] : 0.5 * (tm->t[tm->n / 2 - 1] + tm->t[tm->n / 2]);
 }
 
 typedef struct {
@@ -263,16 +280,15 @@ static void calib_order(Calib *k) {
 static double time_generate(Calib *k, PlanCalibration *cal) {
     GenConfig gc = ppo_gen_config(k->cfg, k->m.tok);
     gpt_pack_head(&k->m.policy); /* as the actor does once per snapshot */
-    double best = INFINITY;
-    double spent = 0;
-    for (int r = 0; plan_more(r, spent); r++) {
+    PlanTimer tm = {0};
+    for (int r = 0; plan_more(&tm, r); r++) {
         Rng rng;
         rng_seed(&rng, (uint64_t)config_int(k->cfg, "seed") + (uint64_t)r);
         gen_result_free(&k->gen);
         double t0 = fs_now();
         if (gen_run(&k->m.policy, (const int *const *)k->order_prompts, k->order_len, k->n, &gc, &rng, &k->gen))
             return -1;
-        plan_keep(r, fs_now() - t0, &best, &spent);
+        plan_keep(&tm, r, fs_now() - t0);
     }
     double sum_p = 0, sum_r = 0;
     k->rows = err_calloc((size_t)k->n, sizeof(ScoreRow));
@@ -284,38 +300,36 @@ static double time_generate(Calib *k, PlanCalibration *cal) {
     }
     cal->prompt_len = sum_p / k->n;
     cal->resp_len = sum_r / k->n;
-    return best;
+    return plan_median(&tm);
 }
 
 static double time_ref(Calib *k) {
     if (!k->m.has_ref) return 0;
     k->m.ref.temperature = (float)config_float(k->cfg, "temperature");
     ScoreBatch sb = {0};
-    double best = INFINITY;
-    double spent = 0;
-    for (int r = 0; plan_more(r, spent); r++) {
+    PlanTimer tm = {0};
+    for (int r = 0; plan_more(&tm, r); r++) {
         double t0 = fs_now();
         if (score_response_logp(&k->m.ref, &sb, k->rows, k->n, tok_eot(k->m.tok), NULL, NULL)) {
             score_batch_free(&sb);
             return -1;
         }
-        plan_keep(r, fs_now() - t0, &best, &spent);
+        plan_keep(&tm, r, fs_now() - t0);
     }
     score_batch_free(&sb);
-    return best;
+    return plan_median(&tm);
 }
 
 static double time_rm(Calib *k) {
     if (!k->m.has_rm) return 0;
     ScoreRm conv = {.eot = tok_eot(k->m.tok), .offset = 0, .scale = 1, .clip = 0};
-    double best = INFINITY;
-    double spent = 0;
-    for (int r = 0; plan_more(r, spent); r++) {
+    PlanTimer tm = {0};
+    for (int r = 0; plan_more(&tm, r); r++) {
         double t0 = fs_now();
         if (score_reward(&k->m.rm, &conv, k->rows, k->n, NULL, NULL)) return -1;
-        plan_keep(r, fs_now() - t0, &best, &spent);
+        plan_keep(&tm, r, fs_now() - t0);
     }
-    return best;
+    return plan_median(&tm);
 }
 
 /* The first micro_batch rows of the order (repeated when the order is
@@ -332,13 +346,13 @@ static double time_policy_micro(Calib *k, int mb) {
     ScoreRow *rows = micro_rows(k, mb);
     ScoreBatch sb = {0};
     float *dlogp = NULL;
-    double best = INFINITY;
+    PlanTimer tm = {0};
+    int rc = 0;
     k->m.policy.temperature = (float)config_float(k->cfg, "temperature");
-    double spent = 0;
-    for (int r = 0; plan_more(r, spent); r++) {
+    for (int r = 0; plan_more(&tm, r); r++) {
         double t0 = fs_now();
         if (score_response_logp(&k->m.policy, &sb, rows, mb, tok_eot(k->m.tok), NULL, NULL)) {
-            best = -1;
+            rc = -1;
             break;
         }
         size_t n = (size_t)sb.n * (size_t)sb.T;
@@ -346,12 +360,12 @@ static double time_policy_micro(Calib *k, int mb) {
         for (size_t i = 0; i < n; i++) dlogp[i] = sb.targets[i] >= 0 ? -1.0f / (float)n : 0.0f;
         gpt_zero_grad(&k->m.policy);
         gpt_backward_lm(&k->m.policy, sb.targets, dlogp, NULL);
-        plan_keep(r, fs_now() - t0, &best, &spent);
+        plan_keep(&tm, r, fs_now() - t0);
     }
     free(dlogp);
     score_batch_free(&sb);
     free(rows);
-    return best;
+    return rc ? -1 : plan_median(&tm);
 }
 
 /* The value model's forward (before the epochs) and forward + backward
@@ -366,20 +380,19 @@ static int time_value_micro(Calib *k, int mb, PlanCalibration *cal) {
     int *tokens = err_calloc(cells, sizeof(int));
     float *dval = err_calloc(cells, sizeof(float));
     int T = score_pack_rows(rows, mb, tok_eot(k->m.tok), tokens, NULL);
-    double fwd = INFINITY, both = INFINITY;
+    PlanTimer fwd = {0}, both = {0};
     int rc = 0;
-    double spent = 0;
-    for (int r = 0; plan_more(r, spent) && !rc; r++) {
+    for (int r = 0; plan_more(&both, r) && !rc; r++) {
         double t0 = fs_now();
         rc = gpt_forward(&k->m.value, tokens, mb, T);
         double t1 = fs_now();
         gpt_zero_grad(&k->m.value);
         gpt_backward_scalar(&k->m.value, dval);
-        fwd = r > 0 ? fmin(fwd, t1 - t0) : fwd;
-        plan_keep(r, fs_now() - t0, &both, &spent);
+        plan_keep(&fwd, r, t1 - t0);
+        plan_keep(&both, r, fs_now() - t0);
     }
-    cal->value_fwd = fwd;
-    cal->value_micro = both;
+    cal->value_fwd = plan_median(&fwd);
+    cal->value_micro = plan_median(&both);
     free(tokens);
     free(dval);
     free(rows);
@@ -390,29 +403,28 @@ static double time_step(Gpt *m) {
     AdamWConfig c = adamw_default();
     AdamW o;
     adamw_init(&o, m->n_params, &c);
-    double best = INFINITY;
-    double spent = 0;
-    for (int r = 0; plan_more(r, spent); r++) {
+    PlanTimer tm = {0};
+    for (int r = 0; plan_more(&tm, r); r++) {
         double t0 = fs_now();
         adamw_step(&o, m);
-        plan_keep(r, fs_now() - t0, &best, &spent);
+        plan_keep(&tm, r, fs_now() - t0);
     }
     adamw_free(&o);
-    return best;
+    return plan_median(&tm);
 }
 
 static double time_copy(const Gpt *m) {
     size_t bytes = m->n_params * sizeof(float);
     float *dst = err_malloc(bytes);
-    double best = INFINITY;
-    double spent = 0;
-    for (int r = 0; plan_more(r, spent); r++) {
+    PlanTimer tm = {0};
+    for (int r = 0; plan_more(&tm, r); r++) {
         double t0 = fs_now();
         memcpy(dst, m->params, bytes);
-        plan_keep(r, fs_now() - t0, &best, &spent);
+        plan_keep(&tm, r, fs_now() - t0);
     }
     free(dst);
-    return best > 0 ? (double)bytes / best : 1e10;
+    double t = plan_median(&tm);
+    return t > 0 ? (double)bytes / t : 1e10;
 }
 
 int plan_calibrate(const Config *cfg, PlanCalibration *cal) {
