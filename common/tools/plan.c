@@ -475,34 +475,77 @@ static PlanWork work_of(const PlanCalibration *cal, const Config *cfg) {
     return w;
 }
 
+/* Processor sharing: process i needs work[i] seconds of one core; while
+ * k > C of them run, each advances at C / k (the kernel shares the cores
+ * fairly). The time the last one finishes. */
+static double ps_finish(double *work, int n, double C) {
+    qsort(work, (size_t)n, sizeof(double), cmp_double);
+    double t = 0, level = 0;
+    for (int i = 0; i < n; i++) {
+        int running = n - i;
+        double rate = running > C ? C / running : 1;
+        t += (work[i] - level) / rate;
+        level = work[i];
+    }
+    return t;
+}
+
+/* Appends the work of `ranks` processes sharing `units` units of `each`
+ * seconds as evenly as whole units allow. */
+static int add_shares(double *work, int n, int ranks, int units, double each) {
+    for (int i = 0; i < ranks; i++) work[n++] = (units / ranks + (i < units % ranks)) * each;
+    return n;
+}
+
+/* Processes a phase may hold (actor counts beyond a quarter of it are cut). */
+enum { PLAN_MAX_PROCS = 4096 };
+
 PlanRow plan_predict(const PlanCalibration *cal, const Config *cfg, int actors, int cores) {
     PlanWork w = work_of(cal, cfg);
     int R = config_int(cfg, "rewarders"), L = config_int(cfg, "learners");
     double C = cores > 0 ? cores : INFINITY, per_order = cal->ref_order + cal->rm_order;
     PlanRow p = {.actors = actors};
-    p.generate = fmax(ceil_div(w.orders, actors) * cal->gen_order, w.w_gen / C);
+    double *work = err_malloc(PLAN_MAX_PROCS * sizeof(double));
+    int A = actors < PLAN_MAX_PROCS / 4 ? actors : PLAN_MAX_PROCS / 4;
+    if (R > PLAN_MAX_PROCS / 4) R = PLAN_MAX_PROCS / 4;
+    if (L > PLAN_MAX_PROCS / 4) L = PLAN_MAX_PROCS / 4;
+    /* generation and scoring: actors and rewarders busy at once */
+    int n = add_shares(work, 0, A, w.orders, cal->gen_order);
+    double gen_alone = ps_finish(work, n, C);
+    n = add_shares(work, 0, A, w.orders, cal->gen_order);
+    n = add_shares(work, n, R, w.orders, per_order);
+    double gen_shared = ps_finish(work, n, C);
     /* scoring runs behind generation: done after the last wave of orders
      * (one per actor) is scored, or after the rewarders' backlog */
-    int last_wave = actors < w.orders ? actors : w.orders;
-    double gen_and_reward = fmax(p.generate + ceil_div(last_wave, R) * per_order,
-                                 cal->gen_order + ceil_div(w.orders, R) * per_order);
-    gen_and_reward = fmax(gen_and_reward, (w.w_gen + w.w_rew) / C);
+    int last_wave = A < w.orders ? A : w.orders;
+    double orders_per_actor = ceil_div(w.orders, A) * cal->gen_order;
+    p.generate = fmax(orders_per_actor, gen_alone);
+    double gen_and_reward = fmax(fmax(orders_per_actor + ceil_div(last_wave, R) * per_order,
+                                      cal->gen_order + ceil_div(w.orders, R) * per_order),
+                                 fmax(gen_shared, p.generate));
     p.reward = gen_and_reward - p.generate;
     /* each learner runs its share of the micro-steps and every optimizer
      * step; with several, the gradients are all-reduced at each step */
     double allreduce = L > 1 ? w.steps * 2.0 * w.snapshot_bytes / cal->bandwidth : 0;
-    p.learn = fmax(w.w_learn / L, w.w_learn / C) + w.steps * cal->step + allreduce;
-    p.transfer = actors * w.snapshot_bytes / cal->bandwidth;
-    if (config_int(cfg, "max_policy_lag") == 0)
+    double per_learner = w.w_learn / L + w.steps * cal->step;
+    for (int i = 0; i < L; i++) work[i] = per_learner;
+    p.learn = ps_finish(work, L, C) + allreduce;
+    p.transfer = A * w.snapshot_bytes / cal->bandwidth;
+    if (config_int(cfg, "max_policy_lag") == 0) {
         p.iteration = gen_and_reward + p.learn + p.transfer;
-    else
-        p.iteration = fmax(fmax(gen_and_reward, p.learn + p.transfer), (w.w_gen + w.w_rew + w.w_learn) / C);
-    p.util_actor = w.w_gen / actors / p.iteration;
+    } else { /* the next iteration's generation runs beside learning */
+        n = add_shares(work, 0, A, w.orders, cal->gen_order);
+        n = add_shares(work, n, R, w.orders, per_order);
+        for (int i = 0; i < L; i++) work[n++] = per_learner;
+        p.iteration = fmax(fmax(gen_and_reward, p.learn + p.transfer), ps_finish(work, n, C) + allreduce);
+    }
+    p.util_actor = w.w_gen / A / p.iteration;
     p.util_rewarder = w.w_rew / R / p.iteration;
-    p.util_learner = (p.learn - allreduce) / p.iteration;
+    p.util_learner = per_learner / p.iteration;
     p.bound = p.util_learner >= p.util_actor && p.util_learner >= p.util_rewarder ? "learner"
               : p.util_rewarder > p.util_actor                                   ? "rewarders"
                                                                                  : "actors";
+    free(work);
     return p;
 }
 

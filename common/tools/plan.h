@@ -26,25 +26,27 @@
  *
  * The model, per iteration, with O = batch_size / chunk orders, A actors, R
  * rewarders, L learners, C cores (0: a core per rank, as on a cluster
- * allocation) and M = ppo_epochs * batch_size / micro_batch micro-steps:
- *   W_gen = O gen_order   W_rew = O (ref_order + rm_order)
- *   W_learn = M (policy_micro + value_micro) + (batch_size / micro_batch)
- *             value_fwd; S = ppo_epochs * batch_size / minibatch optimizer steps
- *   generate = max(ceil(O / A) gen_order, W_gen / C)
- *   reward   = scoring runs behind generation; it ends after the last wave
- *              of orders (one per actor) is scored, or after the
- *              rewarders' backlog, whichever is later:
- *              gen_and_reward = max(generate + ceil(min(A, O) / R) r,
- *                                   gen_order + ceil(O / R) r, (W_gen + W_rew) / C),
- *              r = ref_order + rm_order; reward = gen_and_reward - generate
- *   learn    = max(W_learn / L, W_learn / C) + S step (+ with L > 1, S
+ * allocation), r = ref_order + rm_order, and M = ppo_epochs * batch_size /
+ * micro_batch micro-steps, S = ppo_epochs * batch_size / minibatch steps:
+ *   W_gen = O gen_order   W_rew = O r
+ *   W_learn = M (policy_micro + value_micro) + (batch_size / micro_batch) value_fwd
+ *   PS(works): processor sharing of processes needing those seconds of one
+ *            core each on C cores (while k > C run, each advances at C / k)
+ *   generate = max(ceil(O / A) gen_order, PS(the actors' shares of W_gen))
+ *   gen_and_reward = max(ceil(O / A) gen_order + ceil(min(A, O) / R) r,
+ *                        gen_order + ceil(O / R) r,
+ *                        PS(the actors' and the rewarders' shares), generate):
+ *            scoring runs behind generation and ends after the last wave of
+ *            orders (one per actor) is scored or after the rewarders'
+ *            backlog; reward = gen_and_reward - generate
+ *   learn    = PS(L learners of W_learn / L + S step each) (+ with L > 1, S
  *              all-reduces of the gradients: 2 * snapshot bytes / bandwidth)
  *   transfer = A * snapshot bytes / bandwidth (the learner sends a
  *              snapshot to each actor)
  *   lag 0:   iteration = gen_and_reward + learn + transfer
  *   lag >= 1: actors sample the next iteration while the learner trains:
  *            iteration = max(gen_and_reward, learn + transfer,
- *                            (W_gen + W_rew + W_learn) / C)
+ *                            PS(actors, rewarders and learners together))
  * Utilisation of a role = its work per rank / iteration; the busiest role
  * bounds the iteration. The report names the actor count from which more
  * actors save less than 5% (plan_saturation) and the role that bounds the

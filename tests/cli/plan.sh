@@ -55,6 +55,7 @@ predict() {
 predict base actors=1,2,3,6
 predict cores cores=2 actors=3
 predict lag max_policy_lag=1 actors=2
+predict lagcores max_policy_lag=1 cores=2 actors=2
 predict rew rewarders=2 actors=2
 predict two learners=2 actors=2
 $PY - "$P" <<'PY' && pass "predictions equal the hand-derived values" || fail "predictions equal the hand-derived values"
@@ -75,11 +76,15 @@ near(b[3]["generate"], 2); near(b[3]["reward"], 2); near(b[3]["iteration"], 4 + 
 near(b[6]["generate"], 1); near(b[6]["reward"], 3); near(b[6]["transfer"], 6 * snap)
 assert b[6]["bound"] == "rewarders" and b[1]["bound"] == "actors", (b[1]["bound"], b[6]["bound"])
 near(b[6]["util_rewarder"], 3.0 / b[6]["iteration"])
-# 2 cores, 3 actors: generation W 6 / 2 = 3 > 2; with scoring (6 + 3) / 2 = 4.5 = 3 + 3 x 0.5
+# 2 cores, 3 actors, processor sharing: the actors alone (2 s each, 3 on 2 cores at 2/3) take 3 s; with the
+# rewarder (3 s) 4 processes run at 1/2 until the actors are done at 4 s, then the rewarder alone 1 s more: 5
 c = rows("cores")[3]
-near(c["generate"], 3); near(c["reward"], 1.5); near(c["learn"], learn); near(c["iteration"], 4.5 + learn + 3 * snap)
+near(c["generate"], 3); near(c["reward"], 2); near(c["learn"], learn); near(c["iteration"], 5 + learn + 3 * snap)
 # lag 1: actors sample the next iteration during learning: max(4, 2.85 + transfer)
 near(rows("lag")[2]["iteration"], 4.0)
+# lag 1 on 2 cores, 2 actors (3 s each), the rewarder (3 s) and the learner (2.85 s) share them: 4 processes at 1/2
+# until the learner is done at 5.7 s, then 3 at 2/3 for the last 0.15 s of each: 5.7 + 0.225 = 5.925
+near(rows("lagcores")[2]["iteration"], 5.925)
 # 2 rewarders, 2 actors: last wave 2 orders on 2 rewarders -> 3 + 0.5; backlog 1 + 3 x 0.5 = 2.5
 r = rows("rew")[2]
 near(r["generate"], 3); near(r["reward"], 0.5)
