@@ -146,6 +146,8 @@ PY
 
 # cpu_check.py NAME WHAT [ARGS]:
 #   job MAX: the job (mpirun and every rank) averages < MAX cores
+#   learners: learner 1 used no more CPU than learner 0, which does all it
+#     does and dispatches, logs and checkpoints besides
 #   sleep LEARNERS: in the steady state, every actor and rewarder (the ranks
 #     from LEARNERS on) sleeps when it waits: at least 10% of its main
 #     thread's context switches are voluntary (a nap). Measured on 2 cores
@@ -165,6 +167,11 @@ if what == "job":
 d = json.load(open(name + ".cpu"))
 n = len(d["pids"])
 full = [s for s in d["samples"] if len(s[1]) == n]
+if what == "learners":
+    last = full[-1][1]
+    print(f"learner 0 {last['0'][0]:.2f} s CPU, learner 1 {last['1'][0]:.2f} s")
+    assert last["1"][0] <= last["0"][0], (last["0"], last["1"])
+    sys.exit(0)
 nl = int(sys.argv[3])
 w = [s for s in full if d["first"] and s[0] >= d["first"]]
 assert len(w) >= 2 and w[-1][0] - w[0][0] >= 0.5, "steady state too short to measure"
@@ -234,6 +241,7 @@ check "l2: every (iteration, chunk, sample) logged once, chunk c by actor c mod 
 check "l2: max_policy_lag 1: versions one behind, never more" $PY logs.py l2 versions 30 24 1 4 1 2 2 3
 measure "l2: the job uses < 1.5 cores on average" $PY cpu_check.py l2 job 1.5
 measure "l2: waiting actors and rewarders sleep, not poll" $PY cpu_check.py l2 sleep 2
+measure "l2: the second learner, waiting for the leader, uses no more CPU than it" $PY cpu_check.py l2 learners
 $MPIRUN -n 6 "$RLHF" ppo $L2 out_dir=l1 >l1.log 2>&1
 check "l2: the first iteration's rollouts are the 1-learner run's, bit for bit" $PY - <<'PY'
 import h5py, numpy as np
