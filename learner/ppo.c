@@ -98,6 +98,26 @@ static void learner_log(const Learner *L, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* ---- collectives among the learners ------------------------------------------ */
+
+/* MPI_Allreduce and MPI_Bcast on the learners' communicator, posted
+ * non-blocking and waited for with msg_wait's 1 ms naps: Open MPI's blocking
+ * collectives busy-poll a core, and learner k sits in them whenever the
+ * leader works alone (dispatching, logging, writing a checkpoint) -- with
+ * more ranks than cores that core is taken from the ranks doing the work
+ * (tests/cli/ranks.sh measured learner 1 using more CPU than the leader). */
+static void learners_allreduce(const void *in, void *out, int n, MPI_Datatype type, MPI_Op op, MPI_Comm comm) {
+    MPI_Request r;
+    MPI_Iallreduce(in, out, n, type, op, comm, &r);
+    msg_wait(&r);
+}
+
+static void learners_bcast(void *buf, int n, MPI_Datatype type, int root, MPI_Comm comm) {
+    MPI_Request r;
+    MPI_Ibcast(buf, n, type, root, comm, &r);
+    msg_wait(&r);
+}
+
 /* ---- gathering scored rollouts --------------------------------------------- */
 
 static void sample_from(Learner *L, Sample *s, Rollout *r, const RolloutBatch *rb) {
@@ -239,7 +259,7 @@ static int fill_groups(Learner *L, int64_t it, double *t_wait) {
     if (L->rounds < 2) return 0;
     for (int r = 1; r < L->rounds; r++) {
         int short_of = live < L->n;
-        if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &short_of, 1, MPI_INT, MPI_MAX, L->lay->role_comm);
+        if (L->lay->n_learners > 1) learners_allreduce(MPI_IN_PLACE, &short_of, 1, MPI_INT, MPI_MAX, L->lay->role_comm);
         if (!short_of) break;
         if (L->leader) dispatch_send_round(&L->d, it, r);
         int got;
@@ -295,7 +315,7 @@ static void compute_values(Learner *L, const int *idx, int n) {
 
 /* Sums n doubles over the learners (in place). */
 static void learners_sum(const Learner *L, double *x, int n) {
-    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+    if (L->lay->n_learners > 1) learners_allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
 }
 
 /* learners_sum as algos' reducer. */
@@ -461,7 +481,7 @@ static void ptx_micro(Learner *L, int64_t step, Stats *st) {
 static double global_tokens(Learner *L, const int *idx, int n) {
     double t = 0;
     for (int i = 0; i < n; i++) t += L->s[idx[i]].r.resp_len;
-    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+    if (L->lay->n_learners > 1) learners_allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
     return t > 0 ? t : 1;
 }
 
@@ -782,7 +802,7 @@ static int save_ckpt(Learner *L) {
         rc = h5log_flush(L->rollouts) || h5log_flush(L->metrics) || write_ckpt(L, path, 0);
         if (!rc) fs_prune_numbered(L->out_dir, "ckpt-", 6, L->iteration, config_int(L->cfg, "keep_checkpoints"));
     }
-    if (L->lay->n_learners > 1) MPI_Bcast(&rc, 1, MPI_INT, 0, L->lay->role_comm);
+    if (L->lay->n_learners > 1) learners_bcast(&rc, 1, MPI_INT, 0, L->lay->role_comm);
     return rc;
 }
 
@@ -1141,10 +1161,10 @@ static void report(Learner *L, int64_t it, const Stats *st_in, double t_learn, d
     if (L->lay->n_learners > 1) {
         double lagmax = sum[SUM_LAGMAX];
         double rd = st[ST_RATIO_DEV];
-        MPI_Allreduce(MPI_IN_PLACE, sum, SUM_COUNT, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
-        MPI_Allreduce(MPI_IN_PLACE, st, ST_COUNT, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
-        MPI_Allreduce(&lagmax, &sum[SUM_LAGMAX], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
-        MPI_Allreduce(&rd, &st[ST_RATIO_DEV], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
+        learners_allreduce(MPI_IN_PLACE, sum, SUM_COUNT, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+        learners_allreduce(MPI_IN_PLACE, st, ST_COUNT, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+        learners_allreduce(&lagmax, &sum[SUM_LAGMAX], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
+        learners_allreduce(&rd, &st[ST_RATIO_DEV], 1, MPI_DOUBLE, MPI_MAX, L->lay->role_comm);
         st[ST_PTX_LOSS] /= L->lay->n_learners;
     }
     if (!L->leader) return;
@@ -1211,7 +1231,7 @@ static void update_kl(Learner *L) {
     if (target <= 0) return;
     double sum[2] = {0, (double)L->n};
     for (int i = 0; i < L->n; i++) sum[0] += L->s[i].r.kl_sum;
-    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, sum, 2, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
+    if (L->lay->n_learners > 1) learners_allreduce(MPI_IN_PLACE, sum, 2, MPI_DOUBLE, MPI_SUM, L->lay->role_comm);
     PpoKlController c;
     if (ppo_klctl_init(&c, L->kl_coef, target, config_float(L->cfg, "kl_horizon")) ||
         ppo_klctl_update(&c, sum[0] / sum[1], sum[1]))
@@ -1263,7 +1283,7 @@ static void checkpoint_or_die(Learner *L) {
 /* The signal any learner got (0: none). */
 static int stop_signal_of_all(Learner *L) {
     int stop = *L->stop;
-    if (L->lay->n_learners > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, L->lay->role_comm);
+    if (L->lay->n_learners > 1) learners_allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, L->lay->role_comm);
     return stop;
 }
 
