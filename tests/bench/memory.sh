@@ -1,6 +1,6 @@
 #!/bin/bash
 # memory.sh — peak resident set of each role against what its model state
-# needs. Runs a short pretraining job (the trainer) and a short PPO job with
+# needs. Runs a short pretraining job (the trainer) and two short PPO jobs with
 # 1 learner, 1 rewarder and 1 actor, every process under /usr/bin/time -v
 # ("Maximum resident set size"), for each model configuration, and computes
 # what the role needs from the model configuration:
@@ -9,14 +9,20 @@
 #             acts_layout, forward and backward scratch)
 #   learner   the same for the policy (LM head) and the value model (scalar
 #             head), activations at (micro_batch, longest prompt + response)
+#   learner-cf  the critic-free learner (advantage = grpo, group_size 8): the
+#             policy alone, no value model (a second PPO job, below)
 #   rewarder  inference only: reference policy and reward model parameters,
 #             forward activations of one order (chunk rows)
+#   rewarder-rm  the rewarder without a reference model (kl_in = none,
+#             reward = rm): the reward model alone (the same second job)
 #   actor     inference only: policy parameters, KV cache (keys with rows
 #             rounded to 16), the sampler's logits (2 x chunk x V), the
 #             cached forward's scratch for the prompt rows, and the logits
 #             it writes (one row of V per sequence: only the last prompt
 #             position's logits are wanted, in the scratch and prefill output)
-# Sequence lengths come from the run's own rollout log. Gradients of the
+# The second job (advantage=grpo group_size=8 kl_in=none reward=rm) differs
+# from the first only in what the learner and rewarder hold. Sequence lengths
+# come from each run's own rollout log. Gradients of the
 # inference roles are allocated zeroed (calloc) and never touched, so they are
 # not resident and not counted. Each role is also run with a tiny model of the
 # same vocabulary: its peak minus its own need is the fixed cost of the
@@ -85,6 +91,10 @@ run_roles() {
     MEM_OUT=$dir/ppo $MPIRUN -n 3 -x MEM_OUT ./timed.sh "$RLHF" ppo $PPO policy="$dir/policy.h5" \
         reward_model="$dir/rm.h5" out_dir="$dir/run" >"$dir/ppo.log" 2>&1 ||
         { echo "memory: ppo failed: $(tail -3 "$dir/ppo.log")" >&2; return 1; }
+    # critic-free learner, rewarder without a reference: no value model, no reference model
+    MEM_OUT=$dir/cf $MPIRUN -n 3 -x MEM_OUT ./timed.sh "$RLHF" ppo $PPO advantage=grpo group_size=8 kl_in=none \
+        reward=rm policy="$dir/policy.h5" reward_model="$dir/rm.h5" out_dir="$dir/run-cf" >"$dir/cf.log" 2>&1 ||
+        { echo "memory: ppo (critic-free, kl_in=none) failed: $(tail -3 "$dir/cf.log")" >&2; return 1; }
 }
 
 for cfg in ${CONFIGS//;/ }; do
@@ -123,13 +133,20 @@ def need(L, NH, C, run):
     log = os.path.join(run, "run", "rollouts.h5")
     if not os.path.exists(log):
         return r
-    f = h5py.File(log, "r")
-    plen, rlen = f["prompt_len"][()], f["response_len"][()]
-    seq = int((plen + rlen).max())                # longest prompt + response
-    t_learn = seq - 1                             # learner/ppo.c pack(): inputs stop before the last token
-    t_rm = min(ctx, seq + 1)                      # reward model sees the end token too
+    def lengths(log):
+        f = h5py.File(log, "r")
+        plen, rlen = f["prompt_len"][()], f["response_len"][()]
+        seq = int((plen + rlen).max())            # longest prompt + response
+        # learner/ppo.c pack(): inputs stop before the last token; the reward model sees the end token too
+        return plen, seq - 1, min(ctx, seq + 1)
+    plen, t_learn, t_rm = lengths(log)
     r["learner"] = 16 * (P + Pv) + 4 * (acts(L, NH, C, MICRO, t_learn, V, 1) + acts(L, NH, C, MICRO, t_learn, 1, 1))
     r["rewarder"] = 4 * (P + Pv) + 4 * (acts(L, NH, C, CHUNK, t_learn, V, 0) + acts(L, NH, C, CHUNK, t_rm, 1, 0))
+    log_cf = os.path.join(run, "run-cf", "rollouts.h5")
+    if os.path.exists(log_cf):
+        _, t_learn_cf, t_rm_cf = lengths(log_cf)
+        r["learner-cf"] = 16 * P + 4 * acts(L, NH, C, MICRO, t_learn_cf, V, 1)      # the policy alone
+        r["rewarder-rm"] = 4 * Pv + 4 * acts(L, NH, C, CHUNK, t_rm_cf, 1, 0)        # the reward model alone
     max_len = min(ctx, int(plen.max()) + MAX_NEW)
     rows = min(int(sum(sorted(plen)[-CHUNK:])), PREFILL_ROWS)   # prefill rows of the longest order
     kv = L * CHUNK * C * (kv_stride(max_len) + max_len)
@@ -143,13 +160,17 @@ def measured(run):
         p = os.path.join(run, "ppo.%d" % rank)
         if os.path.exists(p):
             m[role] = peak_kb(p) * 1024
+    for rank, role in enumerate(["learner-cf", "rewarder-rm"]):
+        p = os.path.join(run, "cf.%d" % rank)
+        if os.path.exists(p):
+            m[role] = peak_kb(p) * 1024
     return m
 
 big = os.path.join(T, "%s-%d-%d-%d-%d" % (tok, L, H, D, ctx))
 tiny = os.path.join(T, "%s-tiny" % tok)
 nb, mb = need(L, H, D, big), measured(big)
 nt, mt = need(1, 1, 8, tiny), measured(tiny)
-for role in ["trainer", "learner", "rewarder", "actor"]:
+for role in ["trainer", "learner", "learner-cf", "rewarder", "rewarder-rm", "actor"]:
     if role not in mb:
         continue
     fixed = mt[role] - nt[role]
@@ -166,14 +187,16 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print()
 print("peak resident set per role against what its model state needs (aim: <= 1.3x)")
-print("%-34s %-9s %10s %10s %9s %8s %14s" % ("model", "role", "need MB", "peak MB", "ratio", "fixed MB", "(peak-fixed)/need"))
+print("%-34s %-11s %10s %10s %9s %8s %14s" % ("model", "role", "need MB", "peak MB", "ratio", "fixed MB", "(peak-fixed)/need"))
 for r in rows:
     model = "%s vocab, L%d H%d d%d ctx%d (%.1fM)" % (r["tokenizer"], r["layers"], r["heads"], r["d"], r["n_ctx"], r["params"] / 1e6)
-    print("%-34s %-9s %10.1f %10.1f %8.2fx %8.1f %13.2fx" % (model, r["role"], r["need_mb"], r["peak_mb"], r["ratio"],
+    print("%-34s %-11s %10.1f %10.1f %8.2fx %8.1f %13.2fx" % (model, r["role"], r["need_mb"], r["peak_mb"], r["ratio"],
                                                           r["fixed_mb"], r["ratio_above_fixed"]))
 print("  need: params 4 B + grads 4 B + AdamW 8 B per parameter and acts_layout activations for the training roles;")
 print("  parameters, forward activations, KV cache and logits for the inference roles. fixed: the same role's peak")
 print("  with a 1-layer width-8 model of the same vocabulary, less that model's need (libraries, MPI, HDF5, tokenizer).")
+print("  learner-cf: critic-free learner (advantage=grpo group_size=8): the policy's state alone, no value model;")
+print("  rewarder-rm: rewarder without a reference model (kl_in=none, reward=rm): the reward model alone.")
 print("  not in the actor's need: its packed copy of the unembedding for batched decoding (gpt_pack_head, made")
 print("  once per snapshot; ~V x C floats): %s" %
       ", ".join("%s vocab %.1f MB" % (t, 4 * v * d / 1e6) for t, v, d in sorted({(r["tokenizer"], r["vocab"], r["d"]) for r in rows})))

@@ -10,10 +10,13 @@
 # why it was skipped): llmc (our step against llm.c's train_gpt2.c; needs
 # LLMC_DIR, see tests/bench/llmc.sh), snapshot (policy snapshot transfer
 # against a raw MPI send; needs mpirun), ppo (rollouts/s and iteration time
-# split with 1, 2, 3 actors; needs mpirun), plan (rlhf plan's predicted
-# iteration time against the measured one, 1-3 actors; needs mpirun), memory
-# (peak resident set of each role against what it needs). BENCH_SECTIONS picks sections (default:
-# "model llmc snapshot ppo plan memory"; "model" is the comparison with torch).
+# split of PPO and GRPO with 1, 2, 3 actors; needs mpirun), plan (rlhf
+# plan's predicted iteration time against the measured one, 1-3 actors;
+# needs mpirun), memory (peak resident set of each role against what it
+# needs, with and without value and reference models), rl (one GRPO and one
+# PPO iteration of the job against the same iteration in torch, per phase;
+# needs mpirun and torch). BENCH_SECTIONS picks sections (default: "model
+# llmc snapshot ppo plan memory rl"; "model" is the comparison with torch).
 set -u
 cd "$(dirname "$0")/../.."
 : "${BENCH_DIR:=build/opt/bench}"
@@ -21,7 +24,7 @@ cd "$(dirname "$0")/../.."
 CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8;50257,256,4,4,128,8;257,512,8,8,256,4"}
 STEPS=${BENCH_STEPS:-10}
 MALLOC="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000"
-SECTIONS=" ${BENCH_SECTIONS:-model llmc snapshot ppo plan memory} "
+SECTIONS=" ${BENCH_SECTIONS:-model llmc snapshot ppo plan memory rl} "
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
@@ -93,7 +96,7 @@ if [[ $SECTIONS == *" snapshot "* ]]; then
     BENCH_DIR=$BENCH_DIR bash tests/bench/snapshot.sh
 fi
 
-# ---- ppo: rollouts/s and iteration split with 1, 2, 3 actors ------------------
+# ---- ppo: rollouts/s and iteration split of PPO and GRPO with 1, 2, 3 actors ---
 if [[ $SECTIONS == *" ppo "* ]]; then
     RLHF_BIN=${RLHF_BIN:-build/opt/rlhf} bash tests/bench/ppo_scaling.sh
 fi
@@ -106,4 +109,9 @@ fi
 # ---- memory: peak resident set of each role against its needs ----------------
 if [[ $SECTIONS == *" memory "* ]]; then
     RLHF_BIN=${RLHF_BIN:-build/opt/rlhf} bash tests/bench/memory.sh
+fi
+
+# ---- rl: one GRPO and one PPO iteration against torch, per phase --------------
+if [[ $SECTIONS == *" rl "* ]]; then
+    RLHF_BIN=${RLHF_BIN:-build/opt/rlhf} bash tests/bench/rl_vs_torch.sh
 fi
