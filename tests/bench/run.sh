@@ -72,6 +72,8 @@ for c in c_rows:
     line("train tokens/s", c["train_tokens_per_s"], best(t8, "train_tokens_per_s"))
     line("generate b8 new tokens/s", c["gen_b8_tokens_per_s"], best(t8, "gen_tokens_per_s"))
     line("generate b1 new tokens/s", c["gen_b1_tokens_per_s"], best(t1, "gen_tokens_per_s"))
+    if "gen_b1_unpacked_tokens_per_s" in c:  # the head read in place, without gpt_pack_head
+        line("  b1, head not packed", c["gen_b1_unpacked_tokens_per_s"], best(t1, "gen_tokens_per_s"))
     for r in t8:
         print("  torch: torch threads %s, OpenBLAS threads %s: train %.0f tokens/s, generate b8 %.0f tokens/s"
               % (r.get("torch_threads"), r.get("openblas_threads"), r["train_tokens_per_s"], r["gen_tokens_per_s"]))
