@@ -463,12 +463,20 @@ static inline __attribute__((always_inline)) void rows_tile(float *out, size_t l
 static int tile_vectors(int nr) { return nr == 1 ? 16 : nr == 2 ? 12 : nr == 3 ? 8 : nr == 4 ? 6 : nr <= 6 ? 4 : 3; }
 
 /* All rows (in tiles of 8, then the rest) for columns [0, nv*VL): each
- * row count takes tiles of its own width, then single vectors. */
+ * row count takes tiles of its own width, then tiles of 3 vectors, then
+ * single vectors. The 3-vector tiles are the packed head's panels at a few
+ * rows (OPS_PANEL is 3 vectors): as single vectors, one row's product was
+ * one chain of dependent multiply-adds per vector, latency-bound below the
+ * memory bandwidth (1 row, GPT-2 vocabulary, one AVX2 core: 5.3 ms, 3.3
+ * with the 3-vector tiles). Any tile computes each output as the same
+ * chain of multiply-adds over k, so results do not depend on the shape. */
 #define TILE_CASE(NR, NV)                                                          \
     case NR: {                                                                     \
         int v = 0;                                                                 \
         for (; v + NV <= nv; v += NV)                                              \
             rows_tile(o + v * VL, ldo, xr, ldx, w + v * VL, ldw, K, NR, NV);       \
+        if (NV > 3)                                                                \
+            for (; v + 3 <= nv; v += 3) rows_tile(o + v * VL, ldo, xr, ldx, w + v * VL, ldw, K, NR, 3); \
         for (; v < nv; v++) rows_tile(o + v * VL, ldo, xr, ldx, w + v * VL, ldw, K, NR, 1); \
     } break;
 static void rows_columns(float *out, size_t ldo, const float *x, size_t ldx, const float *w,

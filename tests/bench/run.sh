@@ -15,8 +15,12 @@
 # needs mpirun), memory (peak resident set of each role against what it
 # needs, with and without value and reference models), rl (one GRPO and one
 # PPO iteration of the job against the same iteration in torch, per phase;
-# needs mpirun and torch). BENCH_SECTIONS picks sections (default: "model
-# llmc snapshot ppo plan memory rl"; "model" is the comparison with torch).
+# needs mpirun and torch), decode (the decoding step's achieved GB/s beside
+# STREAM copy/triad bandwidth measured in the same process), group (G = 8
+# samples of one 48-token prompt, 16 new tokens, against torch's loop on the
+# prompt repeated 8 times, prefill logits at the last position only, as
+# ours). BENCH_SECTIONS picks sections (default: "model decode group llmc
+# snapshot ppo plan memory rl"; "model" is the comparison with torch).
 set -u
 cd "$(dirname "$0")/../.."
 : "${BENCH_DIR:=build/opt/bench}"
@@ -24,7 +28,7 @@ cd "$(dirname "$0")/../.."
 CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8;50257,256,4,4,128,8;257,512,8,8,256,4"}
 STEPS=${BENCH_STEPS:-10}
 MALLOC="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000"
-SECTIONS=" ${BENCH_SECTIONS:-model llmc snapshot ppo plan memory rl} "
+SECTIONS=" ${BENCH_SECTIONS:-model decode group llmc snapshot ppo plan memory rl} "
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
@@ -71,6 +75,8 @@ for c in c_rows:
     line("train tokens/s", c["train_tokens_per_s"], best(t8, "train_tokens_per_s"))
     line("generate b8 new tokens/s", c["gen_b8_tokens_per_s"], best(t8, "gen_tokens_per_s"))
     line("generate b1 new tokens/s", c["gen_b1_tokens_per_s"], best(t1, "gen_tokens_per_s"))
+    if "gen_b1_unpacked_tokens_per_s" in c:  # the head read in place, without gpt_pack_head
+        line("  b1, head not packed", c["gen_b1_unpacked_tokens_per_s"], best(t1, "gen_tokens_per_s"))
     for r in t8:
         print("  torch: torch threads %s, OpenBLAS threads %s: train %.0f tokens/s, generate b8 %.0f tokens/s"
               % (r.get("torch_threads"), r.get("openblas_threads"), r["train_tokens_per_s"], r["gen_tokens_per_s"]))
@@ -83,6 +89,58 @@ for c in c_rows:
           ("train GFLOP/s", c["train_gflops"], c["sgemm_gflops"]))
     print("  %-26s %11.0f%%   (time of the step's products in bare cblas_sgemm / step time)" %
           ("share of sgemm limit", 100 * c["share_of_sgemm"]))
+PY
+fi
+
+# ---- decode: the decoding step against the memory bandwidth ------------------
+if [[ $SECTIONS == *" decode "* ]]; then
+echo "bench: decoding step bandwidth (vocab 50257, d 256, 4 layers; batch 1 and 8)" >&2
+"$BENCH_DIR/decode_bw" 50257 256 4 4 1 8 >"$out"
+/usr/bin/python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print()
+print("decoding step vs memory bandwidth (same process, %d threads; STREAM arrays %d MB each)"
+      % (rows[0]["threads"], rows[0]["stream_array_mb"]))
+print("%-7s %9s %9s %11s %11s %11s %9s %12s" % ("batch", "step ms", "tok/s", "read MB", "decode GB/s",
+                                                  "STREAM copy", "triad", "decode/copy"))
+for r in rows:
+    print("%-7d %9.2f %9.0f %11.1f %11.1f %11.1f %9.1f %11.2fx" %
+          (r["batch"], r["step_ms"], r["tokens_per_s"], r["step_weights_mb"] + r["step_kv_mb"], r["decode_gbs"],
+           r["stream_copy_gbs"], r["stream_triad_gbs"], r["decode_gbs"] / r["stream_copy_gbs"]))
+print("  (read MB: every weight once, the head as packed panels, plus the KV cache read; read-only sum: %s GB/s)"
+      % ", ".join("%.1f" % r["read_gbs"] for r in rows))
+PY
+fi
+
+# ---- group: G samples of one prompt against torch's repeated-prompt loop ------
+if [[ $SECTIONS == *" group "* ]]; then
+echo "bench: group generation (G 8, prompt 48, 16 new tokens, vocab 50257, d 256, 4 layers)" >&2
+"$BENCH_DIR/group_gen" 50257 256 4 4 8 48 16 5 >"$out"
+if [ -z "${NOTORCH:-}" ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    for setting in "2 1" "1 2"; do
+        read -r tt ob <<<"$setting"
+        env $MALLOC OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 tests/bench/torch_bench.py --vocab 50257 --d 256 \
+            --layers 4 --heads 4 --T 64 --batch 8 --skip-train --gen-batch 8 --gen-repeat --prompt-len 48 \
+            --gen-new 16 --sample --prefill-last --gen-reps 5 --threads "$tt" --json >>"$out"
+    done
+fi
+/usr/bin/python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+c = next(r for r in rows if r["impl"] == "c")
+t = [r for r in rows if r["impl"] == "torch"]
+best = max((r["gen_tokens_per_s"] for r in t), default=0)
+print()
+print("group generation: G %d samples of one %d-token prompt, %d new tokens each, sampled (new tokens/s, prefill included)"
+      % (c["group"], c["prompt_len"], c["gen_new"]))
+print("  %-44s %10.0f" % ("C, gen_run (shared prefill)", c["gen_tokens_per_s"]))
+print("  %-44s %10.0f" % ("C, gen_run with prefill_each = 1", c["gen_prefill_each_tokens_per_s"]))
+for r in t:
+    print("  %-44s %10.0f" % ("torch, prompt repeated: torch %s threads, OpenBLAS %s" %
+                               (r["torch_threads"], r["openblas_threads"]), r["gen_tokens_per_s"]))
+if best:
+    print("  %-44s %9.2fx" % ("ratio C / torch best", c["gen_tokens_per_s"] / best))
 PY
 fi
 

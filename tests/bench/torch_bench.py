@@ -9,6 +9,13 @@ the C model is timed on:
       sequences, a 16-token random prompt, --gen-new new tokens, greedy.
       gen_tokens_per_s counts new tokens over prefill + decode;
       gen_decode_tokens_per_s leaves the prefill out. Median of --gen-reps.
+      Group generation (G samples of one prompt, as GRPO draws them):
+      --gen-repeat gives every sequence the same --prompt-len prompt (torch
+      prefills it G times, batched), --sample draws from the softmax
+      (torch.multinomial) instead of argmax, --skip-train leaves (a) out,
+      --prefill-last takes the prefill's logits at the last position only
+      (the C side computes only those; without it torch unembeds every
+      prompt position, 384 rows x 50257 for a group of 8 x 48 tokens).
 It prints one JSON line (with --json nothing else) holding the numbers, the
 torch thread setting and the OpenBLAS thread count torch's BLAS actually uses.
 
@@ -31,7 +38,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-PROMPT_LEN = 16
+PROMPT_LEN = 16  # --prompt-len
 LN_EPS = 1e-5
 
 
@@ -85,11 +92,13 @@ class GPT(torch.nn.Module):
         h = F.gelu(torch.addmm(b.fc_b, h, b.fc_w), approximate="tanh")
         return x + torch.addmm(b.fcp_b, h, b.fcp_w).view(B, T, C)
 
-    def forward(self, tokens, past_len=0, caches=None):
+    def forward(self, tokens, past_len=0, caches=None, last_only=False):
         T = tokens.shape[1]
         x = self.wte[tokens] + self.wpe[past_len:past_len + T]
         for i, b in enumerate(self.blocks):
             x = self._block(b, x, past_len, caches[i] if caches else None)
+        if last_only:
+            x = x[:, -1:]
         x = F.layer_norm(x, (self.d,), self.lnf_w, self.lnf_b, LN_EPS)
         return x @ self.wte.T
 
@@ -133,23 +142,25 @@ def bench_train(model, args):
 
 
 @torch.inference_mode()
-def generate(model, prompt, n_new, max_len):
-    """Greedy decoding with a preallocated KV cache; returns (tokens, prefill
-    seconds, total seconds)."""
+def generate(model, prompt, n_new, max_len, sample=False, prefill_last=False):
+    """Greedy (or, with sample, multinomial) decoding with a preallocated KV
+    cache; returns (tokens, prefill seconds, total seconds)."""
     B = prompt.shape[0]
     hs = model.d // model.heads
     caches = [(torch.empty(B, model.heads, max_len, hs), torch.empty(B, model.heads, max_len, hs))
               for _ in range(model.layers)]
     out = torch.empty(B, n_new, dtype=torch.long)
     t0 = time.perf_counter()
-    logits = model(prompt, 0, caches)
-    nxt = logits[:, -1].argmax(-1)
+    logits = model(prompt, 0, caches, last_only=prefill_last)
+    pick = ((lambda l: torch.multinomial(l.softmax(-1), 1).view(-1)) if sample
+            else (lambda l: l.argmax(-1)))
+    nxt = pick(logits[:, -1])
     t_prefill = time.perf_counter() - t0
     out[:, 0] = nxt
     pos = prompt.shape[1]
     for i in range(1, n_new):
         logits = model(nxt.view(B, 1), pos, caches)
-        nxt = logits[:, -1].argmax(-1)
+        nxt = pick(logits[:, -1])
         out[:, i] = nxt
         pos += 1
     return out, t_prefill, time.perf_counter() - t0
@@ -174,10 +185,14 @@ def check_cache(model, args):
 def bench_generate(model, args):
     check_cache(model, args)
     g = torch.Generator().manual_seed(2)
-    prompt = torch.randint(0, args.vocab, (args.gen_batch, PROMPT_LEN), generator=g)
+    if args.gen_repeat:  # one prompt, G times (a group)
+        prompt = torch.randint(0, args.vocab, (1, PROMPT_LEN), generator=g).repeat(args.gen_batch, 1)
+    else:
+        prompt = torch.randint(0, args.vocab, (args.gen_batch, PROMPT_LEN), generator=g)
     max_len = PROMPT_LEN + args.gen_new
-    generate(model, prompt, min(8, args.gen_new), max_len)  # warm-up
-    runs = [generate(model, prompt, args.gen_new, max_len) for _ in range(args.gen_reps)]
+    gen = lambda n: generate(model, prompt, n, max_len, args.sample, args.prefill_last)
+    gen(min(8, args.gen_new))  # warm-up
+    runs = [gen(args.gen_new) for _ in range(args.gen_reps)]
     total = statistics.median(r[2] for r in runs)
     decode = statistics.median(r[2] - r[1] for r in runs)
     n_new = args.gen_batch * args.gen_new
@@ -200,18 +215,25 @@ def parse_args():
     ap.add_argument("--gen-new", type=int, default=128)
     ap.add_argument("--gen-batch", type=int, default=8)
     ap.add_argument("--gen-reps", type=int, default=3)
+    ap.add_argument("--prompt-len", type=int, default=16, help="generation prompt tokens")
+    ap.add_argument("--gen-repeat", action="store_true", help="every sequence gets the same prompt (a group)")
+    ap.add_argument("--sample", action="store_true", help="multinomial sampling instead of argmax")
+    ap.add_argument("--prefill-last", action="store_true", help="prefill logits at the last position only")
+    ap.add_argument("--skip-train", action="store_true", help="generation only")
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
     a = ap.parse_args()
     if a.d % a.heads or min(a.vocab, a.d, a.layers, a.heads, a.T, a.batch, a.steps,
-                            a.gen_new, a.gen_batch, a.gen_reps, a.threads) < 1:
+                            a.gen_new, a.gen_batch, a.gen_reps, a.threads, a.prompt_len) < 1:
         ap.error("sizes must be positive and --d divisible by --heads")
     return a
 
 
 def main():
+    global PROMPT_LEN
     args = parse_args()
+    PROMPT_LEN = args.prompt_len
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     n_pos = max(args.T, PROMPT_LEN + args.gen_new)
@@ -224,12 +246,16 @@ def main():
               "T": args.T, "batch": args.batch, "n_positions": n_pos,
               "params": sum(p.numel() for p in model.parameters()),
               "steps": args.steps, "warmup": args.warmup,
-              "gen_batch": args.gen_batch, "gen_new": args.gen_new, "prompt_len": PROMPT_LEN}
-    result.update(bench_train(model, args))
+              "gen_batch": args.gen_batch, "gen_new": args.gen_new, "prompt_len": PROMPT_LEN,
+              "gen_repeat": args.gen_repeat, "sample": args.sample, "prefill_last": args.prefill_last}
+    if not args.skip_train:
+        result.update(bench_train(model, args))
     result.update(bench_generate(model, args))
     if not args.json:
-        print(f"train {result['train_tokens_per_s']:.0f} tok/s ({result['train_step_ms']:.1f} ms/step), "
-              f"generate {result['gen_tokens_per_s']:.0f} new tok/s "
+        if not args.skip_train:
+            print(f"train {result['train_tokens_per_s']:.0f} tok/s ({result['train_step_ms']:.1f} ms/step)",
+                  file=sys.stderr)
+        print(f"generate {result['gen_tokens_per_s']:.0f} new tok/s "
               f"(decode only {result['gen_decode_tokens_per_s']:.0f})", file=sys.stderr)
     print(json.dumps(result))
 
