@@ -3,12 +3,32 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/io/ckpt.h"
 #include "common/model/generate.h"
 #include "common/mpi/rollout.h"
+
+/* A message taken off MPI, waiting its turn: the actor handles messages in
+ * the order they came (from the leader, the order sent), but takes them
+ * early, between decoding steps, to start the broadcasts they announce. */
+typedef struct {
+    int tag, src;
+    MsgBuf b;
+    RolloutSnapshot snap; /* MSG_SNAPSHOT: the header, unpacked when it came */
+} Queued;
+
+/* The staging buffer of snapshot broadcasts (snapshot_send = bcast): the
+ * weights arrive there while the policy samples with the version held, and
+ * are copied in when the header's turn comes. */
+typedef enum {
+    STAGE_FREE,      /* no broadcast in flight */
+    STAGE_RECEIVING, /* posted, not complete */
+    STAGE_READY,     /* complete and checked, not yet taken */
+    STAGE_DROPPED,   /* posted, not complete, not wanted (a point-to-point copy came instead) */
+} StageState;
 
 typedef struct {
     Gpt policy;
@@ -21,17 +41,135 @@ typedef struct {
      * learner reassigned can overtake the leader's snapshot on the way */
     RolloutOrder *deferred;
     int n_deferred;
+    Queued *q; /* messages taken, not yet handled: q[q_head .. q_len) */
+    int q_head, q_len, q_cap;
+    float *stage;
+    StageState stage_state;
+    RolloutSnapshot stage_snap; /* the header of the broadcast in the stage */
+    MPI_Request stage_req;
+    int64_t bcasts_seen, bcasts_posted; /* broadcast headers taken; broadcasts posted (in order) */
 } Actor;
 
-/* Replaces the policy with the snapshot whose header is in b; its weights
- * arrive in place, checked against the header's count and checksum. */
-static void take_snapshot(Actor *a, MsgBuf *b) {
-    RolloutSnapshot s;
-    if (rollout_snapshot_unpack(b, &s) ||
-        rollout_snapshot_recv(&s, a->policy.params, a->policy.n_params, a->layout->learners[0], MPI_COMM_WORLD))
-        err_die("actor %d: %s", a->layout->index, err_msg());
+static void nap(void) {
+    struct timespec t = {0, 1000000}; /* 1 ms: ~1% CPU while waiting */
+    nanosleep(&t, NULL);
+}
+
+static void check_source(const Actor *a, int src, int tag);
+
+/* Takes the messages waiting on MPI into the queue, in order, up to
+ * point-to-point weights (those are received in place with their header). */
+static void pull(Actor *a) {
+    int src, tag;
+    while (msg_probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &src, &tag)) {
+        if (tag == MSG_SNAPSHOT_DATA) return;
+        if (tag != MSG_STOP && tag != MSG_SNAPSHOT && tag != MSG_ORDER)
+            err_die("actor: unexpected message tag %d from rank %d", tag, src);
+        check_source(a, src, tag);
+        if (a->q_len == a->q_cap) {
+            if (a->q_head > 0) {
+                memmove(a->q, a->q + a->q_head, (size_t)(a->q_len - a->q_head) * sizeof *a->q);
+                a->q_len -= a->q_head;
+                a->q_head = 0;
+            } else {
+                a->q_cap = a->q_cap ? 2 * a->q_cap : 16;
+                a->q = err_realloc(a->q, (size_t)a->q_cap * sizeof *a->q);
+            }
+        }
+        Queued *e = &a->q[a->q_len++];
+        memset(e, 0, sizeof *e);
+        e->tag = tag;
+        e->src = src;
+        msg_buf_init(&e->b);
+        msg_recv(&e->b, src, tag, MPI_COMM_WORLD, NULL);
+        if (tag != MSG_SNAPSHOT) continue;
+        if (rollout_snapshot_unpack(&e->b, &e->snap) ||
+            rollout_snapshot_check_count(&e->snap, a->policy.n_params))
+            err_die("actor %d: %s", a->layout->index, err_msg());
+        if (e->snap.bcast_seq >= 0 && e->snap.bcast_seq != a->bcasts_seen++)
+            err_die("actor %d: snapshot header message: bcast_seq: %lld, expected %lld (broadcasts in order)",
+                    a->layout->index, (long long)e->snap.bcast_seq, (long long)a->bcasts_seen - 1);
+    }
+}
+
+/* Posts the broadcast of header s into the stage (it is free). */
+static void post_bcast(Actor *a, const RolloutSnapshot *s) {
+    if (a->stage_state != STAGE_FREE || s->bcast_seq != a->bcasts_posted)
+        err_die("actor %d: broadcast %lld posted out of turn (stage %d, %lld posted)", a->layout->index,
+                (long long)s->bcast_seq, (int)a->stage_state, (long long)a->bcasts_posted);
+    if (!a->stage) a->stage = err_malloc(a->policy.n_params * sizeof(float));
+    rollout_snapshot_ibcast(a->stage, a->policy.n_params, 0, a->layout->snap_comm, &a->stage_req);
+    a->stage_snap = *s;
+    a->stage_state = STAGE_RECEIVING;
+    a->bcasts_posted++;
+}
+
+/* Moves the broadcasts on: takes waiting messages, completes the one in
+ * flight (checks it, tells the leader: it may post the next), posts the
+ * next one queued when the stage is free. Between orders and before every
+ * decoding step (GenConfig.step_hook). */
+static void progress(Actor *a) {
+    pull(a);
+    if (a->stage_state == STAGE_RECEIVING || a->stage_state == STAGE_DROPPED) {
+        int done = 0;
+        MPI_Test(&a->stage_req, &done, MPI_STATUS_IGNORE);
+        if (done) {
+            if (rollout_snapshot_check_weights(&a->stage_snap, a->stage, a->policy.n_params))
+                err_die("actor %d: %s", a->layout->index, err_msg());
+            RolloutHolds h = {.version = a->stage_snap.version, .bcast_seq = a->stage_snap.bcast_seq};
+            MsgBuf b;
+            msg_buf_init(&b);
+            rollout_holds_pack(&h, &b);
+            msg_send(&b, a->layout->learners[0], MSG_HOLDS, MPI_COMM_WORLD);
+            msg_buf_free(&b);
+            a->stage_state = a->stage_state == STAGE_RECEIVING ? STAGE_READY : STAGE_FREE;
+        }
+    }
+    if (a->stage_state != STAGE_FREE) return;
+    for (int i = a->q_head; i < a->q_len; i++)
+        if (a->q[i].tag == MSG_SNAPSHOT && a->q[i].snap.bcast_seq == a->bcasts_posted) {
+            post_bcast(a, &a->q[i].snap);
+            return;
+        }
+}
+
+static void step_hook(void *ctx) { progress(ctx); }
+
+/* 1 if a point-to-point copy of version v or a newer one is queued (the
+ * leader sent it to actors that had not finished a broadcast). */
+static int superseded(const Actor *a, int64_t v) {
+    for (int i = a->q_head; i < a->q_len; i++)
+        if (a->q[i].tag == MSG_SNAPSHOT && a->q[i].snap.bcast_seq < 0 && a->q[i].snap.version >= v) return 1;
+    return 0;
+}
+
+/* Replaces the policy with the snapshot of header s, in its turn: weights
+ * point-to-point arrive in place, checked against the header's count and
+ * checksum; a broadcast's are waited for in the stage (checked there) and
+ * copied in, unless a point-to-point copy of it comes first (the broadcast
+ * is stuck behind a stopped actor): then it is left to finish, unused. */
+static void take_snapshot(Actor *a, const RolloutSnapshot *s) {
+    if (s->bcast_seq < 0) {
+        if (rollout_snapshot_recv(s, a->policy.params, a->policy.n_params, a->layout->learners[0], MPI_COMM_WORLD))
+            err_die("actor %d: %s", a->layout->index, err_msg());
+    } else {
+        if (a->bcasts_posted == s->bcast_seq) post_bcast(a, s);
+        for (;;) {
+            progress(a);
+            if (a->stage_state == STAGE_READY && a->stage_snap.bcast_seq == s->bcast_seq) break;
+            if (superseded(a, s->version)) {
+                if (a->stage_state == STAGE_RECEIVING && a->stage_snap.bcast_seq == s->bcast_seq)
+                    a->stage_state = STAGE_DROPPED;
+                return;
+            }
+            nap();
+        }
+        memcpy(a->policy.params, a->stage, a->policy.n_params * sizeof(float));
+        a->stage_state = STAGE_FREE;
+        progress(a); /* the next broadcast, if one is queued */
+    }
     gpt_pack_head(&a->policy); /* once per snapshot, not once per order */
-    a->version = (int)s.version;
+    a->version = (int)s->version;
 }
 
 /* Tells the order's learner that the order is sampled and on its way to its
@@ -96,7 +234,11 @@ static void serve(Actor *a, const RolloutOrder *o) {
 
 /* A stop from the leader overtakes the orders still queued: after a signal
  * the job ends without sampling work nobody will wait for. */
-static int stop_waiting(const Actor *a) { return msg_probe(a->layout->learners[0], MSG_STOP, MPI_COMM_WORLD, NULL, NULL); }
+static int stop_waiting(const Actor *a) {
+    for (int i = a->q_head; i < a->q_len; i++)
+        if (a->q[i].tag == MSG_STOP) return 1;
+    return msg_probe(a->layout->learners[0], MSG_STOP, MPI_COMM_WORLD, NULL, NULL);
+}
 
 /* An order of an iteration before the snapshot held is done with: the
  * learner sends version v only after iteration v - 1 is complete (orders
@@ -136,6 +278,10 @@ static int actor_setup(Actor *a, const Config *cfg, const PpoLayout *l) {
     if (ckpt_load_model_as(path, &a->policy, &a->tok, &want)) return -1;
     if (ppo_prompts_load(&a->prompts, config_str(cfg, "prompts"), a->tok, a->policy.cfg.n_ctx)) return -1;
     a->gen = ppo_gen_config(cfg, a->tok);
+    if (!strcmp(config_str(cfg, "snapshot_send"), "bcast")) { /* p2p: nothing to move on between steps */
+        a->gen.step_hook = step_hook;
+        a->gen.step_ctx = a;
+    }
     if (config_int(cfg, "max_new") < 1) return err_set("max_new must be >= 1");
     return sampler_validate(&a->gen.sampler);
 }
@@ -150,33 +296,51 @@ static void check_source(const Actor *a, int src, int tag) {
             ppo_role_name(role));
 }
 
+/* The next message in its turn (waiting, with the broadcasts moving on). */
+static Queued next_message(Actor *a) {
+    while (a->q_head == a->q_len) {
+        if (a->gen.step_hook) progress(a);
+        else pull(a);
+        if (a->q_head == a->q_len) nap();
+    }
+    Queued e = a->q[a->q_head++];
+    if (a->q_head == a->q_len) a->q_head = a->q_len = 0;
+    return e;
+}
+
 int actor_run(const Config *cfg, const PpoLayout *l) {
     Actor a;
     msg_check_all(actor_setup(&a, cfg, l), "ppo: ");
     MsgBuf b;
-    msg_buf_init(&b);
     for (;;) {
-        int src, tag = msg_recv(&b, MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &src);
-        if (tag != MSG_STOP && tag != MSG_SNAPSHOT && tag != MSG_ORDER)
-            err_die("actor: unexpected message tag %d from rank %d", tag, src);
-        check_source(&a, src, tag);
+        Queued e = next_message(&a);
+        int tag = e.tag, src = e.src;
         if (tag == MSG_STOP) {
-            if (rollout_stop_unpack(&b)) err_die("actor: %s", err_msg());
+            if (rollout_stop_unpack(&e.b)) err_die("actor: %s", err_msg());
+            msg_buf_free(&e.b);
             break;
         }
         if (tag == MSG_SNAPSHOT) {
-            take_snapshot(&a, &b);
+            take_snapshot(&a, &e.snap);
             serve_deferred(&a);
         } else {
             RolloutOrder o;
-            if (rollout_order_unpack(&b, &o)) err_die("actor: from rank %d: %s", src, err_msg());
+            if (rollout_order_unpack(&e.b, &o)) err_die("actor: from rank %d: %s", src, err_msg());
             take_order(&a, &o);
         }
+        msg_buf_free(&e.b);
     }
-    b.len = b.pos = 0;
+    msg_buf_init(&b);
     rollout_stopped_pack(&b);
     msg_send(&b, l->learners[0], MSG_STOPPED, MPI_COMM_WORLD);
     msg_buf_free(&b);
+    while (a.stage_state == STAGE_RECEIVING || a.stage_state == STAGE_DROPPED) { /* no request left for Finalize */
+        progress(&a);
+        nap();
+    }
+    for (int i = a.q_head; i < a.q_len; i++) msg_buf_free(&a.q[i].b);
+    free(a.q);
+    free(a.stage);
     for (int i = 0; i < a.n_deferred; i++) rollout_order_free(&a.deferred[i]);
     free(a.deferred);
     ppo_prompts_free(&a.prompts);

@@ -18,7 +18,7 @@
  * weights read from the learner's parameters). */
 typedef struct DispatchSend {
     MPI_Request req[2];
-    int n_req, dest, snapshot;
+    int n_req, dest, snapshot; /* dest -1: the broadcast of a snapshot's weights (snapshot 2) */
     double since;
     MsgBuf buf;
 } DispatchSend;
@@ -61,6 +61,12 @@ int dispatch_init(Dispatch *d, const DispatchConfig *c) {
     if (watch_init(&d->watch, c->lay->world, c->rank_timeout, fs_now())) return -1;
     d->kl_of_version = err_calloc((size_t)c->lag + 1, sizeof(double));
     d->perm = err_malloc((size_t)(c->n_prompts > 0 ? c->n_prompts : 1) * sizeof(int));
+    d->holds = err_malloc((size_t)c->lay->world * sizeof *d->holds);
+    for (int r = 0; r < c->lay->world; r++) d->holds[r] = -1;
+    d->bcast_last.bcast_seq = -1;
+    d->sent_version = -1;
+    if (c->bcast && is_leader(d) && c->lay->snap_comm == MPI_COMM_NULL)
+        return err_set("snapshot_send = bcast: the leading learner has no snapshot communicator");
     return 0;
 }
 
@@ -72,6 +78,7 @@ void dispatch_free(Dispatch *d) {
     free(d->notes);
     free(d->perm);
     free(d->kl_of_version);
+    free(d->holds);
     watch_free(&d->watch);
     memset(d, 0, sizeof *d);
 }
@@ -166,16 +173,90 @@ static int test_sends(Dispatch *d) {
     return snapshots;
 }
 
+static int take_incoming(Dispatch *d, int64_t it, Wait *w, int n_w, int *src);
+
+/* Header and weights to one actor, point-to-point. */
+static void send_p2p(Dispatch *d, const RolloutSnapshot *h, const float *params, size_t n, int dest) {
+    DispatchSend *s = new_send(d, dest);
+    rollout_snapshot_pack(h, &s->buf);
+    rollout_snapshot_isend(&s->buf, params, n, dest, MPI_COMM_WORLD, s->req);
+    s->n_req = 2;
+    s->snapshot = 1;
+}
+
+/* 1 if actor rank has not finished the last broadcast. */
+static int lacks_bcast(const Dispatch *d, int rank) {
+    return d->bcast_last.bcast_seq >= 0 && d->holds[rank] < d->bcast_last.bcast_seq;
+}
+
+/* 1 if the next version may go by broadcast: every actor finished the last
+ * one (so none has two in flight, and its staging buffer is free) and none
+ * is late (a stopped actor never posts its part). */
+static int may_bcast(const Dispatch *d) {
+    const PpoLayout *l = d->c.lay;
+    if (!d->c.bcast) return 0;
+    for (int a = 0; a < l->n_actors; a++)
+        if (lacks_bcast(d, l->actors[a]) || watch_is_late(&d->watch, l->actors[a])) return 0;
+    return 1;
+}
+
 void dispatch_send_snapshot(Dispatch *d, const float *params, size_t n, int64_t version) {
     const PpoLayout *l = d->c.lay;
+    int src;
+    while (take_incoming(d, d->gathering, NULL, 0, &src)) {} /* word of finished broadcasts */
+    test_sends(d);
     RolloutSnapshot h = rollout_snapshot_of(version, params, n); /* one checksum per version */
-    for (int a = 0; a < l->n_actors; a++) { /* a late actor too: it needs the weights if it answers again */
-        DispatchSend *s = new_send(d, l->actors[a]);
-        rollout_snapshot_pack(&h, &s->buf);
-        rollout_snapshot_isend(&s->buf, params, n, l->actors[a], MPI_COMM_WORLD, s->req);
-        s->n_req = 2;
-        s->snapshot = 1;
+    d->sent_version = version;
+    d->params = params;
+    d->n_params = n;
+    if (!may_bcast(d)) {
+        for (int a = 0; a < l->n_actors; a++) /* a late actor too: it needs the weights if it answers again */
+            send_p2p(d, &h, params, n, l->actors[a]);
+        d->n_p2p++;
+        return;
     }
+    h.bcast_seq = d->bcast_next++;
+    for (int a = 0; a < l->n_actors; a++) { /* headers point-to-point: they say the weights come by broadcast */
+        MsgBuf b;
+        msg_buf_init(&b);
+        rollout_snapshot_pack(&h, &b);
+        post(d, &b, l->actors[a], MSG_SNAPSHOT);
+    }
+    DispatchSend *s = new_send(d, -1);
+    s->snapshot = 2;
+    s->n_req = 1;
+    rollout_snapshot_ibcast((float *)params, n, 0, l->snap_comm, &s->req[0]); /* the root only reads */
+    d->bcast_last = h;
+    d->bcast_since = s->since;
+    d->bcast_resent = 0;
+    d->n_bcast++;
+}
+
+void dispatch_snapshot_counts(const Dispatch *d, int64_t *n_bcast, int64_t *n_p2p) {
+    *n_bcast = d->n_bcast;
+    *n_p2p = d->n_p2p;
+}
+
+/* The last broadcast point-to-point to every actor that has not finished
+ * it, once, while the learner still holds its weights (they are the last
+ * version sent). The late actor gets it too; one stuck behind it in the
+ * tree takes this copy and goes on (see actor.c). */
+static void resend_bcast(Dispatch *d, int verbose) {
+    const PpoLayout *l = d->c.lay;
+    if (d->bcast_resent || d->bcast_last.version != d->sent_version) return;
+    RolloutSnapshot h = d->bcast_last;
+    h.bcast_seq = -1;
+    int k = 0;
+    for (int a = 0; a < l->n_actors; a++)
+        if (lacks_bcast(d, l->actors[a])) {
+            send_p2p(d, &h, d->params, d->n_params, l->actors[a]);
+            k++;
+        }
+    d->bcast_resent = 1;
+    if (verbose && k)
+        fprintf(stderr, "ppo: snapshot version %lld: sent again point-to-point to %d actor(s) that have not finished "
+                "its broadcast; later versions go point-to-point while an actor is late\n",
+                (long long)h.version, k);
 }
 
 void dispatch_send_orders(Dispatch *d, int64_t it) {
@@ -292,6 +373,13 @@ static int take_incoming(Dispatch *d, int64_t it, Wait *w, int n_w, int *src) {
         take_progress(d, it, w, n_w, &b, *src);
     } else if (tag == MSG_STOPPED) {
         if (rollout_stopped_unpack(&b)) err_die("learner: from rank %d: %s", *src, err_msg());
+    } else if (tag == MSG_HOLDS && is_leader(d) && ppo_layout_role_of(d->c.lay, *src) == PPO_ACTOR) {
+        RolloutHolds h;
+        if (rollout_holds_unpack(&b, &h)) err_die("learner: from rank %d: %s", *src, err_msg());
+        if (h.bcast_seq >= d->bcast_next)
+            err_die("learner: from rank %d: snapshot held message: bcast_seq: %lld, but %lld broadcast(s) were sent",
+                    *src, (long long)h.bcast_seq, (long long)d->bcast_next);
+        if (h.bcast_seq > d->holds[*src]) d->holds[*src] = h.bcast_seq;
     } else {
         err_die("learner: unexpected %s message (tag %d) from rank %d (a %s)", msg_tag_name(tag), tag, *src,
                 role_of(d, *src));
@@ -371,6 +459,15 @@ static int check_deadlines(Dispatch *d, int64_t it, Wait *w, int n_w) {
         WatchState s = watch_check(&d->watch, d->out[i].dest, d->out[i].since, now);
         if (s == WATCH_NEWLY_LATE)
             warn_late(d, d->out[i].dest, now);
+    }
+    /* actors that have not finished the last broadcast hold it, while its
+     * weights are still the learner's (later versions are sent otherwise) */
+    const PpoLayout *l = d->c.lay;
+    for (int a = 0; d->bcast_last.version == d->sent_version && a < l->n_actors; a++) {
+        if (!lacks_bcast(d, l->actors[a])) continue;
+        WatchState s = watch_check(&d->watch, l->actors[a], d->bcast_since, now);
+        if (s == WATCH_NEWLY_LATE) warn_late(d, l->actors[a], now);
+        if (s == WATCH_NEWLY_LATE || s == WATCH_LATE) resend_bcast(d, s == WATCH_NEWLY_LATE);
     }
     for (int r = 0; r < d->c.lay->world; r++) {
         if (!watch_is_late(&d->watch, r) || watch_check(&d->watch, r, now, now) != WATCH_GONE) continue;

@@ -37,6 +37,7 @@ typedef struct {
     uint64_t seed;
     double rank_timeout;
     int64_t start;                     /* the version of the first snapshot of this run (resume point) */
+    int bcast;                         /* snapshot_send = bcast: weights by MPI_Ibcast on lay->snap_comm */
     volatile sig_atomic_t *stop;       /* the signal that asked us to stop, or 0 */
 } DispatchConfig;
 
@@ -56,6 +57,16 @@ typedef struct {
     int64_t gathering;                 /* the iteration of the last dispatch_gather */
     int round;                         /* ...and its round (filter_groups) */
     char why[512];                     /* the message of a rank past its second deadline */
+    /* snapshots (leader): the last version sent, and of the broadcasts */
+    int64_t sent_version;
+    const float *params;               /* the weights of sent_version (the learner's own) */
+    size_t n_params;
+    int64_t bcast_next;                /* number of the next broadcast (bcast_seq) */
+    RolloutSnapshot bcast_last;        /* header of the last broadcast (bcast_seq -1: none yet) */
+    double bcast_since;                /* when it was posted */
+    int bcast_resent;                  /* sent again point-to-point to the actors that did not finish it */
+    int64_t *holds;                    /* per world rank: the last broadcast completed there (-1: none) */
+    int64_t n_bcast, n_p2p;            /* versions sent each way */
 } Dispatch;
 
 /* 0, or -1 + err_set (a bad rank_timeout). */
@@ -69,8 +80,21 @@ void dispatch_note_kl(Dispatch *d, int64_t version, double kl);
 /* Leader: posts the snapshot to every actor (the next update of the
  * weights waits for these sends, in dispatch_gather: so a late actor that
  * has not taken its snapshot holds the run until it answers or reaches its
- * second deadline, while its orders go to other actors). */
+ * second deadline, while its orders go to other actors).
+ * With c.bcast, a header goes to every actor point-to-point and the weights
+ * once, by MPI_Ibcast on lay->snap_comm, if every actor has finished the
+ * previous broadcast (RolloutHolds) and none is late; otherwise this
+ * version goes point-to-point (header and weights to each actor), so a
+ * stopped actor, which never posts its part of a broadcast, costs speed,
+ * not progress: every member posts every broadcast, in order, and no actor
+ * ever has two in flight. While actors have not finished the last
+ * broadcast they are watched as holders of a send (rank_timeout); when one
+ * becomes late, the version is sent again point-to-point to each of them
+ * (an actor stuck behind a stopped one in the broadcast tree takes that
+ * copy instead). */
 void dispatch_send_snapshot(Dispatch *d, const float *params, size_t n, int64_t version);
+/* Leader: how many versions went by broadcast and point-to-point so far. */
+void dispatch_snapshot_counts(const Dispatch *d, int64_t *n_bcast, int64_t *n_p2p);
 /* Leader: posts the work orders of iteration it. */
 void dispatch_send_orders(Dispatch *d, int64_t it);
 /* Leader: posts the orders of fill round `round` (1 .. rounds - 1) of

@@ -812,7 +812,7 @@ static int save_ckpt(Learner *L) {
  * with a warning, as the trainers allow a changed rank count. */
 static const char *const ppo_runtime_keys[] = {"ckpt_every", "keep_checkpoints", "log_samples", "role", "learners",
                                                "rewarders", "out_dir", "overwrite", "rank_timeout",
-                                               "actor_slots", NULL};
+                                               "actor_slots", "snapshot_send", NULL};
 
 static int resume(Learner *L, int64_t it) {
     char path[1200], diff[600];
@@ -1329,6 +1329,7 @@ static void start_dispatch(Learner *L, volatile sig_atomic_t *stop_flag) {
                          .seed = L->seed,
                          .rank_timeout = config_float(L->cfg, "rank_timeout"),
                          .start = L->iteration,
+                         .bcast = !strcmp(config_str(L->cfg, "snapshot_send"), "bcast"),
                          .stop = stop_flag};
     if (dispatch_init(&L->d, &dc)) err_die("ppo: %s", err_msg());
 }
@@ -1386,6 +1387,10 @@ int ppo_learner_run(const Config *cfg, const PpoLayout *lay, volatile sig_atomic
         if (more) send_work(L, it + 1 + L->lag, it + 1 + L->lag);
     }
     if (L->leader) {
+        int64_t nb, np;
+        dispatch_snapshot_counts(&L->d, &nb, &np);
+        learner_log(L, "snapshots: %lld version(s) sent by broadcast, %lld point-to-point (snapshot_send = %s)",
+                    (long long)nb, (long long)np, config_str(L->cfg, "snapshot_send"));
         if (!rc) write_final(L);
         int bad = h5log_close(L->rollouts);
         bad |= h5log_close(L->metrics); /* both closed, whichever fails */

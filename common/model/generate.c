@@ -208,6 +208,7 @@ int gen_run(const Gpt *m, const int *const *prompts, const int *prompt_len, int 
     result_alloc(out, n, room);
     int pending = 0, active = 0, rc = 0;
     while (!rc && (rc = admit(&g, &pending, &active)) == 0 && active > 0) {
+        if (c->step_hook) c->step_hook(c->step_ctx);
         int n_todo = 0;
         for (int s = 0; s < slots; s++)
             if (g.sample_in[s] >= 0) todo[n_todo++] = g.sample_in[s];

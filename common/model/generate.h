@@ -28,6 +28,11 @@ typedef struct {
     SamplerConfig sampler;
     int prefill_each;      /* 1: prefill every sequence, even a repeated prompt (tests compare with it) */
     int slots;             /* sequences decoded at once, 0: all; a finished one's slot takes the next */
+    /* Called once before every decoding step (NULL: none); it must not touch
+     * the model or the results (the actor progresses a snapshot broadcast
+     * into its staging buffer here). */
+    void (*step_hook)(void *ctx);
+    void *step_ctx;
 } GenConfig;
 
 typedef enum { GEN_STOP_EOT = 0, GEN_STOP_LENGTH = 1, GEN_STOP_CONTEXT = 2 } GenStop;

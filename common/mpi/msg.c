@@ -51,6 +51,7 @@ const char *msg_tag_name(int tag) {
     case MSG_PROGRESS: return "progress";
     case MSG_STOPPED: return "stopped";
     case MSG_ABANDON: return "abandon";
+    case MSG_HOLDS: return "snapshot held";
     default: return "unknown";
     }
 }

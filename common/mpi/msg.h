@@ -24,6 +24,7 @@ typedef enum {
     MSG_PROGRESS = 108,      /* actor -> learner: an order is sampled, on its way to a rewarder */
     MSG_STOPPED = 109,       /* actor, rewarder -> leading learner: stopped */
     MSG_ABANDON = 110,       /* learner -> learners: leave the iteration now */
+    MSG_HOLDS = 111,         /* actor -> leading learner: a snapshot broadcast completed here */
 } MsgTag;
 
 /* "work order", "snapshot header", ... for error messages; "unknown" otherwise. */

@@ -35,6 +35,12 @@ const CfgKey ppo_keys[] = {
      .help = "sequences an actor decodes at once (vLLM max_num_seqs); a finished one's slot takes the order's "
              "next sample; 0: the whole order. Samples do not depend on it",
      .range = ">= 0"},
+    {.key = "snapshot_send", .type = CFG_ENUM, .def = "bcast",
+     .help = "how the leading learner sends each policy version to the actors: bcast (point-to-point headers, "
+             "the weights once by MPI_Ibcast on the learner + actors communicator, which actors progress between "
+             "decoding steps; point-to-point for a version while an actor is late or has not finished the last "
+             "broadcast) or p2p (header and weights to every actor). Samples do not depend on it",
+     .choices = "bcast|p2p"},
     {.key = "temperature", .type = CFG_FLOAT, .def = "1.0", .help = "actor sampling temperature", .range = "> 0"},
     {.key = "top_k", .type = CFG_INT, .def = "0", .help = "actor top-k (0: off)", .range = ">= 0"},
     {.key = "top_p", .type = CFG_FLOAT, .def = "1.0", .help = "actor top-p (1: off)", .range = "(0, 1]"},
@@ -172,7 +178,7 @@ static int assign(PpoLayout *l, const Config *c, const int *declared) {
 
 int ppo_layout(PpoLayout *l, const Config *c) {
     memset(l, 0, sizeof *l);
-    l->role_comm = MPI_COMM_NULL;
+    l->role_comm = l->snap_comm = MPI_COMM_NULL;
     MPI_Comm_rank(MPI_COMM_WORLD, &l->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &l->world);
     int mine = wanted_role(c), *declared = err_malloc((size_t)l->world * sizeof(int));
@@ -184,7 +190,11 @@ int ppo_layout(PpoLayout *l, const Config *c) {
              : config_int(c, "rewarders") < 1 ? err_set("rewarders must be >= 1 (got %d)", config_int(c, "rewarders"))
              : assign(l, c, declared);
     free(declared);
-    if (!rc) MPI_Comm_split(MPI_COMM_WORLD, (int)l->role, l->rank, &l->role_comm);
+    if (!rc) {
+        MPI_Comm_split(MPI_COMM_WORLD, (int)l->role, l->rank, &l->role_comm);
+        int leader = l->rank == l->learners[0], in = leader || l->role == PPO_ACTOR;
+        MPI_Comm_split(MPI_COMM_WORLD, in ? 0 : MPI_UNDEFINED, leader ? 0 : 1 + l->index, &l->snap_comm);
+    }
     return rc;
 }
 
@@ -242,6 +252,7 @@ void ppo_layout_free(PpoLayout *l) {
     free(l->rewarders);
     free(l->actors);
     if (l->role_comm != MPI_COMM_NULL) MPI_Comm_free(&l->role_comm);
+    if (l->snap_comm != MPI_COMM_NULL) MPI_Comm_free(&l->snap_comm);
     memset(l, 0, sizeof *l);
 }
 

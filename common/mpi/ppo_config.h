@@ -24,6 +24,8 @@ typedef struct {
     int n_learners, n_rewarders, n_actors;
     int *learners, *rewarders, *actors; /* world ranks of each role, in order */
     MPI_Comm role_comm;        /* the ranks sharing this rank's role */
+    MPI_Comm snap_comm;        /* snapshot broadcasts: the leading learner (its rank 0) and the actors
+                                  (1 .. n_actors, in actors[] order); MPI_COMM_NULL on other ranks */
 } PpoLayout;
 
 const char *ppo_role_name(PpoRole r);
@@ -33,7 +35,8 @@ const char *ppo_role_name(PpoRole r);
  * reward_model for reward = rm or rm+verifier; a value model for gae;
  * group_size >= 2 for rloo and filter_groups; overlong_buffer <= max_new). */
 int ppo_config_check(const Config *c);
-/* Collective over MPI_COMM_WORLD. -1 + err_set (the same on every rank) for
+/* Collective over MPI_COMM_WORLD (every rank splits role_comm and
+ * snap_comm). -1 + err_set (the same on every rank) for
  * zero actors or rewarders, more roles than ranks, or a bad --role. */
 int ppo_layout(PpoLayout *l, const Config *c);
 /* The role of a world rank in the layout. */

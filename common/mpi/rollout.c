@@ -310,7 +310,7 @@ uint64_t rollout_checksum(const float *params, size_t n) {
 }
 
 RolloutSnapshot rollout_snapshot_of(int64_t version, const float *params, size_t n) {
-    return (RolloutSnapshot){.version = version, .n_params = n, .checksum = rollout_checksum(params, n)};
+    return (RolloutSnapshot){.version = version, .n_params = n, .checksum = rollout_checksum(params, n), .bcast_seq = -1};
 }
 
 void rollout_snapshot_pack(const RolloutSnapshot *s, MsgBuf *b) {
@@ -318,14 +318,17 @@ void rollout_snapshot_pack(const RolloutSnapshot *s, MsgBuf *b) {
     msg_put(b, &s->version, sizeof s->version);
     msg_put(b, &s->n_params, sizeof s->n_params);
     msg_put(b, &s->checksum, sizeof s->checksum);
+    msg_put(b, &s->bcast_seq, sizeof s->bcast_seq);
 }
 
 int rollout_snapshot_unpack(MsgBuf *b, RolloutSnapshot *s) {
     Reader r = reader(b, MSG_SNAPSHOT);
     memset(s, 0, sizeof *s);
     if (rd_header(&r, MSG_SNAPSHOT) || rd_i64(&r, "version", &s->version) || rd_u64(&r, "n_params", &s->n_params) ||
-        rd_u64(&r, "checksum", &s->checksum))
+        rd_u64(&r, "checksum", &s->checksum) || rd_i64(&r, "bcast_seq", &s->bcast_seq))
         return -1;
+    if (s->bcast_seq < -1)
+        return rd_fail(&r, "bcast_seq", "%lld: -1 (point-to-point) or a broadcast number >= 0", (long long)s->bcast_seq);
     if (s->version < 0 || s->version > INT32_MAX)
         return rd_fail(&r, "version", "%lld is out of range 0..%d", (long long)s->version, INT32_MAX);
     /* the weights travel as one MPI message, whose count is an int */
@@ -362,6 +365,28 @@ int rollout_snapshot_recv(const RolloutSnapshot *s, float *params, size_t n, int
     if (rollout_snapshot_check_count(s, n)) return -1; /* before the weights could overrun params */
     size_t got = msg_recv_f32(params, n, src, MSG_SNAPSHOT_DATA, comm);
     return rollout_snapshot_check_weights(s, params, got);
+}
+
+void rollout_snapshot_ibcast(float *params, size_t n, int root, MPI_Comm comm, MPI_Request *r) {
+    if (n > INT_MAX) err_die("snapshot broadcast of %zu floats is too large", n);
+    MPI_Ibcast(params, (int)n, MPI_FLOAT, root, comm, r);
+}
+
+void rollout_holds_pack(const RolloutHolds *h, MsgBuf *b) {
+    put_header(b, MSG_HOLDS);
+    msg_put(b, &h->version, sizeof h->version);
+    msg_put(b, &h->bcast_seq, sizeof h->bcast_seq);
+}
+
+int rollout_holds_unpack(MsgBuf *b, RolloutHolds *h) {
+    Reader r = reader(b, MSG_HOLDS);
+    memset(h, 0, sizeof *h);
+    if (rd_header(&r, MSG_HOLDS) || rd_i64(&r, "version", &h->version) || rd_i64(&r, "bcast_seq", &h->bcast_seq))
+        return -1;
+    if (h->version < 0 || h->version > INT32_MAX)
+        return rd_fail(&r, "version", "%lld is out of range 0..%d", (long long)h->version, INT32_MAX);
+    if (h->bcast_seq < 0) return rd_fail(&r, "bcast_seq", "%lld is negative", (long long)h->bcast_seq);
+    return rd_end(&r);
 }
 
 /* ---- stop ---------------------------------------------------------------- */

@@ -8,9 +8,14 @@
  *   MSG_SCORED    rewarder -> learner   RolloutBatch, scored: + RM scores,
  *                                       reference log-probs, KL, rewards
  *   MSG_SNAPSHOT  learner -> actor      RolloutSnapshot header (version,
- *                                       parameter count, checksum); the
- *                                       weights follow as one float message
- *                                       (MSG_SNAPSHOT_DATA) received in place
+ *                                       parameter count, checksum, how the
+ *                                       weights come): the weights follow as
+ *                                       one float message (MSG_SNAPSHOT_DATA)
+ *                                       received in place, or by broadcast
+ *                                       number bcast_seq on the snapshot
+ *                                       communicator (PpoLayout.snap_comm)
+ *   MSG_HOLDS     actor -> leader       RolloutHolds: broadcast bcast_seq has
+ *                                       completed here (its buffer is free)
  *   MSG_PROGRESS  actor -> learner     RolloutProgress: an order is sampled and
  *                                       on its way to the named rewarder (the
  *                                       learner's deadlines: who holds it)
@@ -38,7 +43,7 @@
 #include "common/mpi/msg.h"
 
 /* 'R' 'L' 'H' + wire revision: ranks built from another revision refuse. */
-#define ROLLOUT_MAGIC 0x524c4806u
+#define ROLLOUT_MAGIC 0x524c4807u
 /* Verifier components a rollout carries (common/task/verifier.h
  * VERIFIER_NCOMP: correct, format, manners, concision; the rewarder checks
  * they agree). */
@@ -83,7 +88,15 @@ typedef struct {
     int64_t version;           /* policy version: learner iterations completed */
     uint64_t n_params;
     uint64_t checksum;         /* rollout_checksum of the weights */
+    int64_t bcast_seq;         /* -1: the weights follow point-to-point (MSG_SNAPSHOT_DATA); >= 0: they
+                                  come by this broadcast (the bcast_seq-th on snap_comm, from 0) */
 } RolloutSnapshot;
+
+/* An actor's word to the leader that broadcast bcast_seq (of version) has
+ * completed on it: the next broadcast may be posted. */
+typedef struct {
+    int64_t version, bcast_seq;
+} RolloutHolds;
 
 /* An actor's word to the order's learner that the order is sampled and
  * being sent to rewarder. */
@@ -123,7 +136,7 @@ void rollout_free(Rollout *r);
  * vectorizing compiler runs at memory speed, so checking a snapshot costs a
  * small fraction of sending it. */
 uint64_t rollout_checksum(const float *params, size_t n);
-/* The header for these weights at this version. */
+/* The header for these weights at this version (bcast_seq -1: point-to-point). */
 RolloutSnapshot rollout_snapshot_of(int64_t version, const float *params, size_t n);
 void rollout_snapshot_pack(const RolloutSnapshot *s, MsgBuf *b);
 int rollout_snapshot_unpack(MsgBuf *b, RolloutSnapshot *s);
@@ -140,6 +153,13 @@ void rollout_snapshot_isend(const MsgBuf *hdr, const float *params, size_t n, in
  * into params (n floats) and checks them. 0, or -1 + err_set (a header of
  * the wrong count is refused before anything is received). */
 int rollout_snapshot_recv(const RolloutSnapshot *s, float *params, size_t n, int src, MPI_Comm comm);
+/* Posts the broadcast of the n weights from root on comm (the learner: its
+ * parameters; an actor, after a header with bcast_seq >= 0: its staging
+ * buffer). Every member posts the broadcasts in bcast_seq order. */
+void rollout_snapshot_ibcast(float *params, size_t n, int root, MPI_Comm comm, MPI_Request *r);
+
+void rollout_holds_pack(const RolloutHolds *h, MsgBuf *b);
+int rollout_holds_unpack(MsgBuf *b, RolloutHolds *h);
 
 void rollout_stop_pack(MsgBuf *b);
 int rollout_stop_unpack(MsgBuf *b);

@@ -236,3 +236,31 @@ TEST(gpt_kv_copy_forks_a_sequence) {
     gpt_kv_free(&kv);
     gpt_free(&m);
 }
+
+/* GenConfig.step_hook (the actor moves snapshot broadcasts on there): called
+ * once before every decoding step, and the samples are the bits of a run
+ * without it. */
+static void count_step(void *ctx) { ++*(int *)ctx; }
+
+TEST(gen_step_hook_called_each_step_results_unchanged) {
+    Gpt m;
+    model(&m);
+    static int p0[] = {1, 2, 3}, p1[] = {4, 5}, p2[] = {6};
+    const int *prompts[] = {p0, p1, p2};
+    int len[] = {3, 2, 1}, calls = 0;
+    GenConfig gc = {.max_new = 9, .eot = 0, .sampler = {.temperature = 1.0f, .top_p = 1.0f}};
+    GenResult plain, hooked;
+    Rng rng;
+    rng_seed(&rng, 5);
+    CHECK(gen_run(&m, prompts, len, 3, &gc, &rng, &plain) == 0);
+    gc.step_hook = count_step;
+    gc.step_ctx = &calls;
+    rng_seed(&rng, 5);
+    CHECK(gen_run(&m, prompts, len, 3, &gc, &rng, &hooked) == 0);
+    CHECK(same(&plain, &hooked, 3));
+    int steps = 0; /* every slot decodes at once: one step per token of the longest sequence */
+    for (int i = 0; i < 3; i++) steps = plain.len[i] > steps ? plain.len[i] : steps;
+    CHECKF(calls == steps, "%d calls, %d steps", calls, steps);
+    gen_result_free(&plain), gen_result_free(&hooked);
+    gpt_free(&m);
+}

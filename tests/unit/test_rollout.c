@@ -304,7 +304,7 @@ TEST(rollout_batch_refuses_truncated_and_corrupt) {
 
 /* ---- snapshots ----------------------------------------------------------- */
 
-enum { SNAP_VERSION = 8, SNAP_N = 16, SNAP_CHECKSUM = 24, SNAP_BYTES = 32 };
+enum { SNAP_VERSION = 8, SNAP_N = 16, SNAP_CHECKSUM = 24, SNAP_SEQ = 32, SNAP_BYTES = 40 };
 
 TEST(rollout_checksum_hand_values_and_sensitivity) {
     /* sum of the bit patterns ^ (sum of (i+1) * bits) * 0x9e3779b97f4a7c15,
@@ -339,13 +339,17 @@ static int unpack_snapshot(MsgBuf *b) {
 TEST(rollout_snapshot_round_trip_and_checks) {
     float w[4] = {0.25f, -2.0f, 1e-3f, 9.5f};
     RolloutSnapshot s = rollout_snapshot_of(12, w, 4), back;
-    CHECK(s.version == 12 && s.n_params == 4 && s.checksum == rollout_checksum(w, 4));
+    CHECK(s.version == 12 && s.n_params == 4 && s.checksum == rollout_checksum(w, 4) && s.bcast_seq == -1);
     MsgBuf b;
     msg_buf_init(&b);
     rollout_snapshot_pack(&s, &b);
     CHECK(b.len == SNAP_BYTES);
     CHECKF(rollout_snapshot_unpack(&b, &back) == 0, "%s", err_msg());
-    CHECK(back.version == 12 && back.n_params == 4 && back.checksum == s.checksum);
+    CHECK(back.version == 12 && back.n_params == 4 && back.checksum == s.checksum && back.bcast_seq == -1);
+    s.bcast_seq = 5; /* the weights come by broadcast number 5 */
+    b.len = b.pos = 0;
+    rollout_snapshot_pack(&s, &b);
+    CHECKF(rollout_snapshot_unpack(&b, &back) == 0 && back.bcast_seq == 5, "%s", err_msg());
     CHECK(rollout_snapshot_check_count(&back, 4) == 0);
     CHECK(rollout_snapshot_check_weights(&back, w, 4) == 0);
     CHECK(rollout_snapshot_check_count(&back, 5) == -1 && harness_err_has("", "n_params", "5", (const char *)NULL));
@@ -373,7 +377,32 @@ TEST(rollout_snapshot_refuses_truncated_and_corrupt) {
     CHECK(patched_fails(&b, SNAP_N, &zero, 8, unpack_snapshot, m, "n_params"));
     CHECK(patched_fails(&b, SNAP_N, &huge, 8, unpack_snapshot, m, "n_params"));
     CHECK(patched_fails(&b, SNAP_N, &all, 8, unpack_snapshot, m, "n_params"));
+    int64_t below = -2;
+    CHECK(patched_fails(&b, SNAP_SEQ, &below, 8, unpack_snapshot, m, "bcast_seq"));
     CHECK(trailing_fails(&b, unpack_snapshot, m));
+    msg_buf_free(&b);
+}
+
+static int unpack_holds(MsgBuf *b) {
+    RolloutHolds h;
+    return rollout_holds_unpack(b, &h);
+}
+
+TEST(rollout_holds_round_trip_and_refusals) {
+    RolloutHolds h = {.version = 9, .bcast_seq = 4}, back = {0};
+    MsgBuf b;
+    msg_buf_init(&b);
+    rollout_holds_pack(&h, &b);
+    CHECK(b.len == 24);
+    CHECKF(rollout_holds_unpack(&b, &back) == 0 && back.version == 9 && back.bcast_seq == 4, "%s", err_msg());
+    const char *m = "snapshot held message";
+    CHECK(prefixes_fail(&b, unpack_holds, m) == 0);
+    CHECK(header_checked(&b, unpack_holds, m, MSG_SNAPSHOT));
+    int64_t neg = -1, big = (int64_t)INT32_MAX + 1;
+    CHECK(patched_fails(&b, 8, &neg, 8, unpack_holds, m, "version"));
+    CHECK(patched_fails(&b, 8, &big, 8, unpack_holds, m, "version"));
+    CHECK(patched_fails(&b, 16, &neg, 8, unpack_holds, m, "bcast_seq"));
+    CHECK(trailing_fails(&b, unpack_holds, m));
     msg_buf_free(&b);
 }
 
@@ -534,7 +563,8 @@ TEST(rollout_logrows_round_trip_and_refusals) {
 /* ---- tags ------------------------------------------------------------------ */
 
 TEST(rollout_tags_have_distinct_names) {
-    int tags[] = {MSG_SNAPSHOT, MSG_ORDER, MSG_ROLLOUT, MSG_SCORED, MSG_STOP, MSG_LOGROWS, MSG_SNAPSHOT_DATA};
+    int tags[] = {MSG_SNAPSHOT, MSG_ORDER, MSG_ROLLOUT, MSG_SCORED, MSG_STOP, MSG_LOGROWS, MSG_SNAPSHOT_DATA,
+                  MSG_PROGRESS, MSG_STOPPED, MSG_ABANDON, MSG_HOLDS};
     int n = (int)(sizeof tags / sizeof tags[0]);
     for (int i = 0; i < n; i++) {
         CHECKF(strcmp(msg_tag_name(tags[i]), "unknown") != 0, "tag %d has no name", tags[i]);
