@@ -1,6 +1,8 @@
 /* actor — PPO rollout generation; see actor.h. */
 #include "actor/actor.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,6 +52,22 @@ typedef struct {
     int64_t bcasts_seen, bcasts_posted; /* broadcast headers taken; broadcasts posted (in order) */
 } Actor;
 
+/* Tests only: RLHF_TEST_ACTOR_STOP=RANK:VERSION:posting|holding stops
+ * (SIGSTOP) world rank RANK once, just before it posts its part of version
+ * VERSION's broadcast, or just after it took that version: so that
+ * tests/cli/snapshots.sh stops an actor at a known point of the protocol. */
+static void test_stop(const Actor *a, int64_t version, const char *when) {
+    const char *v = getenv("RLHF_TEST_ACTOR_STOP");
+    static int done;
+    int rank;
+    long long ver;
+    char w[16];
+    if (done || !v || sscanf(v, "%d:%lld:%15s", &rank, &ver, w) != 3) return;
+    if (rank != a->layout->rank || ver != version || strcmp(w, when)) return;
+    done = 1;
+    raise(SIGSTOP);
+}
+
 static void nap(void) {
     struct timespec t = {0, 1000000}; /* 1 ms: ~1% CPU while waiting */
     nanosleep(&t, NULL);
@@ -98,6 +116,7 @@ static void post_bcast(Actor *a, const RolloutSnapshot *s) {
         err_die("actor %d: broadcast %lld posted out of turn (stage %d, %lld posted)", a->layout->index,
                 (long long)s->bcast_seq, (int)a->stage_state, (long long)a->bcasts_posted);
     if (!a->stage) a->stage = err_malloc(a->policy.n_params * sizeof(float));
+    test_stop(a, s->version, "posting");
     rollout_snapshot_ibcast(a->stage, a->policy.n_params, 0, a->layout->snap_comm, &a->stage_req);
     a->stage_snap = *s;
     a->stage_state = STAGE_RECEIVING;
@@ -170,6 +189,7 @@ static void take_snapshot(Actor *a, const RolloutSnapshot *s) {
     }
     gpt_pack_head(&a->policy); /* once per snapshot, not once per order */
     a->version = (int)s->version;
+    test_stop(a, s->version, "holding");
 }
 
 /* Tells the order's learner that the order is sampled and on its way to its

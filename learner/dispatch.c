@@ -65,6 +65,7 @@ int dispatch_init(Dispatch *d, const DispatchConfig *c) {
     for (int r = 0; r < c->lay->world; r++) d->holds[r] = -1;
     d->bcast_last.bcast_seq = -1;
     d->sent_version = -1;
+    d->way = -1;
     if (c->bcast && is_leader(d) && c->lay->snap_comm == MPI_COMM_NULL)
         return err_set("snapshot_send = bcast: the leading learner has no snapshot communicator");
     return 0;
@@ -191,13 +192,29 @@ static int lacks_bcast(const Dispatch *d, int rank) {
 
 /* 1 if the next version may go by broadcast: every actor finished the last
  * one (so none has two in flight, and its staging buffer is free) and none
- * is late (a stopped actor never posts its part). */
-static int may_bcast(const Dispatch *d) {
+ * is late (a stopped actor never posts its part). Otherwise *why_rank: an
+ * actor in the way. */
+static int may_bcast(const Dispatch *d, int *why_rank) {
     const PpoLayout *l = d->c.lay;
-    if (!d->c.bcast) return 0;
     for (int a = 0; a < l->n_actors; a++)
-        if (lacks_bcast(d, l->actors[a]) || watch_is_late(&d->watch, l->actors[a])) return 0;
+        if (lacks_bcast(d, l->actors[a]) || watch_is_late(&d->watch, l->actors[a])) {
+            *why_rank = l->actors[a];
+            return 0;
+        }
     return 1;
+}
+
+/* With snapshot_send = bcast, a line when versions change the way they go
+ * (not for every version: a late actor may keep them point-to-point for
+ * long). */
+static void note_way(Dispatch *d, int bcast, int64_t version, int why_rank) {
+    if (!d->c.bcast || bcast == d->way) return;
+    if (!bcast)
+        fprintf(stderr, "ppo: snapshot version %lld goes point-to-point: rank %d (actor) %s\n", (long long)version,
+                why_rank, watch_is_late(&d->watch, why_rank) ? "is late" : "has not finished the last broadcast");
+    else if (d->way >= 0)
+        fprintf(stderr, "ppo: snapshot version %lld goes by broadcast again\n", (long long)version);
+    d->way = bcast;
 }
 
 void dispatch_send_snapshot(Dispatch *d, const float *params, size_t n, int64_t version) {
@@ -209,7 +226,9 @@ void dispatch_send_snapshot(Dispatch *d, const float *params, size_t n, int64_t 
     d->sent_version = version;
     d->params = params;
     d->n_params = n;
-    if (!may_bcast(d)) {
+    int why_rank = -1, bcast = d->c.bcast && may_bcast(d, &why_rank);
+    note_way(d, bcast, version, why_rank);
+    if (!bcast) {
         for (int a = 0; a < l->n_actors; a++) /* a late actor too: it needs the weights if it answers again */
             send_p2p(d, &h, params, n, l->actors[a]);
         d->n_p2p++;
@@ -241,7 +260,7 @@ void dispatch_snapshot_counts(const Dispatch *d, int64_t *n_bcast, int64_t *n_p2
  * it, once, while the learner still holds its weights (they are the last
  * version sent). The late actor gets it too; one stuck behind it in the
  * tree takes this copy and goes on (see actor.c). */
-static void resend_bcast(Dispatch *d, int verbose) {
+static void resend_bcast(Dispatch *d) {
     const PpoLayout *l = d->c.lay;
     if (d->bcast_resent || d->bcast_last.version != d->sent_version) return;
     RolloutSnapshot h = d->bcast_last;
@@ -253,7 +272,7 @@ static void resend_bcast(Dispatch *d, int verbose) {
             k++;
         }
     d->bcast_resent = 1;
-    if (verbose && k)
+    if (k)
         fprintf(stderr, "ppo: snapshot version %lld: sent again point-to-point to %d actor(s) that have not finished "
                 "its broadcast; later versions go point-to-point while an actor is late\n",
                 (long long)h.version, k);
@@ -467,7 +486,7 @@ static int check_deadlines(Dispatch *d, int64_t it, Wait *w, int n_w) {
         if (!lacks_bcast(d, l->actors[a])) continue;
         WatchState s = watch_check(&d->watch, l->actors[a], d->bcast_since, now);
         if (s == WATCH_NEWLY_LATE) warn_late(d, l->actors[a], now);
-        if (s == WATCH_NEWLY_LATE || s == WATCH_LATE) resend_bcast(d, s == WATCH_NEWLY_LATE);
+        if (s == WATCH_NEWLY_LATE || s == WATCH_LATE) resend_bcast(d);
     }
     for (int r = 0; r < d->c.lay->world; r++) {
         if (!watch_is_late(&d->watch, r) || watch_check(&d->watch, r, now, now) != WATCH_GONE) continue;

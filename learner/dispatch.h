@@ -67,6 +67,7 @@ typedef struct {
     int bcast_resent;                  /* sent again point-to-point to the actors that did not finish it */
     int64_t *holds;                    /* per world rank: the last broadcast completed there (-1: none) */
     int64_t n_bcast, n_p2p;            /* versions sent each way */
+    int way;                           /* how the last version went: 1 broadcast, 0 point-to-point, -1 none yet */
 } Dispatch;
 
 /* 0, or -1 + err_set (a bad rank_timeout). */
