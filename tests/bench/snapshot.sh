@@ -2,11 +2,15 @@
 # snapshot.sh — policy snapshot transfer time against a raw MPI send of the
 # same bytes: runs build/opt/bench/snapshot_bench on 2 ranks (see its header
 # for what is timed) and prints a table. Aim: the snapshot within 2x of the
-# raw send. Skipped with a note when mpirun is missing. A report, never a test.
+# raw send. Then the distribution of one snapshot to 1, 2, 4, 8 actors
+# (oversubscribed on a small machine), snapshot_send = p2p against bcast:
+# the time until the last actor holds it, and until the learner's sends are
+# done. Skipped with a note when mpirun is missing. A report, never a test.
 #
 #   tests/bench/snapshot.sh [floats ...]
 # Environment: BENCH_DIR (build/opt/bench), SNAPSHOT_JSON (append the JSON
-# lines there).
+# lines there), SNAPSHOT_ACTORS ("1 2 4 8"), SNAPSHOT_FAN_FLOATS (floats for
+# the fan-out: "262144 4194304", 1 MB and 16 MB).
 set -u
 cd "$(dirname "$0")/../.."
 : "${BENCH_DIR:=build/opt/bench}"
@@ -36,5 +40,27 @@ for r in rows:
           r["snapshot_ms"], r["raw_gbps"], r["msg_over_raw"], r["snapshot_over_raw"]))
 print("  raw: MPI_Send/MPI_Recv; msg: msg_send_f32/msg_recv_f32 (1 ms sleeping polls); snapshot: header message + weights,")
 print("  as learner/ppo.c send_snapshot; sizes: 1 MB, d=256 4-layer model (byte, GPT-2 vocabulary), GPT-2 small")
+PY
+echo "  load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+
+fan=$(mktemp)
+trap 'rm -f "$out" "$fan"' EXIT
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for n in ${SNAPSHOT_ACTORS:-1 2 4 8}; do
+    OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1 $MPIRUN -n $((n + 1)) "$BENCH_DIR/snapshot_bench" --fanout \
+        ${SNAPSHOT_FAN_FLOATS:-262144 4194304} >>"$fan" || { echo "snapshot: snapshot_bench --fanout on $((n + 1)) ranks failed" >&2; exit 1; }
+done
+[ -n "${SNAPSHOT_JSON:-}" ] && cat "$fan" >>"$SNAPSHOT_JSON"
+/usr/bin/python3 - "$fan" "$(nproc)" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print()
+print("one snapshot to N actors (1 learner + N actor ranks on %s cores, median ms): the last actor holding it / the learner's sends done" % sys.argv[2])
+print("%7s %9s %12s %12s %12s %12s %10s" % ("actors", "MB", "p2p last", "p2p learner", "bcast last", "bcast learn.", "bcast/p2p"))
+for r in sorted(rows, key=lambda r: (r["floats"], r["actors"])):
+    print("%7d %9.1f %12.2f %12.2f %12.2f %12.2f %9.2fx" % (r["actors"], r["mbytes"], r["p2p_ms"], r["p2p_learner_ms"],
+          r["bcast_ms"], r["bcast_learner_ms"], r["bcast_ms"] / r["p2p_ms"]))
+print("  p2p: header + weights to every actor (snapshot_send = p2p); bcast: headers point-to-point, the weights once by")
+print("  MPI_Ibcast on the learner + actors communicator (snapshot_send = bcast); every wait polls with 1 ms naps")
 PY
 echo "  load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
