@@ -3,7 +3,12 @@
  * samples responses to the ordered prompts with the KV-cache sampler,
  * recording each token's behaviour log-prob and the snapshot version, then
  * sends the batch to a rewarder. Sampling of an order is seeded by the order
- * itself, so which actor serves it does not change the samples. */
+ * itself, so which actor serves it does not change the samples.
+ * Messages are handled in the order they came; with snapshot_send = bcast
+ * they are taken off MPI early (between orders and before every decoding
+ * step) so that a snapshot's broadcast is posted, into a staging buffer, as
+ * soon as its header arrives, and its weights replace the policy's at the
+ * header's turn: the same orders meet the same version as point-to-point. */
 #ifndef ACTOR_H
 #define ACTOR_H
 

@@ -692,6 +692,8 @@ int dispatch_shutdown(Dispatch *d, int after_signal) {
     if (r >= 0)
         rc = err_set("rank %d (%s) did not stop (silent for %.1f s)", r, role_of(d, r),
                      watch_silent_for(&d->watch, r, fs_now()));
+    else if (d->n_out && d->out[0].dest < 0)
+        rc = err_set("the broadcast of snapshot version %lld never completed", (long long)d->bcast_last.version);
     else if (d->n_out)
         rc = err_set("a send to rank %d (%s) never completed", d->out[0].dest, role_of(d, d->out[0].dest));
     free(stopped);
