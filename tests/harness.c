@@ -256,13 +256,33 @@ static void remove_tmpdir(void) {
     }
 }
 
+/* The filter: comma-separated parts; a test runs if its name contains a
+ * part without '-' (or there is none) and no part with '-' ("tok_,-speed":
+ * the tok_ tests but their speed test; valgrind.sh leaves benchmarks out). */
+static int filter_selects(const char *filter, const char *name) {
+    int any_include = 0, included = 0;
+    char part[128];
+    for (const char *p = filter; *p;) {
+        size_t n = strcspn(p, ",");
+        snprintf(part, sizeof part, "%.*s", (int)(n < sizeof part ? n : sizeof part - 1), p);
+        if (part[0] == '-') {
+            if (part[1] && strstr(name, part + 1)) return 0;
+        } else if (part[0]) {
+            any_include = 1;
+            included |= strstr(name, part) != NULL;
+        }
+        p += n + (p[n] == ',');
+    }
+    return !any_include || included;
+}
+
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0;
     atexit(remove_tmpdir);
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 0; i < n_tests; i++) {
-        if (filter && !strstr(tests[i].name, filter)) continue;
+        if (filter && !filter_selects(filter, tests[i].name)) continue;
         current_failed = 0;
         tests[i].fn();
         if (current_failed) {

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs every libFuzzer harness (tests/fuzz/fuzz_*.c) for a bounded time inside
-# `make test`: FUZZ_SECONDS each (default 10), with a fixed seed (FUZZ_SEED,
+# `make test`: FUZZ_SECONDS each (default 5), with a fixed seed (FUZZ_SEED,
 # default 1) and only the committed seed corpus, so a run here and a run in CI
 # try the same inputs, as far as the machine's speed allows. `make fuzz` is the
 # longer, open-ended version. Prints tests/fuzz/run.sh's "ok   fuzz: TARGET"
@@ -18,7 +18,7 @@ export FUZZ_SEED=${FUZZ_SEED:-1} FUZZ_CLASSIFY=${FUZZ_CLASSIFY:-8} FUZZ_RERUN_TI
 rm -rf "$FUZZ_OUT/corpus" "$FUZZ_OUT/artifacts" "$FUZZ_OUT/reports"
 scratch fuzz
 out=$T/out
-bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" >"$out" 2>&1
+bash tests/fuzz/run.sh "${FUZZ_SECONDS:-5}" >"$out" 2>&1
 rc=$?
 grep -E '^(ok |FAIL |note: )' "$out"
 if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
