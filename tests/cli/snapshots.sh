@@ -80,37 +80,6 @@ expect_err "snapshot_send=tree refused" "snapshot_send" $MPIRUN -n 3 "$RLHF" ppo
 
 # ==== a stopped actor under bcast ============================================
 S="$PPO iterations=40 ckpt_every=5 keep_checkpoints=20 rank_timeout=1 snapshot_send=bcast"
-rank_pid() {
-    local p
-    for p in $(tree_pids "$1"); do
-        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-until_file() {
-    local i
-    for i in $(seq $((${2:-20} * 20))); do
-        [ -e "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
-until_line() {
-    local i
-    for i in $(seq 400); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-watchdog() {
-    ( sleep "${WATCHDOG:-60}"; kill -CONT "$@"; kill -9 "$@" ) >/dev/null 2>&1 &
-    DOG=$!
-}
-unwatch() { kill "$DOG" 2>/dev/null; wait "$DOG" 2>/dev/null; }
 # stopped RANK: waits (20 s at most) until world rank RANK of the job $PID is
 # stopped (state T), and prints its process id
 stopped() {

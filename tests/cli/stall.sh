@@ -31,47 +31,6 @@ assert not bad, "differ: %s" % bad[:4]
 PY
 }
 
-# rank_pid PID RANK: the process of MPI rank RANK under mpirun PID
-rank_pid() {
-    local p
-    for p in $(tree_pids "$1"); do
-        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
-# until_file PATH [SECONDS]: wait for PATH (20 s unless given)
-until_file() {
-    local i
-    for i in $(seq $((${2:-20} * 20))); do
-        [ -e "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-# until_line LOG PATTERN: wait (20 s at most) for a line of LOG matching PATTERN
-until_line() {
-    local i
-    for i in $(seq 400); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-# watchdog PIDS...: kill -9 them after WATCHDOG seconds (60), so that a
-# binary without deadlines fails this suite instead of hanging it; unwatch
-# calls it off.
-watchdog() {
-    ( sleep "${WATCHDOG:-60}"; kill -CONT "$@"; kill -9 "$@" ) >/dev/null 2>&1 &
-    DOG=$!
-}
-unwatch() { kill "$DOG" 2>/dev/null; wait "$DOG" 2>/dev/null; }
-
 # stall OUT NRANKS VICTIM MODE [KEY=VALUE...]: runs PPO on NRANKS ranks into
 # OUT, stops rank VICTIM (SIGSTOP) once ckpt 5 exists; MODE cont: SIGCONT
 # after the warning; stay: left stopped. Sets RC, LOG (OUT.log), RANKS.
