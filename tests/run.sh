@@ -12,10 +12,15 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=0}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+start=$SECONDS
 "$UNIT_BIN" 2>&1 | tee -a "$log" | grep -v '^[0-9]* passed, [0-9]* failed$'
+echo "time $UNIT_BIN $((SECONDS - start)) s" >&2
+# Each suite's wall time goes to stderr (not counted), so a slow one shows.
 for t in tests/cli/*.sh; do
     [ -e "$t" ] || continue
+    start=$SECONDS
     bash "$t" 2>&1 | tee -a "$log"
+    echo "time $t $((SECONDS - start)) s" >&2
 done
 passed=$(grep -c '^ok ' "$log")
 failed=$(grep -c '^FAIL ' "$log")
