@@ -314,7 +314,7 @@ static int cmd_generate(const Invocation *in) {
     if (sampler_validate(&gc.sampler)) err_die("generate: %s", err_msg());
     Gpt m;
     Tok *tok = load_as_or_die(model, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "generate --model"});
-    if (batch > 1) gpt_pack_head(&m); /* once for every batch */
+    if (batch > 1) gpt_pack_decode(&m); /* once for every batch */
     gc.eot = tok_eot(tok);
     JsonlPrompts pl = {0};
     if (gen_args.prompt) jsonl_prompts_add(&pl, gen_args.prompt, 0);
@@ -1051,7 +1051,7 @@ static int cmd_eval(const Invocation *in) {
     if (samples && (fs_check_target(samples) || fs_check_not_input(samples, inputs, 4))) err_die_last();
     Gpt m;
     Tok *tok = load_as_or_die(policy, &m, &(CkptWant){.head = GPT_HEAD_LM, .what = "eval --policy"});
-    gpt_pack_head(&m); /* once for every batch */
+    gpt_pack_decode(&m); /* once for every batch */
     EvalSetup es = {
         .policy = &m,
         .tok = tok,

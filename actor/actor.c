@@ -187,7 +187,7 @@ static void take_snapshot(Actor *a, const RolloutSnapshot *s) {
         a->stage_state = STAGE_FREE;
         progress(a); /* the next broadcast, if one is queued */
     }
-    gpt_pack_head(&a->policy); /* once per snapshot, not once per order */
+    gpt_pack_decode(&a->policy); /* once per snapshot, not once per order */
     a->version = (int)s->version;
     test_stop(a, s->version, "holding");
 }

@@ -650,6 +650,7 @@ void gpt_backward_scalar(Gpt *m, const float *dvalues) {
 
 void gpt_free(Gpt *m) {
     free(m->head_panels);
+    free(m->layer_panels);
     free(m->params);
     free(m->grads);
     free(m->tensors);
@@ -813,11 +814,67 @@ static void kv_attention(const Gpt *m, GptKV *kv, int l, const int *seq, int R, 
     ops_parallel_for(tasks, work < (1 << 17) ? tasks : 1, kv_attention_range, &a);
 }
 
+/* A layer's packed matrices, in kv_block's order. */
+enum { LAYER_QKV, LAYER_ATTPROJ, LAYER_FC, LAYER_FCPROJ, LAYER_MATRICES };
+
+static void layer_matrix_shape(int C, int which, int *in, int *out) {
+    static const int in_mult[LAYER_MATRICES] = {[LAYER_QKV] = 1, [LAYER_ATTPROJ] = 1, [LAYER_FC] = 1, [LAYER_FCPROJ] = 4};
+    static const int out_mult[LAYER_MATRICES] = {[LAYER_QKV] = 3, [LAYER_ATTPROJ] = 1, [LAYER_FC] = 4, [LAYER_FCPROJ] = 1};
+    *in = in_mult[which] * C;
+    *out = out_mult[which] * C;
+}
+
+static size_t layer_panels_offset(int C, int l, int which) {
+    size_t per_layer = 0, before = 0;
+    for (int i = 0; i < LAYER_MATRICES; i++) {
+        int in, out;
+        layer_matrix_shape(C, i, &in, &out);
+        if (i < which) before += ops_column_panels_size(in, out);
+        per_layer += ops_column_panels_size(in, out);
+    }
+    return (size_t)l * per_layer + before;
+}
+
+static const float *layer_matrix(const GptLayer *w, int which) {
+    const float *m[LAYER_MATRICES] = {[LAYER_QKV] = w->qkv_w, [LAYER_ATTPROJ] = w->attproj_w,
+                                      [LAYER_FC] = w->fc_w, [LAYER_FCPROJ] = w->fcproj_w};
+    return m[which];
+}
+
+void gpt_pack_decode(Gpt *m) {
+    int C = m->cfg.n_embd, L = m->cfg.n_layer;
+    if (m->cfg.head == GPT_HEAD_LM) {
+        if (!m->head_panels)
+            m->head_panels = err_malloc(ops_panels_size(m->cfg.vocab_size, C) * sizeof(float));
+        ops_pack_panels(m->head_panels, m->p.wte, m->cfg.vocab_size, C);
+    }
+    if (!m->layer_panels) m->layer_panels = err_malloc(layer_panels_offset(C, L, 0) * sizeof(float));
+    for (int l = 0; l < L; l++)
+        for (int i = 0; i < LAYER_MATRICES; i++) {
+            int in, out;
+            layer_matrix_shape(C, i, &in, &out);
+            ops_pack_columns(m->layer_panels + layer_panels_offset(C, l, i), layer_matrix(&m->p.layer[l], i), in, out);
+        }
+}
+
+/* out = inp @ (layer l's matrix `which`) + b, from the packed panels when
+ * there are (the same bits either way). */
+static void kv_matmul(const Gpt *m, int l, int which, float *out, const float *inp, const float *b, int R) {
+    int in, n_out;
+    layer_matrix_shape(m->cfg.n_embd, which, &in, &n_out);
+    if (m->layer_panels) {
+        const float *panels = m->layer_panels + layer_panels_offset(m->cfg.n_embd, l, which);
+        ops_matmul_forward_panels(out, inp, panels, b, R, in, n_out);
+        return;
+    }
+    ops_matmul_forward(out, inp, layer_matrix(&m->p.layer[l], which), b, R, in, n_out);
+}
+
 static void kv_block(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVScratch *s) {
     const GptLayer *w = &m->p.layer[l];
     int C = m->cfg.n_embd;
     ops_layernorm_forward(s->ln, NULL, NULL, s->x, w->ln1_w, w->ln1_b, R, C);
-    ops_matmul_forward(s->qkv, s->ln, w->qkv_w, w->qkv_b, R, C, 3 * C);
+    kv_matmul(m, l, LAYER_QKV, s->qkv, s->ln, w->qkv_b, R);
     size_t ld = kv_key_stride(kv->max_len);
     for (int i = 0; i < R; i++) {
         size_t cache = (size_t)l * kv->n_seq + seq[i];
@@ -827,21 +884,15 @@ static void kv_block(const Gpt *m, GptKV *kv, int l, const int *seq, int R, KVSc
         memcpy(kv->v + (cache * kv->max_len + s->pos[i]) * C, k + C, C * sizeof(float));
     }
     kv_attention(m, kv, l, seq, R, s);
-    ops_matmul_forward(s->tmp, s->atty, w->attproj_w, w->attproj_b, R, C, C);
+    kv_matmul(m, l, LAYER_ATTPROJ, s->tmp, s->atty, w->attproj_b, R);
     ops_residual_forward(s->x, s->x, s->tmp, (size_t)R * C);
     ops_layernorm_forward(s->ln, NULL, NULL, s->x, w->ln2_w, w->ln2_b, R, C);
-    ops_matmul_forward(s->fch, s->ln, w->fc_w, w->fc_b, R, C, 4 * C);
+    kv_matmul(m, l, LAYER_FC, s->fch, s->ln, w->fc_b, R);
     ops_gelu_forward(s->fch_gelu, s->fch, (size_t)R * 4 * C);
-    ops_matmul_forward(s->tmp, s->fch_gelu, w->fcproj_w, w->fcproj_b, R, 4 * C, C);
+    kv_matmul(m, l, LAYER_FCPROJ, s->tmp, s->fch_gelu, w->fcproj_b, R);
     ops_residual_forward(s->x, s->x, s->tmp, (size_t)R * C);
 }
 
-void gpt_pack_head(Gpt *m) {
-    if (m->cfg.head != GPT_HEAD_LM) return;
-    if (!m->head_panels)
-        m->head_panels = err_malloc(ops_panels_size(m->cfg.vocab_size, m->cfg.n_embd) * sizeof(float));
-    ops_pack_panels(m->head_panels, m->p.wte, m->cfg.vocab_size, m->cfg.n_embd);
-}
 
 /* Final LayerNorm and head for the wanted rows only. */
 static void kv_head(const Gpt *m, int R, const unsigned char *want, float *out, size_t out_stride,

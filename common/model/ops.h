@@ -90,6 +90,14 @@ void ops_matmul_nt(float *out, const float *inp, const float *w, int N, int C, i
 size_t ops_panels_size(int OC, int C);
 void ops_pack_panels(float *dst, const float *w, int OC, int C);
 void ops_matmul_panels(float *out, size_t ldo, const float *inp, const float *panels, int N, int C, int OC);
+/* The same for a layer's w (C, OC) as ops_matmul_forward takes it: packed
+ * in column panels (ops_column_panels_size floats), then out (N, OC) =
+ * inp (N, C) @ w + b for N <= OPS_FEW_ROWS, the same bits as
+ * ops_matmul_forward. */
+size_t ops_column_panels_size(int C, int OC);
+void ops_pack_columns(float *dst, const float *w, int C, int OC);
+void ops_matmul_forward_panels(float *out, const float *inp, const float *panels, const float *b, int N,
+                               int C, int OC);
 /* KV-cache attention pieces. out[j] = scale * sum_{d<D} x[d] * a[d*lda + j]
  * for j < n: scores of one query against keys stored transposed. Works in
  * whole vectors: every row of a and out must hold n rounded up to 16 floats

@@ -279,7 +279,7 @@ static void calib_order(Calib *k) {
 
 static double time_generate(Calib *k, PlanCalibration *cal) {
     GenConfig gc = ppo_gen_config(k->cfg, k->m.tok);
-    gpt_pack_head(&k->m.policy); /* as the actor does once per snapshot */
+    gpt_pack_decode(&k->m.policy); /* as the actor does once per snapshot */
     PlanTimer tm = {0};
     for (int r = 0; plan_more(&tm, r); r++) {
         Rng rng;

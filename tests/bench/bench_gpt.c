@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
     double t_step = steps ? train_step_time(&m, B, T, steps) : 1;
     /* batch 1 also without the packed head (the tied wte read in place) */
     double g1_unpacked = gen_tokens_per_s(&m, 1, 128);
-    gpt_pack_head(&m); /* as the actors, rlhf generate and eval do, once per set of weights */
+    gpt_pack_decode(&m); /* as the actors, rlhf generate and eval do, once per set of weights */
     double g1 = gen_tokens_per_s(&m, 1, 128);
     double g8 = gen_tokens_per_s(&m, 8, 128);
     /* batch 1 is bound by streaming every weight once per token (the

@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
     Gpt m;
     if (gpt_init(&m, &c)) return 1;
     gpt_init_random(&m, 1);
-    gpt_pack_head(&m); /* as the actors do */
+    gpt_pack_decode(&m); /* as the actors do */
 
     /* arrays of 4x L3 each (at most 512 MB), a multiple of the chunk */
     size_t l3 = l3_bytes() < ((size_t)128 << 20) ? l3_bytes() : (size_t)128 << 20;

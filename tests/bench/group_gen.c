@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
     Gpt m;
     if (gpt_init(&m, &c)) return 1;
     gpt_init_random(&m, 1);
-    gpt_pack_head(&m); /* as the actors do, once per snapshot */
+    gpt_pack_decode(&m); /* as the actors do, once per snapshot */
     double shared = group_tokens_per_s(&m, G, P, NEW, reps, 0);
     double each = group_tokens_per_s(&m, G, P, NEW, reps, 1);
     printf("{\"impl\": \"c\", \"bench\": \"group_gen\", \"vocab\": %d, \"d\": %d, \"layers\": %d, \"heads\": %d, "

@@ -197,7 +197,8 @@ print("  parameters, forward activations, KV cache and logits for the inference 
 print("  with a 1-layer width-8 model of the same vocabulary, less that model's need (libraries, MPI, HDF5, tokenizer).")
 print("  learner-cf: critic-free learner (advantage=grpo group_size=8): the policy's state alone, no value model;")
 print("  rewarder-rm: rewarder without a reference model (kl_in=none, reward=rm): the reward model alone.")
-print("  not in the actor's need: its packed copy of the unembedding for batched decoding (gpt_pack_head, made")
-print("  once per snapshot; ~V x C floats): %s" %
-      ", ".join("%s vocab %.1f MB" % (t, 4 * v * d / 1e6) for t, v, d in sorted({(r["tokenizer"], r["vocab"], r["d"]) for r in rows})))
+print("  not in the actor's need: its packed copy of the unembedding and the layers' matrices for batched decoding")
+print("  (gpt_pack_decode, made once per snapshot; ~(V x C + 12 L C^2) floats): %s" %
+      ", ".join("%s vocab L%d %.1f MB" % (t, l, 4 * (v * d + 12 * l * d * d) / 1e6)
+                for t, v, d, l in sorted({(r["tokenizer"], r["vocab"], r["d"], r["layers"]) for r in rows})))
 PY

@@ -112,7 +112,7 @@ TEST(gen_shared_prefill_matches_prefilling_each_sequence) {
     Gpt m;
     model(&m);
     for (int packed = 0; packed < 2; packed++) {
-        if (packed) gpt_pack_head(&m);
+        if (packed) gpt_pack_decode(&m);
         GenResult shared, each;
         CHECK(run_groups(&m, 0, &shared) == 0);
         CHECK(run_groups(&m, 1, &each) == 0);
@@ -144,7 +144,7 @@ TEST(gen_each_sequence_decodes_the_same_bits_alone_and_in_a_batch) {
     }
     GenConfig gc = {.max_new = 12, .eot = 0, .sampler = {.temperature = 2.0f, .top_p = 1.0f}};
     for (int packed = 0; packed < 2; packed++) {
-        if (packed) gpt_pack_head(&m);
+        if (packed) gpt_pack_decode(&m);
         Rng rng;
         rng_seed(&rng, 5);
         GenResult all;
@@ -185,7 +185,7 @@ TEST(gen_slots_give_the_same_bits_as_one_batch) {
     }
     const int slots[] = {1, 2, 3, 7, 16};
     for (int packed = 0; packed < 2; packed++) {
-        if (packed) gpt_pack_head(&m);
+        if (packed) gpt_pack_decode(&m);
         GenConfig gc = {.max_new = 14, .eot = 0, .sampler = {.temperature = 2.0f, .top_p = 1.0f}};
         Rng rng;
         rng_seed(&rng, 8);

@@ -283,10 +283,10 @@ static void kv_wide_case(int S, int pack) {
     gpt_init(&m, &c);
     if (pack) { /* packed for other weights first: repacking must replace them */
         fill_random(&m, 0.5f);
-        gpt_pack_head(&m);
+        gpt_pack_decode(&m);
     }
     fill_random(&m, 0.2f);
-    if (pack) gpt_pack_head(&m);
+    if (pack) gpt_pack_decode(&m);
     enum { L = 30 };
     int toks[32][L];
     for (int s = 0; s < S; s++)
@@ -320,6 +320,36 @@ TEST(gpt_kv_cache_matches_full_forward_wide_heads) {
 TEST(gpt_kv_cache_with_packed_head_matches_full_forward) {
     int sizes[] = {1, 4, 11, 16, 17};
     for (int i = 0; i < 5; i++) kv_wide_case(sizes[i], 1);
+}
+
+/* Decoding with the layers' matrices packed (gpt_pack_decode) gives the
+ * unpacked decoding's bits (the scalar head: the same head path either way),
+ * at 1, 5 and 16 rows per call; a width whose panels end part-full. */
+TEST(gpt_kv_packed_layers_give_the_same_bits) {
+    GptConfig c = {.vocab_size = 61, .n_ctx = 24, .n_layer = 2, .n_head = 2, .n_embd = 40, .head = GPT_HEAD_SCALAR};
+    int rows[] = {1, 5, 16};
+    for (int i = 0; i < 3; i++) {
+        int S = rows[i];
+        float out[2][16][20];
+        for (int pack = 0; pack < 2; pack++) {
+            Gpt m;
+            gpt_init(&m, &c);
+            lcg_state = 12345; /* the same weights for both models */
+            fill_random(&m, 0.3f);
+            if (pack) gpt_pack_decode(&m);
+            CHECK(pack == 0 || m.layer_panels != NULL);
+            GptKV kv;
+            gpt_kv_init(&kv, &m, S, 20);
+            for (int t = 0; t < 20; t++) {
+                int tk[16], sq[16];
+                for (int s = 0; s < S; s++) tk[s] = (s * 13 + t * 5) % c.vocab_size, sq[s] = s;
+                CHECK(gpt_forward_cached(&m, &kv, tk, sq, S, NULL, &out[pack][0][t], 20) == 0);
+            }
+            gpt_kv_free(&kv);
+            gpt_free(&m);
+        }
+        CHECKF(memcmp(out[0], out[1], sizeof(float) * S * 20) == 0, "%d rows: packed layers changed bits", S);
+    }
 }
 
 /* The layer ranges tile the parameters between wpe and ln_f, and backward
