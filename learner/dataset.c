@@ -158,7 +158,7 @@ int data_load_prefs(Dataset *d, const char *path, const Tok *tok, int n_ctx, Lon
     return 0;
 }
 
-int data_load_text(Dataset *d, const char *path, const Tok *tok, int n_ctx) {
+int data_load_text(Dataset *d, const char *path, const Tok *tok, int block) {
     data_init(d, DATA_TEXT, path);
     size_t len;
     char *text = fs_read_all(path, &len);
@@ -173,16 +173,16 @@ int data_load_text(Dataset *d, const char *path, const Tok *tok, int n_ctx) {
         data_free(d);
         return err_prefix("%s: ", path);
     }
-    if (n <= n_ctx) { /* n_ctx + 1 would overflow at n_ctx = INT_MAX */
+    if (n <= block) { /* block + 1 would overflow at block = INT_MAX */
         free(ids);
         data_free(d);
-        return err_set("%s: %d tokens; pretraining needs at least one window of %lld (n_ctx + 1)", path, n,
-                       (long long)n_ctx + 1);
+        return err_set("%s: %d tokens; pretraining needs at least one window of %lld (block_size + 1)", path, n,
+                       (long long)block + 1);
     }
-    for (int s = 0; n - s > n_ctx; s += n_ctx) {
-        int *w = err_malloc((size_t)(n_ctx + 1) * sizeof(int));
-        memcpy(w, ids + s, (size_t)(n_ctx + 1) * sizeof(int));
-        push_seq(d, w, n_ctx + 1, 0);
+    for (int s = 0; n - s > block; s += block) {
+        int *w = err_malloc((size_t)(block + 1) * sizeof(int));
+        memcpy(w, ids + s, (size_t)(block + 1) * sizeof(int));
+        push_seq(d, w, block + 1, 0);
         end_example(d);
     }
     free(ids);

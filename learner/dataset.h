@@ -35,9 +35,9 @@ typedef struct {
 /* "truncate" / "skip" / "error"; -1 + err_set for anything else. */
 int data_long_policy(const char *name, LongPolicy *out);
 
-/* Plain text: the token stream cut into windows of n_ctx + 1 tokens that
- * overlap by one (each window trains n_ctx predictions). */
-int data_load_text(Dataset *d, const char *path, const Tok *tok, int n_ctx);
+/* Plain text: the token stream cut into windows of block + 1 tokens that
+ * overlap by one (each window trains block predictions). */
+int data_load_text(Dataset *d, const char *path, const Tok *tok, int block);
 /* SFT demonstrations. */
 int data_load_sft(Dataset *d, const char *path, const Tok *tok, int n_ctx, LongPolicy p);
 /* Preferences: lines with "chosen"/"rejected" (2 sequences, chosen first) or

@@ -22,6 +22,9 @@ static const CfgKey pretrain_keys[] = {
     {.key = "n_head", .type = CFG_INT, .def = "4", .help = "fresh model: attention heads", .range = ">= 1"},
     {.key = "n_embd", .type = CFG_INT, .def = "128", .help = "fresh model: width", .range = ">= 1"},
     {.key = "n_ctx", .type = CFG_INT, .def = "64", .help = "fresh model: context length", .range = ">= 1"},
+    {.key = "block_size", .type = CFG_INT, .def = "0",
+     .help = "tokens per training window (HF run_clm's, nanoGPT's block_size), at most the model's n_ctx; 0: n_ctx",
+     .range = ">= 0"},
     {0}};
 
 static const CfgKey sft_keys[] = {
@@ -107,10 +110,14 @@ static int pretrain_setup(Trainer *t) {
     GptConfig fresh = fresh_config(t);
     if (!*init && gpt_config_validate(&fresh)) return -1;
     int n_ctx = *init ? t->model.cfg.n_ctx : fresh.n_ctx;
-    if (data_load_text(&t->train, config_str(t->cfg, "train_data"), t->tok, n_ctx)) return -1;
+    int block = config_int(t->cfg, "block_size");
+    if (block > n_ctx)
+        return err_set("block_size = %d: more than the model's context (n_ctx %d)", block, n_ctx);
+    if (block == 0) block = n_ctx;
+    if (data_load_text(&t->train, config_str(t->cfg, "train_data"), t->tok, block)) return -1;
     const char *valid = config_str(t->cfg, "valid_data");
     if (*valid) {
-        if (data_load_text(&t->valid, valid, t->tok, n_ctx)) return -1;
+        if (data_load_text(&t->valid, valid, t->tok, block)) return -1;
         t->has_valid = 1;
     }
     return 0;

@@ -29,7 +29,7 @@ const CfgKey ppo_keys[] = {
      .help = "samples per prompt (G; GRPO/RLOO groups): one actor samples a group, which travels as one unit",
      .range = ">= 1"},
     {.key = "chunk", .type = CFG_INT, .def = "16",
-     .help = "prompts per work order sent to an actor", .range = ">= 1"},
+     .help = "rollouts per work order sent to an actor (a multiple of group_size)", .range = ">= 1"},
     {.key = "max_new", .type = CFG_INT, .def = "32", .help = "response tokens at most", .range = ">= 1"},
     {.key = "actor_slots", .type = CFG_INT, .def = "0",
      .help = "sequences an actor decodes at once (vLLM max_num_seqs); a finished one's slot takes the order's "

@@ -93,9 +93,9 @@ unchanged "sizes"
 # 4 GB it once failed allocating; now the data's length is the message
 started
 expect_err "pretrain n_ctx=1e8: the data is shorter than one window, said before building the model" \
-    "pretrain: $D/pretrain.txt: [0-9]* tokens; pretraining needs at least one window of 100000001 (n_ctx + 1)" \
+    "pretrain: $D/pretrain.txt: [0-9]* tokens; pretraining needs at least one window of 100000001 (block_size + 1)" \
     "${SMALL_VM[@]}" "$RLHF" pretrain out_dir=p1 train_data=$D/pretrain.txt n_layer=1 n_head=2 n_embd=8 n_ctx=100000000
-expect_err "pretrain n_ctx=2^31-1: no n_ctx + 1 overflow" "pretraining needs at least one window of 2147483648 (n_ctx + 1)" \
+expect_err "pretrain n_ctx=2^31-1: no n_ctx + 1 overflow" "pretraining needs at least one window of 2147483648 (block_size + 1)" \
     "${SMALL_VM[@]}" "$RLHF" pretrain out_dir=p2 train_data=$D/pretrain.txt n_layer=1 n_head=2 n_embd=8 n_ctx=2147483647
 expect_err "pretrain batch_size=1e9: fewer than one batch, before the model" \
     "pretrain: $D/pretrain.txt: [0-9]* examples, fewer than one batch (batch_size 1000000000)" \

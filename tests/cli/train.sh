@@ -24,6 +24,17 @@ same=1; for f in pretrain.txt sft.jsonl prefs.jsonl rankings.jsonl eval_prompts.
 
 # --- the pipeline ------------------------------------------------------------
 check "pretrain" "$RLHF" pretrain out_dir=pt train_data=$D/pretrain.txt $MODEL $COMMON epochs=3 lr=2e-3
+# block_size: windows shorter than the context, from a checkpoint; never longer
+"$RLHF" pretrain out_dir=pt_b16 init=pt/final.h5 train_data=$D/pretrain.txt block_size=16 $COMMON max_steps=2 2>pt_b16.err
+check "pretrain block_size=16 cuts 16-token windows" $PY - pt_b16.err <<'PY'
+import re, sys
+err = open(sys.argv[1]).read()
+n = int(re.search(r"(\d+) training examples", err).group(1))
+toks = len(open("data/pretrain.txt", "rb").read())  # the byte tokenizer: one token a byte
+assert n == (toks - 1) // 16, (n, toks)
+PY
+expect_err "pretrain block_size above n_ctx" "block_size = 49: more than the model's context (n_ctx 48)" \
+    "$RLHF" pretrain out_dir=pt_b49 init=pt/final.h5 train_data=$D/pretrain.txt block_size=49 $COMMON
 check "sft" "$RLHF" sft init=pt/final.h5 out_dir=sft train_data=$D/sft.jsonl valid_data=$D/sft_valid.jsonl $COMMON epochs=3 lr=1e-3 dropout=0.1
 check "sft lowers held-out loss" $PY - <<'PY'
 import h5py
