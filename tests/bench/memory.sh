@@ -31,7 +31,8 @@
 #
 #   RLHF_BIN=build/opt/rlhf tests/bench/memory.sh
 # Environment: MEM_CONFIGS ("tokenizer,n_layer,n_head,n_embd,n_ctx[;...]",
-# tokenizer byte or gpt2; default "byte,4,4,256,128;gpt2,4,4,256,128"),
+# tokenizer byte or gpt2; default "byte,4,4,256,128;gpt2,4,4,256,128;gpt2,12,12,768,128":
+# the last is GPT-2 small's shape at context 128),
 # MEM_JSON (append the JSON lines there), KEEP=1 keeps the scratch directory.
 set -u
 cd "$(dirname "$0")/../.."
@@ -49,7 +50,7 @@ if ! /usr/bin/python3 -c "import h5py" 2>/dev/null; then
 fi
 NOMPI=
 command -v mpirun >/dev/null || { NOMPI=1; echo "memory: mpirun is missing: trainer only" >&2; }
-CONFIGS=${MEM_CONFIGS:-"byte,4,4,256,128;gpt2,4,4,256,128"}
+CONFIGS=${MEM_CONFIGS:-"byte,4,4,256,128;gpt2,4,4,256,128;gpt2,12,12,768,128"}
 MPIRUN="mpirun"
 [ "$(id -u)" = 0 ] && MPIRUN="mpirun --allow-run-as-root"
 export OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1

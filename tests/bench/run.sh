@@ -24,8 +24,9 @@
 set -u
 cd "$(dirname "$0")/../.."
 : "${BENCH_DIR:=build/opt/bench}"
-# vocab,d,layers,heads,T,batch [;...]: issue 7's three configurations
-CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8;50257,256,4,4,128,8;257,512,8,8,256,4"}
+# vocab,d,layers,heads,T,batch[,steps] [;...]: issue 7's three configurations
+# and GPT-2 small (124M) at T 128, batch 8, in fewer steps
+CONFIGS=${BENCH_CONFIGS:-"257,256,4,4,128,8;50257,256,4,4,128,8;257,512,8,8,256,4;50257,768,12,12,128,8,3"}
 STEPS=${BENCH_STEPS:-10}
 MALLOC="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000"
 SECTIONS=" ${BENCH_SECTIONS:-model decode group llmc snapshot ppo plan memory rl} "
@@ -40,15 +41,16 @@ if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
 fi
 
 for cfg in ${CONFIGS//;/ }; do
-    IFS=, read -r V D L H T B <<<"$cfg"
-    echo "bench: vocab $V d $D layers $L heads $H T $T batch $B" >&2
-    c=$("$BENCH_DIR/bench_gpt" "$V" "$D" "$L" "$H" "$T" "$B" "$STEPS")
+    IFS=, read -r V D L H T B S <<<"$cfg"
+    S=${S:-$STEPS}
+    echo "bench: vocab $V d $D layers $L heads $H T $T batch $B ($S steps)" >&2
+    c=$("$BENCH_DIR/bench_gpt" "$V" "$D" "$L" "$H" "$T" "$B" "$S")
     echo "$c" >>"$out"
     [ -n "${NOTORCH:-}" ] && continue
     for setting in "2 1" "1 2"; do
         read -r tt ob <<<"$setting"
         env $MALLOC OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 tests/bench/torch_bench.py --vocab "$V" --d "$D" \
-            --layers "$L" --heads "$H" --T "$T" --batch "$B" --steps "$STEPS" --gen-new 128 --gen-batch 8 \
+            --layers "$L" --heads "$H" --T "$T" --batch "$B" --steps "$S" --gen-new 128 --gen-batch 8 \
             --threads "$tt" --json >>"$out"
         env $MALLOC OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 tests/bench/torch_bench.py --vocab "$V" --d "$D" \
             --layers "$L" --heads "$H" --T "$T" --batch "$B" --steps 2 --warmup 1 --gen-new 128 --gen-batch 1 \
@@ -75,8 +77,8 @@ for c in c_rows:
     line("train tokens/s", c["train_tokens_per_s"], best(t8, "train_tokens_per_s"))
     line("generate b8 new tokens/s", c["gen_b8_tokens_per_s"], best(t8, "gen_tokens_per_s"))
     line("generate b1 new tokens/s", c["gen_b1_tokens_per_s"], best(t1, "gen_tokens_per_s"))
-    if "gen_b1_unpacked_tokens_per_s" in c:  # the head read in place, without gpt_pack_head
-        line("  b1, head not packed", c["gen_b1_unpacked_tokens_per_s"], best(t1, "gen_tokens_per_s"))
+    if "gen_b1_unpacked_tokens_per_s" in c:  # weights read in place, without gpt_pack_decode
+        line("  b1, weights not packed", c["gen_b1_unpacked_tokens_per_s"], best(t1, "gen_tokens_per_s"))
     for r in t8:
         print("  torch: torch threads %s, OpenBLAS threads %s: train %.0f tokens/s, generate b8 %.0f tokens/s"
               % (r.get("torch_threads"), r.get("openblas_threads"), r["train_tokens_per_s"], r["gen_tokens_per_s"]))
