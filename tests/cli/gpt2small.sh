@@ -46,6 +46,7 @@ fi
 tidy() { rm -f "$1"/ckpt-*.h5; }
 STEPS="batch_size=$B micro_batch=4 warmup_steps=0 log_every=1"
 "$RLHF" data arith --out data --n 200 --seed 1 2>/dev/null
+head -n $((4 * B)) data/prefs.jsonl >data/prefs_short.jsonl # DPO scores every pair with the reference first
 # GPT-2's own initialisation (the model above is too sharp to train at these rates)
 check "init a GPT-2 small shape with GPT-2's BPE" "$RLHF" init --out init.h5 --n-layer 12 --n-head 12 \
     --n-embd 768 --n-ctx 1024 --tokenizer "$FIX/gpt2-bpe" --seed 1
@@ -72,11 +73,11 @@ check "sft (gpt2-small/sft.conf)" "$RLHF" sft --config "$CONF/sft.conf" init=pt/
 check "sft loss falls" losses sft/metrics.h5 loss falls
 tidy sft
 check "rm (gpt2-small/rm.conf)" "$RLHF" rm --config "$CONF/rm.conf" init=sft/final.h5 out_dir=rm \
-    train_data=data/prefs.jsonl $STEPS max_steps=$N_RM norm_samples=8 norm_max_new=8
+    train_data=data/prefs_short.jsonl $STEPS max_steps=$N_RM norm_samples=8 norm_max_new=8
 check "rm loss finite" losses rm/metrics.h5 loss
 tidy rm
 check "dpo (gpt2-small/dpo.conf)" "$RLHF" dpo --config "$CONF/dpo.conf" init=sft/final.h5 out_dir=dpo \
-    train_data=data/prefs.jsonl $STEPS max_steps=$N_DPO
+    train_data=data/prefs_short.jsonl $STEPS max_steps=$N_DPO
 check "dpo starts at log 2 (policy = reference), finite" $PY - <<'PY'
 import math, h5py, numpy as np
 v = h5py.File("dpo/metrics.h5", "r")["loss"][()]

@@ -20,7 +20,9 @@ if ! make -s -j2 SAN=1 build/san/unit_tests >"$log" 2>&1; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=0}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
-OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2} build/san/unit_tests >"$log" 2>&1
+# less a benchmark (1 MB encodes) and a 9 s deadlock check of pipe traffic,
+# whose ASan run finds nothing the ordinary one does not
+OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2} build/san/unit_tests -tok_gpt2_speed,-verifier_cmd_big_batch >"$log" 2>&1
 rc=$?
 sed -n -E 's/^(ok  |FAIL) /\1 san: /p' "$log"
 # a sanitizer report ends the binary early: say so, with the report's summary
