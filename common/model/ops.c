@@ -493,6 +493,20 @@ static void rows_columns(float *out, size_t ldo, const float *x, size_t ldx, con
 }
 #undef TILE_CASE
 
+/* out[r*ldo + j] += sum_k x[r*ldx + k] * w[k*ldw + j] for j < n, one column
+ * at a time: the columns past the last whole vector. Unpacked and packed
+ * products both end with it, so their bits agree there too. */
+static void single_columns(float *out, size_t ldo, const float *x, size_t ldx, const float *w, size_t ldw, int N,
+                           int K, size_t n) {
+    for (size_t j = 0; j < n; j++)
+        for (int r = 0; r < N; r++) {
+            const float *xr = x + (size_t)r * ldx;
+            float s = out[(size_t)r * ldo + j];
+            for (int k = 0; k < K; k++) s += xr[k] * w[(size_t)k * ldw + j];
+            out[(size_t)r * ldo + j] = s;
+        }
+}
+
 typedef struct {
     float *out;
     const float *inp, *w;
@@ -509,13 +523,7 @@ static void few_rows_range(void *ctx, size_t j0, size_t j1) {
         rows_columns(f->out + j, f->OC, f->inp, f->C, f->w + j, f->OC, f->N, f->C, nv);
     for (; j + VL <= j1; j += VL)
         rows_columns(f->out + j, f->OC, f->inp, f->C, f->w + j, f->OC, f->N, f->C, 1);
-    for (; j < j1; j++)
-        for (int n = 0; n < f->N; n++) {
-            const float *x = f->inp + (size_t)n * f->C;
-            float s = f->out[(size_t)n * f->OC + j];
-            for (int k = 0; k < f->C; k++) s += x[k] * f->w[(size_t)k * f->OC + j];
-            f->out[(size_t)n * f->OC + j] = s;
-        }
+    single_columns(f->out + j, f->OC, f->inp, f->C, f->w + j, f->OC, f->N, f->C, j1 - j);
 }
 
 /* out (N, OC) += inp (N, C) @ w (C, OC), N <= OPS_FEW_ROWS. */
@@ -648,17 +656,12 @@ static void panels_bias_range(void *ctx, size_t p0, size_t p1) {
             rows_columns(f->out + j, f->ldo, f->inp, f->C, w, OPS_PANEL, f->N, f->C, OPS_PANEL / VL);
             continue;
         }
-        /* last, partial panel: whole vectors, then single columns with the
-         * unpacked product's scalar loop, so the bits stay the same */
+        /* last, partial panel: whole vectors, then single columns as the
+         * unpacked product ends, so the bits stay the same */
         size_t n = f->OC - j, nv = n / VL;
         if (nv) rows_columns(f->out + j, f->ldo, f->inp, f->C, w, OPS_PANEL, f->N, f->C, (int)nv);
-        for (size_t col = nv * VL; col < n; col++)
-            for (int r = 0; r < f->N; r++) {
-                const float *x = f->inp + (size_t)r * f->C;
-                float s = f->out[(size_t)r * f->ldo + j + col];
-                for (int k = 0; k < f->C; k++) s += x[k] * w[(size_t)k * OPS_PANEL + col];
-                f->out[(size_t)r * f->ldo + j + col] = s;
-            }
+        single_columns(f->out + j + nv * VL, f->ldo, f->inp, f->C, w + nv * VL, OPS_PANEL, f->N, f->C,
+                       n - nv * VL);
     }
 }
 
