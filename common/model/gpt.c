@@ -811,7 +811,7 @@ static void kv_attention(const Gpt *m, GptKV *kv, int l, const int *seq, int R, 
     size_t work = 0, tasks = (size_t)R * m->cfg.n_head;
     for (int i = 0; i < R; i++) work += (size_t)(s->pos[i] + 1) * m->cfg.n_embd;
     /* ~2 multiply-adds per cached float: a few thousand are not worth a hand-off */
-    ops_parallel_for(tasks, work < (1 << 17) ? tasks : 1, kv_attention_range, &a);
+    ops_parallel_for(tasks, work < (1 << 13) ? tasks : 1, kv_attention_range, &a);
 }
 
 /* A layer's packed matrices, in kv_block's order. */

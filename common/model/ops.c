@@ -108,17 +108,30 @@ static void pool_run_chunks(const PoolJob *j) {
     }
 }
 
+/* Pause instructions a worker spends watching for the next job before it
+ * sleeps (~40 us). A decoding step posts a dozen jobs of 10-100 us each a
+ * few microseconds apart; a worker that slept between them was woken late
+ * (a futex wake-up on a busy machine takes tens of microseconds) and the
+ * caller ran most chunks alone: 8-row steps of four d=256 layers took as
+ * long on two threads as on one. Bounded, so an idle worker sleeps. */
+#define POOL_WORKER_SPIN 4096
+
+static inline void cpu_relax(void);
+
 static void *pool_worker(void *arg) {
     (void)arg;
     uint32_t seen = 0;
-    pthread_mutex_lock(&pool.mu);
     for (;;) {
+        for (int spin = 0; spin < POOL_WORKER_SPIN; spin++) {
+            if ((uint32_t)(atomic_load_explicit(&pool.claim, memory_order_acquire) >> 32) != seen) break;
+            cpu_relax();
+        }
+        pthread_mutex_lock(&pool.mu);
         while (pool.job.id == seen) pthread_cond_wait(&pool.go, &pool.mu);
         PoolJob j = pool.job;
         seen = j.id;
         pthread_mutex_unlock(&pool.mu);
         pool_run_chunks(&j);
-        pthread_mutex_lock(&pool.mu);
     }
     return NULL;
 }
