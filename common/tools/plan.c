@@ -497,6 +497,19 @@ static int add_shares(double *work, int n, int ranks, int units, double each) {
     return n;
 }
 
+/* Snapshot copies one version costs, in time, to reach all A actors. p2p:
+ * the learner sends A in turn. bcast: a binomial tree, each round doubling
+ * the ranks that hold it, ceil(log2(A + 1)) rounds; on C shared cores at
+ * most C copies run at once, so at least ceil(A / C) (this machine measures
+ * both ways as linear in A, tests/bench/snapshot.sh). */
+static double snapshot_copies(const Config *cfg, int A, double C) {
+    if (!strcmp(config_str(cfg, "snapshot_send"), "p2p")) return A;
+    int rounds = 0;
+    while ((1LL << rounds) < (long long)A + 1) rounds++;
+    double shared = isfinite(C) ? ceil(A / C) : 0;
+    return fmax(rounds, shared);
+}
+
 /* Processes a phase may hold (actor counts beyond a quarter of it are cut). */
 enum { PLAN_MAX_PROCS = 4096 };
 
@@ -530,7 +543,7 @@ PlanRow plan_predict(const PlanCalibration *cal, const Config *cfg, int actors, 
     double per_learner = w.w_learn / L + w.steps * cal->step;
     for (int i = 0; i < L; i++) work[i] = per_learner;
     p.learn = ps_finish(work, L, C) + allreduce;
-    p.transfer = A * w.snapshot_bytes / cal->bandwidth;
+    p.transfer = snapshot_copies(cfg, A, C) * w.snapshot_bytes / cal->bandwidth;
     if (config_int(cfg, "max_policy_lag") == 0) {
         p.iteration = gen_and_reward + p.learn + p.transfer;
     } else { /* the next iteration's generation runs beside learning */
@@ -607,9 +620,11 @@ static void report_text(const PlanCalibration *cal, const Config *cfg, const Pla
     fprintf(out, "  learner: micro-step of %d rows %.4f s (value model %.4f s), optimizer step %.4f s\n",
             cal->micro_batch, cal->policy_micro, cal->value_micro, cal->step);
     fprintf(out, "  snapshot %.1f MB at %.2f GB/s\n", cal->policy_params * 4e-6, cal->bandwidth * 1e-9);
-    fprintf(out, "job: %d learner(s), %d rewarder(s), max_policy_lag %d, %s\n", config_int(cfg, "learners"),
+    fprintf(out, "job: %d learner(s), %d rewarder(s), max_policy_lag %d, %s, snapshots by %s\n",
+            config_int(cfg, "learners"),
             config_int(cfg, "rewarders"), config_int(cfg, "max_policy_lag"),
-            cores > 0 ? "cores shared as given" : "one core per rank");
+            cores > 0 ? "cores shared as given" : "one core per rank",
+            strcmp(config_str(cfg, "snapshot_send"), "p2p") ? "broadcast (log2 rounds)" : "point-to-point sends");
     if (cores > 0) fprintf(out, "  (%d cores in all)\n", cores);
     fprintf(out, "%7s %10s %10s %10s %10s %10s %7s %7s %7s  %s\n", "actors", "iter s", "generate", "reward", "learn",
             "transfer", "actor", "rewardr", "learner", "bound by");

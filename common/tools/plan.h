@@ -41,8 +41,10 @@
  *            backlog; reward = gen_and_reward - generate
  *   learn    = PS(L learners of W_learn / L + S step each) (+ with L > 1, S
  *              all-reduces of the gradients: 2 * snapshot bytes / bandwidth)
- *   transfer = A * snapshot bytes / bandwidth (the learner sends a
- *              snapshot to each actor)
+ *   transfer = copies * snapshot bytes / bandwidth, copies = A with
+ *              snapshot_send = p2p (the learner sends one to each actor),
+ *              with bcast (the default) the binomial tree's ceil(log2(A + 1))
+ *              rounds, at least ceil(A / C) on C shared cores
  *   lag 0:   iteration = gen_and_reward + learn + transfer
  *   lag >= 1: actors sample the next iteration while the learner trains:
  *            iteration = max(gen_and_reward, learn + transfer,

@@ -58,6 +58,8 @@ predict lag max_policy_lag=1 actors=2
 predict lagcores max_policy_lag=1 cores=2 actors=2
 predict rew rewarders=2 actors=2
 predict two learners=2 actors=2
+predict p2p snapshot_send=p2p actors=3,6
+predict onecore cores=1 actors=6
 $PY - "$P" <<'PY' && pass "predictions equal the hand-derived values" || fail "predictions equal the hand-derived values"
 import json, sys
 P = int(sys.argv[1]); snap = 4.0 * P / 1e9
@@ -67,19 +69,24 @@ learn = 3 * (0.5 + 0.3) + 3 * 0.1 + 3 * 0.05          # micro-steps, value forwa
 b = rows("base")
 # A=1: generate 6 x 1; scored last wave 1 order x 0.5 after it (backlog 1 + 6 x 0.5 = 4 is earlier)
 near(b[1]["generate"], 6); near(b[1]["reward"], 0.5); near(b[1]["learn"], learn); near(b[1]["transfer"], snap)
+# snapshots by broadcast (the default): a binomial tree's ceil(log2(A + 1)) rounds: 1, 2, 2, 3 for A = 1, 2, 3, 6
 near(b[1]["iteration"], 6.5 + learn + snap)
 # A=2: generate 3; last wave 2 orders -> 3 + 1 = 4 = backlog 4
 near(b[2]["generate"], 3); near(b[2]["reward"], 1); near(b[2]["iteration"], 4 + learn + 2 * snap)
 # A=3: generate 2; last wave 3 x 0.5 -> 3.5; the backlog 4 is later
-near(b[3]["generate"], 2); near(b[3]["reward"], 2); near(b[3]["iteration"], 4 + learn + 3 * snap)
+near(b[3]["generate"], 2); near(b[3]["reward"], 2); near(b[3]["iteration"], 4 + learn + 2 * snap)
 # A=6: generate 1; the rewarder's backlog: 1 + 3 = 4 = 1 + 6 x 0.5
-near(b[6]["generate"], 1); near(b[6]["reward"], 3); near(b[6]["transfer"], 6 * snap)
+near(b[6]["generate"], 1); near(b[6]["reward"], 3); near(b[6]["transfer"], 3 * snap)
+# point-to-point: the learner sends A copies in turn
+near(rows("p2p")[3]["transfer"], 3 * snap); near(rows("p2p")[6]["transfer"], 6 * snap)
+# one shared core copies one at a time: ceil(6 / 1) = 6 copies, more than the tree's 3 rounds
+near(rows("onecore")[6]["transfer"], 6 * snap)
 assert b[6]["bound"] == "rewarders" and b[1]["bound"] == "actors", (b[1]["bound"], b[6]["bound"])
 near(b[6]["util_rewarder"], 3.0 / b[6]["iteration"])
 # 2 cores, 3 actors, processor sharing: the actors alone (2 s each, 3 on 2 cores at 2/3) take 3 s; with the
 # rewarder (3 s) 4 processes run at 1/2 until the actors are done at 4 s, then the rewarder alone 1 s more: 5
 c = rows("cores")[3]
-near(c["generate"], 3); near(c["reward"], 2); near(c["learn"], learn); near(c["iteration"], 5 + learn + 3 * snap)
+near(c["generate"], 3); near(c["reward"], 2); near(c["learn"], learn); near(c["iteration"], 5 + learn + 2 * snap)
 # lag 1: actors sample the next iteration during learning: max(4, 2.85 + transfer)
 near(rows("lag")[2]["iteration"], 4.0)
 # lag 1 on 2 cores, 2 actors (3 s each), the rewarder (3 s) and the learner (2.85 s) share them: 4 processes at 1/2
