@@ -109,14 +109,20 @@ static void pool_run_chunks(const PoolJob *j) {
 }
 
 /* Pause instructions a worker spends watching for the next job before it
- * sleeps (~40 us). A decoding step posts a dozen jobs of 10-100 us each a
- * few microseconds apart; a worker that slept between them was woken late
- * (a futex wake-up on a busy machine takes tens of microseconds) and the
- * caller ran most chunks alone: 8-row steps of four d=256 layers took as
- * long on two threads as on one. Bounded, so an idle worker sleeps. */
+ * sleeps (~40 us on this AMD machine; a pause takes 30-140 cycles by CPU
+ * model, so up to ~200 us elsewhere). A decoding step posts a dozen jobs of
+ * 10-100 us each a few microseconds apart; a worker that slept between them
+ * was woken late (a futex wake-up on a busy machine takes tens of
+ * microseconds) and the caller ran most chunks alone: 8-row steps of four
+ * d=256 layers took as long on two threads as on one. Bounded, so an idle
+ * worker sleeps. */
 #define POOL_WORKER_SPIN 4096
 
-static inline void cpu_relax(void);
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void *pool_worker(void *arg) {
     (void)arg;
@@ -171,12 +177,6 @@ int ops_threads(void) {
 /* Pause instructions the caller spends watching for running chunks to end
  * before it sleeps (~20 us: a pause is ~40 cycles on recent x86). */
 #define POOL_SPIN 2048
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
 
 /* The same chunks, in order, on the calling thread. */
 static void run_serial(size_t n, size_t grain, OpsRangeFn fn, void *ctx) {

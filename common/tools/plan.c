@@ -500,8 +500,9 @@ static int add_shares(double *work, int n, int ranks, int units, double each) {
 /* Snapshot copies one version costs, in time, to reach all A actors. p2p:
  * the learner sends A in turn. bcast: a binomial tree, each round doubling
  * the ranks that hold it, ceil(log2(A + 1)) rounds; on C shared cores at
- * most C copies run at once, so at least ceil(A / C) (this machine measures
- * both ways as linear in A, tests/bench/snapshot.sh). */
+ * most C copies run at once, so never fewer than ceil(A / C) (a lower bound:
+ * the tree's rounds do not fill the cores evenly; this machine measures both
+ * ways as linear in A, tests/bench/snapshot.sh). */
 static double snapshot_copies(const Config *cfg, int A, double C) {
     if (!strcmp(config_str(cfg, "snapshot_send"), "p2p")) return A;
     int rounds = 0;
@@ -592,13 +593,13 @@ static int parse_actors(const char *text, int *out, int cap) {
     return n;
 }
 
-static void report_json(const PlanCalibration *cal, const PlanRow *rows, int n, int sat, const PlanRow *at, int cores,
-                        FILE *out) {
+static void report_json(const PlanCalibration *cal, const Config *cfg, const PlanRow *rows, int n, int sat,
+                        const PlanRow *at, int cores, FILE *out) {
     fprintf(out, "{\"calibration\": {");
     for (int i = 0; i < N_FIELDS; i++)
         fprintf(out, "%s\"%s\": %.9g", i ? ", " : "", plan_fields[i].name, field_get(cal, &plan_fields[i]));
-    fprintf(out, "}, \"cores\": %d, \"saturation_actors\": %d, \"saturation_bound\": \"%s\", \"rows\": [", cores, sat,
-            at->bound);
+    fprintf(out, "}, \"cores\": %d, \"snapshot_send\": \"%s\", \"saturation_actors\": %d, \"saturation_bound\": \"%s\", "
+            "\"rows\": [", cores, config_str(cfg, "snapshot_send"), sat, at->bound);
     for (int i = 0; i < n; i++)
         fprintf(out,
                 "%s{\"actors\": %d, \"generate\": %.9g, \"reward\": %.9g, \"learn\": %.9g, \"transfer\": %.9g, "
@@ -646,7 +647,7 @@ int plan_report(const PlanCalibration *cal, const Config *cfg, const char *actor
     for (int i = 0; i < n; i++) rows[i] = plan_predict(cal, cfg, counts[i], cores);
     PlanRow at;
     int sat = plan_saturation(cal, cfg, cores, &at);
-    if (as_json) report_json(cal, rows, n, sat, &at, cores, out);
+    if (as_json) report_json(cal, cfg, rows, n, sat, &at, cores, out);
     else report_text(cal, cfg, rows, n, sat, &at, cores, out);
     return 0;
 }

@@ -3,7 +3,8 @@
 # here is written, read back and used; then a calibration file with round
 # numbers is given and every predicted time is checked against values
 # derived by hand from the model in common/tools/plan.h (6 orders, lag 0
-# and 1, 1 and 2 rewarders, shared cores, 2 learners); the busiest role and
+# and 1, 1 and 2 rewarders, shared cores, 2 learners, snapshots by
+# broadcast and point-to-point, one shared core); the busiest role and
 # the learner-bound actor count; then the refusals: a calibration of
 # another shape (named field), a malformed or incomplete file, a bad actor
 # list, keys that do not go together, a missing policy.
@@ -68,8 +69,8 @@ def near(a, b): assert abs(a - b) <= 1e-6 * max(1, abs(b)), (a, b)
 learn = 3 * (0.5 + 0.3) + 3 * 0.1 + 3 * 0.05          # micro-steps, value forward, optimizer steps: 2.85
 b = rows("base")
 # A=1: generate 6 x 1; scored last wave 1 order x 0.5 after it (backlog 1 + 6 x 0.5 = 4 is earlier)
-near(b[1]["generate"], 6); near(b[1]["reward"], 0.5); near(b[1]["learn"], learn); near(b[1]["transfer"], snap)
 # snapshots by broadcast (the default): a binomial tree's ceil(log2(A + 1)) rounds: 1, 2, 2, 3 for A = 1, 2, 3, 6
+near(b[1]["generate"], 6); near(b[1]["reward"], 0.5); near(b[1]["learn"], learn); near(b[1]["transfer"], snap)
 near(b[1]["iteration"], 6.5 + learn + snap)
 # A=2: generate 3; last wave 2 orders -> 3 + 1 = 4 = backlog 4
 near(b[2]["generate"], 3); near(b[2]["reward"], 1); near(b[2]["iteration"], 4 + learn + 2 * snap)
@@ -81,6 +82,7 @@ near(b[6]["generate"], 1); near(b[6]["reward"], 3); near(b[6]["transfer"], 3 * s
 near(rows("p2p")[3]["transfer"], 3 * snap); near(rows("p2p")[6]["transfer"], 6 * snap)
 # one shared core copies one at a time: ceil(6 / 1) = 6 copies, more than the tree's 3 rounds
 near(rows("onecore")[6]["transfer"], 6 * snap)
+assert json.load(open("p2p.json"))["snapshot_send"] == "p2p" and json.load(open("base.json"))["snapshot_send"] == "bcast"
 assert b[6]["bound"] == "rewarders" and b[1]["bound"] == "actors", (b[1]["bound"], b[6]["bound"])
 near(b[6]["util_rewarder"], 3.0 / b[6]["iteration"])
 # 2 cores, 3 actors, processor sharing: the actors alone (2 s each, 3 on 2 cores at 2/3) take 3 s; with the
