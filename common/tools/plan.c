@@ -503,8 +503,10 @@ static int add_shares(double *work, int n, int ranks, int units, double each) {
  * most C copies run at once, so never fewer than ceil(A / C) (a lower bound:
  * the tree's rounds do not fill the cores evenly; this machine measures both
  * ways as linear in A, tests/bench/snapshot.sh). */
+static int snapshots_p2p(const Config *cfg) { return !strcmp(config_str(cfg, "snapshot_send"), "p2p"); }
+
 static double snapshot_copies(const Config *cfg, int A, double C) {
-    if (!strcmp(config_str(cfg, "snapshot_send"), "p2p")) return A;
+    if (snapshots_p2p(cfg)) return A;
     int rounds = 0;
     while ((1LL << rounds) < (long long)A + 1) rounds++;
     double shared = isfinite(C) ? ceil(A / C) : 0;
@@ -622,10 +624,9 @@ static void report_text(const PlanCalibration *cal, const Config *cfg, const Pla
             cal->micro_batch, cal->policy_micro, cal->value_micro, cal->step);
     fprintf(out, "  snapshot %.1f MB at %.2f GB/s\n", cal->policy_params * 4e-6, cal->bandwidth * 1e-9);
     fprintf(out, "job: %d learner(s), %d rewarder(s), max_policy_lag %d, %s, snapshots by %s\n",
-            config_int(cfg, "learners"),
-            config_int(cfg, "rewarders"), config_int(cfg, "max_policy_lag"),
+            config_int(cfg, "learners"), config_int(cfg, "rewarders"), config_int(cfg, "max_policy_lag"),
             cores > 0 ? "cores shared as given" : "one core per rank",
-            strcmp(config_str(cfg, "snapshot_send"), "p2p") ? "broadcast (log2 rounds)" : "point-to-point sends");
+            snapshots_p2p(cfg) ? "point-to-point sends" : "broadcast (log2 rounds)");
     if (cores > 0) fprintf(out, "  (%d cores in all)\n", cores);
     fprintf(out, "%7s %10s %10s %10s %10s %10s %7s %7s %7s  %s\n", "actors", "iter s", "generate", "reward", "learn",
             "transfer", "actor", "rewardr", "learner", "bound by");
